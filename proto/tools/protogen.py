@@ -42,7 +42,10 @@ def compile_to(out: Path, descriptor_out: Path) -> None:
         f"--plugin=protoc-gen-mypy_grpc={bindir / 'protoc-gen-mypy_grpc'}", f"--mypy_grpc_out={out}",
         f"--descriptor_set_out={descriptor_out}", *rel,
     ]
-    subprocess.run(cmd, check=True, cwd=PROTO_DIR)
+    # mypy-protobuf narrates every file it writes; show protoc's output only when it fails.
+    result = subprocess.run(cmd, cwd=PROTO_DIR, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise SystemExit(f"protoc failed:\n{result.stdout}{result.stderr}")
     # Packages need an __init__.py so mypy and importlib treat them as regular packages.
     for directory in [out / "callstream", *(out / "callstream").rglob("*")]:
         if directory.is_dir():

@@ -1,0 +1,43 @@
+"""Envelopes of events: ids, event time, source."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from datetime import UTC, datetime
+
+from callstream.common.v1 import envelope_pb2
+
+SCHEMA_VERSION = 1
+# Namespace of deterministic event ids: a re-read of the same input yields the same ids, so a replay
+# is idempotent end to end (sinks drop repeats by event_id).
+EVENT_ID_NAMESPACE = uuid.UUID("6f1c2a0e-5b7d-4c1e-9a57-2f8d3c9e4b10")
+
+
+def deterministic_event_id(*parts: str) -> str:
+    return str(uuid.uuid5(EVENT_ID_NAMESPACE, "\x1f".join(parts)))
+
+
+def new_envelope(source: str, occurred_at: datetime, event_id: str | None = None) -> envelope_pb2.Envelope:
+    if occurred_at.tzinfo is None:
+        raise ValueError("occurred_at must be timezone-aware (event time is UTC)")
+    env = envelope_pb2.Envelope(
+        event_id=event_id or str(uuid.uuid4()), source=source, schema_version=SCHEMA_VERSION
+    )
+    env.occurred_at.FromMilliseconds(to_millis(occurred_at))
+    return env
+
+
+def to_millis(moment: datetime) -> int:
+    return round(moment.timestamp() * 1000)
+
+
+def from_millis(millis: int) -> datetime:
+    return datetime.fromtimestamp(millis / 1000, tz=UTC)
+
+
+def hash_caller(number: str, salt: str) -> str:
+    """Caller numbers are stored hashed in analytics (architecture.md, "Observability and security")."""
+    if not number:
+        return ""
+    return hashlib.sha256(f"{salt}:{number}".encode()).hexdigest()[:32]

@@ -1,0 +1,293 @@
+"""Kafka clients set up for the delivery rules of architecture.md ("Delivery and storage").
+
+Producers: acks=all, idempotence on, murmur2 partitioning (so confluent-kafka, aiokafka and Faust put
+a key on the same partition). Consumers: offsets are stored only after the sink succeeded; a message
+that cannot be decoded or validated goes to T.dlq with headers naming where it came from and why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+from google.protobuf.message import Message as ProtoMessage
+
+from callstream_core import wire
+from callstream_core.topics import DLQ_SUFFIX, TOPICS, Topic
+
+log = logging.getLogger(__name__)
+M = TypeVar("M", bound=ProtoMessage)
+
+PRODUCER_DEFAULTS: dict[str, Any] = {
+    # Every in-sync replica must have the write before it is confirmed: no loss on a broker failover.
+    "acks": "all",
+    # The broker drops a retried duplicate batch, so retries cannot create repeats or reorder a key.
+    "enable.idempotence": True,
+    # Java clients, aiokafka and Faust partition by murmur2; librdkafka's default (CRC32) would not agree.
+    "partitioner": "murmur2_random",
+    # A short linger batches bursts without hurting latency noticeably (the freshness goal is seconds).
+    "linger.ms": 5,
+    "compression.type": "lz4",
+    # Retry for up to two minutes before reporting a failure: Kafka being slow is not an error.
+    "delivery.timeout.ms": 120_000,
+}
+
+CONSUMER_DEFAULTS: dict[str, Any] = {
+    # Offsets are stored by us only after the sink succeeded; the background commit sends what is stored.
+    "enable.auto.offset.store": False,
+    "enable.auto.commit": True,
+    "auto.commit.interval.ms": 1000,
+    # A new group reads the topic from the beginning: no event is skipped on first start.
+    "auto.offset.reset": "earliest",
+    # Keys of one partition keep their order; rebalances only move whole partitions (cooperative).
+    "partition.assignment.strategy": "cooperative-sticky",
+    "isolation.level": "read_committed",
+}
+
+
+class DeliveryError(RuntimeError):
+    """Kafka did not confirm a write within the delivery timeout."""
+
+
+class EventProducer:
+    """Produces contract messages with their key; `produce_sync` returns only when Kafka confirmed."""
+
+    def __init__(
+        self, bootstrap_servers: str, *, client_id: str, wire_format: str = "json",
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        self.wire_format = wire_format
+        self._content_type = wire.content_type(wire_format)
+        config = {**PRODUCER_DEFAULTS, "bootstrap.servers": bootstrap_servers, "client.id": client_id}
+        self._producer = Producer({**config, **(extra or {})})
+
+    def produce(
+        self, topic: str, message: ProtoMessage, *, key: str,
+        on_delivery: Callable[[KafkaError | None, Message], None] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        """Queue a message; back-pressure: when the local queue is full, wait for deliveries, never drop."""
+        value = wire.encode(message, self.wire_format)
+        all_headers: list[tuple[str, str | bytes | None]] = [(wire.CONTENT_TYPE, self._content_type.encode())]
+        all_headers += [(k, v.encode()) for k, v in (headers or {}).items()]
+        while True:
+            try:
+                self._producer.produce(
+                    topic, value=value, key=key.encode(), headers=all_headers, on_delivery=on_delivery
+                )
+                break
+            except BufferError:
+                # The local queue is full (Kafka slow or down): serve callbacks until there is room.
+                self._producer.poll(0.1)
+        self._producer.poll(0)
+
+    def produce_raw(self, topic: str, value: bytes | None, *, key: str | bytes | None,
+                    headers: list[tuple[str, str | bytes | None]]) -> None:
+        while True:
+            try:
+                self._producer.produce(topic, value=value, key=key, headers=headers)
+                return
+            except BufferError:
+                self._producer.poll(0.1)
+
+    def produce_sync(self, topic: str, messages: Iterable[tuple[str, ProtoMessage]],
+                     timeout: float = 120.0) -> int:
+        """Produce (key, message) pairs and wait until Kafka confirmed every one of them."""
+        errors: list[KafkaError] = []
+
+        def on_delivery(err: KafkaError | None, _msg: Message) -> None:
+            if err is not None:
+                errors.append(err)
+
+        count = 0
+        for key, message in messages:
+            self.produce(topic, message, key=key, on_delivery=on_delivery)
+            count += 1
+        self.flush(timeout)
+        if errors:
+            raise DeliveryError(f"{len(errors)} of {count} messages to {topic} not delivered: {errors[0]}")
+        return count
+
+    def poll(self, timeout: float = 0.0) -> int:
+        return int(self._producer.poll(timeout))
+
+    def flush(self, timeout: float = 120.0) -> None:
+        remaining = self._producer.flush(timeout)
+        if remaining:
+            raise DeliveryError(f"{remaining} messages still unconfirmed after {timeout} s")
+
+    def __len__(self) -> int:
+        return len(self._producer)
+
+
+class AsyncEventProducer:
+    """asyncio face of EventProducer for FastAPI/gRPC services: `await send(...)` resolves on confirmation."""
+
+    def __init__(self, producer: EventProducer) -> None:
+        self._producer = producer
+        self._stop = threading.Event()
+        # librdkafka delivers callbacks from poll(); a thread keeps polling so awaits resolve promptly.
+        self._poller = threading.Thread(target=self._poll_forever, name="kafka-delivery", daemon=True)
+        self._poller.start()
+
+    def _poll_forever(self) -> None:
+        while not self._stop.is_set():
+            self._producer.poll(0.05)
+
+    async def send(self, topic: str, message: ProtoMessage, *, key: str) -> None:
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+
+        def on_delivery(err: KafkaError | None, _msg: Message) -> None:
+            def settle() -> None:
+                if done.done():
+                    return
+                if err is None:
+                    done.set_result(None)
+                else:
+                    done.set_exception(DeliveryError(str(err)))
+            loop.call_soon_threadsafe(settle)
+
+        self._producer.produce(topic, message, key=key, on_delivery=on_delivery)
+        await done
+
+    async def send_many(self, topic: str, messages: Sequence[tuple[str, ProtoMessage]]) -> None:
+        await asyncio.gather(*(self.send(topic, m, key=k) for k, m in messages))
+
+    def close(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        self._poller.join(timeout)
+        self._producer.flush(timeout)
+
+
+@dataclass(frozen=True)
+class Received(Generic[M]):
+    """A decoded message with where it came from (for offsets, DLQ headers and logs)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: str | None
+    value: M
+    timestamp_ms: int
+
+
+class DeadLetters:
+    """Sends what cannot be decoded or validated to T.dlq with the reason in headers; never good data."""
+
+    def __init__(self, producer: EventProducer) -> None:
+        self._producer = producer
+
+    def send(self, msg: Message, error: str) -> None:
+        topic = msg.topic() or "unknown"
+        original = msg.headers() or []
+        pairs = list(original.items()) if isinstance(original, dict) else list(original)
+        headers: list[tuple[str, str | bytes | None]] = list(pairs)
+        headers += [
+            ("dlq.source.topic", topic.encode()),
+            ("dlq.source.partition", str(msg.partition()).encode()),
+            ("dlq.source.offset", str(msg.offset()).encode()),
+            ("dlq.error", error.encode()[:4000]),
+        ]
+        self._producer.produce_raw(topic + DLQ_SUFFIX, msg.value(), key=msg.key(), headers=headers)
+
+
+class EventConsumer(Generic[M]):
+    """Consumes one contract topic in batches; `commit` stores offsets only after the sink succeeded.
+
+    Undecodable messages go to the DLQ as they are read (they are consumed once the DLQ confirmed).
+    """
+
+    def __init__(
+        self, bootstrap_servers: str, *, group_id: str, topic: Topic, dead_letters: DeadLetters,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        self.topic = topic
+        self._dead_letters = dead_letters
+        config = {**CONSUMER_DEFAULTS, "bootstrap.servers": bootstrap_servers, "group.id": group_id}
+        self._consumer = Consumer({**config, **(extra or {})})
+        self._consumer.subscribe([topic.name])
+        self.dead_lettered = 0
+
+    def poll_batch(self, max_messages: int = 500, timeout: float = 0.5) -> list[Received[M]]:
+        batch: list[Received[M]] = []
+        for msg in self._consumer.consume(max_messages, timeout):
+            err = msg.error()
+            if err is not None:
+                if err.code() == KafkaError._PARTITION_EOF:
+                    continue
+                raise KafkaException(err)
+            try:
+                value = wire.decode(msg.value(), self.topic.message_type,
+                                    wire.header_value(msg.headers(), wire.CONTENT_TYPE))
+            except wire.WireError as exc:
+                self._dead_letters.send(msg, str(exc))
+                self.dead_lettered += 1
+                self._store(msg.topic() or self.topic.name, msg.partition() or 0, msg.offset() or 0)
+                continue
+            key = msg.key()
+            batch.append(Received(
+                topic=msg.topic() or self.topic.name, partition=msg.partition() or 0,
+                offset=msg.offset() or 0, key=key.decode() if key else None,
+                value=value,  # type: ignore[arg-type]  # decode() returns topic.message_type
+                timestamp_ms=msg.timestamp()[1],
+            ))
+        return batch
+
+    def _store(self, topic: str, partition: int, offset: int) -> None:
+        self._consumer.store_offsets(offsets=[TopicPartition(topic, partition, offset + 1)])
+
+    def commit(self, batch: Sequence[Received[M]]) -> None:
+        """Mark a batch done: call only after the sink has durably stored it."""
+        last: dict[tuple[str, int], int] = {}
+        for item in batch:
+            last[(item.topic, item.partition)] = max(item.offset, last.get((item.topic, item.partition), -1))
+        if last:
+            self._consumer.store_offsets(
+                offsets=[TopicPartition(t, p, o + 1) for (t, p), o in last.items()]
+            )
+
+    def close(self) -> None:
+        # close() commits the stored offsets and leaves the group at once (no rebalance wait for others).
+        self._consumer.close()
+
+
+def admin(bootstrap_servers: str) -> AdminClient:
+    return AdminClient({"bootstrap.servers": bootstrap_servers})
+
+
+def apply_topics(bootstrap_servers: str, topics: Sequence[Topic] = TOPICS, timeout: float = 30.0) -> list[str]:
+    """Create every missing topic and its DLQ; returns the names created. Existing topics are left as is."""
+    client = admin(bootstrap_servers)
+    metadata = client.list_topics(timeout=timeout)
+    brokers = len(metadata.brokers)
+    replication = min(3, brokers)
+    existing = set(metadata.topics)
+    wanted: list[NewTopic] = []
+    for t in topics:
+        config = t.config()
+        config["min.insync.replicas"] = str(min(2, replication))
+        for name, partitions in ((t.name, t.partitions), (t.dlq, 1)):
+            if name not in existing:
+                wanted.append(NewTopic(name, num_partitions=partitions, replication_factor=replication,
+                                       config=config))
+    created: list[str] = []
+    for name, future in client.create_topics(wanted, request_timeout=timeout).items():
+        try:
+            future.result()
+            created.append(name)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise
+    return sorted(created)
+
+
+def list_topics(bootstrap_servers: str, timeout: float = 30.0) -> dict[str, int]:
+    metadata = admin(bootstrap_servers).list_topics(timeout=timeout)
+    return {name: len(t.partitions) for name, t in metadata.topics.items() if not name.startswith("__")}

@@ -1,0 +1,66 @@
+"""Settings shared by every service: read from the environment, validated at start-up (fail fast)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROLES = frozenset({"agent", "team_lead", "qa", "hr", "manager", "admin", "service"})
+
+
+class CoreSettings(BaseSettings):
+    """The settings every Callstream process has. Services subclass it with their own prefix-free fields."""
+
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", frozen=True)
+
+    service_name: str = Field(default="callstream", min_length=1)
+    kafka_bootstrap_servers: str = Field(default="127.0.0.1:9092", min_length=3)
+    # chdb:///abs/path = embedded engine (one process per data directory); http(s)://host:8123 = a server.
+    clickhouse_url: str = "chdb:///tmp/callstream-chdb"
+    # json = protobuf JSON mapping (any enterprise tool reads it); protobuf = binary, smaller and faster.
+    wire_format: Literal["json", "protobuf"] = "json"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # "token:role,token:role"; every API call needs one of these bearer tokens.
+    api_tokens: str = ""
+
+    @field_validator("kafka_bootstrap_servers")
+    @classmethod
+    def _hosts_have_ports(cls, value: str) -> str:
+        for server in value.split(","):
+            host, _, port = server.strip().rpartition(":")
+            if not host or not port.isdigit():
+                raise ValueError(f"{server!r} is not host:port")
+        return value
+
+    @field_validator("clickhouse_url")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        if not value.startswith(("chdb://", "http://", "https://")):
+            raise ValueError("CLICKHOUSE_URL must start with chdb://, http:// or https://")
+        if value.startswith("chdb://") and not value.startswith("chdb:///"):
+            raise ValueError("CLICKHOUSE_URL=chdb:///ABSOLUTE/PATH (three slashes: an absolute data directory)")
+        return value
+
+    @field_validator("api_tokens")
+    @classmethod
+    def _tokens_have_roles(cls, value: str) -> str:
+        parse_tokens(value)
+        return value
+
+    def tokens(self) -> dict[str, str]:
+        return parse_tokens(self.api_tokens)
+
+
+def parse_tokens(spec: str) -> dict[str, str]:
+    """`tok1:manager,tok2:qa` -> {"tok1": "manager", ...}; unknown roles and short tokens are refused."""
+    tokens: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        token, sep, role = item.rpartition(":")
+        if not sep or role not in ROLES:
+            raise ValueError(f"API token entry {item!r} must be TOKEN:ROLE with ROLE in {sorted(ROLES)}")
+        if len(token) < 8:
+            raise ValueError("API tokens must be at least 8 characters")
+        tokens[token] = role
+    return tokens
