@@ -1,0 +1,62 @@
+# Callstream: the two commands are `make run` and `make test`; `make help` lists the rest.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+RUN := $(UV) run --frozen
+BENCHES := $(filter-out common __init__,$(basename $(notdir $(wildcard bench/*.py))))
+PY_PACKAGES := libs/core/src libs/cli/src services/ingest/src services/routing/src services/kpi-stream/src services/qa/src services/hr/src
+
+.PHONY: help
+help: ## list the targets
+	@grep -hE '^[a-z][a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+.PHONY: tools
+tools: ## install what the machine lacks: uv, Java/Maven, PostgreSQL (Debian packages when root)
+	@command -v uv >/dev/null 2>&1 || [ -x "$(HOME)/.local/bin/uv" ] || python3 -m pip install --user --quiet uv
+	@bash deploy/local/install-system-packages.sh
+
+.PHONY: install
+install: tools ## install the workspace (.venv from uv.lock) and fetch the Kafka jars
+	$(UV) sync --frozen --all-packages
+	$(RUN) callstream kafka fetch
+
+.PHONY: proto
+proto: ## regenerate Python code and descriptors from proto/ (refuses breaking changes)
+	$(RUN) python proto/tools/protogen.py generate
+
+.PHONY: proto-check
+proto-check: ## fail on stale generated code or a breaking change against the committed descriptors
+	$(RUN) python proto/tools/protogen.py check
+
+.PHONY: docs
+docs: ## regenerate docs/topics.md from the topic registry
+	$(RUN) callstream topics doc > docs/topics.md
+
+.PHONY: lint
+lint: ## ruff
+	$(RUN) ruff check .
+
+.PHONY: typecheck
+typecheck: ## mypy on every package
+	$(RUN) mypy $(PY_PACKAGES)
+
+.PHONY: test
+test: install lint typecheck proto-check ## everything CI runs: install, lint, types, contracts, all tests
+	$(RUN) callstream topics doc | diff -u docs/topics.md - || (echo "docs/topics.md is stale: run make docs" && exit 1)
+	$(RUN) pytest
+
+.PHONY: bench
+bench: install ## run every benchmark in bench/ and print the figures
+	@for b in $(BENCHES); do echo "== bench/$$b.py"; $(RUN) python -m bench.$$b || exit 1; done
+
+.PHONY: run
+run: install ## start Kafka, apply topics, every service and the demo simulator; Ctrl-C stops all
+	$(RUN) callstream up
+
+.PHONY: doctor
+doctor: ## say what is missing (Java, Maven, ports) in plain words
+	$(RUN) callstream doctor
+
+.PHONY: clean
+clean: ## remove local state (.local/: Kafka data, chDB data, SQLite files); keeps the fetched jars
+	rm -rf .local/run .local/kafka/data

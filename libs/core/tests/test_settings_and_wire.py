@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from callstream.call.v1 import call_events_pb2
+from callstream_core import wire
+from callstream_core.envelope import deterministic_event_id, hash_caller, new_envelope
+from callstream_core.settings import CoreSettings, parse_tokens
+from callstream_core.topics import TOPICS
+from pydantic import ValidationError
+
+
+def test_settings_fail_fast_on_bad_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "localhost")
+    with pytest.raises(ValidationError, match="host:port"):
+        CoreSettings()
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+    monkeypatch.setenv("CLICKHOUSE_URL", "chdb://relative/path")
+    with pytest.raises(ValidationError, match="ABSOLUTE"):
+        CoreSettings()
+    monkeypatch.setenv("CLICKHOUSE_URL", "chdb:///var/lib/callstream")
+    monkeypatch.setenv("WIRE_FORMAT", "xml")
+    with pytest.raises(ValidationError):
+        CoreSettings()
+
+
+def test_tokens_need_a_known_role() -> None:
+    assert parse_tokens("secret-token-1:manager, other-token-2:qa") == {
+        "secret-token-1": "manager", "other-token-2": "qa"}
+    with pytest.raises(ValueError, match="ROLE"):
+        parse_tokens("secret-token-1:janitor")
+    with pytest.raises(ValueError, match="8 characters"):
+        parse_tokens("short:qa")
+
+
+def _event() -> call_events_pb2.CallEvent:
+    event = call_events_pb2.CallEvent(call_id="c-1", envelope=new_envelope(
+        "test", datetime(2026, 11, 2, 9, 30, 12, 250000, tzinfo=UTC), deterministic_event_id("t", "1")))
+    event.answered.agent_id = "a-1"
+    return event
+
+
+@pytest.mark.parametrize("fmt", ["json", "protobuf"])
+def test_wire_round_trip(fmt: str) -> None:
+    data = wire.encode(_event(), fmt)
+    assert wire.decode(data, call_events_pb2.CallEvent, wire.content_type(fmt)) == _event()
+
+
+def test_json_wire_is_the_protobuf_json_mapping() -> None:
+    text = wire.encode(_event()).decode()
+    assert '"occurredAt": "2026-11-02T09:30:12.250Z"' in text
+    assert '"callId": "c-1"' in text
+
+
+def test_decode_refuses_unknown_fields_and_garbage() -> None:
+    with pytest.raises(wire.WireError, match="callIdd"):
+        wire.decode(b'{"callIdd": "x"}', call_events_pb2.CallEvent)
+    with pytest.raises(wire.WireError):
+        wire.decode(b"\xff\xfe", call_events_pb2.CallEvent)
+    with pytest.raises(wire.WireError, match="tombstone"):
+        wire.decode(None, call_events_pb2.CallEvent)
+
+
+def test_envelope_rules() -> None:
+    with pytest.raises(ValueError, match="timezone-aware"):
+        new_envelope("x", datetime(2026, 1, 1))
+    local = datetime(2026, 1, 1, 12, 0, tzinfo=timezone(timedelta(hours=2)))
+    assert new_envelope("x", local).occurred_at.ToDatetime(tzinfo=UTC).hour == 10
+    assert deterministic_event_id("a", "b") == deterministic_event_id("a", "b") != deterministic_event_id("a", "c")
+    assert hash_caller("", "s") == ""
+    assert hash_caller("0722", "s") != hash_caller("0722", "t")
+
+
+def test_registry_is_consistent() -> None:
+    names = [t.name for t in TOPICS]
+    assert len(names) == len(set(names))
+    for t in TOPICS:
+        assert t.name.startswith("cc.") and t.name.endswith(".v1")
+        example = t.example()
+        assert isinstance(example, t.message_type)
+        assert example.envelope.event_id, t.name  # type: ignore[attr-defined]
+        assert t.partitions >= 1 and t.retention_ms > 0
