@@ -38,7 +38,8 @@ def problems() -> list[str]:
     found = []
     java = _java_major()
     if java is None:
-        found.append("Java is not installed: the Kafka broker needs Java 17 or newer (apt-get install openjdk-17-jre-headless).")
+        found.append("Java is not installed: the Kafka broker needs Java 17 or newer "
+                     "(apt-get install openjdk-17-jre-headless).")
     elif java < 17:
         found.append(f"Java {java} is too old: the Kafka broker needs Java 17 or newer.")
     if shutil.which("mvn") is None:
