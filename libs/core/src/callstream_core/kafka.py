@@ -185,17 +185,22 @@ class DeadLetters:
         self._producer = producer
 
     def send(self, msg: Message, error: str) -> None:
-        topic = msg.topic() or "unknown"
         original = msg.headers() or []
         pairs = list(original.items()) if isinstance(original, dict) else list(original)
-        headers: list[tuple[str, str | bytes | None]] = list(pairs)
-        headers += [
+        self.send_record(msg.topic() or "unknown", msg.partition() or 0, msg.offset() or 0, msg.key(), msg.value(),
+                         pairs, error)
+
+    def send_record(self, topic: str, partition: int, offset: int, key: str | bytes | None, value: bytes | None,
+                    headers: Sequence[tuple[str, str | bytes | None]], error: str) -> None:
+        """Dead-letter one record, keeping its key, value and headers and adding where it came from and why."""
+        all_headers: list[tuple[str, str | bytes | None]] = list(headers)
+        all_headers += [
             ("dlq.source.topic", topic.encode()),
-            ("dlq.source.partition", str(msg.partition()).encode()),
-            ("dlq.source.offset", str(msg.offset()).encode()),
+            ("dlq.source.partition", str(partition).encode()),
+            ("dlq.source.offset", str(offset).encode()),
             ("dlq.error", error.encode()[:4000]),
         ]
-        self._producer.produce_raw(topic + DLQ_SUFFIX, msg.value(), key=msg.key(), headers=headers)
+        self._producer.produce_raw(topic + DLQ_SUFFIX, value, key=key, headers=all_headers)
 
 
 class EventConsumer(Generic[M]):
@@ -278,6 +283,8 @@ def apply_topics(bootstrap_servers: str, topics: Sequence[Topic] = TOPICS, timeo
                 wanted.append(NewTopic(name, num_partitions=partitions, replication_factor=replication,
                                        config=config))
     created: list[str] = []
+    if not wanted:
+        return created
     for name, future in client.create_topics(wanted, request_timeout=timeout).items():
         try:
             future.result()
