@@ -8,6 +8,7 @@ Uses KAFKA_BOOTSTRAP_SERVERS when set, else starts a local broker. Run by `make 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import tempfile
 import time
@@ -81,6 +82,8 @@ def bootstrap_servers(stack: ExitStack) -> str:
 
 
 def main() -> None:
+    # A fresh broker elects its group coordinator while the first consumer joins; aiokafka logs each retry.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     with ExitStack() as stack:
         figures = measure(bootstrap_servers(stack))
     print_figures(f"Kafka baseline: {MESSAGES:,} messages of ~{len(PAYLOAD)} bytes, 6 partitions", figures)

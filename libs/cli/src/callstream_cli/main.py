@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import typer
 
-from callstream_cli import doctor, topics_cmd
+from callstream_cli import doctor, kafka_cmd, topics_cmd, up
 
 app = typer.Typer(help="Callstream: contact-center operations platform.", no_args_is_help=True,
                   add_completion=False)
 app.add_typer(topics_cmd.app, name="topics")
+app.add_typer(kafka_cmd.app, name="kafka")
 app.command("doctor")(doctor.doctor)
+app.command("up")(up.up)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,89 @@
+"""`callstream up` (= `make run`): Kafka, topics, every service under one supervisor, addresses printed."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from dataclasses import dataclass
+
+import typer
+from honcho.manager import Manager
+from honcho.printer import Printer
+
+from callstream_cli.kafka_cmd import dev_broker
+from callstream_core.kafka import apply_topics
+from callstream_core.local_kafka import find_repo_root
+
+DEV_TOKEN = "dev-manager-token"
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    module: str
+    address: str
+    env: dict[str, str]
+
+
+def services(run_dir: str) -> list[Service]:
+    """The services this checkout has (a service takes part once its package has a __main__)."""
+    known = [
+        Service("routing", "callstream_routing", "grpc://127.0.0.1:50051", {}),
+        Service("ingest", "callstream_ingest", "http://127.0.0.1:8000/docs (webhooks)", {}),
+        Service("kpi", "callstream_kpi", "http://127.0.0.1:8001/wallboard (KPI API: /docs)",
+                {"CLICKHOUSE_URL": f"chdb://{run_dir}/chdb"}),
+        Service("qa", "callstream_qa", "http://127.0.0.1:8002/docs",
+                {"DATABASE_URL": f"sqlite:///{run_dir}/qa.sqlite"}),
+        Service("hr", "callstream_hr", "http://127.0.0.1:8003/docs",
+                {"DATABASE_URL": f"sqlite:///{run_dir}/hr.sqlite"}),
+    ]
+    return [s for s in known if importlib.util.find_spec(f"{s.module}.__main__") is not None]
+
+
+def up(
+    simulate: bool = typer.Option(True, help="drive the demo center with the simulator"),
+) -> None:
+    """Start Kafka, apply topics, start every service and print the addresses; Ctrl-C stops everything."""
+    run_dir = find_repo_root() / ".local" / "run"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    broker = None if external else dev_broker()
+    if broker is not None:
+        typer.echo("starting Kafka (KRaft, single node) ...")
+        broker.start()
+    bootstrap = external or (broker.bootstrap_servers if broker else "")
+    try:
+        created = apply_topics(bootstrap)
+        typer.echo(f"topics ready ({len(created)} created)")
+        env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "API_TOKENS": f"{DEV_TOKEN}:manager",
+               "PYTHONUNBUFFERED": "1"}
+        manager = Manager(Printer(sys.stdout))
+        chosen = services(str(run_dir))
+        for service in chosen:
+            manager.add_process(service.name, f"{sys.executable} -m {service.module}",
+                                env={**env, **service.env})
+        scenario = find_repo_root() / "deploy" / "local" / "demo-center.yaml"
+        if simulate and scenario.exists() and importlib.util.find_spec("callstream_ingest.simulator"):
+            manager.add_process("simulator", f"{sys.executable} -m callstream_cli.main simulate {scenario} "
+                                "--speed 1", env=env)
+        typer.echo(f"\nKafka            {bootstrap}")
+        for service in chosen:
+            typer.echo(f"{service.name:16} {service.address}")
+        typer.echo(f"API token        {DEV_TOKEN} (role manager; send as 'Authorization: Bearer ...')")
+        typer.echo("Ctrl-C stops everything.\n")
+        if chosen:
+            manager.loop()  # returns when a process exits or on Ctrl-C, after stopping the others
+        else:
+            typer.echo("no service packages have an entry point yet; Kafka runs until Ctrl-C")
+            import signal
+            import threading
+
+            stopped = threading.Event()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, lambda *_: stopped.set())
+            stopped.wait()
+    finally:
+        if broker is not None:
+            broker.stop()
+            typer.echo("Kafka stopped")
