@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from callstream_core.clickhouse import Migration, get_client, load_migrations, migrate
 
 pytestmark = pytest.mark.integration

@@ -3,12 +3,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from pydantic import ValidationError
+
 from callstream.call.v1 import call_events_pb2
 from callstream_core import wire
 from callstream_core.envelope import deterministic_event_id, hash_caller, new_envelope
 from callstream_core.settings import CoreSettings, parse_tokens
 from callstream_core.topics import TOPICS
-from pydantic import ValidationError
 
 
 def test_settings_fail_fast_on_bad_values(monkeypatch: pytest.MonkeyPatch) -> None:

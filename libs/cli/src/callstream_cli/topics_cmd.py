@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import typer
+
 from callstream_core.settings import CoreSettings
 
 app = typer.Typer(help="The topic registry: create topics, list them, render docs/topics.md.", no_args_is_help=True)

@@ -189,7 +189,7 @@ class LocalKafka:
             try:
                 if admin.list_topics(timeout=2).brokers:
                     return
-            except Exception as exc:  # noqa: BLE001 - any failure here means "not ready yet"
+            except Exception as exc:
                 last_error = str(exc)
         raise TimeoutError(f"Kafka at {self.bootstrap_servers} not ready after {timeout} s: {last_error}")
 

@@ -10,6 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from google.protobuf.message import Message
+
 from callstream.agent.v1 import agent_events_pb2
 from callstream.call.v1 import call_events_pb2
 from callstream.common.v1 import envelope_pb2
@@ -17,8 +19,6 @@ from callstream.hr.v1 import hr_events_pb2
 from callstream.kpi.v1 import kpi_events_pb2
 from callstream.qa.v1 import qa_events_pb2
 from callstream.routing.v1 import routing_pb2
-from google.protobuf.message import Message
-
 from callstream_core.envelope import deterministic_event_id, new_envelope
 
 DAY_MS = 24 * 3600 * 1000
