@@ -8,13 +8,12 @@ import asyncio
 import time
 import uuid
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
+from clickhouse_connect.driver.client import Client
 from confluent_kafka.admin import NewTopic
 
 from callstream.call.v1 import call_events_pb2
-from callstream_core.clickhouse import get_client
 from callstream_core.envelope import new_envelope
 from callstream_core.faust_support import decode_events, faust_topic, make_app
 from callstream_core.kafka import DeadLetters, EventProducer, admin
@@ -23,7 +22,7 @@ from callstream_core.topics import Topic, topic
 pytestmark = pytest.mark.integration
 
 
-def test_event_reaches_clickhouse_through_faust(kafka_bootstrap: str, tmp_path: Path) -> None:
+def test_event_reaches_clickhouse_through_faust(kafka_bootstrap: str, clickhouse: Client) -> None:
     contract = topic("cc.call-events.v1")
     name = f"smoke-{uuid.uuid4().hex[:8]}"
     client_admin = admin(kafka_bootstrap)
@@ -33,7 +32,6 @@ def test_event_reaches_clickhouse_through_faust(kafka_bootstrap: str, tmp_path: 
         future.result(30)
     smoke_topic = Topic(name, contract.key, contract.message_type, 3, contract.retention_ms, "", contract.example)
 
-    clickhouse = get_client(f"chdb://{tmp_path / 'chdb'}")
     clickhouse.command(
         "CREATE TABLE smoke_events (event_id String, call_id String, occurred_at DateTime64(3, 'UTC'), "
         "agent_id String) ENGINE = ReplacingMergeTree ORDER BY (call_id, event_id) "

@@ -5,19 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from clickhouse_connect.driver.client import Client
 
-from callstream_core.clickhouse import Migration, get_client, load_migrations, migrate
+from callstream_core.clickhouse import Migration, load_migrations, migrate
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def client(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    path = tmp_path_factory.mktemp("chdb")
-    return get_client(f"chdb://{path}")
-
-
-def test_migrations_apply_once_and_refuse_edits(client, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_migrations_apply_once_and_refuse_edits(clickhouse: Client, tmp_path: Path) -> None:
+    client = clickhouse
     (tmp_path / "001_facts.sql").write_text(
         "-- the facts\nCREATE TABLE IF NOT EXISTS facts (id UInt64, v String) ENGINE = MergeTree ORDER BY id "
         "SETTINGS non_replicated_deduplication_window = 1000;\n"
@@ -31,7 +27,8 @@ def test_migrations_apply_once_and_refuse_edits(client, tmp_path: Path) -> None:
         migrate(client, changed, component="t")
 
 
-def test_same_dedup_token_is_stored_once(client) -> None:  # type: ignore[no-untyped-def]
+def test_same_dedup_token_is_stored_once(clickhouse: Client) -> None:
+    client = clickhouse
     client.command("CREATE TABLE IF NOT EXISTS dedup (id UInt64) ENGINE = MergeTree ORDER BY id "
                    "SETTINGS non_replicated_deduplication_window = 1000")
     for _ in range(3):

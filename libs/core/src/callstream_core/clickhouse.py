@@ -17,8 +17,8 @@ import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
 _CHDB_LOCK = threading.Lock()
-# chDB allows one engine (one data directory) per process: every client of a path shares it.
-_CHDB_CLIENTS: dict[str, Client] = {}
+# chDB allows one engine (one data directory) per process; clients of several databases share it.
+_CHDB_CLIENTS: dict[tuple[str, str], Client] = {}
 
 
 def get_client(url: str, *, database: str = "default") -> Client:
@@ -27,14 +27,21 @@ def get_client(url: str, *, database: str = "default") -> Client:
         if not path.startswith("/"):
             raise ValueError(f"{url!r}: the chDB data directory must be an absolute path")
         with _CHDB_LOCK:
-            if path not in _CHDB_CLIENTS:
+            if (path, database) not in _CHDB_CLIENTS:
                 Path(path).mkdir(parents=True, exist_ok=True)
-                _CHDB_CLIENTS[path] = clickhouse_connect.get_client(dsn=f"chdb://{path}")
-            client = _CHDB_CLIENTS[path]
-        if database != "default":
-            client.command(f"CREATE DATABASE IF NOT EXISTS {database}")
-        return client
-    return clickhouse_connect.get_client(dsn=url, database=database)
+                if database != "default":
+                    get_default = _CHDB_CLIENTS.get((path, "default")) or clickhouse_connect.get_client(
+                        dsn=f"chdb://{path}")
+                    _CHDB_CLIENTS[(path, "default")] = get_default
+                    get_default.command(f"CREATE DATABASE IF NOT EXISTS `{database}`")
+                _CHDB_CLIENTS[(path, database)] = clickhouse_connect.get_client(dsn=f"chdb://{path}",
+                                                                                database=database)
+            return _CHDB_CLIENTS[(path, database)]
+    client = clickhouse_connect.get_client(dsn=url)
+    if database != "default":
+        client.command(f"CREATE DATABASE IF NOT EXISTS `{database}`")
+        client = clickhouse_connect.get_client(dsn=url, database=database)
+    return client
 
 
 @dataclass(frozen=True)
