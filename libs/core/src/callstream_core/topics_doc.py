@@ -41,7 +41,7 @@ def render() -> str:
             f"(`proto/{t.message_type.DESCRIPTOR.file.name}`).",
             "",
             "```json",
-            json.dumps(example, indent=2),
+            json.dumps(example, indent=2, sort_keys=True),  # protobuf maps have no stable order
             "```",
         ]
     return "\n".join(lines) + "\n"
