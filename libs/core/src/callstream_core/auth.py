@@ -36,7 +36,7 @@ class TokenAuth:
         allowed = set(roles) | {"admin"}
 
         def dependency(
-            credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),  # noqa: B008
+            credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
         ) -> Principal:
             if credentials is None or credentials.scheme.lower() != "bearer":
                 raise HTTPException(status.HTTP_401_UNAUTHORIZED, "a bearer token is required",
