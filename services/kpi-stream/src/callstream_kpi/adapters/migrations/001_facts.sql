@@ -62,7 +62,6 @@ CREATE TABLE IF NOT EXISTS contacts (
     transfer_kind LowCardinality(String),
     disposition_code LowCardinality(String),
     resolved UInt8,
-    repeat_within_window UInt8,
     hard_call UInt8,
     topic LowCardinality(String),
     timed_out UInt8

@@ -1,0 +1,215 @@
+"""Writes the KPI stream's facts to ClickHouse, exactly once under retries.
+
+Each batch carries a deterministic `insert_deduplication_token` built from the Kafka offsets it came
+from, so a batch re-sent after a crash (offsets not yet committed) is stored once; rows also carry
+their event id or version, so a repeat that arrives in another batch is collapsed by the
+ReplacingMergeTree and read away with FINAL.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from importlib.resources import files
+from pathlib import Path
+from typing import Any, TypeVar
+
+from clickhouse_connect.driver.client import Client
+from google.protobuf import json_format
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from callstream.agent.v1 import agent_events_pb2
+from callstream.call.v1 import call_events_pb2
+from callstream.hr.v1 import hr_events_pb2
+from callstream.kpi.v1 import kpi_events_pb2
+from callstream.qa.v1 import qa_events_pb2
+from callstream_core.clickhouse import load_migrations, migrate
+
+COMPONENT = "kpi-stream"
+T = TypeVar("T")
+
+
+def migrations_dir() -> Path:
+    return Path(str(files("callstream_kpi.adapters") / "migrations"))
+
+
+def apply_migrations(client: Client) -> list[int]:
+    return migrate(client, load_migrations(migrations_dir()), component=COMPONENT)
+
+
+def ts(stamp: Timestamp) -> datetime:
+    return stamp.ToDatetime(tzinfo=UTC)
+
+
+def optional_ts(stamp: Timestamp, present: bool) -> datetime | None:
+    return ts(stamp) if present else None
+
+
+def interval_start(moment: datetime) -> datetime:
+    """The 30-minute interval an event time falls in (the base grain of every KPI)."""
+    return moment.replace(minute=moment.minute - moment.minute % 30, second=0, microsecond=0)
+
+
+def dedup_token(table: str, offsets: Sequence[tuple[str, int, int]]) -> str:
+    """(topic, partition, offset) of every message in the batch, folded into a stable token."""
+    spans: dict[tuple[str, int], list[int]] = {}
+    for topic, partition, offset in offsets:
+        span = spans.setdefault((topic, partition), [offset, offset])
+        span[0], span[1] = min(span[0], offset), max(span[1], offset)
+    parts = [f"{t}/{p}/{lo}-{hi}" for (t, p), (lo, hi) in sorted(spans.items())]
+    return f"{table}:" + ",".join(parts)
+
+
+class RetryingClient:
+    """Retries a dependency outage (ClickHouse down) with back-off; it never gives up on good data.
+
+    `on_retry` lets the caller count retries and report not-ready while they last.
+    """
+
+    def __init__(self, client: Client, *, max_backoff_s: float = 30.0,
+                 on_retry: Callable[[Exception], None] | None = None,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.client = client
+        self._max_backoff_s = max_backoff_s
+        self._on_retry = on_retry
+        self._sleep = sleep
+
+    def run(self, action: Callable[[Client], T]) -> T:
+        backoff = 0.1
+        while True:
+            try:
+                return action(self.client)
+            except Exception as exc:
+                if self._on_retry is not None:
+                    self._on_retry(exc)
+                self._sleep(backoff)
+                backoff = min(self._max_backoff_s, backoff * 2)
+
+
+CONTACT_COLUMNS = [
+    "call_id", "segment", "version", "interval_start", "offered_at", "answered_at", "ended_at", "queue_id",
+    "agent_id", "team_id", "call_type", "caller_hash", "priority", "outcome", "ivr_s", "queue_s", "ring_s",
+    "talk_s", "hold_s", "acw_s", "hold_count", "queued", "short_abandon", "transfer_kind", "disposition_code",
+    "resolved", "hard_call", "topic", "timed_out",
+]
+
+OUTCOME_NAMES = {
+    value: name.removeprefix("CONTACT_OUTCOME_").lower()
+    for name, value in kpi_events_pb2.ContactOutcome.items()
+}
+
+
+def contact_row(c: kpi_events_pb2.Contact) -> list[Any]:
+    offered = ts(c.offered_at)
+    return [
+        c.call_id, c.segment, c.version, interval_start(offered), offered,
+        optional_ts(c.answered_at, c.HasField("answered_at")), optional_ts(c.ended_at, c.HasField("ended_at")),
+        c.queue_id, c.agent_id, c.team_id, c.call_type, c.caller_hash, c.priority, OUTCOME_NAMES[c.outcome],
+        c.ivr_s, c.queue_s, c.ring_s, c.talk_s, c.hold_s, c.acw_s, c.hold_count, int(c.queued),
+        int(c.short_abandon), c.transfer_kind, c.disposition_code, int(c.resolved), int(c.hard_call), c.topic,
+        int(c.timed_out),
+    ]
+
+
+def _kind(event: call_events_pb2.CallEvent | agent_events_pb2.AgentEvent) -> str:
+    return event.WhichOneof("kind") or "unknown"
+
+
+def call_event_row(e: call_events_pb2.CallEvent, partition: int, offset: int) -> list[Any]:
+    kind = _kind(e)
+    body = getattr(e, kind) if kind != "unknown" else None
+    queue_id = getattr(body, "queue_id", "") or (body.context.queue_id if body is not None
+                                                   and hasattr(body, "context") else "")
+    agent_id = getattr(body, "agent_id", "") or getattr(body, "from_agent_id", "")
+    return [e.envelope.event_id, e.call_id, ts(e.envelope.occurred_at), kind, queue_id, agent_id,
+            e.envelope.source, json_format.MessageToJson(e, indent=None), partition, offset]
+
+
+CALL_EVENT_COLUMNS = ["event_id", "call_id", "occurred_at", "kind", "queue_id", "agent_id", "source", "payload",
+                      "kafka_partition", "kafka_offset"]
+
+
+def agent_event_row(e: agent_events_pb2.AgentEvent, partition: int, offset: int) -> list[Any]:
+    return [e.envelope.event_id, e.agent_id, ts(e.envelope.occurred_at), _kind(e),
+            json_format.MessageToJson(e, indent=None), partition, offset]
+
+
+AGENT_EVENT_COLUMNS = ["event_id", "agent_id", "occurred_at", "kind", "payload", "kafka_partition", "kafka_offset"]
+
+QA_COLUMNS = ["evaluation_id", "revision", "agent_id", "team_id", "evaluator_id", "call_id", "form_id",
+              "form_version", "status", "score", "critical_failed", "calibration", "contact_at", "occurred_at"]
+
+
+def qa_row(e: qa_events_pb2.EvaluationChanged) -> list[Any]:
+    status = qa_events_pb2.EvaluationStatus.Name(e.status).removeprefix("EVALUATION_STATUS_").lower()
+    contact_at = ts(e.contact_at) if e.HasField("contact_at") else ts(e.envelope.occurred_at)
+    return [e.evaluation_id, e.revision, e.agent_id, e.team_id, e.evaluator_id, e.call_id, e.form_id,
+            e.form_version, status, e.score, int(e.critical_failed), int(e.calibration), contact_at,
+            ts(e.envelope.occurred_at)]
+
+
+SHIFT_COLUMNS = ["employee_id", "schedule_id", "schedule_version", "shift_id", "team_id", "shift_start",
+                 "shift_end", "on_phone_s"]
+
+
+def shift_rows(e: hr_events_pb2.SchedulePublished) -> list[list[Any]]:
+    rows = []
+    for shift in e.shifts:
+        start, end = ts(shift.start), ts(shift.end)
+        breaks = sum((ts(b.end) - ts(b.start)).total_seconds() for b in shift.breaks)
+        rows.append([e.employee_id, e.schedule_id, e.version, shift.shift_id, shift.team_id, start, end,
+                     max(0.0, (end - start).total_seconds() - breaks)])
+    return rows
+
+
+ATTENDANCE_COLUMNS = ["event_id", "employee_id", "kind", "shift_id", "occurred_at"]
+
+
+def attendance_row(e: hr_events_pb2.AttendancePunch) -> list[Any]:
+    kind = hr_events_pb2.AttendancePunch.Kind.Name(e.kind).removeprefix("KIND_").lower()
+    return [e.envelope.event_id, e.employee_id, kind, e.shift_id, ts(e.envelope.occurred_at)]
+
+
+EMPLOYMENT_COLUMNS = ["event_id", "employee_id", "kind", "role", "team_id", "team_lead_id", "fte", "exit_reason",
+                      "voluntary", "occurred_at"]
+
+
+def employment_row(e: hr_events_pb2.EmploymentChanged) -> list[Any]:
+    kind = hr_events_pb2.EmploymentChanged.Kind.Name(e.kind).removeprefix("KIND_").lower()
+    reason = hr_events_pb2.ExitReason.Name(e.exit_reason).removeprefix("EXIT_REASON_").lower()
+    return [e.envelope.event_id, e.employee_id, kind, e.role, e.team_id, e.team_lead_id, e.fte, reason,
+            int(e.voluntary), ts(e.envelope.occurred_at)]
+
+
+COST_COLUMNS = ["entry_id", "cost_center_id", "period_start", "period_end", "amount", "currency", "category",
+                "occurred_at"]
+
+
+def cost_row(e: hr_events_pb2.CostEntry) -> list[Any]:
+    return [e.entry_id, e.cost_center_id, ts(e.period_start), ts(e.period_end), e.amount_minor / 100, e.currency,
+            e.category, ts(e.envelope.occurred_at)]
+
+
+class FactWriter:
+    """Inserts rows of one table with the batch's dedup token, retrying outages."""
+
+    def __init__(self, client: RetryingClient) -> None:
+        self._client = client
+
+    def insert(self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str],
+               offsets: Sequence[tuple[str, int, int]]) -> None:
+        if not rows:
+            return
+        token = dedup_token(table, offsets)
+        self._client.run(lambda c: c.insert(table, list(rows), column_names=list(columns),
+                                            settings={"insert_deduplication_token": token}))
+
+
+def queue_settings_rows(settings: dict[str, dict[str, float]]) -> list[list[Any]]:
+    return [[q, s["sl_threshold_s"], s["sl_goal_pct"], s["short_abandon_s"]] for q, s in settings.items()]
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, default=str)

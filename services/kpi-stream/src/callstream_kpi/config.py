@@ -1,0 +1,30 @@
+"""Settings of the KPI stream (worker, KPI API and wallboard), validated at start-up."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from callstream_core.settings import CoreSettings
+
+
+class KpiSettings(CoreSettings):
+    service_name: str = "kpi-stream"
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8001, ge=1, le=65535)
+    # Consumer group of the worker: one group = one copy of the facts.
+    consumer_group: str = Field(default="callstream-kpi-stream", min_length=1)
+    # Events later than this behind the largest event time seen do not move real-time figures
+    # (they still land in ClickHouse; the 30-minute facts are upserts).
+    allowed_lateness_s: float = Field(default=10.0, ge=0)
+    # A call with no end event this long after its last event is closed and flagged timed_out.
+    session_timeout_s: float = Field(default=4 * 3600.0, gt=0)
+    # Seconds between real-time snapshots (the wallboard's freshness).
+    realtime_interval_s: float = Field(default=2.0, gt=0, le=60)
+    # Batch of the stream: up to this many events or this many seconds, whichever first.
+    batch_max: int = Field(default=2000, ge=1)
+    batch_within_s: float = Field(default=0.5, gt=0)
+    default_sl_threshold_s: float = Field(default=20.0, gt=0)
+    default_sl_goal_pct: float = Field(default=80.0, gt=0, le=100)
+    default_short_abandon_s: float = Field(default=20.0, ge=0)
+    ring_cycle_s: float = Field(default=6.0, gt=0)
+    fcr_window_s: float = Field(default=72 * 3600.0, gt=0)

@@ -1,0 +1,1 @@
+"""Pure domain of the KPI stream: no I/O, event time only (architecture.md, "Time")."""

@@ -1,0 +1,240 @@
+"""Agent events -> state intervals (ready, reserved, talking, hold, acw, not_ready, logged_out).
+
+An interval is closed by the agent's next state change. Events are kept per agent, sorted by
+(event time, kind order, event id), for `retention_s` of event time behind the watermark: a late event
+inside that span splits or shortens the interval it falls in and the touched intervals are re-emitted
+with a higher `version` (the `agent_state_intervals` table keeps the highest version per
+(agent, started_at, state)). Older events are dropped and counted (`stats.late_dropped`).
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import TypeAlias
+
+from callstream.agent.v1 import agent_events_pb2
+
+from .kpis import Rollup
+from .watermark import Watermark, split_by_interval
+
+AgentEvent: TypeAlias = agent_events_pb2.AgentEvent
+
+STATES: tuple[str, ...] = ("ready", "reserved", "talking", "hold", "acw", "not_ready", "logged_out")
+PRODUCTIVE = frozenset({"ready", "reserved", "talking", "hold", "acw"})  # kpis.md #1 (reserved = ringing)
+BUSY = frozenset({"talking", "hold", "acw"})  # occupancy numerator (#13)
+AVAILABLE = frozenset({"ready", "reserved"})  # occupancy's available idle
+# A log-in puts the agent in not_ready ("login") until the first ready / not_ready event.
+LOGIN_REASON = "login"
+
+_STATE_OF_KIND = {
+    "logged_in": "not_ready",
+    "logged_out": "logged_out",
+    "ready": "ready",
+    "not_ready": "not_ready",
+    "reserved": "reserved",
+    "talking": "talking",
+    "on_hold": "hold",
+    "after_call_work": "acw",
+}
+_KIND_RANK = {k: i for i, k in enumerate(
+    ("logged_in", "not_ready", "ready", "reserved", "talking", "on_hold", "after_call_work", "logged_out"))}
+
+
+def _reason(event: AgentEvent, kind: str) -> str:
+    if kind == "logged_in":
+        return LOGIN_REASON
+    if kind == "not_ready":
+        name = agent_events_pb2.NotReadyReason.Name(event.not_ready.reason)
+        return name.removeprefix("NOT_READY_REASON_").lower()
+    return ""
+
+
+@dataclass(frozen=True)
+class StateInterval:
+    agent_id: str
+    state: str
+    start: datetime
+    end: datetime
+    reason: str = ""
+    team_id: str = ""
+    version: int = 1
+
+    @property
+    def duration_s(self) -> float:
+        return (self.end - self.start).total_seconds()
+
+    def same_content(self, other: StateInterval) -> bool:
+        return replace(self, version=0) == replace(other, version=0)
+
+
+@dataclass(frozen=True, order=True)
+class _Point:
+    at: datetime
+    rank: int
+    event_id: str
+    state: str = field(compare=False)
+    reason: str = field(compare=False)
+
+
+@dataclass
+class _Agent:
+    agent_id: str
+    team_id: str = ""
+    points: list[_Point] = field(default_factory=list)
+    ids: set[str] = field(default_factory=set)
+    queues: set[str] = field(default_factory=set)
+    emitted: dict[datetime, StateInterval] = field(default_factory=dict)
+
+
+@dataclass
+class AgentStateStats:
+    events: int = 0
+    duplicates: int = 0
+    late_dropped: int = 0
+    emitted: int = 0
+    revisions: int = 0
+
+
+@dataclass(frozen=True)
+class AgentStatus:
+    agent_id: str
+    state: str
+    reason: str
+    since: datetime
+    team_id: str = ""
+
+    def time_in_state_s(self, now: datetime) -> float:
+        return max(0.0, (now - self.since).total_seconds())
+
+
+class AgentStateTracker:
+    def __init__(self, *, allowed_lateness_s: float = 10.0, retention_s: float = 3600.0) -> None:
+        self.watermark = Watermark(allowed_lateness_s)
+        self.retention = timedelta(seconds=retention_s)
+        self.stats = AgentStateStats()
+        self._agents: dict[str, _Agent] = {}
+
+    def process(self, event: AgentEvent) -> list[StateInterval]:
+        """Take one agent event; returns intervals it closes or revises."""
+        self.stats.events += 1
+        kind = event.WhichOneof("kind") or ""
+        agent = self._agents.get(event.agent_id)
+        if agent is None:
+            agent = self._agents[event.agent_id] = _Agent(event.agent_id)
+        event_id = event.envelope.event_id
+        if event_id and event_id in agent.ids:
+            self.stats.duplicates += 1
+            return []
+        at = event.envelope.occurred_at.ToDatetime(tzinfo=UTC)
+        if agent.points and at < agent.points[0].at and self._pruned_before(agent):
+            self.stats.late_dropped += 1
+            return []
+        if event_id:
+            agent.ids.add(event_id)
+        self.watermark.observe(at)
+        if kind == "logged_in" and event.logged_in.team_id:
+            agent.team_id = event.logged_in.team_id
+        if kind == "queue_membership_changed":
+            qm = event.queue_membership_changed
+            (agent.queues.add if qm.member else agent.queues.discard)(qm.queue_id)
+            return []
+        state = _STATE_OF_KIND.get(kind)
+        if state is None:  # skills changes and unknown kinds do not change the state
+            return []
+        bisect.insort(agent.points, _Point(at, _KIND_RANK.get(kind, 99), event_id, state, _reason(event, kind)))
+        return self._emit(agent)
+
+    def process_batch(self, events: Iterable[AgentEvent]) -> list[StateInterval]:
+        out: list[StateInterval] = []
+        for ev in events:
+            out.extend(self.process(ev))
+        self.prune()
+        return out
+
+    def prune(self) -> None:
+        """Forget points older than watermark - retention, keeping the one that is the state at the cut-off."""
+        now = self.watermark.current
+        if now is None:
+            return
+        cutoff = now - self.retention
+        for agent in self._agents.values():
+            idx = bisect.bisect_left([p.at for p in agent.points], cutoff)
+            if idx > 1:
+                dropped = agent.points[: idx - 1]
+                agent.points = agent.points[idx - 1:]
+                for p in dropped:
+                    agent.ids.discard(p.event_id)
+                    agent.emitted.pop(p.at, None)
+
+    def _pruned_before(self, agent: _Agent) -> bool:
+        now = self.watermark.current
+        return now is not None and agent.points[0].at < now - self.retention
+
+    def _intervals(self, agent: _Agent) -> list[StateInterval]:
+        # Consecutive points of the same state are not merged: a late event then only shortens or splits
+        # rows, never leaves a stale one behind (rows are upserted by (agent, started_at, state)).
+        return [StateInterval(agent.agent_id, a.state, a.at, b.at, a.reason, agent.team_id)
+                for a, b in itertools.pairwise(agent.points) if b.at > a.at]
+
+    def _emit(self, agent: _Agent) -> list[StateInterval]:
+        out: list[StateInterval] = []
+        for interval in self._intervals(agent):
+            prev = agent.emitted.get(interval.start)
+            if prev is not None and prev.same_content(interval):
+                continue
+            interval = replace(interval, version=1 if prev is None else prev.version + 1)
+            self.stats.revisions += prev is not None
+            agent.emitted[interval.start] = interval
+            out.append(interval)
+        self.stats.emitted += len(out)
+        return out
+
+    def status(self, agent_id: str) -> AgentStatus | None:
+        agent = self._agents.get(agent_id)
+        if agent is None or not agent.points:
+            return None
+        last = agent.points[-1]
+        since = last.at
+        for p in reversed(agent.points):  # same state re-announced: time in state runs from the first
+            if (p.state, p.reason) != (last.state, last.reason):
+                break
+            since = p.at
+        return AgentStatus(agent_id, last.state, last.reason, since, agent.team_id)
+
+    def statuses(self) -> list[AgentStatus]:
+        return [s for a in sorted(self._agents) if (s := self.status(a)) is not None]
+
+    def queues_of(self, agent_id: str) -> frozenset[str]:
+        agent = self._agents.get(agent_id)
+        return frozenset(agent.queues) if agent else frozenset()
+
+    def team_of(self, agent_id: str) -> str:
+        agent = self._agents.get(agent_id)
+        return agent.team_id if agent else ""
+
+
+def split_interval(interval: StateInterval, minutes: int = 30) -> list[StateInterval]:
+    """Cut at interval boundaries, so each 30-minute bucket gets the seconds that happened in it."""
+    return [replace(interval, start=a, end=b) for a, b in split_by_interval(interval.start, interval.end, minutes)]
+
+
+def logged_in_seconds(intervals: Iterable[StateInterval]) -> float:
+    return sum(i.duration_s for i in intervals if i.state != "logged_out")
+
+
+def rollup_states(intervals: Iterable[StateInterval]) -> Rollup:
+    """Agent-state counters of a Rollup (the intervals already cut to one bucket and scope)."""
+    logged = productive = busy = available = 0.0
+    for i in intervals:
+        d = i.duration_s
+        if i.state == "logged_out":
+            continue
+        logged += d
+        productive += d if i.state in PRODUCTIVE else 0.0
+        busy += d if i.state in BUSY else 0.0
+        available += d if i.state in AVAILABLE else 0.0
+    return Rollup(logged_in_s=logged, productive_s=productive, busy_s=busy, available_idle_s=available)

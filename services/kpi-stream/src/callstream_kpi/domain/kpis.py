@@ -1,0 +1,466 @@
+"""The 23 KPIs of kpis.md as formulas over raw counters (one `Rollup` row).
+
+A `Rollup` holds only counts and sums, so rows add (`a + b`, a commutative monoid with `Rollup()` as
+zero): 30-minute rows sum to hour/day/week/month, queue rows to the center, agent rows to the team.
+Every KPI returns None when its denominator is 0 (never a fake 0, never a division error).
+
+Counting rule (kpis.md): call-level figures (received, offered, blocked, queued, answered,
+abandoned, service level, ASA, queue time, FCR) count each call once, from its segment 0; agent-level
+figures (talk, hold, ACW, handle time, rings, transfers, calls per hour) count every answered leg.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, fields
+from typing import Any, TypeVar
+
+from .sessionizer import NOT_OFFERED, ContactRecord
+
+DEFAULT_SL_THRESHOLD_S = 20.0
+DEFAULT_RING_CYCLE_S = 6.0
+SECONDS_PER_YEAR = 365.0 * 86400.0
+
+
+@dataclass(frozen=True)
+class Rollup:
+    """Raw counters of one scope x time bucket. All fields add, except `period_s` (see `merge_scopes`)."""
+
+    # --- call level (segment 0 of each call) ---
+    received: int = 0  # every call attempt: offered + blocked + ended in the IVR
+    blocked: int = 0
+    offered: int = 0  # reached the ACD
+    ivr_handled: int = 0
+    ivr_abandoned: int = 0
+    queued: int = 0
+    answered: int = 0  # calls answered by an agent (segment 0 answered)
+    answered_within_t: int = 0
+    abandoned: int = 0  # all abandons, short ones included
+    abandoned_within_t: int = 0
+    short_abandons: int = 0
+    overflowed: int = 0
+    callbacks: int = 0
+    timed_out: int = 0
+    sum_queue_s: float = 0.0  # queue time of queued calls (KPI 8)
+    sum_queue_s_answered: float = 0.0  # queue time of answered calls (ASA, KPI 9)
+    sum_wait_abandoned_s: float = 0.0  # wait of abandoned calls (KPI 3)
+    resolved_no_repeat: int = 0  # answered calls resolved with no repeat within fcr_window (KPI 17)
+    # --- agent level (every answered leg) ---
+    answered_legs: int = 0
+    sum_talk_s: float = 0.0
+    sum_hold_s: float = 0.0
+    sum_hold_count: int = 0
+    calls_with_hold: int = 0  # answered legs with at least one hold
+    sum_acw_s: float = 0.0
+    sum_rings: int = 0  # sum of ceil(ring_s / ring_cycle_s) over answered legs
+    transferred_blind: int = 0
+    transferred_warm: int = 0
+    hard_calls: int = 0
+    # --- agent states (seconds) ---
+    logged_in_s: float = 0.0
+    productive_s: float = 0.0  # ready + reserved + talking + hold + acw (adherence numerator)
+    busy_s: float = 0.0  # talking + hold + acw per agent states (occupancy numerator)
+    available_idle_s: float = 0.0  # ready + reserved (occupancy's idle)
+    # --- HR / QA / finance ---
+    scheduled_on_phone_s: float = 0.0
+    qa_score_sum: float = 0.0
+    qa_count: int = 0
+    cost: float = 0.0
+    cost_entries: int = 0  # finance entries behind `cost`: cost 0 with no entry = unknown (None), not 0
+    leavers: int = 0
+    headcount_fte_s: float = 0.0  # full-time equivalents x seconds: average headcount = this / period_s
+    period_s: float = 0.0  # length of the time covered (adds over time; max over scopes)
+    present: int = 0  # agent-shifts with the agent present
+    scheduled: int = 0  # agent-shifts scheduled
+
+    def __add__(self, other: Rollup) -> Rollup:
+        """Concatenation in time (30 min -> hour -> day ...): every field adds, `period_s` too."""
+        if not isinstance(other, Rollup):
+            return NotImplemented
+        return Rollup(**{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)})
+
+    def merge_scopes(self, other: Rollup) -> Rollup:
+        """Same period, different scopes (queue -> center, agent -> team): fields add, `period_s` is kept."""
+        summed = self + other
+        return _replace(summed, period_s=max(self.period_s, other.period_s))
+
+    @classmethod
+    def sum(cls, rows: Iterable[Rollup]) -> Rollup:
+        total = cls()
+        for row in rows:
+            total = total + row
+        return total
+
+    @classmethod
+    def sum_scopes(cls, rows: Iterable[Rollup]) -> Rollup:
+        total = cls()
+        for row in rows:
+            total = total.merge_scopes(row)
+        return total
+
+    @property
+    def transferred(self) -> int:
+        return self.transferred_blind + self.transferred_warm
+
+    @property
+    def avg_headcount(self) -> float | None:
+        return _div(self.headcount_fte_s, self.period_s)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_mapping(cls, row: Mapping[str, Any]) -> Rollup:
+        """Build from a query row; unknown keys are ignored, the names of `adapters/kpi_queries` are accepted."""
+        names = {f.name for f in fields(cls)}
+        values: dict[str, Any] = {}
+        for key, value in row.items():
+            name = QUERY_ALIASES.get(key, key)
+            if name in names and value is not None:
+                values[name] = value
+        return cls(**values)
+
+
+# Names used by adapters/kpi_queries.py for the same counters.
+QUERY_ALIASES: dict[str, str] = {
+    "sum_answer_wait_s": "sum_queue_s_answered",
+    "sum_abandon_wait_s": "sum_wait_abandoned_s",
+    "handled_legs": "answered_legs",
+    "legs_with_hold": "calls_with_hold",
+    "first_call_resolved": "resolved_no_repeat",
+    "available_s": "available_idle_s",
+}
+
+
+def _replace(r: Rollup, **changes: Any) -> Rollup:
+    data = r.as_dict()
+    data.update(changes)
+    return Rollup(**data)
+
+
+def rings(ring_s: float, ring_cycle_s: float = DEFAULT_RING_CYCLE_S) -> int:
+    """Rings heard before the answer: ceil(ring time / ring cycle); an instant answer is 0 rings."""
+    if ring_cycle_s <= 0:
+        raise ValueError("ring_cycle_s must be > 0")
+    return math.ceil(round(ring_s / ring_cycle_s, 9))
+
+
+def rollup_contacts(
+    contacts: Iterable[ContactRecord],
+    *,
+    sl_threshold_s: float | Callable[[str], float] = DEFAULT_SL_THRESHOLD_S,
+    ring_cycle_s: float = DEFAULT_RING_CYCLE_S,
+    first_call_resolved: Callable[[ContactRecord], bool] | None = None,
+) -> Rollup:
+    """Counters of a set of contacts (already filtered to one scope and bucket).
+
+    `sl_threshold_s`: T of the service level, a number or a per-queue lookup. `first_call_resolved`: the
+    verdict of `fcr.FcrTracker` for a segment-0 contact; without it, `resolved` counts (no repeat check).
+    """
+    threshold = sl_threshold_s if callable(sl_threshold_s) else (lambda _q, t=sl_threshold_s: t)
+    acc: dict[str, float] = {f.name: 0 for f in fields(Rollup)}
+    resolved_calls: dict[str, ContactRecord] = {}
+    answered_calls: set[str] = set()
+    for c in contacts:
+        if c.segment == 0:
+            acc["received"] += 1
+            t = threshold(c.queue_id)
+            if c.outcome == "blocked":
+                acc["blocked"] += 1
+            elif c.outcome == "ivr_handled":
+                acc["ivr_handled"] += 1
+            elif c.outcome == "ivr_abandoned":
+                acc["ivr_abandoned"] += 1
+            if c.outcome not in NOT_OFFERED:
+                acc["offered"] += 1
+                if c.queued:
+                    acc["queued"] += 1
+                    acc["sum_queue_s"] += c.queue_s
+                if c.timed_out:
+                    acc["timed_out"] += 1
+                if c.outcome == "answered":
+                    acc["answered"] += 1
+                    answered_calls.add(c.call_id)
+                    acc["sum_queue_s_answered"] += c.queue_s
+                    if c.queue_s <= t:
+                        acc["answered_within_t"] += 1
+                elif c.outcome == "abandoned":
+                    acc["abandoned"] += 1
+                    acc["sum_wait_abandoned_s"] += c.queue_s
+                    if c.queue_s <= t:
+                        acc["abandoned_within_t"] += 1
+                    if c.short_abandon:
+                        acc["short_abandons"] += 1
+                elif c.outcome == "overflowed":
+                    acc["overflowed"] += 1
+                elif c.outcome == "callback":
+                    acc["callbacks"] += 1
+        if c.answered:
+            acc["answered_legs"] += 1
+            acc["sum_talk_s"] += c.talk_s
+            acc["sum_hold_s"] += c.hold_s
+            acc["sum_hold_count"] += c.hold_count
+            acc["calls_with_hold"] += 1 if c.hold_count > 0 else 0
+            acc["sum_acw_s"] += c.acw_s
+            acc["sum_rings"] += rings(c.ring_s, ring_cycle_s)
+            acc["hard_calls"] += 1 if c.hard_call else 0
+            if c.transfer_kind == "blind":
+                acc["transferred_blind"] += 1
+            elif c.transfer_kind == "warm":
+                acc["transferred_warm"] += 1
+            if c.resolved:
+                resolved_calls[c.call_id] = c
+    for call_id in answered_calls:
+        rec = resolved_calls.get(call_id)
+        if rec is not None and (first_call_resolved is None or first_call_resolved(rec)):
+            acc["resolved_no_repeat"] += 1
+    ints = {f.name for f in fields(Rollup) if f.type in ("int", int)}
+    values: dict[str, Any] = {k: (int(v) if k in ints else float(v)) for k, v in acc.items()}
+    return Rollup(**values)
+
+
+K = TypeVar("K")
+
+
+def group_rollups(contacts: Iterable[ContactRecord], key: Callable[[ContactRecord], K],
+                  **options: Any) -> dict[K, Rollup]:
+    """One Rollup per key, e.g. `key=lambda c: (interval_start(c.offered_at), c.queue_id)` for the 30-min rows
+    (options as for `rollup_contacts`)."""
+    groups: dict[K, list[ContactRecord]] = {}
+    for c in contacts:
+        groups.setdefault(key(c), []).append(c)
+    return {k: rollup_contacts(v, **options) for k, v in groups.items()}
+
+
+def alert_values(r: Rollup, *, forecast_offered: float | None = None) -> dict[str, float | int | None]:
+    """The KPIs (variants included) plus the context the alert causes check (targets.CAUSES)."""
+    values = compute_all(r, variants=True)
+    values.update({
+        "offered": r.offered,
+        "forecast_offered": forecast_offered,
+        "qa_count": r.qa_count,
+        "hard_call_rate": _pct(r.hard_calls, r.answered_legs),
+    })
+    return values
+
+
+def _div(num: float, den: float) -> float | None:
+    return None if den == 0 else num / den
+
+
+def _pct(num: float, den: float) -> float | None:
+    return None if den == 0 else 100.0 * num / den
+
+
+# ---------------------------------------------------------------------------------------------
+# The 23 indicators, numbered as in kpis.md
+
+
+def adherence(r: Rollup) -> float | None:
+    """1. Logged-in time in productive states / scheduled on-phone time x 100."""
+    return _pct(r.productive_s, r.scheduled_on_phone_s)
+
+
+def average_acw(r: Rollup) -> float | None:
+    """2. Sum ACW / answered (legs: each agent's ACW of each leg)."""
+    return _div(r.sum_acw_s, r.answered_legs)
+
+
+def average_time_to_abandon(r: Rollup) -> float | None:
+    """3. Sum wait of abandoned calls / abandoned calls (short abandons included)."""
+    return _div(r.sum_wait_abandoned_s, r.abandoned)
+
+
+def cost_per_call(r: Rollup) -> float | None:
+    """4. Total cost / calls handled by an agent or by the IVR; None when there is no cost data at all."""
+    if r.cost == 0 and r.cost_entries == 0:
+        return None
+    return _div(r.cost, r.answered + r.ivr_handled)
+
+
+def average_handle_time(r: Rollup) -> float | None:
+    """5. Sum (talk + hold + ACW) / answered legs."""
+    return _div(r.sum_talk_s + r.sum_hold_s + r.sum_acw_s, r.answered_legs)
+
+
+def average_hold_time(r: Rollup) -> float | None:
+    """6. Sum hold / answered legs."""
+    return _div(r.sum_hold_s, r.answered_legs)
+
+
+def average_hold_time_per_held_call(r: Rollup) -> float | None:
+    """6 (variant). Sum hold / answered legs that had a hold."""
+    return _div(r.sum_hold_s, r.calls_with_hold)
+
+
+def average_rings_to_answer(r: Rollup) -> float | None:
+    """7. Sum ceil(ring / cycle) / answers, IVR answers included (an IVR answer is 0 rings: no ring event)."""
+    return _div(r.sum_rings, r.answered_legs + r.ivr_handled)
+
+
+def average_queue_time(r: Rollup) -> float | None:
+    """8. Sum queue time / queued calls."""
+    return _div(r.sum_queue_s, r.queued)
+
+
+def average_speed_of_answer(r: Rollup) -> float | None:
+    """9. ASA: sum queue time of answered calls / answered calls."""
+    return _div(r.sum_queue_s_answered, r.answered)
+
+
+def average_talk_time(r: Rollup) -> float | None:
+    """10. Sum talk / answered legs."""
+    return _div(r.sum_talk_s, r.answered_legs)
+
+
+def calls_per_hour(r: Rollup) -> float | None:
+    """11. Answered legs / logged-in hours."""
+    return _div(r.answered_legs, r.logged_in_s / 3600.0)
+
+
+def monitoring_score(r: Rollup) -> float | None:
+    """12. Mean QA evaluation score (0-100)."""
+    return _div(r.qa_score_sum, r.qa_count)
+
+
+def occupancy(r: Rollup) -> float | None:
+    """13. busy / (busy + available idle) x 100, from agent states."""
+    return _pct(r.busy_s, r.busy_s + r.available_idle_s)
+
+
+def abandon_rate(r: Rollup) -> float | None:
+    """14. (abandoned - short abandons) / (offered - short abandons) x 100."""
+    return _pct(r.abandoned - r.short_abandons, r.offered - r.short_abandons)
+
+
+def attendance_rate(r: Rollup) -> float | None:
+    """15. Agents present / agents scheduled x 100."""
+    return _pct(r.present, r.scheduled)
+
+
+def blocked_rate(r: Rollup) -> float | None:
+    """16. Blocked / received x 100."""
+    return _pct(r.blocked, r.received)
+
+
+def first_call_resolution(r: Rollup) -> float | None:
+    """17. Resolved with no repeat within fcr_window / answered calls x 100."""
+    return _pct(r.resolved_no_repeat, r.answered)
+
+
+def queued_rate(r: Rollup) -> float | None:
+    """18. Queued / offered x 100."""
+    return _pct(r.queued, r.offered)
+
+
+def transfer_rate(r: Rollup) -> float | None:
+    """19. Transferred / answered legs x 100 (blind + warm)."""
+    return _pct(r.transferred, r.answered_legs)
+
+
+def transfer_rate_blind(r: Rollup) -> float | None:
+    return _pct(r.transferred_blind, r.answered_legs)
+
+
+def transfer_rate_warm(r: Rollup) -> float | None:
+    return _pct(r.transferred_warm, r.answered_legs)
+
+
+def answered_rate(r: Rollup) -> float | None:
+    """20. Answered / offered x 100."""
+    return _pct(r.answered, r.offered)
+
+
+def service_level(r: Rollup) -> float | None:
+    """21. Default variant: answered within T / (offered - short abandons) x 100."""
+    return _pct(r.answered_within_t, r.offered - r.short_abandons)
+
+
+def service_level_of_answered(r: Rollup) -> float | None:
+    """21 variant: answered within T / answered x 100 (abandons ignored)."""
+    return _pct(r.answered_within_t, r.answered)
+
+
+def service_level_of_offered(r: Rollup) -> float | None:
+    """21 variant: answered within T / offered x 100 (every abandon counts against)."""
+    return _pct(r.answered_within_t, r.offered)
+
+
+def service_level_abandons_within_t_excluded(r: Rollup) -> float | None:
+    """21 variant: answered within T / (offered - abandoned within T) x 100."""
+    return _pct(r.answered_within_t, r.offered - r.abandoned_within_t)
+
+
+def service_level_abandons_within_t_met(r: Rollup) -> float | None:
+    """21 variant: (answered + abandoned within T) / offered x 100 (abandons within T count as met)."""
+    return _pct(r.answered_within_t + r.abandoned_within_t, r.offered)
+
+
+def total_calls(r: Rollup) -> int:
+    """22. Received: answered + abandoned + blocked + IVR handled + the rest (overflow, callback, ...).
+
+    A count, never undefined: 0 calls is a true 0."""
+    return r.received
+
+
+def agent_attrition(r: Rollup, *, annualised: bool = False) -> float | None:
+    """23. Leavers / average headcount x 100 over the period; `annualised` scales it to a year."""
+    rate = _pct(r.leavers, r.avg_headcount or 0.0)
+    if rate is None or not annualised:
+        return rate
+    return None if r.period_s == 0 else rate * SECONDS_PER_YEAR / r.period_s
+
+
+def abandon_rate_all(r: Rollup) -> float | None:
+    """14 variant: all abandons (short ones included) / offered x 100."""
+    return _pct(r.abandoned, r.offered)
+
+
+KpiFn = Callable[[Rollup], float | int | None]
+
+# The 23 indicators by the names alerts and the API use.
+KPIS: dict[str, KpiFn] = {
+    "adherence": adherence,
+    "average_acw": average_acw,
+    "average_time_to_abandon": average_time_to_abandon,
+    "cost_per_call": cost_per_call,
+    "average_handle_time": average_handle_time,
+    "average_hold_time": average_hold_time,
+    "average_rings_to_answer": average_rings_to_answer,
+    "average_queue_time": average_queue_time,
+    "asa": average_speed_of_answer,
+    "average_talk_time": average_talk_time,
+    "calls_per_hour": calls_per_hour,
+    "monitoring_score": monitoring_score,
+    "occupancy": occupancy,
+    "abandon_rate": abandon_rate,
+    "attendance_rate": attendance_rate,
+    "blocked_rate": blocked_rate,
+    "first_call_resolution": first_call_resolution,
+    "queued_rate": queued_rate,
+    "transfer_rate": transfer_rate,
+    "answered_rate": answered_rate,
+    "service_level": service_level,
+    "total_calls": total_calls,
+    "agent_attrition": agent_attrition,
+}
+
+VARIANTS: dict[str, KpiFn] = {
+    "average_hold_time_per_held_call": average_hold_time_per_held_call,
+    "transfer_rate_blind": transfer_rate_blind,
+    "transfer_rate_warm": transfer_rate_warm,
+    "service_level_of_answered": service_level_of_answered,
+    "service_level_of_offered": service_level_of_offered,
+    "service_level_abandons_within_t_excluded": service_level_abandons_within_t_excluded,
+    "service_level_abandons_within_t_met": service_level_abandons_within_t_met,
+    "abandon_rate_all": abandon_rate_all,
+    "agent_attrition_annualised": lambda r: agent_attrition(r, annualised=True),
+}
+
+
+def compute_all(r: Rollup, *, variants: bool = False) -> dict[str, float | int | None]:
+    out = {name: fn(r) for name, fn in KPIS.items()}
+    if variants:
+        out.update({name: fn(r) for name, fn in VARIANTS.items()})
+    return out

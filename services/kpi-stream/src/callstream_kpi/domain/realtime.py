@@ -1,0 +1,307 @@
+"""Real-time (wallboard) figures per queue and for the center, as of the watermark.
+
+Events are buffered per call and applied in event-time order once the watermark passes them, so the
+figures as of a given watermark are the same whatever the arrival order (within the allowed lateness)
+and replay speed. An event already behind the watermark when it arrives is applied at the next
+`advance` (it does not revise figures already published).
+
+Rolling windows (15/30/60 min by default) count each call once, at the moment its fate was decided
+(answered, abandoned, or left the queue to overflow/callback): offered = calls decided in the window.
+Undefined ratios are `None` here and NaN in the proto (proto3 doubles have no null).
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from callstream.agent.v1 import agent_events_pb2
+from callstream.call.v1 import call_events_pb2
+from callstream.kpi.v1 import kpi_events_pb2
+from callstream_core.envelope import deterministic_event_id, new_envelope
+
+from . import kpis
+from .agent_states import AgentStateTracker
+from .sessionizer import KIND_RANK, CallEvent, event_kind, event_time
+from .targets import CENTER, ScopeRef
+from .watermark import ROLLING_WINDOWS_MIN, RollingWindow, Watermark
+
+
+@dataclass(frozen=True)
+class RealtimeSettings:
+    allowed_lateness_s: float = 10.0
+    windows_min: tuple[int, ...] = ROLLING_WINDOWS_MIN
+    default_sl_threshold_s: float = 20.0
+    sl_threshold_s: Mapping[str, float] = field(default_factory=dict)
+    default_short_abandon_s: float = 20.0
+    short_abandon_s: Mapping[str, float] = field(default_factory=dict)
+    # A finished call (ended, abandoned, blocked, ...) is forgotten this long after its last event; one that
+    # never finishes after session_timeout_s.
+    retention_s: float = 600.0
+    session_timeout_s: float = 4 * 3600.0
+    # Ids of forgotten calls are kept this long to drop late duplicates.
+    dedup_retention_s: float = 24 * 3600.0
+
+    def threshold(self, queue_id: str) -> float:
+        return self.sl_threshold_s.get(queue_id, self.default_sl_threshold_s)
+
+    def short_abandon(self, queue_id: str) -> float:
+        return self.short_abandon_s.get(queue_id, self.default_short_abandon_s)
+
+
+@dataclass(frozen=True)
+class Decided:
+    """The fate of one call, stamped at the moment it was decided."""
+
+    queue_id: str
+    outcome: str  # answered | abandoned | other
+    wait_s: float  # queue time (0 when not queued)
+    within_t: bool
+    short_abandon: bool
+
+
+@dataclass
+class _Live:
+    call_id: str
+    pending: list[tuple[datetime, int, str, CallEvent]] = field(default_factory=list)
+    ids: set[str] = field(default_factory=set)
+    last_at: datetime | None = None
+    queue_id: str = ""
+    acd_entry: datetime | None = None
+    first_queued: datetime | None = None
+    waiting_since: datetime | None = None
+    waiting_queue: str = ""
+    decided: bool = False
+    ended: bool = False
+    # (time, kind rank) the caller last left a queue: a queued event before it does not make the call wait.
+    last_left: tuple[datetime, int] | None = None
+
+
+@dataclass(frozen=True)
+class WindowFigures:
+    window_minutes: int
+    offered: int
+    answered: int
+    answered_within_t: int
+    abandoned: int
+    short_abandons: int
+    service_level: float | None
+    asa_s: float | None
+    abandon_rate: float | None
+
+    def to_proto(self) -> kpi_events_pb2.WindowFigures:
+        def f(v: float | None) -> float:
+            return math.nan if v is None else v
+
+        return kpi_events_pb2.WindowFigures(
+            window_minutes=self.window_minutes, offered=self.offered, answered=self.answered,
+            answered_within_t=self.answered_within_t, abandoned=self.abandoned, short_abandons=self.short_abandons,
+            service_level=f(self.service_level), asa_s=f(self.asa_s), abandon_rate=f(self.abandon_rate))
+
+
+@dataclass(frozen=True)
+class AgentNow:
+    agent_id: str
+    state: str
+    reason: str
+    time_in_state_s: float
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    scope: ScopeRef
+    as_of: datetime
+    calls_waiting: int
+    longest_wait_s: float
+    agents_by_state: dict[str, int]
+    windows: list[WindowFigures]
+    agents: list[AgentNow]
+    expected_wait_s: float = -1.0  # unknown: no estimate in the pure domain yet
+
+    def to_proto(self, source: str = "kpi-stream") -> kpi_events_pb2.RealtimeSnapshot:
+        env = new_envelope(source, self.as_of, deterministic_event_id(
+            "realtime", self.scope.kind, self.scope.id, self.as_of.isoformat()))
+        msg = kpi_events_pb2.RealtimeSnapshot(
+            envelope=env, scope=self.scope.to_proto(), calls_waiting=self.calls_waiting,
+            longest_wait_s=self.longest_wait_s, windows=[w.to_proto() for w in self.windows],
+            expected_wait_s=self.expected_wait_s,
+            agents=[kpi_events_pb2.AgentStatus(agent_id=a.agent_id, state=a.state, reason=a.reason,
+                                               time_in_state_s=a.time_in_state_s) for a in self.agents])
+        msg.as_of.FromDatetime(self.as_of)
+        for state, count in self.agents_by_state.items():
+            msg.agents_by_state[state] = count
+        return msg
+
+
+def state_key(state: str, reason: str) -> str:
+    """Key of `agents_by_state`: the state, with not_ready split by reason ("not_ready:break")."""
+    return f"not_ready:{reason}" if state == "not_ready" and reason else state
+
+
+class RealtimeView:
+    def __init__(self, settings: RealtimeSettings | None = None, agents: AgentStateTracker | None = None) -> None:
+        self.settings = settings or RealtimeSettings()
+        self.watermark = Watermark(self.settings.allowed_lateness_s)
+        self.agents = agents or AgentStateTracker(allowed_lateness_s=self.settings.allowed_lateness_s)
+        self._calls: dict[str, _Live] = {}
+        self._forgotten: dict[str, datetime] = {}
+        self._window: RollingWindow[Decided] = RollingWindow(max(self.settings.windows_min))
+        self.queues: set[str] = set()
+
+    # -- input ------------------------------------------------------------------------------------
+    def on_call_event(self, event: CallEvent) -> None:
+        if event.call_id in self._forgotten:
+            return
+        call = self._calls.get(event.call_id)
+        if call is None:
+            call = self._calls[event.call_id] = _Live(event.call_id)
+        event_id = event.envelope.event_id
+        if event_id and event_id in call.ids:
+            return
+        call.ids.add(event_id)
+        at = event_time(event)
+        self.watermark.observe(at)
+        call.last_at = at if call.last_at is None else max(call.last_at, at)
+        kind = event_kind(event)
+        bisect.insort(call.pending, (at, KIND_RANK.get(kind, 99), event_id, event), key=lambda p: p[:3])
+
+    def on_agent_event(self, event: agent_events_pb2.AgentEvent) -> None:
+        self.watermark.observe(event.envelope.occurred_at.ToDatetime(tzinfo=UTC))
+        self.agents.process(event)
+
+    def process_batch(self, call_events: Iterable[CallEvent] = (),
+                      agent_events: Iterable[agent_events_pb2.AgentEvent] = ()) -> None:
+        for ev in call_events:
+            self.on_call_event(ev)
+        for aev in agent_events:
+            self.on_agent_event(aev)
+        self.advance()
+
+    # -- time -------------------------------------------------------------------------------------
+    def advance(self) -> None:
+        """Apply every buffered event up to the watermark, forget old calls, prune windows."""
+        now = self.watermark.current
+        if now is None:
+            return
+        s = self.settings
+        for call_id in list(self._calls):
+            call = self._calls[call_id]
+            while call.pending and call.pending[0][0] <= now:
+                at, _, _, ev = call.pending.pop(0)
+                self._apply(call, at, ev)
+            assert call.last_at is not None
+            done = call.ended and not call.pending
+            if (done and now > call.last_at + timedelta(seconds=s.retention_s)) or (
+                    now > call.last_at + timedelta(seconds=s.session_timeout_s)):
+                self._forgotten[call_id] = call.last_at + timedelta(seconds=s.dedup_retention_s)
+                del self._calls[call_id]
+        for call_id in [c for c, until in self._forgotten.items() if now > until]:
+            del self._forgotten[call_id]
+        self._window.prune(now)
+
+    def _decide(self, call: _Live, at: datetime, outcome: str) -> None:
+        if call.decided:
+            return
+        call.decided = True
+        queue = call.queue_id
+        wait = (at - call.first_queued).total_seconds() if call.first_queued is not None else 0.0
+        short = False
+        if outcome == "abandoned":
+            since = call.first_queued or call.acd_entry or at
+            short = (at - since).total_seconds() <= self.settings.short_abandon(queue)
+        self._window.add(at, Decided(queue, outcome, max(0.0, wait), wait <= self.settings.threshold(queue), short))
+
+    def _apply(self, call: _Live, at: datetime, ev: CallEvent) -> None:
+        kind = event_kind(ev)
+        if kind in _LEAVES:
+            mark = (at, KIND_RANK[kind])
+            call.last_left = mark if call.last_left is None else max(call.last_left, mark)
+        if kind == "offered":
+            call.queue_id = call.queue_id or ev.offered.context.queue_id
+            call.acd_entry = call.acd_entry or at
+        elif kind == "queued":
+            call.queue_id = call.queue_id or ev.queued.queue_id
+            call.first_queued = min(call.first_queued or at, at)
+            call.acd_entry = call.acd_entry or at
+            if call.last_left is None or (at, KIND_RANK[kind]) > call.last_left:
+                call.waiting_since, call.waiting_queue = at, ev.queued.queue_id or call.queue_id
+        elif kind == "ringing":
+            call.queue_id = call.queue_id or ev.ringing.queue_id
+            call.acd_entry = call.acd_entry or at
+        elif kind == "answered":
+            call.queue_id = call.queue_id or ev.answered.queue_id
+            call.waiting_since = None
+            self._decide(call, at, "answered")
+        elif kind == "abandoned":
+            call.queue_id = call.queue_id or ev.abandoned.queue_id
+            call.waiting_since, call.ended = None, True
+            self._decide(call, at, "abandoned")
+        elif kind in ("callback_requested", "overflowed"):
+            call.waiting_since = None
+            self._decide(call, at, "other")
+            call.ended = call.ended or kind == "callback_requested" or (
+                ev.overflowed.destination != call_events_pb2.CallOverflowed.DESTINATION_QUEUE)
+        elif kind == "blocked" or (kind == "ivr_left"
+                                   and ev.ivr_left.outcome != call_events_pb2.IvrLeft.OUTCOME_TO_AGENT):
+            call.ended = True  # never reached the ACD: nothing to show, forget it soon
+        elif kind == "ended":
+            call.waiting_since, call.ended = None, True
+            if call.acd_entry is not None:
+                self._decide(call, at, "abandoned")
+        if call.queue_id:
+            self.queues.add(call.queue_id)
+
+    # -- output -----------------------------------------------------------------------------------
+    def window_figures(self, scope: ScopeRef = CENTER) -> list[WindowFigures]:
+        now = self.watermark.current
+        out: list[WindowFigures] = []
+        for minutes in self.settings.windows_min:
+            window = [] if now is None else self._window.within(now, minutes)
+            items = [d for d in window if _in_scope(d.queue_id, scope)]
+            answered = [d for d in items if d.outcome == "answered"]
+            abandoned = [d for d in items if d.outcome == "abandoned"]
+            r = kpis.Rollup(offered=len(items), answered=len(answered),
+                            answered_within_t=sum(d.within_t for d in answered), abandoned=len(abandoned),
+                            short_abandons=sum(d.short_abandon for d in abandoned),
+                            sum_queue_s_answered=sum(d.wait_s for d in answered))
+            out.append(WindowFigures(minutes, r.offered, r.answered, r.answered_within_t, r.abandoned,
+                                     r.short_abandons, kpis.service_level(r), kpis.average_speed_of_answer(r),
+                                     kpis.abandon_rate(r)))
+        return out
+
+    def snapshot(self, scope: ScopeRef = CENTER) -> Snapshot | None:
+        """None until the first event (no "now" yet)."""
+        now = self.watermark.current
+        if now is None:
+            return None
+        waits = [(now - c.waiting_since).total_seconds() for c in self._calls.values()
+                 if c.waiting_since is not None and _in_scope(c.waiting_queue, scope)]
+        by_state: dict[str, int] = {}
+        agents: list[AgentNow] = []
+        for st in self.agents.statuses():
+            if scope.kind == "queue" and scope.id not in self.agents.queues_of(st.agent_id):
+                continue
+            if scope.kind == "team" and st.team_id != scope.id:
+                continue
+            if scope.kind == "agent" and st.agent_id != scope.id:
+                continue
+            key = state_key(st.state, st.reason)
+            by_state[key] = by_state.get(key, 0) + 1
+            agents.append(AgentNow(st.agent_id, st.state, st.reason, st.time_in_state_s(now)))
+        return Snapshot(scope, now, len(waits), max(waits, default=0.0), by_state, self.window_figures(scope),
+                        agents)
+
+    def snapshots(self) -> list[Snapshot]:
+        """The center and every queue seen."""
+        out = [self.snapshot(CENTER)] + [self.snapshot(ScopeRef("queue", q)) for q in sorted(self.queues)]
+        return [s for s in out if s is not None]
+
+
+_LEAVES = frozenset({"answered", "abandoned", "callback_requested", "overflowed", "ended"})
+
+
+def _in_scope(queue_id: str, scope: ScopeRef) -> bool:
+    return scope.kind == "center" or (scope.kind == "queue" and queue_id == scope.id)

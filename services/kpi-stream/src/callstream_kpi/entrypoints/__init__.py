@@ -1,0 +1,1 @@
+"""Entry points of the KPI stream: the worker, the KPI API and the wallboard."""

@@ -1,0 +1,129 @@
+"""The KPI API and the wallboard: KPIs by scope, grain and period; agent scorecards; real-time figures
+and their live stream (SSE). In embedded mode it shares the worker's process (one chDB per process)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from importlib.resources import files
+from typing import Annotated, Any, Literal
+
+from clickhouse_connect.driver.client import Client
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
+from fastapi.responses import FileResponse, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+
+from callstream_core.auth import Principal, TokenAuth
+from callstream_core.observability import ReadinessCheck, ops_router
+from callstream_kpi.adapters.kpi_queries import KpiQuery
+from callstream_kpi.config import KpiSettings
+from callstream_kpi.domain.kpis import KPIS, VARIANTS
+from callstream_kpi.entrypoints.broadcast import Broadcaster
+from callstream_kpi.read_model import kpi_report
+
+READERS = ("team_lead", "manager", "qa", "hr")
+GRAIN_LIMIT = {"30m": timedelta(days=31), "hour": timedelta(days=93), "day": timedelta(days=3 * 366),
+               "week": timedelta(days=10 * 366), "month": timedelta(days=20 * 366)}
+STATIC = files("callstream_kpi.entrypoints") / "static"
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def create_app(settings: KpiSettings, client: Client, broadcaster: Broadcaster,
+               readiness: dict[str, ReadinessCheck] | None = None) -> FastAPI:
+    auth = TokenAuth(settings.tokens())
+    app = FastAPI(title="Callstream KPI API", version="1",
+                  description="Contact-center KPIs (kpis.md) by queue, agent, team and center; real-time figures.")
+    app.include_router(ops_router(readiness))
+    api = APIRouter(prefix="/v1")
+    known_kpis = sorted([*KPIS, *VARIANTS])
+
+    @api.get("/kpis")
+    async def kpis(
+        principal: Annotated[Principal, Depends(auth.require(*READERS))],
+        start: Annotated[datetime, Query(alias="from", description="ISO 8601 with offset; naive = UTC")],
+        end: Annotated[datetime | None, Query(alias="to")] = None,
+        scope: Literal["center", "queue", "agent", "team"] = "center",
+        scope_id: Annotated[str, Query(alias="id", max_length=200)] = "",
+        grain: Literal["30m", "hour", "day", "week", "month"] = "30m",
+        kpi: Annotated[list[str] | None, Query(description="only these KPIs (default all)")] = None,
+        sl_threshold_s: Annotated[float | None, Query(gt=0, le=3600)] = None,
+        variants: bool = False,
+    ) -> dict[str, Any]:
+        begin = _aware(start)
+        finish = _aware(end) if end else begin + timedelta(days=1)
+        if finish <= begin:
+            raise HTTPException(422, "'to' must be after 'from'")
+        if finish - begin > GRAIN_LIMIT[grain]:
+            raise HTTPException(422, f"a {grain} report covers at most {GRAIN_LIMIT[grain].days} days")
+        if scope != "center" and not scope_id:
+            raise HTTPException(422, f"scope {scope!r} needs an 'id'")
+        unknown = sorted(set(kpi or []) - set(known_kpis))
+        if unknown:
+            raise HTTPException(422, f"unknown KPI {unknown}; known: {known_kpis}")
+        query = KpiQuery(scope, scope_id, grain, begin, finish, sl_threshold_s=sl_threshold_s,
+                         ring_cycle_s=settings.ring_cycle_s, fcr_window_s=settings.fcr_window_s,
+                         default_sl_threshold_s=settings.default_sl_threshold_s)
+        report = await asyncio.to_thread(kpi_report, client, query, variants=variants)
+        return report.as_dict(kpi)
+
+    @api.get("/agents/{agent_id}/scorecard")
+    async def scorecard(
+        agent_id: str,
+        principal: Annotated[Principal, Depends(auth.require(*READERS))],
+        start: Annotated[datetime, Query(alias="from")],
+        end: Annotated[datetime, Query(alias="to")],
+    ) -> dict[str, Any]:
+        query = KpiQuery("agent", agent_id, "day", _aware(start), _aware(end),
+                         ring_cycle_s=settings.ring_cycle_s, fcr_window_s=settings.fcr_window_s,
+                         default_sl_threshold_s=settings.default_sl_threshold_s)
+        if query.end <= query.start:
+            raise HTTPException(422, "'to' must be after 'from'")
+        report = await asyncio.to_thread(kpi_report, client, query)
+        names = ["average_handle_time", "average_talk_time", "average_hold_time", "average_acw", "calls_per_hour",
+                 "occupancy", "adherence", "first_call_resolution", "transfer_rate", "monitoring_score",
+                 "attendance_rate"]
+        return {"agent_id": agent_id, **report.as_dict(names)}
+
+    @api.get("/realtime")
+    async def realtime(principal: Annotated[Principal, Depends(auth.require(*READERS, "agent"))]) -> dict[str, Any]:
+        latest = broadcaster.latest()
+        return {
+            "snapshots": [json.loads(v) for (event, _), v in latest.items() if event == "snapshot"],
+            "alerts": [json.loads(v) for (event, _), v in latest.items() if event == "alert"],
+        }
+
+    @api.get("/realtime/stream")
+    async def realtime_stream(request: Request, access_token: str = "") -> StreamingResponse:
+        """Server-sent events `snapshot` and `alert`. EventSource cannot send headers: the token may come as
+        `?access_token=`."""
+        header = request.headers.get("authorization", "")
+        token = header[7:] if header.lower().startswith("bearer ") else access_token
+        principal = auth.authenticate(token) if token else None
+        if principal is None:
+            raise HTTPException(401, "a bearer token is required (header or ?access_token=)")
+        if principal.role not in {*READERS, "agent", "admin"}:
+            raise HTTPException(403, f"role {principal.role!r} may not read real-time figures")
+
+        async def events() -> AsyncIterator[bytes]:
+            yield b": connected\n\n"
+            async for event, data in broadcaster.listen():
+                if await request.is_disconnected():
+                    return
+                yield f"event: {event}\ndata: {data}\n\n".encode()
+
+        return StreamingResponse(events(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+    app.include_router(api)
+    app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
+
+    @app.get("/wallboard", include_in_schema=False)
+    async def wallboard() -> FileResponse:
+        return FileResponse(str(STATIC / "wallboard.html"))
+
+    return app

@@ -1,0 +1,104 @@
+"""Targets (handbook defaults, overrides) and alerts with likely causes and hysteresis."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import timedelta
+
+import pytest
+from kpi_builders import at
+
+from callstream.common.v1 import envelope_pb2
+from callstream.kpi.v1 import kpi_events_pb2
+from callstream_kpi.domain.targets import CENTER, AlertEvaluator, ScopeRef, TargetBook
+
+FIRING, RESOLVED = kpi_events_pb2.Alert.STATE_FIRING, kpi_events_pb2.Alert.STATE_RESOLVED
+Q1 = ScopeRef("queue", "q1")
+
+
+def test_handbook_defaults() -> None:
+    book = TargetBook()
+    expected = {"service_level": (">=", 80.0), "adherence": (">=", 92.0), "average_acw": ("<=", 60.0),
+                "transfer_rate": ("<=", 2.0), "agent_attrition_annualised": ("<=", 30.0),
+                "cost_per_call": ("<=", 5.0)}
+    for kpi, (cmp, value) in expected.items():
+        t = book.get(kpi)
+        assert t is not None and (t.comparison, t.value, t.source) == (cmp, value, "handbook")
+    asa = book.get("asa")
+    assert asa is not None and asa.source == "convention"
+    assert book.get("occupancy") is None
+
+
+def test_overrides_per_scope_and_kind() -> None:
+    book = TargetBook()
+    book.override("service_level", Q1, value=90.0)
+    book.override("adherence", value=95.0, kind_wide="agent")
+    book.override("adherence", ScopeRef("agent", "new-hire"), value=85.0)
+    book.override("occupancy", value=85.0, comparison="<=")
+    assert book.get("service_level", Q1).value == 90.0  # type: ignore[union-attr]
+    assert book.get("service_level", ScopeRef("queue", "q2")).value == 80.0  # type: ignore[union-attr]
+    assert book.get("adherence", ScopeRef("agent", "a1")).value == 95.0  # type: ignore[union-attr]
+    assert book.get("adherence", ScopeRef("agent", "new-hire")).value == 85.0  # type: ignore[union-attr]
+    assert book.get("adherence", ScopeRef("team", "t1")).value == 92.0  # type: ignore[union-attr]
+    with pytest.raises(ValueError):
+        book.override("unknown_kpi", value=1.0)
+
+
+def _eval(ev: AlertEvaluator, scope: ScopeRef, values: Mapping[str, float | None],
+          step: int) -> list[kpi_events_pb2.Alert]:
+    start = at(step * 1800)
+    return ev.evaluate(scope, values, interval_start=start, interval_end=start + timedelta(minutes=30))
+
+
+def test_hysteresis_does_not_flap() -> None:
+    ev = AlertEvaluator()
+    states = []
+    for step, sl in enumerate([85.0, 79.0, 80.5, 79.5, 81.9, 82.0, 81.0, 79.0]):
+        states.append([(a.kpi, a.state) for a in _eval(ev, Q1, {"service_level": sl}, step)])
+    assert states == [[], [("service_level", FIRING)], [], [], [], [("service_level", RESOLVED)], [],
+                      [("service_level", FIRING)]]
+
+
+def test_alert_fields_and_ids() -> None:
+    ev = AlertEvaluator()
+    (fired,) = _eval(ev, Q1, {"service_level": 70.0}, 0)
+    assert (fired.kpi, fired.value, fired.target, fired.comparison) == ("service_level", 70.0, 80.0, ">=")
+    assert fired.scope.kind == envelope_pb2.Scope.KIND_QUEUE and fired.scope.id == "q1"
+    assert fired.interval_start.ToDatetime().isoformat() == "2026-03-02T10:00:00"
+    (resolved,) = _eval(ev, Q1, {"service_level": 90.0}, 1)
+    assert resolved.alert_id == fired.alert_id and resolved.state == RESOLVED
+    assert resolved.envelope.event_id != fired.envelope.event_id
+    assert ev.firing() == []
+
+
+def test_asa_high_with_acw_over_target_is_confirmed() -> None:
+    ev = AlertEvaluator()
+    values = {"asa": 45.0, "average_acw": 75.0, "average_hold_time": 30.0, "adherence": 95.0,
+              "attendance_rate": 97.0, "offered": 130.0, "forecast_offered": 100.0}
+    alerts = {a.kpi: a for a in _eval(ev, CENTER, values, 0)}
+    assert set(alerts) == {"asa", "average_acw"}  # ACW breaches its own target too
+    causes = {c.code: c for c in alerts["asa"].likely_causes}
+    assert causes["acw_over_target"].confirmed and "75.0" in causes["acw_over_target"].evidence
+    assert causes["forecast_error"].confirmed and "+30 %" in causes["forecast_error"].evidence
+    assert not causes["hold_over_expected"].confirmed
+    assert not causes["adherence_low"].confirmed and not causes["absenteeism"].confirmed
+    assert [c.confirmed for c in alerts["asa"].likely_causes][:2] == [True, True]  # confirmed first
+
+
+def test_adherence_low_and_attendance_low_is_absenteeism() -> None:
+    ev = AlertEvaluator()
+    team = ScopeRef("team", "t1")
+    alerts = _eval(ev, team, {"adherence": 85.0, "attendance_rate": 80.0, "occupancy": 75.0, "qa_count": 0}, 0)
+    adherence = next(a for a in alerts if a.kpi == "adherence")
+    causes = {c.code: c.confirmed for c in adherence.likely_causes}
+    assert causes == {"absenteeism": True, "qa_coverage_new_hires": True, "supervision": False,
+                      "rule_misunderstanding": False, "low_volume": False}
+
+
+def test_no_value_changes_nothing_and_min_consecutive() -> None:
+    ev = AlertEvaluator(min_consecutive=2)
+    assert _eval(ev, Q1, {"service_level": None}, 0) == []
+    assert _eval(ev, Q1, {"service_level": 50.0}, 1) == []
+    assert _eval(ev, Q1, {"service_level": None}, 2) == []  # no data: neither resets nor counts
+    assert [a.state for a in _eval(ev, Q1, {"service_level": 50.0}, 3)] == [FIRING]
+    assert ev.firing() == [("service_level", Q1)]

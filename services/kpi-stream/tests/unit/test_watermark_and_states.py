@@ -1,0 +1,148 @@
+"""Watermark, interval bucketing, rolling windows, agent state intervals."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from kpi_builders import agent_event, at
+
+from callstream.agent.v1 import agent_events_pb2
+from callstream_kpi.domain import kpis
+from callstream_kpi.domain.agent_states import (
+    AgentStateTracker,
+    logged_in_seconds,
+    rollup_states,
+    split_interval,
+)
+from callstream_kpi.domain.watermark import RollingWindow, Watermark, interval_end, interval_start, split_by_interval
+
+
+def test_interval_start() -> None:
+    d = datetime(2026, 3, 2, 10, 29, 59, 999000, tzinfo=UTC)
+    assert interval_start(d) == datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+    assert interval_start(d.replace(minute=30, second=0, microsecond=0)) == datetime(2026, 3, 2, 10, 30, tzinfo=UTC)
+    assert interval_end(d) == datetime(2026, 3, 2, 10, 30, tzinfo=UTC)
+    assert interval_start(d, 60) == datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+    with pytest.raises(ValueError):
+        interval_start(datetime(2026, 1, 1))
+
+
+def test_split_by_interval() -> None:
+    parts = split_by_interval(at(-60), at(1900))  # 09:59:00 -> 10:31:40
+    assert parts == [(at(-60), at(0)), (at(0), at(1800)), (at(1800), at(1900))]
+
+
+def test_watermark_is_max_minus_lateness_and_monotonic() -> None:
+    w = Watermark(allowed_lateness_s=10)
+    assert w.current is None and not w.is_late(at(0))
+    w.observe(at(100))
+    w.observe(at(50))  # an older event does not move it back
+    assert w.current == at(90)
+    assert w.is_late(at(89)) and not w.is_late(at(90))
+
+
+def _window_figures(order: list[int]) -> list[int]:
+    """Counts in the last 15 min, against the watermark, after events arrive in `order`."""
+    w = Watermark(allowed_lateness_s=0)
+    win: RollingWindow[int] = RollingWindow()
+    for s in order:
+        w.observe(at(s))
+        win.add(at(s), s)
+    now = w.current
+    assert now is not None
+    win.prune(now)
+    return sorted(win.within(now, 15))
+
+
+def test_rolling_window_uses_event_time_not_arrival() -> None:
+    times = [0, 100, 200, 3000, 3500, 3599, 3600]
+    expected = [3000, 3500, 3599, 3600]  # (3600 - 900, 3600]
+    assert _window_figures(times) == expected
+    assert _window_figures(list(reversed(times))) == expected  # same figures whatever the arrival order/speed
+
+
+def test_rolling_window_excludes_items_ahead_of_now_and_prunes() -> None:
+    win: RollingWindow[str] = RollingWindow(horizon_min=60)
+    win.add(at(0), "old")
+    win.add(at(3000), "mid")
+    win.add(at(4000), "future")
+    assert list(win.within(at(3700), 60)) == ["mid"]
+    win.prune(at(3700))
+    assert len(win) == 2  # "old" is older than 60 min
+
+
+def _tracker_events() -> list[agent_events_pb2.AgentEvent]:
+    return [
+        agent_event("a1", 0, "logged_in", team_id="t1"),
+        agent_event("a1", 10, "ready"),
+        agent_event("a1", 70, "reserved", call_id="c1"),
+        agent_event("a1", 75, "talking", call_id="c1"),
+        agent_event("a1", 175, "on_hold", call_id="c1"),
+        agent_event("a1", 195, "talking", call_id="c1"),
+        agent_event("a1", 255, "after_call_work", call_id="c1"),
+        agent_event("a1", 285, "not_ready", reason=agent_events_pb2.NOT_READY_REASON_BREAK),
+        agent_event("a1", 885, "ready"),
+        agent_event("a1", 985, "logged_out"),
+    ]
+
+
+def test_state_intervals_closed_on_next_event() -> None:
+    t = AgentStateTracker(allowed_lateness_s=0)
+    out = t.process_batch(_tracker_events())
+    got = [(i.state, i.reason, i.duration_s) for i in out]
+    assert got == [
+        ("not_ready", "login", 10.0), ("ready", "", 60.0), ("reserved", "", 5.0), ("talking", "", 100.0),
+        ("hold", "", 20.0), ("talking", "", 60.0), ("acw", "", 30.0), ("not_ready", "break", 600.0),
+        ("ready", "", 100.0),
+    ]
+    assert all(i.team_id == "t1" and i.version == 1 for i in out)
+    assert logged_in_seconds(out) == 985.0
+    r = rollup_states(out)
+    # productive: ready 160 + reserved 5 + talking 160 + hold 20 + acw 30 = 375; busy 210; available 165
+    assert (r.logged_in_s, r.productive_s, r.busy_s, r.available_idle_s) == (985.0, 375.0, 210.0, 165.0)
+    assert kpis.occupancy(r) == pytest.approx(100 * 210 / 375)
+    status = t.status("a1")
+    assert status is not None and status.state == "logged_out" and status.since == at(985)
+
+
+def test_state_intervals_reordered_and_duplicated_are_revised() -> None:
+    events = _tracker_events()
+    t = AgentStateTracker(allowed_lateness_s=0)
+    shuffled = events[::-1] + events[:3]  # reversed, then three duplicates
+    out = t.process_batch(shuffled)
+    assert t.stats.duplicates == 3
+    latest: dict[datetime, tuple[str, float]] = {}
+    for i in out:
+        latest[i.start] = (i.state, i.duration_s)
+    in_order = AgentStateTracker(allowed_lateness_s=0).process_batch(events)
+    assert latest == {i.start: (i.state, i.duration_s) for i in in_order}
+
+
+def test_late_event_splits_interval() -> None:
+    t = AgentStateTracker(allowed_lateness_s=0)
+    t.process_batch([agent_event("a2", 0, "ready"), agent_event("a2", 100, "talking")])
+    out = t.process_batch([agent_event("a2", 40, "not_ready", reason=agent_events_pb2.NOT_READY_REASON_LUNCH)])
+    assert [(i.state, i.reason, i.start, i.duration_s, i.version) for i in out] == [
+        ("ready", "", at(0), 40.0, 2), ("not_ready", "lunch", at(40), 60.0, 1)]
+
+
+def test_too_late_events_are_dropped_and_status_time_in_state() -> None:
+    t = AgentStateTracker(allowed_lateness_s=0, retention_s=600)
+    t.process_batch([agent_event("a3", 0, "ready"), agent_event("a3", 100, "talking"),
+                     agent_event("a3", 2000, "after_call_work")])
+    assert t.process_batch([agent_event("a3", 50, "not_ready")]) == []
+    assert t.stats.late_dropped == 1
+    t.process(agent_event("a3", 2000, "queue_membership_changed", queue_id="q1", member=True))
+    assert t.queues_of("a3") == frozenset({"q1"})
+    st = t.status("a3")
+    assert st is not None and st.state == "acw" and st.time_in_state_s(at(2030)) == 30.0
+
+
+def test_split_interval_at_boundaries() -> None:
+    t = AgentStateTracker(allowed_lateness_s=0)
+    (iv,) = t.process_batch([agent_event("a4", 1700, "ready"), agent_event("a4", 1900, "logged_out")])
+    parts = split_interval(iv)
+    assert [(p.start, p.duration_s) for p in parts] == [(at(1700), 100.0), (at(1800), 100.0)]
+    assert sum(p.duration_s for p in parts) == iv.duration_s
+    assert parts[0].end - parts[0].start == timedelta(seconds=100)
