@@ -64,8 +64,9 @@ def kpi(
     if len(chosen) > 1:
         raise typer.BadParameter("give at most one of --queue, --agent, --team")
     scope, scope_id = chosen[0] if chosen else ("center", "")
-    params: list[tuple[str, str | int | float | bool | None]] = [("from", start.isoformat()), ("to", end.isoformat()), ("scope", scope),
-                                     ("id", scope_id), ("grain", grain.value), *(("kpi", k) for k in kpis)]
+    params: list[tuple[str, str | int | float | bool | None]] = [
+        ("from", start.isoformat()), ("to", end.isoformat()), ("scope", scope), ("id", scope_id),
+        ("grain", grain.value), *(("kpi", k) for k in kpis)]
     try:
         response = httpx.get(f"{api}/v1/kpis", params=params, headers={"Authorization": f"Bearer {token}"},
                              timeout=60)

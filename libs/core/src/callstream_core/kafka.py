@@ -22,6 +22,8 @@ from callstream_core import wire
 from callstream_core.topics import DLQ_SUFFIX, TOPICS, Topic
 
 log = logging.getLogger(__name__)
+# librdkafka's own log lines go through Python logging (JSON logs in services, captured in tests).
+LIBRDKAFKA_LOG = logging.getLogger("librdkafka")
 M = TypeVar("M", bound=ProtoMessage)
 
 PRODUCER_DEFAULTS: dict[str, Any] = {
@@ -64,7 +66,8 @@ class EventProducer:
     ) -> None:
         self.wire_format = wire_format
         self._content_type = wire.content_type(wire_format)
-        config = {**PRODUCER_DEFAULTS, "bootstrap.servers": bootstrap_servers, "client.id": client_id}
+        config = {**PRODUCER_DEFAULTS, "bootstrap.servers": bootstrap_servers, "client.id": client_id,
+                  "logger": LIBRDKAFKA_LOG}
         self._producer = Producer({**config, **(extra or {})})
 
     def produce(
@@ -215,7 +218,8 @@ class EventConsumer(Generic[M]):
     ) -> None:
         self.topic = topic
         self._dead_letters = dead_letters
-        config = {**CONSUMER_DEFAULTS, "bootstrap.servers": bootstrap_servers, "group.id": group_id}
+        config = {**CONSUMER_DEFAULTS, "bootstrap.servers": bootstrap_servers, "group.id": group_id,
+                  "logger": LIBRDKAFKA_LOG}
         self._consumer = Consumer({**config, **(extra or {})})
         self._consumer.subscribe([topic.name])
         self.dead_lettered = 0
@@ -264,7 +268,8 @@ class EventConsumer(Generic[M]):
 
 
 def admin(bootstrap_servers: str) -> AdminClient:
-    return AdminClient({"bootstrap.servers": bootstrap_servers})
+    config: dict[str, Any] = {"bootstrap.servers": bootstrap_servers, "logger": LIBRDKAFKA_LOG}
+    return AdminClient(config)
 
 
 def apply_topics(bootstrap_servers: str, topics: Sequence[Topic] = TOPICS, timeout: float = 30.0) -> list[str]:

@@ -3,23 +3,38 @@
 `LocalKafka(data_dir)` formats storage, starts the broker on loopback, waits until it answers metadata
 requests (polling with a deadline, never a fixed sleep) and stops it cleanly (SIGTERM, then SIGKILL of
 the whole process group after a deadline), so nothing is left behind.
+
+`main()` is the command line (`python -m callstream_core.local_kafka fetch|start|stop|status`); the
+CLI's `callstream kafka ...` calls the same functions.
 """
 
 from __future__ import annotations
 
+import argparse
+import base64
+import contextlib
+import fcntl
+import hashlib
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
+import sys
+import threading
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
 from confluent_kafka.admin import AdminClient
 
+# 4.x is the line Kafka develops; aiokafka 0.14 and faust-streaming 0.15 were checked against it
+# (tests/integration/test_local_kafka.py, test_faust_compat.py). deploy/local/kafka/pom.xml has the same default.
 KAFKA_VERSION = "4.1.1"
+DEFAULT_NAME = "dev"
 
 
 def find_repo_root(start: Path | None = None) -> Path:
@@ -36,89 +51,171 @@ def lib_dir() -> Path:
     return find_repo_root() / ".local" / "kafka" / "lib"
 
 
+def _pom() -> Path:
+    return find_repo_root() / "deploy" / "local" / "kafka" / "pom.xml"
+
+
 def _stamp() -> Path:
     return lib_dir() / f".complete-{KAFKA_VERSION}"
 
 
-def ensure_jars() -> Path:
-    """Fetch the broker jars with Maven once; later calls (and later `make run`s) reuse them."""
-    lib = lib_dir()
-    if _stamp().exists():
-        return lib
-    missing = [tool for tool in ("java", "mvn") if shutil.which(tool) is None]
+def _stamp_text() -> str:
+    """What the lib folder was built from: a changed pom (another log4j, another dependency) fetches again."""
+    return hashlib.sha256(_pom().read_bytes()).hexdigest() + "\n"
+
+
+def _require(*tools: str) -> None:
+    missing = [tool for tool in tools if shutil.which(tool) is None]
     if missing:
-        raise RuntimeError(f"cannot fetch the Kafka broker: {' and '.join(missing)} not installed "
-                           "(Java 17+ and Maven; see `callstream doctor`)")
-    project = find_repo_root() / "deploy" / "local" / "kafka"
-    result = subprocess.run(["mvn", "-q", "-B", f"-Dkafka.version={KAFKA_VERSION}", "package"], cwd=project,
-                            capture_output=True, text=True, check=False)
-    if result.returncode != 0 or not any(lib.glob(f"kafka_2.13-{KAFKA_VERSION}.jar")):
-        raise RuntimeError(f"Maven could not fetch the Kafka jars:\n{result.stdout}{result.stderr}")
-    _stamp().touch()
+        raise RuntimeError(f"the local Kafka broker needs {' and '.join(missing)}: not found on PATH "
+                           "(Java 17+ and Maven 3.8+; `deploy/local/install-system-packages.sh` installs both)")
+
+
+def jars_ready() -> bool:
+    stamp = _stamp()
+    return stamp.is_file() and stamp.read_text() == _stamp_text()
+
+
+def ensure_jars() -> Path:
+    """Fetch the broker jars with Maven once; later calls skip Maven entirely (the stamp matches the pom)."""
+    lib = lib_dir()
+    if jars_ready():
+        return lib
+    _require("java", "mvn")
+    lib.parent.mkdir(parents=True, exist_ok=True)
+    # Two test sessions starting at once: one fetches, the other waits and then finds the stamp.
+    with (lib.parent / ".fetch.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not jars_ready():
+            _fetch(lib)
     return lib
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def _fetch(lib: Path) -> None:
+    # copy-dependencies never deletes: jars of another Kafka version would stay on the classpath beside
+    # the new ones (two kafka-clients versions = NoSuchMethodError at start). Start from an empty folder.
+    shutil.rmtree(lib, ignore_errors=True)
+    result = subprocess.run(["mvn", "-q", "-B", f"-Dkafka.version={KAFKA_VERSION}", f"-Dlib.dir={lib}", "package"],
+                            cwd=_pom().parent, capture_output=True, text=True, check=False)
+    if result.returncode != 0 or not (lib / f"kafka_2.13-{KAFKA_VERSION}.jar").is_file():
+        raise RuntimeError(f"Maven could not fetch the Kafka jars (exit {result.returncode}):\n"
+                           f"{result.stdout}{result.stderr}")
+    _stamp().write_text(_stamp_text())
+
+
+def free_port(avoid: Sequence[int] = ()) -> int:
+    """A loopback port nobody listens on now (another process may still take it before the broker does)."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in avoid:
+            return port
 
 
 def server_properties(data_dir: Path, port: int, controller_port: int) -> str:
-    return f"""# Written by callstream_core.local_kafka: a single-node KRaft broker on loopback.
+    return f"""# Written by callstream_core.local_kafka at every start: a single-node KRaft broker on loopback.
 # One process is both broker and controller: no ZooKeeper, no second process.
 process.roles=broker,controller
+# The only node of the cluster; the id is also written into the storage by `format`.
 node.id=1
+# How this node finds the controller quorum (itself). Dynamic quorum (KIP-853), as `format --standalone` set up.
 controller.quorum.bootstrap.servers=127.0.0.1:{controller_port}
 # Loopback only: a development broker is never reachable from the network.
 listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}
+# What clients are told to connect to: the same loopback address (never the host name).
 advertised.listeners=PLAINTEXT://127.0.0.1:{port}
+# Which listener carries the controller (Raft) traffic; it is not advertised to clients.
 controller.listener.names=CONTROLLER
+# No TLS or SASL on a loopback development broker.
 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+# Broker-to-broker traffic (none with one node, but the setting must name a listener).
 inter.broker.listener.name=PLAINTEXT
+# The data, under the broker's own folder (.local/kafka/<name>/ or a test's temp dir).
 log.dirs={data_dir / "log"}
 # One broker: internal topics cannot have more replicas than that.
 offsets.topic.replication.factor=1
+# Same for the transaction state log (idempotent and transactional producers).
 transaction.state.log.replication.factor=1
+# ... and its min in-sync replicas: one is all there is.
 transaction.state.log.min.isr=1
+# Same for share groups' state topic (KIP-932), created on first use.
 share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 # Consumers join a group at once instead of waiting 3 s for others (tests and `make run` start fast).
 group.initial.rebalance.delay.ms=0
 # Topics come from the registry (`callstream topics apply`), never from a typo in a producer.
 auto.create.topics.enable=false
+# Kafka's default, stated: topics created without a count (only by hand) get one partition.
 num.partitions=1
-# Small segments and few threads: a laptop-sized broker.
+# Few threads: a laptop-sized broker on a 2-core machine.
 num.network.threads=2
 num.io.threads=4
+# 64 MiB segments instead of 1 GiB: a development broker's disk use stays small.
 log.segment.bytes=67108864
 """
 
 
-LOG4J2 = """Configuration:
+LOG4J2 = """# Written by callstream_core.local_kafka: the broker logs to a file in its data dir, not the console.
+Configuration:
   status: warn
   Appenders:
-    File:
+    RollingFile:
       name: file
       fileName: "${sys:kafka.logs.dir}/server.log"
+      filePattern: "${sys:kafka.logs.dir}/server.log.%i"
       PatternLayout:
         pattern: "[%d] %p %m (%c)%n"
+      SizeBasedTriggeringPolicy:
+        size: 20MB
+      DefaultRolloverStrategy:
+        max: 3
   Loggers:
+    Logger:
+      # The state-change and request loggers are chatty at INFO.
+      - name: state.change.logger
+        level: warn
+      - name: kafka.request.logger
+        level: warn
     Root:
       level: info
       AppenderRef:
         - ref: file
 """
 
+def _die_with_parent() -> list[str]:
+    """A command prefix (Linux, util-linux) that gives the broker SIGTERM when the process that started it
+    dies, even by SIGKILL. setpriv rather than a preexec_fn: nothing runs between fork and exec in a
+    process whose other threads (librdkafka's) may hold locks."""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "TERM", "--"] if setpriv and sys.platform == "linux" else []
+
+
+def _saved_ports(config: Path) -> tuple[int, int] | None:
+    """The ports a formatted data dir was started with: its controller endpoint is stored in the quorum."""
+    if not config.is_file():
+        return None
+    match = re.search(r"^listeners=PLAINTEXT://127\.0\.0\.1:(\d+),CONTROLLER://127\.0\.0\.1:(\d+)$",
+                      config.read_text(), re.MULTILINE)
+    return (int(match[1]), int(match[2])) if match else None
+
 
 class LocalKafka:
-    """A broker process for development and tests; use as a context manager or call start()/stop()."""
+    """A broker process for development and tests; use as a context manager or call start()/stop().
+
+    Without ports it takes free ones, or for a data dir used before the ports of last time (the
+    controller's address is part of the formatted quorum state).
+    """
 
     def __init__(self, data_dir: Path, port: int | None = None, controller_port: int | None = None,
                  heap: str = "512m") -> None:
-        self.data_dir = data_dir
+        self.data_dir = data_dir.resolve()
+        saved = _saved_ports(self.data_dir / "server.properties")
+        if saved and (self.data_dir / "log" / "meta.properties").exists():
+            port = port or saved[0]
+            controller_port = controller_port or saved[1]
         self.port = port or free_port()
-        self.controller_port = controller_port or free_port()
+        self.controller_port = controller_port or free_port(avoid=[self.port])
         self.heap = heap
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -130,36 +227,55 @@ class LocalKafka:
     def pid_file(self) -> Path:
         return self.data_dir / "broker.pid"
 
-    def _java(self, main: str, *args: str) -> list[str]:
-        return ["java", f"-Xmx{self.heap}", f"-Xms{self.heap}", "-XX:+UseG1GC",
-                f"-Dkafka.logs.dir={self.data_dir / 'logs'}",
+    @property
+    def logs_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+    def _java(self, main: str, *args: str, tool: bool = False) -> list[str]:
+        if tool:
+            # A one-shot tool (storage format): C1 only and serial GC start it in ~2 s instead of ~4 s.
+            vm = ["-Xmx256m", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC"]
+        else:
+            # A small, fixed heap: the broker keeps little on the heap (the page cache holds the data).
+            # Kafka's own launch script uses G1 with short pauses. Full JIT: benchmarks run on this broker.
+            vm = [f"-Xmx{self.heap}", f"-Xms{self.heap}",
+                  "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-XX:+ExplicitGCInvokesConcurrent"]
+        return ["java", *vm,
+                # Out of memory is a crash to see, not a half-alive broker.
+                "-XX:+ExitOnOutOfMemoryError", "-Djava.awt.headless=true",
+                f"-Dkafka.logs.dir={self.logs_dir}",
                 f"-Dlog4j2.configurationFile={self.data_dir / 'log4j2.yaml'}",
                 "-cp", str(lib_dir() / "*"), main, *args]
 
     def _format(self, config: Path) -> None:
         if (self.data_dir / "log" / "meta.properties").exists():
             return
-        cluster_id = uuid.uuid4().hex[:22]
+        # A cluster id is 16 random bytes in URL-safe base64 without padding (22 characters).
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
         result = subprocess.run(
             self._java("kafka.tools.StorageTool", "format", "--config", str(config), "--cluster-id",
-                       cluster_id, "--standalone", "--ignore-formatted"),
+                       cluster_id, "--standalone", "--ignore-formatted", tool=True),
             capture_output=True, text=True, check=False,
         )
         if result.returncode != 0:
             raise RuntimeError(f"formatting Kafka storage failed:\n{result.stdout}{result.stderr}")
 
-    def start(self, ready_timeout: float = 90.0) -> LocalKafka:
+    def start(self, ready_timeout: float = 90.0, *, attached: bool = True) -> LocalKafka:
+        """Start and wait until ready. attached: the broker dies with this process (Linux), even on SIGKILL."""
+        _require("java")
         ensure_jars()
-        (self.data_dir / "logs").mkdir(parents=True, exist_ok=True)
+        self.logs_dir.mkdir(parents=True, exist_ok=True)
         config = self.data_dir / "server.properties"
         config.write_text(server_properties(self.data_dir, self.port, self.controller_port))
         (self.data_dir / "log4j2.yaml").write_text(LOG4J2)
         self._format(config)
-        console = (self.data_dir / "logs" / "console.log").open("ab")
-        # Its own session: stop() can signal the whole group, and Ctrl-C in a terminal reaches us first.
-        self.process = subprocess.Popen(self._java("kafka.Kafka", str(config)), stdout=console,
-                                        stderr=subprocess.STDOUT, start_new_session=True)
-        console.close()
+        prefix = _die_with_parent() if attached else []
+        with (self.logs_dir / "console.log").open("ab") as console:
+            # Its own session: stop() signals the whole group, and Ctrl-C in a terminal reaches us first.
+            # setpriv execs java: the pid stays the broker's.
+            self.process = subprocess.Popen([*prefix, *self._java("kafka.Kafka", str(config))], stdout=console,
+                                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                            start_new_session=True)
         self.pid_file.write_text(str(self.process.pid))
         try:
             self.wait_ready(ready_timeout)
@@ -176,17 +292,18 @@ class LocalKafka:
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
                 raise RuntimeError(f"the Kafka broker exited with {self.process.returncode}; see "
-                                   f"{self.data_dir / 'logs'}")
+                                   f"{self.logs_dir / 'server.log'} and {self.logs_dir / 'console.log'}")
             if admin is None:
                 # A Kafka client retries refused connections noisily: create it once the port listens.
                 try:
                     socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
                 except OSError as exc:
                     last_error = str(exc)
-                    time.sleep(0.1)  # the broker process gives no other signal that it is listening
+                    time.sleep(0.1)  # poll interval: the JVM gives no other signal that it is listening
                     continue
                 admin = AdminClient({"bootstrap.servers": self.bootstrap_servers, "socket.timeout.ms": 2000})
             try:
+                # A fenced (not yet registered) broker is left out of metadata: listed = ready.
                 if admin.list_topics(timeout=2).brokers:
                     return
             except Exception as exc:
@@ -197,11 +314,11 @@ class LocalKafka:
         if self.process is None:
             return
         if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
+            _signal_group(self.process.pid, signal.SIGTERM)
             try:
                 self.process.wait(timeout)
             except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
+                _signal_group(self.process.pid, signal.SIGKILL)
                 self.process.wait(10)
         self.pid_file.unlink(missing_ok=True)
         self.process = None
@@ -214,25 +331,108 @@ class LocalKafka:
         self.stop()
 
 
-def stop_from_pid_file(data_dir: Path, timeout: float = 30.0) -> bool:
-    """Stop a broker started in the background by another process (`callstream kafka stop`)."""
-    pid_file = data_dir / "broker.pid"
-    if not pid_file.exists():
-        return False
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, sig)
+
+
+def _running_broker(data_dir: Path) -> int | None:
+    """The pid in data_dir's pid file if that process is still our broker (pids get reused)."""
+    pid_file = data_dir.resolve() / "broker.pid"
+    if not pid_file.is_file():
+        return None
     pid = int(pid_file.read_text())
     try:
-        os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        pid_file.unlink(missing_ok=True)
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError:  # no /proc (macOS): trust the pid file if the process exists
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        return pid
+    return pid if str(data_dir.resolve() / "server.properties").encode() in cmdline else None
+
+
+def stop_from_pid_file(data_dir: Path, timeout: float = 30.0) -> bool:
+    """Stop a broker started in the background by another process (`callstream kafka stop`)."""
+    pid = _running_broker(data_dir)
+    (data_dir / "broker.pid").unlink(missing_ok=True)
+    if pid is None:
         return False
+    _signal_group(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            os.killpg(pid, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.2)  # polling a foreign process for exit: there is nothing to wait on
-    else:
-        os.killpg(pid, signal.SIGKILL)
-    pid_file.unlink(missing_ok=True)
+        if _exited(pid):
+            return True
+        time.sleep(0.1)  # polling a foreign process for exit: there is nothing to wait on
+    _signal_group(pid, signal.SIGKILL)
     return True
+
+
+def _exited(pid: int) -> bool:
+    """Gone, or a zombie: exited but not reaped (our own child when `start` ran in this process)."""
+    with contextlib.suppress(ChildProcessError):
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    with contextlib.suppress(OSError, IndexError):
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].startswith("Z")
+    return False
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`fetch`, `start [--foreground]`, `stop`, `status` for the broker in .local/kafka/<name>/."""
+    parser = argparse.ArgumentParser(prog="callstream kafka", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("fetch", help="fetch the broker jars with Maven (once)")
+    for name in ("start", "stop", "status"):
+        cmd = sub.add_parser(name)
+        cmd.add_argument("--name", default=DEFAULT_NAME, help="the broker's folder under .local/kafka/")
+        cmd.add_argument("--data-dir", type=Path, help="a data dir of its own instead of .local/kafka/<name>")
+        if name == "start":
+            cmd.add_argument("--port", type=int, help="client port (default: last time's, else a free one)")
+            cmd.add_argument("--controller-port", type=int)
+            cmd.add_argument("--foreground", action="store_true", help="run until Ctrl-C, then stop")
+    args = parser.parse_args(argv)
+    if args.command == "fetch":
+        print(f"Kafka {KAFKA_VERSION} jars ready in {ensure_jars()}")
+        return 0
+    data_dir: Path = args.data_dir or find_repo_root() / ".local" / "kafka" / args.name
+    running = _running_broker(data_dir)
+    if args.command == "status":
+        print(f"running (pid {running}) in {data_dir}" if running else f"not running ({data_dir})")
+        return 0 if running else 1
+    if args.command == "stop":
+        print("stopped" if stop_from_pid_file(data_dir) else "no broker was running")
+        return 0
+    if running:
+        print(f"a broker already runs in {data_dir} (pid {running})", file=sys.stderr)
+        return 1
+    data_dir.mkdir(parents=True, exist_ok=True)
+    broker = LocalKafka(data_dir, port=args.port, controller_port=args.controller_port)
+    started = time.monotonic()
+    broker.start(attached=args.foreground)
+    print(f"Kafka {KAFKA_VERSION} ready at {broker.bootstrap_servers} in {time.monotonic() - started:.1f} s "
+          f"(data and logs in {data_dir})", flush=True)
+    if not args.foreground:
+        return 0  # the broker runs on in its own session; `stop` ends it
+    stopped = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stopped.set())
+    try:
+        # Wake once a second to notice a broker that died on its own.
+        while not stopped.wait(1.0) and broker.process is not None and broker.process.poll() is None:
+            pass
+    finally:
+        broker.stop()
+    print("Kafka stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -9,6 +9,7 @@ from callstream_core.settings import CoreSettings
 
 class KpiSettings(CoreSettings):
     service_name: str = "kpi-stream"
+    clickhouse_database: str = Field(default="callstream", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8001, ge=1, le=65535)
     # Consumer group of the worker: one group = one copy of the facts.

@@ -8,7 +8,7 @@ ReplacingMergeTree and read away with FINAL.
 
 from __future__ import annotations
 
-import json
+import hashlib
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -192,24 +192,25 @@ def cost_row(e: hr_events_pb2.CostEntry) -> list[Any]:
             e.category, ts(e.envelope.occurred_at)]
 
 
+def content_token(table: str, rows: Sequence[Sequence[Any]]) -> str:
+    """For derived rows (contacts, intervals): what they contain depends on the stream's state, not only on
+    the batch, so only an identical re-send may be dropped; a different derivation is stored (and the
+    ReplacingMergeTree keeps the newest version)."""
+    digest = hashlib.sha256(repr([list(r) for r in rows]).encode()).hexdigest()
+    return f"{table}:sha256:{digest}"
+
+
 class FactWriter:
-    """Inserts rows of one table with the batch's dedup token, retrying outages."""
+    """Inserts rows of one table with a dedup token, retrying outages."""
 
     def __init__(self, client: RetryingClient) -> None:
         self._client = client
 
     def insert(self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str],
-               offsets: Sequence[tuple[str, int, int]]) -> None:
+               offsets: Sequence[tuple[str, int, int]] | None) -> None:
+        """`offsets`: the Kafka records the rows are (raw facts); None for derived rows."""
         if not rows:
             return
-        token = dedup_token(table, offsets)
+        token = dedup_token(table, offsets) if offsets is not None else content_token(table, rows)
         self._client.run(lambda c: c.insert(table, list(rows), column_names=list(columns),
                                             settings={"insert_deduplication_token": token}))
-
-
-def queue_settings_rows(settings: dict[str, dict[str, float]]) -> list[list[Any]]:
-    return [[q, s["sl_threshold_s"], s["sl_goal_pct"], s["short_abandon_s"]] for q, s in settings.items()]
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, default=str)

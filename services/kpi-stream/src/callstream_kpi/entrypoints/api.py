@@ -1,7 +1,10 @@
 """The KPI API and the wallboard: KPIs by scope, grain and period; agent scorecards; real-time figures
-and their live stream (SSE). In embedded mode it shares the worker's process (one chDB per process)."""
+and their live stream (SSE). In embedded mode it shares the worker's process (one chDB per process).
 
-from __future__ import annotations
+No `from __future__ import annotations` here: FastAPI must evaluate the `Annotated[..., Depends(...)]`
+parameters, which name objects local to `create_app`.
+"""
+
 
 import asyncio
 import json

@@ -1,0 +1,123 @@
+"""The KPI stream process: Faust agents feeding the pipeline, a timer publishing real-time figures, and the
+KPI API + wallboard, in one asyncio loop (embedded chDB allows one process per data directory)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import faust
+import uvicorn
+from fastapi import FastAPI
+from google.protobuf import json_format
+
+from callstream_core.clickhouse import get_client
+from callstream_core.faust_support import decode_events, faust_topic, make_app
+from callstream_core.kafka import DeadLetters, EventProducer, Received
+from callstream_core.topics import topic
+from callstream_kpi.config import KpiSettings
+from callstream_kpi.entrypoints.api import create_app
+from callstream_kpi.entrypoints.broadcast import Broadcaster
+from callstream_kpi.pipeline import KpiPipeline, snapshot_key
+
+log = logging.getLogger(__name__)
+
+
+class KpiWorker:
+    """Composition root of the KPI stream."""
+
+    def __init__(self, settings: KpiSettings) -> None:
+        self.settings = settings
+        self.client = get_client(settings.clickhouse_url, database=settings.clickhouse_database)
+        self.producer = EventProducer(settings.kafka_bootstrap_servers, client_id=settings.service_name,
+                                      wire_format=settings.wire_format)
+        self.dead_letters = DeadLetters(self.producer)
+        self.pipeline = KpiPipeline(settings, self.client, self.producer)
+        self.broadcaster = Broadcaster()
+        # One thread runs every pipeline call: the domain state is never touched by two threads, and the
+        # blocking ClickHouse calls stay off the event loop.
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kpi-pipeline")
+        self.faust = make_app(settings.consumer_group, settings.kafka_bootstrap_servers)
+        self.batches = 0
+        self._wire_agents()
+        self.api: FastAPI = create_app(settings, self.client, self.broadcaster,
+                                       readiness={"clickhouse": self._sink_ready})
+
+    async def _sink_ready(self) -> str | None:
+        return self.pipeline.sink_error
+
+    async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+
+    def _wire_agents(self) -> None:
+        routes: list[tuple[str, Callable[[Sequence[Received[Any]]], None]]] = [
+            ("cc.call-events.v1", self.pipeline.on_call_events),
+            ("cc.agent-events.v1", self.pipeline.on_agent_events),
+            ("cc.qa-evaluations.v1", self.pipeline.on_qa),
+            ("cc.hr-schedules.v1", self.pipeline.on_schedules),
+            ("cc.hr-attendance.v1", self.pipeline.on_attendance),
+            ("cc.hr-employment.v1", self.pipeline.on_employment),
+            ("cc.hr-costs.v1", self.pipeline.on_costs),
+        ]
+        for name, handler in routes:
+            self._agent(name, handler)
+        self.faust.timer(self.settings.realtime_interval_s)(self._tick)
+
+    def _agent(self, name: str, handler: Callable[[Sequence[Received[Any]]], None]) -> None:
+        registered = topic(name)
+
+        async def consume(stream: faust.StreamT[Any]) -> None:
+            # take_events acknowledges the batch after this body returns; the body never raises
+            # (Faust would acknowledge a failed batch anyway): bad input goes to the DLQ in decode_events
+            # and a ClickHouse outage is retried inside the pipeline until it succeeds.
+            batches = stream.take_events(  # type: ignore[attr-defined]  # missing from faust-streaming's StreamT
+                self.settings.batch_max, within=self.settings.batch_within_s)
+            async for events in batches:
+                received = decode_events(events, registered, self.dead_letters)
+                if received:
+                    await self._run(handler, received)
+                self.batches += 1
+
+        consume.__name__ = f"consume_{name.replace('.', '_').replace('-', '_')}"
+        self.faust.agent(faust_topic(self.faust, registered), name=consume.__name__, concurrency=1)(consume)
+
+    async def _tick(self) -> None:
+        try:
+            snapshots, alerts = await self._run(self.pipeline.tick)
+        except Exception:  # a failed tick must not stop the timer; the next one recomputes everything
+            log.exception("real-time tick failed")
+            return
+        for snap in snapshots:
+            await self.broadcaster.publish("snapshot", snapshot_key(snap), json_format.MessageToJson(snap, indent=None))
+        for alert in alerts:
+            await self.broadcaster.publish("alert", alert.alert_id, json_format.MessageToJson(alert, indent=None))
+
+    async def start(self) -> None:
+        migrated = await self._run(self.pipeline.migrate)
+        recovered = await self._run(self.pipeline.recover)
+        log.info("ClickHouse migrations applied: %s; %d events replayed to rebuild open calls", migrated, recovered)
+        await self.faust.start()
+
+    async def stop(self) -> None:
+        await self.faust.stop()
+        await self._run(self.producer.flush)
+        self.executor.shutdown(wait=True)
+
+    async def serve(self, until: Callable[[], Awaitable[None]] | None = None) -> None:
+        """Run the stream and the API until the server stops (Ctrl-C) or `until` returns."""
+        await self.start()
+        server = uvicorn.Server(uvicorn.Config(self.api, host=self.settings.http_host, port=self.settings.http_port,
+                                               log_config=None))
+        try:
+            if until is None:
+                await server.serve()
+            else:
+                serving = asyncio.create_task(server.serve())
+                await until()
+                server.should_exit = True
+                await serving
+        finally:
+            await self.stop()

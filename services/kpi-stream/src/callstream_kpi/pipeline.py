@@ -1,0 +1,213 @@
+"""The KPI stream's service layer: batches of events in, facts and figures out.
+
+Each `on_*` handles one decoded batch from one topic: it writes the raw facts and everything derived
+from them to ClickHouse (idempotent: dedup tokens from the batch's offsets, ReplacingMergeTree keys),
+publishes derived contacts, and only then returns, so the caller acknowledges the batch after the sinks
+succeeded. Calls are serialized by the caller (one worker thread): the domain objects are not shared.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from clickhouse_connect.driver.client import Client
+from google.protobuf import json_format
+from prometheus_client import Counter, Gauge
+
+from callstream.agent.v1 import agent_events_pb2
+from callstream.call.v1 import call_events_pb2
+from callstream.hr.v1 import hr_events_pb2
+from callstream.kpi.v1 import kpi_events_pb2
+from callstream.qa.v1 import qa_events_pb2
+from callstream_core.kafka import EventProducer, Received
+from callstream_kpi.adapters import clickhouse_facts as facts
+from callstream_kpi.config import KpiSettings
+from callstream_kpi.domain.agent_states import AgentStateTracker, StateInterval, split_interval
+from callstream_kpi.domain.kpis import Rollup, alert_values, rollup_contacts
+from callstream_kpi.domain.realtime import RealtimeSettings, RealtimeView
+from callstream_kpi.domain.sessionizer import ContactRecord, Sessionizer, SessionizerSettings
+from callstream_kpi.domain.targets import CENTER, AlertEvaluator, ScopeRef
+from callstream_kpi.domain.watermark import interval_start
+
+log = logging.getLogger(__name__)
+
+EVENTS = Counter("callstream_kpi_events_total", "Events taken into the KPI stream", ["topic"])
+CONTACTS = Counter("callstream_kpi_contacts_total", "Contact segments written (new or revised)")
+RETRIES = Counter("callstream_kpi_sink_retries_total", "ClickHouse writes retried after an error")
+WATERMARK = Gauge("callstream_kpi_watermark_seconds", "Event-time watermark of the stream (unix seconds)")
+OPEN_CALLS = Gauge("callstream_kpi_open_calls", "Calls the sessionizer holds open")
+
+Offsets = list[tuple[str, int, int]]
+
+INTERVAL_COLUMNS = ["agent_id", "team_id", "state", "reason", "started_at", "ended_at", "duration_s", "version"]
+
+
+def _offsets(batch: Sequence[Received[Any]]) -> Offsets:
+    return [(r.topic, r.partition, r.offset) for r in batch]
+
+
+def _version_stamp() -> int:
+    """Processing time in microseconds as the row version of derived facts: the domain's own revision
+    counters restart with the process, but a revision written after a restart must still win."""
+    return time.time_ns() // 1000
+
+
+def _interval_row(iv: StateInterval, version: int) -> list[Any]:
+    return [iv.agent_id, iv.team_id, iv.state, iv.reason, iv.start, iv.end, iv.duration_s, version]
+
+
+class KpiPipeline:
+    def __init__(self, settings: KpiSettings, client: Client, producer: EventProducer) -> None:
+        self.settings = settings
+        self.retrying = facts.RetryingClient(client, on_retry=self._on_retry)
+        self.facts = facts.FactWriter(self.retrying)
+        self.producer = producer
+        self.sink_error: str | None = None
+        self.agents = AgentStateTracker(allowed_lateness_s=settings.allowed_lateness_s)
+        self.sessionizer = Sessionizer(
+            SessionizerSettings(session_timeout_s=settings.session_timeout_s,
+                                allowed_lateness_s=settings.allowed_lateness_s,
+                                default_short_abandon_s=settings.default_short_abandon_s),
+            team_of=self.agents.team_of)
+        self.realtime = RealtimeView(
+            RealtimeSettings(allowed_lateness_s=settings.allowed_lateness_s,
+                             default_sl_threshold_s=settings.default_sl_threshold_s,
+                             default_short_abandon_s=settings.default_short_abandon_s,
+                             session_timeout_s=settings.session_timeout_s),
+            agents=self.agents)
+        self.alerts = AlertEvaluator()
+        # Latest version of each recent contact, for the current interval's alert evaluation.
+        self._recent: dict[tuple[str, int], ContactRecord] = {}
+
+    def _on_retry(self, exc: Exception) -> None:
+        RETRIES.inc()
+        self.sink_error = f"ClickHouse write failing, retrying: {exc}"
+        log.warning(self.sink_error)
+
+    def migrate(self) -> list[int]:
+        return self.retrying.run(facts.apply_migrations)
+
+    # -- inputs --------------------------------------------------------------------------------------
+    def on_call_events(self, batch: Sequence[Received[call_events_pb2.CallEvent]]) -> None:
+        EVENTS.labels("call").inc(len(batch))
+        offsets = _offsets(batch)
+        self.facts.insert("call_events", [facts.call_event_row(r.value, r.partition, r.offset) for r in batch],
+                          facts.CALL_EVENT_COLUMNS, offsets)
+        events = [r.value for r in batch]
+        contacts = self.sessionizer.process_batch(events)
+        self.realtime.process_batch(call_events=events)
+        self._store_contacts(contacts)
+        self.sink_error = None
+
+    def on_agent_events(self, batch: Sequence[Received[agent_events_pb2.AgentEvent]]) -> None:
+        EVENTS.labels("agent").inc(len(batch))
+        offsets = _offsets(batch)
+        self.facts.insert("agent_events", [facts.agent_event_row(r.value, r.partition, r.offset) for r in batch],
+                          facts.AGENT_EVENT_COLUMNS, offsets)
+        events = [r.value for r in batch]
+        # The tracker is shared with the real-time view: feed it once, and move the view's clock too.
+        intervals = self.agents.process_batch(events)
+        for event in events:
+            self.realtime.watermark.observe(event.envelope.occurred_at.ToDatetime(tzinfo=UTC))
+        stamp = _version_stamp()
+        rows = [_interval_row(piece, stamp) for iv in intervals for piece in split_interval(iv)]
+        self.facts.insert("agent_state_intervals", rows, INTERVAL_COLUMNS, None)
+        self.realtime.advance()
+        self.sink_error = None
+
+    def on_qa(self, batch: Sequence[Received[qa_events_pb2.EvaluationChanged]]) -> None:
+        EVENTS.labels("qa").inc(len(batch))
+        self.facts.insert("qa_evaluations", [facts.qa_row(r.value) for r in batch], facts.QA_COLUMNS,
+                          _offsets(batch))
+
+    def on_schedules(self, batch: Sequence[Received[hr_events_pb2.SchedulePublished]]) -> None:
+        EVENTS.labels("schedules").inc(len(batch))
+        rows = [row for r in batch for row in facts.shift_rows(r.value)]
+        self.facts.insert("hr_shifts", rows, facts.SHIFT_COLUMNS, _offsets(batch))
+
+    def on_attendance(self, batch: Sequence[Received[hr_events_pb2.AttendancePunch]]) -> None:
+        EVENTS.labels("attendance").inc(len(batch))
+        self.facts.insert("hr_attendance", [facts.attendance_row(r.value) for r in batch],
+                          facts.ATTENDANCE_COLUMNS, _offsets(batch))
+
+    def on_employment(self, batch: Sequence[Received[hr_events_pb2.EmploymentChanged]]) -> None:
+        EVENTS.labels("employment").inc(len(batch))
+        self.facts.insert("hr_employment", [facts.employment_row(r.value) for r in batch],
+                          facts.EMPLOYMENT_COLUMNS, _offsets(batch))
+
+    def on_costs(self, batch: Sequence[Received[hr_events_pb2.CostEntry]]) -> None:
+        EVENTS.labels("costs").inc(len(batch))
+        self.facts.insert("hr_costs", [facts.cost_row(r.value) for r in batch], facts.COST_COLUMNS,
+                          _offsets(batch))
+
+    # -- derived -------------------------------------------------------------------------------------
+    def recover(self) -> int:
+        """Rebuild open calls after a restart from the raw events ClickHouse already holds (the last
+        session timeout before the newest event); consumption then resumes from the committed offsets and
+        the sessionizer drops what it has seen by event id. Returns the number of events replayed."""
+        timeout = self.settings.session_timeout_s
+        payloads = self.retrying.run(lambda c: c.query(
+            "SELECT payload FROM call_events FINAL WHERE occurred_at >= "
+            "(SELECT max(occurred_at) FROM call_events) - toIntervalSecond({t:UInt32}) ORDER BY occurred_at",
+            parameters={"t": int(timeout)}).result_rows)
+        events = [json_format.Parse(row[0], call_events_pb2.CallEvent()) for row in payloads]
+        self.realtime.process_batch(call_events=events)
+        contacts = self.sessionizer.process_batch(events)
+        self._store_contacts(contacts)
+        return len(events)
+
+    def _store_contacts(self, contacts: list[ContactRecord]) -> None:
+        if not contacts:
+            return
+        stamp = _version_stamp()
+        contacts = [replace(c, version=stamp) for c in contacts]
+        protos = [c.to_proto() for c in contacts]
+        self.facts.insert("contacts", [facts.contact_row(p) for p in protos], facts.CONTACT_COLUMNS, None)
+        self.producer.produce_sync("cc.contacts.v1", [(p.call_id, p) for p in protos])
+        CONTACTS.inc(len(contacts))
+        for c in contacts:
+            self._recent[(c.call_id, c.segment)] = c
+
+    def tick(self) -> tuple[list[kpi_events_pb2.RealtimeSnapshot], list[kpi_events_pb2.Alert]]:
+        """Real-time snapshots as of the watermark and alert transitions for the current interval."""
+        self.realtime.advance()
+        now = self.realtime.watermark.current
+        if now is None:
+            return [], []
+        WATERMARK.set(now.timestamp())
+        OPEN_CALLS.set(self.sessionizer.open_calls)
+        snapshots = [s.to_proto() for s in self.realtime.snapshots()]
+        alerts = self._evaluate_alerts(now)
+        for snap in snapshots:
+            self.producer.produce("cc.kpi-realtime.v1", snap, key=snapshot_key(snap))
+        for alert in alerts:
+            self.producer.produce("cc.alerts.v1", alert, key=alert.alert_id)
+        self.producer.poll(0)
+        return snapshots, alerts
+
+    def _evaluate_alerts(self, now: datetime) -> list[kpi_events_pb2.Alert]:
+        start = interval_start(now)
+        horizon = start - timedelta(minutes=30)
+        self._recent = {k: c for k, c in self._recent.items() if c.offered_at >= horizon}
+        current = [c for c in self._recent.values() if c.offered_at >= start]
+        by_queue: dict[str, list[ContactRecord]] = {}
+        for c in current:
+            by_queue.setdefault(c.queue_id, []).append(c)
+        scopes: list[tuple[ScopeRef, Rollup]] = [(CENTER, rollup_contacts(current))]
+        scopes += [(ScopeRef("queue", q), rollup_contacts(cs)) for q, cs in sorted(by_queue.items())]
+        end = start + timedelta(minutes=30)
+        alerts = []
+        for scope, rollup in scopes:
+            if rollup.offered == 0:
+                continue
+            alerts += self.alerts.evaluate(scope, alert_values(rollup), interval_start=start, interval_end=end)
+        return alerts
+
+
+def snapshot_key(snap: kpi_events_pb2.RealtimeSnapshot) -> str:
+    return f"{snap.scope.kind}:{snap.scope.id}"
