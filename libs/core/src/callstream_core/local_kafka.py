@@ -253,8 +253,9 @@ class LocalKafka:
         # A cluster id is 16 random bytes in URL-safe base64 without padding (22 characters).
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
         result = subprocess.run(
-            self._java("kafka.tools.StorageTool", "format", "--config", str(config), "--cluster-id",
-                       cluster_id, "--standalone", "--ignore-formatted", tool=True),
+            # `--cluster-id=ID` in one argument: an id may start with "-", which argparse would read as a flag.
+            self._java("kafka.tools.StorageTool", "format", "--config", str(config), f"--cluster-id={cluster_id}",
+                       "--standalone", "--ignore-formatted", tool=True),
             capture_output=True, text=True, check=False,
         )
         if result.returncode != 0:

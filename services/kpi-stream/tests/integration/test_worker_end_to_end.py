@@ -6,76 +6,17 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
+from scenarios import T0, TOKEN, scenario, worker_settings
 
-from callstream.agent.v1 import agent_events_pb2
-from callstream.call.v1 import call_events_pb2
-from callstream_core.envelope import new_envelope
 from callstream_core.kafka import EventProducer, apply_topics
-from callstream_core.local_kafka import free_port
-from callstream_kpi.config import KpiSettings
 from callstream_kpi.entrypoints.worker import KpiWorker
 
 pytestmark = pytest.mark.integration
-TOKEN = "test-manager-token"
-T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
-
-
-def call_event(call_id: str, at: datetime, kind: str, **fields: Any) -> call_events_pb2.CallEvent:
-    event = call_events_pb2.CallEvent(call_id=call_id, envelope=new_envelope("test", at))
-    body = getattr(event, kind)
-    body.SetInParent()
-    for name, value in fields.items():
-        target = body
-        *path, last = name.split("__")
-        for part in path:
-            target = getattr(target, part)
-        setattr(target, last, value)
-    return event
-
-
-def agent_event(agent_id: str, at: datetime, kind: str) -> agent_events_pb2.AgentEvent:
-    event = agent_events_pb2.AgentEvent(agent_id=agent_id, envelope=new_envelope("test", at))
-    getattr(event, kind).SetInParent()
-    return event
-
-
-def scenario(queue: str) -> tuple[list[call_events_pb2.CallEvent], list[agent_events_pb2.AgentEvent]]:
-    """Four calls: answered in 10 s, answered in 40 s, abandoned after 60 s, short abandon after 5 s;
-    and one blocked call. Then a late call in the next interval moves the watermark past them all."""
-    calls: list[call_events_pb2.CallEvent] = []
-
-    def answered(call_id: str, start: datetime, wait: int, agent: str) -> None:
-        calls.extend([
-            call_event(call_id, start, "offered", context__queue_id=queue, context__caller_hash=call_id),
-            call_event(call_id, start, "queued", queue_id=queue),
-            call_event(call_id, start + timedelta(seconds=wait - 3), "ringing", agent_id=agent, queue_id=queue),
-            call_event(call_id, start + timedelta(seconds=wait), "answered", agent_id=agent, queue_id=queue),
-            call_event(call_id, start + timedelta(seconds=wait + 120), "ended", agent_id=agent),
-            call_event(call_id, start + timedelta(seconds=wait + 150), "wrap_up_ended", agent_id=agent,
-                       resolved=True),
-        ])
-
-    def abandoned(call_id: str, start: datetime, wait: int) -> None:
-        calls.extend([
-            call_event(call_id, start, "offered", context__queue_id=queue),
-            call_event(call_id, start, "queued", queue_id=queue),
-            call_event(call_id, start + timedelta(seconds=wait), "abandoned", queue_id=queue),
-        ])
-
-    answered(f"{queue}-1", T0 + timedelta(minutes=1), 10, f"{queue}-a1")
-    answered(f"{queue}-2", T0 + timedelta(minutes=2), 40, f"{queue}-a2")
-    abandoned(f"{queue}-3", T0 + timedelta(minutes=3), 60)
-    abandoned(f"{queue}-4", T0 + timedelta(minutes=4), 5)
-    calls.append(call_event(f"{queue}-5", T0 + timedelta(minutes=5), "blocked", context__queue_id=queue))
-    calls.append(call_event(f"{queue}-6", T0 + timedelta(minutes=45), "offered", context__queue_id=queue))
-    agents = [agent_event(f"{queue}-a1", T0, "logged_in"), agent_event(f"{queue}-a1", T0, "ready"),
-              agent_event(f"{queue}-a1", T0 + timedelta(minutes=50), "logged_out")]
-    return calls, agents
 
 
 def test_events_become_kpis(kafka_bootstrap: str, clickhouse_url: str) -> None:
@@ -89,11 +30,8 @@ def test_events_become_kpis(kafka_bootstrap: str, clickhouse_url: str) -> None:
     producer.produce_raw("cc.call-events.v1", b'{"no": "such field"}', key=b"junk", headers=[])
     producer.flush()
 
-    port = free_port()
-    settings = KpiSettings(kafka_bootstrap_servers=kafka_bootstrap, clickhouse_url=clickhouse_url,
-                           clickhouse_database=f"kpi_{uuid.uuid4().hex[:8]}", http_port=port,
-                           consumer_group=f"kpi-test-{uuid.uuid4().hex[:8]}", api_tokens=f"{TOKEN}:manager",
-                           realtime_interval_s=0.5, batch_within_s=0.2)
+    settings = worker_settings(kafka_bootstrap, clickhouse_url)
+    port = settings.http_port
     worker = KpiWorker(settings)
     seen: dict[str, Any] = {}
 

@@ -9,12 +9,19 @@ const auth = token ? { Authorization: `Bearer ${token}` } : {};
 const snapshots = new Map();   // scope key -> latest RealtimeSnapshot (protobuf JSON mapping)
 const alerts = new Map();      // alert id -> latest Alert
 
-function fmtSeconds(s) {
-  if (s === undefined || s === null || Number.isNaN(s)) return "–";
+// The protobuf JSON mapping writes an undefined ratio (proto3 doubles have no null) as the string "NaN".
+function num(v) {
+  if (v === undefined || v === null) return null;
+  const n = Number(v);
+  return Number.isFinite(n) ? n : null;
+}
+function fmtSeconds(v) {
+  let s = num(v);
+  if (s === null || s < 0) return "–";  // negative = unknown (e.g. no expected wait yet)
   s = Math.round(s);
   return s >= 60 ? `${Math.floor(s / 60)}m ${String(s % 60).padStart(2, "0")}s` : `${s}s`;
 }
-function fmtPct(v) { return v === undefined || v === null ? "–" : `${v.toFixed(1)} %`; }
+function fmtPct(v) { const n = num(v); return n === null ? "–" : `${n.toFixed(1)} %`; }
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
@@ -34,8 +41,8 @@ function renderQueues() {
   for (const snap of queues) {
     const w15 = windowOf(snap, 15);
     const target = snap.serviceLevelTarget ?? 80;
-    const sl = w15.serviceLevel;
-    const breach = sl !== undefined && sl < target;
+    const sl = num(w15.serviceLevel);
+    const breach = sl !== null && sl < target;
     const name = snap.scope.kind === "KIND_CENTER" ? "Center" : snap.scope.id;
     const tile = el("article", { class: `tile${breach ? " breach" : ""}`, "data-queue": name });
     const gauge = el("div", { class: "gauge", role: "meter", "aria-valuenow": String(sl ?? 0) },
@@ -69,7 +76,7 @@ function renderAlerts() {
   const list = document.getElementById("alerts");
   const firing = [...alerts.values()].filter((a) => a.state === "STATE_FIRING");
   list.replaceChildren(...firing.map((a) => el("li", { class: "alert", "data-kpi": a.kpi },
-    `${a.kpi} ${a.scope?.id || "center"}: ${Number(a.value).toFixed(1)} (target ${a.comparison} ${a.target})`,
+    `${a.kpi} ${a.scope?.id || "center"}: ${(num(a.value) ?? 0).toFixed(1)} (target ${a.comparison} ${a.target})`,
     (a.likelyCauses || []).length ? ` — likely: ${(a.likelyCauses || []).filter((c) => c.confirmed)
       .map((c) => c.text).join(", ") || a.likelyCauses.map((c) => c.text).join(", ")}` : "")));
 }
