@@ -16,7 +16,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from clickhouse_connect.driver.client import Client
-from google.protobuf import json_format
 from prometheus_client import Counter, Gauge
 
 from callstream.agent.v1 import agent_events_pb2
@@ -154,8 +153,8 @@ class KpiPipeline:
         payloads = self.retrying.run(lambda c: c.query(
             "SELECT payload FROM call_events FINAL WHERE occurred_at >= "
             "(SELECT max(occurred_at) FROM call_events) - toIntervalSecond({t:UInt32}) ORDER BY occurred_at",
-            parameters={"t": int(timeout)}).result_rows)
-        events = [json_format.Parse(row[0], call_events_pb2.CallEvent()) for row in payloads]
+            parameters={"t": int(timeout)}, column_formats={"payload": "bytes"}).result_rows)
+        events = [call_events_pb2.CallEvent.FromString(row[0]) for row in payloads]
         self.realtime.process_batch(call_events=events)
         contacts = self.sessionizer.process_batch(events)
         self._store_contacts(contacts)

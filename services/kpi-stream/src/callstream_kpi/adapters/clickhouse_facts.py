@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from clickhouse_connect.driver.client import Client
-from google.protobuf import json_format
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from callstream.agent.v1 import agent_events_pb2
@@ -123,8 +122,9 @@ def call_event_row(e: call_events_pb2.CallEvent, partition: int, offset: int) ->
     queue_id = getattr(body, "queue_id", "") or (body.context.queue_id if body is not None
                                                    and hasattr(body, "context") else "")
     agent_id = getattr(body, "agent_id", "") or getattr(body, "from_agent_id", "")
+    # The payload is the binary protobuf: a tenth of the cost of JSON on the hot path; recovery parses it.
     return [e.envelope.event_id, e.call_id, ts(e.envelope.occurred_at), kind, queue_id, agent_id,
-            e.envelope.source, json_format.MessageToJson(e, indent=None), partition, offset]
+            e.envelope.source, e.SerializeToString(), partition, offset]
 
 
 CALL_EVENT_COLUMNS = ["event_id", "call_id", "occurred_at", "kind", "queue_id", "agent_id", "source", "payload",
@@ -133,7 +133,7 @@ CALL_EVENT_COLUMNS = ["event_id", "call_id", "occurred_at", "kind", "queue_id", 
 
 def agent_event_row(e: agent_events_pb2.AgentEvent, partition: int, offset: int) -> list[Any]:
     return [e.envelope.event_id, e.agent_id, ts(e.envelope.occurred_at), _kind(e),
-            json_format.MessageToJson(e, indent=None), partition, offset]
+            e.SerializeToString(), partition, offset]
 
 
 AGENT_EVENT_COLUMNS = ["event_id", "agent_id", "occurred_at", "kind", "payload", "kafka_partition", "kafka_offset"]

@@ -68,8 +68,13 @@ NOT_OFFERED = frozenset({"blocked", "ivr_handled", "ivr_abandoned"})
 _TERMINAL_UNANSWERED = frozenset({"blocked", "ivr_handled", "ivr_abandoned", "abandoned", "overflowed", "callback"})
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def event_time(event: CallEvent) -> datetime:
-    return event.envelope.occurred_at.ToDatetime(tzinfo=UTC)
+    # Same value as Timestamp.ToDatetime(tzinfo=UTC), several times faster: this runs for every sort key.
+    stamp = event.envelope.occurred_at
+    return _EPOCH + timedelta(seconds=stamp.seconds, microseconds=stamp.nanos // 1000)
 
 
 def event_kind(event: CallEvent) -> str:

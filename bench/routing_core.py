@@ -1,0 +1,323 @@
+"""Routing core (ACD) throughput: decisions per second on a realistic center, growth with the number of agents,
+and the ratio to a naive router that scans every agent (and every waiting call) per decision.
+
+A virtual-time simulation drives the core through its public commands only: Poisson arrivals over 200 queues
+(20 skills, minimum levels, mixed strategies, priorities, relaxation, sticky callers, wrap-up), agents answer
+after a ring, talk an exponential time, callers abandon after an exponential patience. The center is first
+brought to a loaded state (about 95% of agents busy, untimed); then a window of calls is timed. Only the time
+spent inside `handle()` / `next_deadline()` counts. Run: `uv run python -m bench.routing_core`.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+import time
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from callstream_routing.domain import (
+    AcceptReservation,
+    AgentAction,
+    Assigned,
+    CancelCall,
+    Command,
+    ConfigureQueue,
+    Decision,
+    EndCall,
+    OfferCall,
+    OverflowDestination,
+    Overflowed,
+    OverflowTarget,
+    QueueConfig,
+    QueueMembership,
+    Rejected,
+    RelaxStep,
+    RequiredSkill,
+    Result,
+    RoutingCore,
+    SetAgentState,
+    Skill,
+    Strategy,
+    Tick,
+)
+
+N_QUEUES = 200
+N_SKILLS = 20
+QUEUES_PER_AGENT = 3
+MEAN_TALK_S = 180.0
+MEAN_PATIENCE_S = 240.0
+RING_S = 2.0
+LOAD = 0.95
+
+
+class Router(Protocol):
+    def handle(self, cmd: Command) -> Result: ...
+
+    def next_deadline(self) -> float | None: ...
+
+
+# --------------------------------------------------------------------------------------------- naive baseline
+
+
+class NaiveRouter:
+    """The baseline: longest-idle with skills, by scanning all agents per call and all waiting calls per agent.
+
+    Same commands and decisions as the core for what the simulation uses (no strategies, relaxation, sticky or
+    ring-no-answer); deadlines (reservation expiry, end of wrap-up) are found by scanning too.
+    """
+
+    def __init__(self) -> None:
+        self.queues: dict[str, QueueConfig] = {}
+        self.agents: dict[str, dict[str, Any]] = {}
+        self.waiting: list[dict[str, Any]] = []
+        self.calls: dict[str, dict[str, Any]] = {}
+        self.now = 0.0
+        self.seq = 0
+        self.out: list[Decision] = []
+
+    def next_deadline(self) -> float | None:
+        ends = [a["wrap_until"] for a in self.agents.values() if a["wrap_until"] is not None]
+        return min(ends) if ends else None
+
+    def handle(self, cmd: Command) -> Result:
+        self.out = []
+        self.now = max(self.now, cmd.now)
+        for a in self.agents.values():  # end of wrap-up
+            if a["wrap_until"] is not None and a["wrap_until"] <= self.now:
+                a["wrap_until"] = None
+                a["idle_since"] = self.now
+                self._serve(a)
+        if isinstance(cmd, ConfigureQueue):
+            self.queues[cmd.config.queue_id] = cmd.config
+        elif isinstance(cmd, SetAgentState):
+            self.agents[cmd.agent_id] = {
+                "id": cmd.agent_id, "queues": {m.queue_id for m in cmd.queues},
+                "skills": {s.skill_id: s.proficiency for s in cmd.skills}, "call": None, "wrap_until": None,
+                "idle_since": self.now}
+        elif isinstance(cmd, OfferCall):
+            cfg = self.queues[cmd.queue_id]
+            req = {r.skill_id: r.min_proficiency for r in (*cfg.skills, *cmd.required_skills)}
+            self.seq += 1
+            call = {"id": cmd.call_id, "queue": cmd.queue_id, "req": req, "key": (-cmd.priority, self.now, self.seq)}
+            self.calls[cmd.call_id] = call
+            best = None
+            for a in self.agents.values():
+                if self._fits(a, call) and (best is None or a["idle_since"] < best["idle_since"]):
+                    best = a
+            if best is not None:
+                self._assign(call, best)
+            else:
+                self.waiting.append(call)
+                position = sum(1 for c in self.waiting if c["queue"] == cmd.queue_id)
+                from callstream_routing.domain import Queued
+
+                self._emit(call, Queued(position=position, expected_wait_s=-1.0))
+        elif isinstance(cmd, AcceptReservation):
+            pass
+        elif isinstance(cmd, CancelCall):
+            call = self.calls.pop(cmd.call_id, None)
+            if call is not None and call in self.waiting:
+                self.waiting.remove(call)
+        elif isinstance(cmd, EndCall):
+            call = self.calls.pop(cmd.call_id, None)
+            for a in self.agents.values():
+                if call is not None and a["call"] == cmd.call_id:
+                    a["call"] = None
+                    wrap = self.queues[call["queue"]].wrap_up_s
+                    if wrap > 0:
+                        a["wrap_until"] = self.now + wrap
+                    else:
+                        a["idle_since"] = self.now
+                        self._serve(a)
+        return Result(accepted=True, decisions=tuple(self.out))
+
+    def _fits(self, a: dict[str, Any], call: dict[str, Any]) -> bool:
+        return (a["call"] is None and a["wrap_until"] is None and call["queue"] in a["queues"]
+                and all(a["skills"].get(s, 0) >= lvl for s, lvl in call["req"].items()))
+
+    def _serve(self, a: dict[str, Any]) -> None:
+        best = None
+        for c in self.waiting:
+            if self._fits(a, c) and (best is None or c["key"] < best["key"]):
+                best = c
+        if best is not None:
+            self.waiting.remove(best)
+            self._assign(best, a)
+
+    def _assign(self, call: dict[str, Any], a: dict[str, Any]) -> None:
+        a["call"] = call["id"]
+        self.seq += 1
+        self._emit(call, Assigned(agent_id=a["id"], reservation_id=f"r{self.seq}", reservation_expires_at=1e18))
+
+    def _emit(self, call: dict[str, Any], outcome: Any) -> None:
+        self.out.append(Decision(call_id=call["id"], queue_id=call["queue"], outcome=outcome, at=self.now))
+
+
+# --------------------------------------------------------------------------------------------- the center
+
+
+@dataclass
+class Figures:
+    agents: int
+    commands: int
+    decisions: int
+    seconds: float
+
+    @property
+    def per_decision_us(self) -> float:
+        return self.seconds / max(self.decisions, 1) * 1e6
+
+    @property
+    def decisions_per_s(self) -> float:
+        return self.decisions / self.seconds if self.seconds else 0.0
+
+
+def center_setup(n_agents: int, rng: random.Random, full_mix: bool) -> tuple[list[Command], list[QueueConfig]]:
+    strategies = [Strategy.LONGEST_IDLE] * 5 + [Strategy.SKILLS] * 2 + [
+        Strategy.LEAST_OCCUPIED, Strategy.FEWEST_CALLS, Strategy.ROUND_ROBIN]
+    configs = []
+    for i in range(N_QUEUES):
+        skill = f"s{i % N_SKILLS}"
+        configs.append(QueueConfig(
+            queue_id=f"q{i}", strategy=rng.choice(strategies) if full_mix else Strategy.LONGEST_IDLE,
+            skills=(RequiredSkill(skill_id=skill, min_proficiency=rng.choice([1, 1, 2])),),
+            wrap_up_s=float(rng.choice([0, 5, 10, 15])), reservation_timeout_s=15.0,
+            relaxation=(RelaxStep(after_s=60.0, lower_min_by=1),) if full_mix and i % 3 == 0 else (),
+            max_wait_s=900.0 if full_mix else None,
+            overflow=OverflowTarget(destination=OverflowDestination.VOICEMAIL) if full_mix else None,
+            sticky_window_s=3600.0 if full_mix and i % 5 == 0 else 0.0,
+        ))
+    cmds: list[Command] = [ConfigureQueue(config=c) for c in configs]
+    for a in range(n_agents):
+        queues = rng.sample(range(N_QUEUES), QUEUES_PER_AGENT)
+        skills = {f"s{q % N_SKILLS}": rng.randint(2, 5) for q in queues}
+        for extra in rng.sample(range(N_SKILLS), 2):
+            skills.setdefault(f"s{extra}", rng.randint(1, 5))
+        cmds.append(SetAgentState(
+            command_id=f"login-{a}", agent_id=f"a{a}", action=AgentAction.LOGIN,
+            queues=tuple(QueueMembership(queue_id=f"q{q}", priority=rng.choice([0, 0, 1])) for q in queues),
+            skills=tuple(Skill(skill_id=s, proficiency=p) for s, p in skills.items())))
+    return cmds, configs
+
+
+def simulate(router: Router, n_agents: int, measured_calls: int, seed: int = 7, full_mix: bool = True) -> Figures:
+    rng = random.Random(seed)
+    setup, _ = center_setup(n_agents, rng, full_mix)
+    for cmd in setup:
+        router.handle(cmd)
+    events: list[tuple[float, int, str, str]] = []  # (time, seq, kind, call_id)
+    seq = 0
+    waiting: set[str] = set()
+    n_cmd = 0
+    timed = [0, 0, 0.0]  # commands, decisions, seconds
+    measuring = False
+    calls_meta: dict[str, tuple[str, int, tuple[RequiredSkill, ...], str]] = {}
+
+    def push(t: float, kind: str, call_id: str) -> None:
+        nonlocal seq
+        seq += 1
+        heapq.heappush(events, (t, seq, kind, call_id))
+
+    def send(cmd: Command) -> Result:
+        if measuring:
+            t0 = time.perf_counter()
+            r = router.handle(cmd)
+            timed[2] += time.perf_counter() - t0
+            timed[0] += 1
+            timed[1] += len(r.decisions)
+        else:
+            r = router.handle(cmd)
+        for d in r.decisions:
+            if isinstance(d.outcome, Assigned):
+                waiting.discard(d.call_id)
+                push(d.at + RING_S, "accept", d.outcome.reservation_id + "|" + d.call_id)
+            elif isinstance(d.outcome, Overflowed | Rejected):
+                waiting.discard(d.call_id)
+        return r
+
+    def offer(now: float, i: int) -> None:
+        nonlocal n_cmd
+        q = rng.randrange(N_QUEUES)
+        cid = f"x{i}"
+        req: tuple[RequiredSkill, ...] = ()
+        if full_mix and rng.random() < 0.2:
+            req = (RequiredSkill(skill_id=f"s{q % N_SKILLS}", min_proficiency=3),)
+        caller = f"h{rng.randrange(n_agents * 20)}" if full_mix else ""
+        prio = rng.choice([0, 0, 0, 0, 1, 2]) if full_mix else 0
+        waiting.add(cid)
+        n_cmd += 1
+        send(OfferCall(command_id=f"o{i}", now=now, call_id=cid, queue_id=f"q{q}", priority=prio,
+                       required_skills=req, caller_hash=caller))
+        push(now + rng.expovariate(1 / MEAN_PATIENCE_S), "abandon", cid)
+        calls_meta[cid] = (f"q{q}", prio, req, caller)
+
+    # warm-up: about LOAD x agents calls at once, with talk times spread so the center is in steady state
+    n_warm = int(n_agents * LOAD)
+    for i in range(n_warm):
+        offer(0.0, i)
+    arrival_rate = LOAD * n_agents / (MEAN_TALK_S + 10.0)
+    now = 0.0
+    next_arrival = rng.expovariate(arrival_rate)
+    i = n_warm
+    last = n_warm + measured_calls
+    while i < last or events:
+        deadline = router.next_deadline()
+        t_event = events[0][0] if events else float("inf")
+        t_arr = next_arrival if i < last else float("inf")
+        t = min(t_event, t_arr, deadline if deadline is not None else float("inf"))
+        if t == float("inf"):
+            break
+        now = t
+        if not measuring and now >= 60.0:
+            measuring = True
+        if deadline is not None and deadline <= t_event and deadline <= t_arr:
+            send(Tick(now=now))
+            continue
+        if t_arr <= t_event:
+            offer(now, i)
+            i += 1
+            next_arrival = now + rng.expovariate(arrival_rate)
+            continue
+        _, _, kind, ref = heapq.heappop(events)
+        if kind == "accept":
+            rid, cid = ref.split("|")
+            send(AcceptReservation(now=now, reservation_id=rid, call_id=cid))
+            talk = rng.uniform(0, 2 * MEAN_TALK_S) if now == RING_S else rng.expovariate(1 / MEAN_TALK_S)
+            push(now + talk, "end", cid)
+        elif kind == "end":
+            send(EndCall(now=now, call_id=ref, hard_call=full_mix and rng.random() < 0.01))
+        elif kind == "abandon" and ref in waiting:
+            waiting.discard(ref)
+            send(CancelCall(now=now, call_id=ref))
+    return Figures(agents=n_agents, commands=timed[0], decisions=timed[1], seconds=timed[2])
+
+
+def main() -> None:
+    from bench.common import print_figures
+
+    t0 = time.perf_counter()
+    mix = simulate(RoutingCore(), 5_000, 20_000)
+    figures: dict[str, float] = {
+        "core_decisions_per_s_5k": mix.decisions_per_s,
+        "core_commands_per_s_5k": mix.commands / mix.seconds,
+        "core_us_per_decision_5k": mix.per_decision_us,
+    }
+    scaling = {n: simulate(RoutingCore(), n, calls, full_mix=False)
+               for n, calls in ((500, 8_000), (5_000, 8_000), (50_000, 8_000))}
+    for n, f in scaling.items():
+        figures[f"core_us_per_decision_{n}"] = f.per_decision_us
+    figures["growth_5k_over_500"] = scaling[5_000].per_decision_us / scaling[500].per_decision_us
+    figures["growth_50k_over_5k"] = scaling[50_000].per_decision_us / scaling[5_000].per_decision_us
+    naive = {n: simulate(NaiveRouter(), n, calls, full_mix=False) for n, calls in ((500, 2_000), (5_000, 1_500))}
+    for n, f in naive.items():
+        figures[f"naive_us_per_decision_{n}"] = f.per_decision_us
+        figures[f"speedup_vs_naive_{n}"] = f.per_decision_us / scaling[n].per_decision_us
+    figures["wall_s"] = time.perf_counter() - t0
+    print_figures("routing core: 200 queues, 20 skills, 95% load (virtual time)", figures)
+    print(f"  timed: mix {mix.commands:,} commands / {mix.decisions:,} decisions; "
+          + "; ".join(f"{n:,} agents {f.decisions:,} decisions" for n, f in scaling.items()))
+
+
+if __name__ == "__main__":
+    main()
