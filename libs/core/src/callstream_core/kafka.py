@@ -143,7 +143,8 @@ class AsyncEventProducer:
         while not self._stop.is_set():
             self._producer.poll(0.05)
 
-    async def send(self, topic: str, message: ProtoMessage, *, key: str) -> None:
+    def submit(self, topic: str, message: ProtoMessage, *, key: str) -> asyncio.Future[None]:
+        """Queue the message now (the call order is the log order) and return a future of its confirmation."""
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
 
@@ -158,7 +159,10 @@ class AsyncEventProducer:
             loop.call_soon_threadsafe(settle)
 
         self._producer.produce(topic, message, key=key, on_delivery=on_delivery)
-        await done
+        return done
+
+    async def send(self, topic: str, message: ProtoMessage, *, key: str) -> None:
+        await self.submit(topic, message, key=key)
 
     async def send_many(self, topic: str, messages: Sequence[tuple[str, ProtoMessage]]) -> None:
         await asyncio.gather(*(self.send(topic, m, key=k) for k, m in messages))

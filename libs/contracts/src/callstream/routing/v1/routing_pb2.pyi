@@ -125,10 +125,13 @@ class ReservationRequest(_message.Message):
     RESERVATION_ID_FIELD_NUMBER: _builtins.int
     CALL_ID_FIELD_NUMBER: _builtins.int
     AGENT_ID_FIELD_NUMBER: _builtins.int
+    BUSY_FIELD_NUMBER: _builtins.int
     command_id: _builtins.str
     reservation_id: _builtins.str
     call_id: _builtins.str
     agent_id: _builtins.str
+    busy: _builtins.bool
+    """With RejectReservation: the agent's device was busy (a longer delay before the next offer)."""
     def __init__(
         self,
         *,
@@ -136,14 +139,37 @@ class ReservationRequest(_message.Message):
         reservation_id: _builtins.str = ...,
         call_id: _builtins.str = ...,
         agent_id: _builtins.str = ...,
+        busy: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "call_id", b"call_id", "command_id", b"command_id", "reservation_id", b"reservation_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "busy", b"busy", "call_id", b"call_id", "command_id", b"command_id", "reservation_id", b"reservation_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ReservationRequest: _TypeAlias = ReservationRequest  # noqa: Y015
+
+@_typing.final
+class AcceptCallbackRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMAND_ID_FIELD_NUMBER: _builtins.int
+    CALL_ID_FIELD_NUMBER: _builtins.int
+    command_id: _builtins.str
+    call_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        command_id: _builtins.str = ...,
+        call_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["call_id", b"call_id", "command_id", b"command_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AcceptCallbackRequest: _TypeAlias = AcceptCallbackRequest  # noqa: Y015
 
 @_typing.final
 class CancelCallRequest(_message.Message):
@@ -682,7 +708,9 @@ Global___AgentState: _TypeAlias = AgentState  # noqa: Y015
 
 @_typing.final
 class RoutingCommand(_message.Message):
-    """A command as the router received it; the log from which its state is rebuilt."""
+    """A command as the router received it; the log from which its state is rebuilt. The envelope's
+    occurred_at is the router clock the command was applied at (milliseconds), so a replay is exact.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -696,6 +724,7 @@ class RoutingCommand(_message.Message):
     END_CALL_FIELD_NUMBER: _builtins.int
     SET_AGENT_STATE_FIELD_NUMBER: _builtins.int
     UPDATE_PRIORITY_FIELD_NUMBER: _builtins.int
+    ACCEPT_CALLBACK_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def envelope(self) -> _envelope_pb2.Envelope: ...
     @_builtins.property
@@ -716,6 +745,8 @@ class RoutingCommand(_message.Message):
     def set_agent_state(self) -> Global___AgentStateRequest: ...
     @_builtins.property
     def update_priority(self) -> Global___UpdatePriorityRequest: ...
+    @_builtins.property
+    def accept_callback(self) -> Global___AcceptCallbackRequest: ...
     def __init__(
         self,
         *,
@@ -729,12 +760,13 @@ class RoutingCommand(_message.Message):
         end_call: Global___EndCallRequest | None = ...,
         set_agent_state: Global___AgentStateRequest | None = ...,
         update_priority: Global___UpdatePriorityRequest | None = ...,
+        accept_callback: Global___AcceptCallbackRequest | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["accept_reservation", b"accept_reservation", "cancel_call", b"cancel_call", "command", b"command", "end_call", b"end_call", "envelope", b"envelope", "offer_call", b"offer_call", "reject_reservation", b"reject_reservation", "set_agent_state", b"set_agent_state", "timeout_reservation", b"timeout_reservation", "transfer_call", b"transfer_call", "update_priority", b"update_priority"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["accept_callback", b"accept_callback", "accept_reservation", b"accept_reservation", "cancel_call", b"cancel_call", "command", b"command", "end_call", b"end_call", "envelope", b"envelope", "offer_call", b"offer_call", "reject_reservation", b"reject_reservation", "set_agent_state", b"set_agent_state", "timeout_reservation", b"timeout_reservation", "transfer_call", b"transfer_call", "update_priority", b"update_priority"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accept_reservation", b"accept_reservation", "cancel_call", b"cancel_call", "command", b"command", "end_call", b"end_call", "envelope", b"envelope", "offer_call", b"offer_call", "reject_reservation", b"reject_reservation", "set_agent_state", b"set_agent_state", "timeout_reservation", b"timeout_reservation", "transfer_call", b"transfer_call", "update_priority", b"update_priority"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accept_callback", b"accept_callback", "accept_reservation", b"accept_reservation", "cancel_call", b"cancel_call", "command", b"command", "end_call", b"end_call", "envelope", b"envelope", "offer_call", b"offer_call", "reject_reservation", b"reject_reservation", "set_agent_state", b"set_agent_state", "timeout_reservation", b"timeout_reservation", "transfer_call", b"transfer_call", "update_priority", b"update_priority"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_command: _TypeAlias = _typing.Literal["offer_call", "accept_reservation", "reject_reservation", "timeout_reservation", "cancel_call", "transfer_call", "end_call", "set_agent_state", "update_priority"]  # noqa: Y015
+    _WhichOneofReturnType_command: _TypeAlias = _typing.Literal["offer_call", "accept_reservation", "reject_reservation", "timeout_reservation", "cancel_call", "transfer_call", "end_call", "set_agent_state", "update_priority", "accept_callback"]  # noqa: Y015
     _WhichOneofArgType_command: _TypeAlias = _typing.Literal["command", b"command"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_command) -> _WhichOneofReturnType_command | None: ...
 

@@ -64,6 +64,11 @@ class RouterStub:
                 request_serializer=callstream_dot_routing_dot_v1_dot_routing__pb2.CancelCallRequest.SerializeToString,
                 response_deserializer=callstream_dot_routing_dot_v1_dot_routing__pb2.CommandResult.FromString,
                 _registered_method=True)
+        self.AcceptCallback = channel.unary_unary(
+                '/callstream.routing.v1.Router/AcceptCallback',
+                request_serializer=callstream_dot_routing_dot_v1_dot_routing__pb2.AcceptCallbackRequest.SerializeToString,
+                response_deserializer=callstream_dot_routing_dot_v1_dot_routing__pb2.CommandResult.FromString,
+                _registered_method=True)
         self.TransferCall = channel.unary_unary(
                 '/callstream.routing.v1.Router/TransferCall',
                 request_serializer=callstream_dot_routing_dot_v1_dot_routing__pb2.TransferCallRequest.SerializeToString,
@@ -138,6 +143,13 @@ class RouterServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AcceptCallback(self, request, context):
+        """The waiting caller accepted the callback offered: they hang up and keep their place.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def TransferCall(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -206,6 +218,11 @@ def add_RouterServicer_to_server(servicer, server):
             'CancelCall': grpc.unary_unary_rpc_method_handler(
                     servicer.CancelCall,
                     request_deserializer=callstream_dot_routing_dot_v1_dot_routing__pb2.CancelCallRequest.FromString,
+                    response_serializer=callstream_dot_routing_dot_v1_dot_routing__pb2.CommandResult.SerializeToString,
+            ),
+            'AcceptCallback': grpc.unary_unary_rpc_method_handler(
+                    servicer.AcceptCallback,
+                    request_deserializer=callstream_dot_routing_dot_v1_dot_routing__pb2.AcceptCallbackRequest.FromString,
                     response_serializer=callstream_dot_routing_dot_v1_dot_routing__pb2.CommandResult.SerializeToString,
             ),
             'TransferCall': grpc.unary_unary_rpc_method_handler(
@@ -400,6 +417,33 @@ class Router:
             target,
             '/callstream.routing.v1.Router/CancelCall',
             callstream_dot_routing_dot_v1_dot_routing__pb2.CancelCallRequest.SerializeToString,
+            callstream_dot_routing_dot_v1_dot_routing__pb2.CommandResult.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AcceptCallback(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/callstream.routing.v1.Router/AcceptCallback',
+            callstream_dot_routing_dot_v1_dot_routing__pb2.AcceptCallbackRequest.SerializeToString,
             callstream_dot_routing_dot_v1_dot_routing__pb2.CommandResult.FromString,
             options,
             channel_credentials,

@@ -42,6 +42,8 @@ class RouterStub:
     TimeoutReservation: _grpc.UnaryUnaryMultiCallable[_routing_pb2.ReservationRequest, _routing_pb2.CommandResult]
     CancelCall: _grpc.UnaryUnaryMultiCallable[_routing_pb2.CancelCallRequest, _routing_pb2.CommandResult]
     """The caller hung up before being connected."""
+    AcceptCallback: _grpc.UnaryUnaryMultiCallable[_routing_pb2.AcceptCallbackRequest, _routing_pb2.CommandResult]
+    """The waiting caller accepted the callback offered: they hang up and keep their place."""
     TransferCall: _grpc.UnaryUnaryMultiCallable[_routing_pb2.TransferCallRequest, _routing_pb2.RoutingDecision]
     EndCall: _grpc.UnaryUnaryMultiCallable[_routing_pb2.EndCallRequest, _routing_pb2.CommandResult]
     """The call with the agent is over (starts wrap-up; a hard call starts cool-down after it)."""
@@ -62,6 +64,8 @@ class RouterAsyncStub(RouterStub):
     TimeoutReservation: _aio.UnaryUnaryMultiCallable[_routing_pb2.ReservationRequest, _routing_pb2.CommandResult]  # type: ignore[assignment]
     CancelCall: _aio.UnaryUnaryMultiCallable[_routing_pb2.CancelCallRequest, _routing_pb2.CommandResult]  # type: ignore[assignment]
     """The caller hung up before being connected."""
+    AcceptCallback: _aio.UnaryUnaryMultiCallable[_routing_pb2.AcceptCallbackRequest, _routing_pb2.CommandResult]  # type: ignore[assignment]
+    """The waiting caller accepted the callback offered: they hang up and keep their place."""
     TransferCall: _aio.UnaryUnaryMultiCallable[_routing_pb2.TransferCallRequest, _routing_pb2.RoutingDecision]  # type: ignore[assignment]
     EndCall: _aio.UnaryUnaryMultiCallable[_routing_pb2.EndCallRequest, _routing_pb2.CommandResult]  # type: ignore[assignment]
     """The call with the agent is over (starts wrap-up; a hard call starts cool-down after it)."""
@@ -115,6 +119,14 @@ class RouterServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_routing_pb2.CommandResult, _abc.Awaitable[_routing_pb2.CommandResult]]:
         """The caller hung up before being connected."""
+
+    @_abc_1.abstractmethod
+    def AcceptCallback(
+        self,
+        request: _routing_pb2.AcceptCallbackRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_routing_pb2.CommandResult, _abc.Awaitable[_routing_pb2.CommandResult]]:
+        """The waiting caller accepted the callback offered: they hang up and keep their place."""
 
     @_abc_1.abstractmethod
     def TransferCall(
