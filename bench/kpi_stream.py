@@ -58,8 +58,9 @@ def call_events(call_id: str, queue: str, start: datetime, rng: random.Random) -
             ev(start + talk + timedelta(seconds=30), "wrap_up_ended", agent_id=agent, resolved=True)]
 
 
-def settings(bootstrap: str, chdb: Path, lateness_s: float) -> KpiSettings:
+def settings(bootstrap: str, chdb: Path, lateness_s: float, offset_reset: str = "earliest") -> KpiSettings:
     return KpiSettings(kafka_bootstrap_servers=bootstrap, clickhouse_url=f"chdb://{chdb}",
+                       consumer_auto_offset_reset=offset_reset,  # type: ignore[arg-type]
                        clickhouse_database=f"bench_{uuid.uuid4().hex[:8]}", http_port=free_port(),
                        consumer_group=f"bench-kpi-{uuid.uuid4().hex[:8]}", allowed_lateness_s=lateness_s,
                        realtime_interval_s=0.5, batch_within_s=0.1)
@@ -91,7 +92,7 @@ def freshness(bootstrap: str, chdb: Path) -> dict[str, float]:
     """Events stamped with the wall clock at 1,000/s; ClickHouse is polled for sampled event ids, and the
     real-time topic is read for the first snapshot whose watermark covers each sampled event."""
     lateness = 1.0
-    worker = KpiWorker(settings(bootstrap, chdb, lateness))
+    worker = KpiWorker(settings(bootstrap, chdb, lateness, "latest"))  # not the throughput run's backlog
     producer = EventProducer(bootstrap, client_id="bench-fresh")
     sent: dict[str, float] = {}  # sampled event id -> produce time
     event_times: list[tuple[datetime, float]] = []  # (event time, produce time) of samples

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from callstream_core.settings import CoreSettings
@@ -14,6 +16,9 @@ class KpiSettings(CoreSettings):
     http_port: int = Field(default=8001, ge=1, le=65535)
     # Consumer group of the worker: one group = one copy of the facts.
     consumer_group: str = Field(default="callstream-kpi-stream", min_length=1)
+    # Where a new consumer group starts: earliest (default: nothing published before is skipped) or
+    # latest (a fresh group that only cares about what happens from now on, e.g. a freshness benchmark).
+    consumer_auto_offset_reset: Literal["earliest", "latest"] = "earliest"
     # Events later than this behind the largest event time seen do not move real-time figures
     # (they still land in ClickHouse; the 30-minute facts are upserts).
     allowed_lateness_s: float = Field(default=10.0, ge=0)

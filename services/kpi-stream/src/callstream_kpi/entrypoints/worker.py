@@ -40,7 +40,8 @@ class KpiWorker:
         # One thread runs every pipeline call: the domain state is never touched by two threads, and the
         # blocking ClickHouse calls stay off the event loop.
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kpi-pipeline")
-        self.faust = make_app(settings.consumer_group, settings.kafka_bootstrap_servers)
+        self.faust = make_app(settings.consumer_group, settings.kafka_bootstrap_servers,
+                              consumer_auto_offset_reset=settings.consumer_auto_offset_reset)
         self.batches = 0
         self._wire_agents()
         self.api: FastAPI = create_app(settings, self.client, self.broadcaster,
