@@ -16,6 +16,8 @@ from callstream_core.kafka import apply_topics
 from callstream_core.local_kafka import find_repo_root
 
 DEV_TOKEN = "dev-manager-token"
+# The simulator and ingest talk to the router as a switch would: with a machine-role token.
+DEV_SERVICE_TOKEN = "dev-service-token"
 
 
 @dataclass(frozen=True)
@@ -28,8 +30,10 @@ class Service:
 
 def services(run_dir: str) -> list[Service]:
     """The services this checkout has (a service takes part once its package has a __main__)."""
+    queues = find_repo_root() / "deploy" / "local" / "demo-queues.yaml"
     known = [
-        Service("routing", "callstream_routing", "grpc://127.0.0.1:50051", {}),
+        Service("routing", "callstream_routing", "grpc://127.0.0.1:50051",
+                {"QUEUES_FILE": str(queues)} if queues.exists() else {}),
         Service("ingest", "callstream_ingest", "http://127.0.0.1:8000/docs (webhooks)", {}),
         Service("kpi", "callstream_kpi", "http://127.0.0.1:8001/wallboard (KPI API: /docs)",
                 {"CLICKHOUSE_URL": f"chdb://{run_dir}/chdb"}),
@@ -56,8 +60,9 @@ def up(
     try:
         created = apply_topics(bootstrap)
         typer.echo(f"topics ready ({len(created)} created)")
-        env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "API_TOKENS": f"{DEV_TOKEN}:manager",
-               "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+               "API_TOKENS": f"{DEV_TOKEN}:manager,{DEV_SERVICE_TOKEN}:service",
+               "CALLSTREAM_TOKEN": DEV_SERVICE_TOKEN, "PYTHONUNBUFFERED": "1"}
         manager = Manager(Printer(sys.stdout))
         chosen = services(str(run_dir))
         for service in chosen:
