@@ -32,6 +32,10 @@ proto-check: ## fail on stale generated code or a breaking change against the co
 docs: ## regenerate docs/topics.md from the topic registry
 	$(RUN) callstream topics doc > docs/topics.md
 
+.PHONY: dashboards
+dashboards: ## regenerate deploy/grafana/dashboards/*.json from deploy/grafana/build.py
+	$(RUN) python deploy/grafana/build.py
+
 .PHONY: lint
 lint: ## ruff
 	$(RUN) ruff check .

@@ -1,0 +1,580 @@
+"""Callstream's Grafana dashboards as code (grafana-foundation-sdk builders).
+
+    uv run python deploy/grafana/build.py          # rewrite deploy/grafana/dashboards/*.json
+    uv run python deploy/grafana/build.py --check  # exit 1 when the committed JSON is stale
+
+Every panel queries ClickHouse through the `grafana-clickhouse-datasource` plugin (picked with the
+`${datasource}` variable) in raw SQL with the plugin's macros ($__timeFilter, $__fromTime, $__toTime,
+$__timeInterval, $__interval_s). Panels read the views of the KPI stream's migration
+`002_dashboard_views.sql`, which hold raw counters counted as `callstream_kpi.adapters.kpi_queries` does;
+the KPI formulas below are those of docs kpis.md / `callstream_kpi.domain.kpis` (sum the counters over
+the rows asked for, then divide; a zero denominator gives NULL, never a fake 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+from grafana_foundation_sdk.builders import common as common_builders
+from grafana_foundation_sdk.builders import dashboard as dash
+from grafana_foundation_sdk.builders import stat, table, timeseries
+from grafana_foundation_sdk.cog import builder as cogbuilder
+from grafana_foundation_sdk.cog import variants as cogvariants
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models import common
+from grafana_foundation_sdk.models import dashboard as models
+
+PLUGIN = "grafana-clickhouse-datasource"
+DATASOURCE = models.DataSourceRef(type_val=PLUGIN, uid="${datasource}")
+OUT_DIR = Path(__file__).resolve().parent / "dashboards"
+Format = Literal["table", "time_series"]
+# The plugin's (v4) Format enum: TIMESERIES = 0, TABLE = 1.
+FORMAT_CODES: dict[str, int] = {"time_series": 0, "table": 1}
+QUERY_TYPES: dict[str, str] = {"time_series": "timeseries", "table": "table"}
+
+
+# --------------------------------------------------------------------------------------------
+# The ClickHouse plugin's query (the SDK ships no builder for it): a Dataquery variant + builder.
+
+
+class ClickHouseQuery(cogvariants.Dataquery):
+    def __init__(self, ref_id: str, raw_sql: str, fmt: Format) -> None:
+        self.ref_id = ref_id
+        self.raw_sql = raw_sql
+        self.fmt = fmt
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "datasource": DATASOURCE.to_json(),
+            "editorType": "sql",
+            "format": FORMAT_CODES[self.fmt],
+            "queryType": QUERY_TYPES[self.fmt],
+            "rawSql": self.raw_sql.strip(),
+            "refId": self.ref_id,
+        }
+
+
+class ClickHouseQueryBuilder(cogbuilder.Builder[ClickHouseQuery]):
+    def __init__(self, raw_sql: str, fmt: Format = "table", ref_id: str = "A") -> None:
+        self._internal = ClickHouseQuery(ref_id, raw_sql, fmt)
+
+    def build(self) -> ClickHouseQuery:
+        return self._internal
+
+
+# --------------------------------------------------------------------------------------------
+# Variables
+
+
+def datasource_variable() -> dash.DatasourceVariable:
+    return dash.DatasourceVariable("datasource").label("ClickHouse").type(PLUGIN)
+
+
+def query_variable(name: str, label: str, sql: str) -> dash.QueryVariable:
+    """Multi-value with All; panels use `IN (${name:singlequote})`. The plugin takes the query as raw SQL."""
+    return (dash.QueryVariable(name).label(label).datasource(DATASOURCE).query(" ".join(sql.split()))
+            .multi(True).include_all(True).refresh(models.VariableRefresh.ON_TIME_RANGE_CHANGED)
+            .sort(models.VariableSort.ALPHABETICAL_ASC)
+            .current(models.VariableOption(selected=True, text=["All"], value=["$__all"])))
+
+
+QUEUE_VAR = query_variable("queue", "Queue", "SELECT DISTINCT queue_id FROM v_queue_30m WHERE queue_id != '' "
+                                             "ORDER BY queue_id")
+TEAM_VAR = query_variable("team", "Team", "SELECT DISTINCT team_id FROM v_agent_states_30m WHERE team_id != '' "
+                                          "ORDER BY team_id")
+AGENT_VAR = query_variable("agent", "Agent", "SELECT DISTINCT agent_id FROM v_agent_states_30m "
+                                             "WHERE team_id IN (${team:singlequote}) ORDER BY agent_id")
+
+# --------------------------------------------------------------------------------------------
+# Panels
+
+
+def _pct(num: str, den: str) -> str:
+    return f"round(100 * ({num}) / nullIf({den}, 0), 1)"
+
+
+def _div(num: str, den: str) -> str:
+    return f"round(({num}) / nullIf({den}, 0), 1)"
+
+
+class Layout:
+    """Numbers panels and targets; one panel = one query."""
+
+    def __init__(self) -> None:
+        self.next_id = 1
+
+    def panel(self, kind: Callable[[], Any], title: str, sql: str, fmt: Format, *, w: int, h: int,
+              unit: str | None = None, description: str | None = None, interval: str | None = None) -> Any:
+        p = (kind().id(self.next_id).title(title).datasource(DATASOURCE)
+             .with_target(ClickHouseQueryBuilder(sql, fmt)).span(w).height(h))
+        self.next_id += 1
+        if unit:
+            p = p.unit(unit)
+        if description:
+            p = p.description(description)
+        if interval:
+            p = p.interval(interval)
+        return p
+
+    def stat(self, title: str, sql: str, *, unit: str | None = None, w: int = 4, h: int = 4,
+             description: str | None = None) -> stat.Panel:
+        p = self.panel(stat.Panel, title, sql, "table", w=w, h=h, unit=unit, description=description)
+        return p.reduce_options(common_builders.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
+
+    def series(self, title: str, sql: str, *, unit: str | None = None, w: int = 12, h: int = 8,
+               bars: bool = False, description: str | None = None, interval: str = "30m") -> timeseries.Panel:
+        p = self.panel(timeseries.Panel, title, sql, "time_series", w=w, h=h, unit=unit,
+                       description=description, interval=interval)
+        p = (p.legend(common_builders.VizLegendOptions().show_legend(True).display_mode(common.LegendDisplayMode.LIST)
+                      .placement(common.LegendPlacement.BOTTOM))
+             .tooltip(common_builders.VizTooltipOptions().mode(common.TooltipDisplayMode.MULTI)
+                      .sort(common.SortOrder.NONE)))
+        if bars:
+            p = p.draw_style(common.GraphDrawStyle.BARS).fill_opacity(60)
+        return p
+
+    def table(self, title: str, sql: str, *, w: int = 24, h: int = 10,
+              description: str | None = None) -> table.Panel:
+        return self.panel(table.Panel, title, sql, "table", w=w, h=h, description=description).show_header(True)
+
+
+def new_dashboard(uid: str, title: str, description: str, time_from: str, refresh: str,
+                  variables: list[cogbuilder.Builder[models.VariableModel]]) -> dash.Dashboard:
+    d = (dash.Dashboard(title).uid(uid).description(description).tags(["callstream", "kpi"])
+         .timezone("browser").time(time_from, "now").refresh(refresh).editable()
+         .tooltip(models.DashboardCursorSync.CROSSHAIR))
+    for v in [datasource_variable(), *variables]:
+        d = d.with_variable(v)
+    return d
+
+
+# --------------------------------------------------------------------------------------------
+# 1. Real-time operations (wallboard). The real-time topic is not in ClickHouse: figures come from
+# completed contacts over the last minutes before the dashboard's end time ($__toTime, now when live).
+
+REALTIME_CALLS = """
+WITH t AS (
+    SELECT c.*, if(s.queue_id = '', 20, s.sl_threshold_s) AS sl_t
+    FROM contacts AS c FINAL
+    LEFT JOIN (SELECT queue_id, sl_threshold_s FROM queue_settings FINAL) AS s ON s.queue_id = c.queue_id
+    WHERE c.segment = 0 AND c.offered_at > $__toTime - INTERVAL {minutes} MINUTE AND c.offered_at <= $__toTime
+      AND c.queue_id IN (${{queue:singlequote}})
+      AND c.outcome NOT IN ('blocked', 'ivr_handled', 'ivr_abandoned')
+)
+SELECT {select}
+FROM t
+"""
+
+RT_SL = _pct("countIf(outcome = 'answered' AND queue_s <= sl_t)",
+             "count() - countIf(outcome = 'abandoned' AND short_abandon)")
+RT_ASA = _div("sumIf(queue_s, outcome = 'answered')", "countIf(outcome = 'answered')")
+RT_ABANDON = _pct("countIf(outcome = 'abandoned') - countIf(outcome = 'abandoned' AND short_abandon)",
+                  "count() - countIf(outcome = 'abandoned' AND short_abandon)")
+
+
+def realtime() -> dash.Dashboard:
+    lay = Layout()
+    d = new_dashboard(
+        "callstream-realtime", "Callstream · Real-time operations",
+        "Wallboard: service level, ASA and abandon rate over the last 15 / 30 / 60 minutes, calls and agents now. "
+        "Computed from completed contacts in ClickHouse (the real-time topic is not stored there), so a call "
+        "shows once it has ended.", "now-1h", "10s", [QUEUE_VAR])
+    for minutes in (15, 30, 60):
+        d = d.with_row(dash.Row(f"Last {minutes} minutes"))
+        for title, expr, unit, w in (("Service level", RT_SL, "percent", 6), ("ASA", RT_ASA, "s", 6),
+                                     ("Abandon rate", RT_ABANDON, "percent", 6)):
+            sql = REALTIME_CALLS.format(minutes=minutes, select=f"{expr} AS value")
+            d = d.with_panel(lay.stat(f"{title} ({minutes} min)", sql, unit=unit, w=w))
+        sql = REALTIME_CALLS.format(minutes=minutes, select="count() AS offered, countIf(outcome = 'answered') "
+                                                            "AS answered, countIf(outcome = 'abandoned') AS abandoned")
+        d = d.with_panel(lay.stat(f"Calls ({minutes} min)", sql, w=6))
+    d = d.with_row(dash.Row("Now"))
+    d = d.with_panel(lay.stat("Calls in the last 5 minutes", REALTIME_CALLS.format(
+        minutes=5, select="count() AS offered"), w=6,
+        description="Offered calls that ended in the last 5 minutes (calls in progress are not in ClickHouse)."))
+    d = d.with_panel(lay.stat("Longest wait (last 15 min)", REALTIME_CALLS.format(
+        minutes=15, select="max(queue_s) AS longest_wait"), unit="s", w=6))
+    d = d.with_panel(lay.table("Agents by last known state", """
+SELECT state, count() AS agents
+FROM (
+    SELECT agent_id, argMax(state, started_at) AS state
+    FROM agent_state_intervals FINAL
+    WHERE started_at > $__toTime - INTERVAL 1 HOUR AND started_at <= $__toTime
+    GROUP BY agent_id
+)
+GROUP BY state
+ORDER BY agents DESC
+""", w=12, h=8, description="Last closed state interval of each agent seen in the last hour."))
+    d = d.with_panel(lay.table("Per queue, last 30 minutes", """
+WITH t AS (
+    SELECT c.*, if(s.queue_id = '', 20, s.sl_threshold_s) AS sl_t
+    FROM contacts AS c FINAL
+    LEFT JOIN (SELECT queue_id, sl_threshold_s FROM queue_settings FINAL) AS s ON s.queue_id = c.queue_id
+    WHERE c.segment = 0 AND c.offered_at > $__toTime - INTERVAL 30 MINUTE AND c.offered_at <= $__toTime
+      AND c.queue_id IN (${queue:singlequote}) AND c.outcome NOT IN ('blocked', 'ivr_handled', 'ivr_abandoned')
+)
+SELECT queue_id AS queue, count() AS offered, countIf(outcome = 'answered') AS answered,
+       """ + RT_SL + """ AS service_level_pct,
+       """ + RT_ASA + """ AS asa_s,
+       """ + RT_ABANDON + """ AS abandon_rate_pct
+FROM t
+GROUP BY queue_id
+ORDER BY queue_id
+""", w=12, h=8))
+    return d
+
+
+# --------------------------------------------------------------------------------------------
+# 2. Queue performance by 30-minute interval
+
+QUEUE_FILTER = "$__timeFilter(interval_start) AND queue_id IN (${queue:singlequote})"
+
+
+def queue_series(expr: str, alias: str) -> str:
+    return f"""
+SELECT $__timeInterval(interval_start) AS time, queue_id, {expr} AS {alias}
+FROM v_queue_30m
+WHERE {QUEUE_FILTER}
+GROUP BY time, queue_id
+ORDER BY time, queue_id
+"""
+
+
+QUEUE_KPIS: list[tuple[str, str, str, str | None, bool]] = [
+    # title, expression over summed v_queue_30m counters, alias, unit, bars
+    ("Service level (answered within T / (offered − short abandons))",
+     _pct("sum(answered_within_t)", "sum(offered) - sum(short_abandons)"), "service_level", "percent", False),
+    ("ASA (queue time of answered calls)", _div("sum(sum_queue_s_answered)", "sum(answered)"), "asa", "s", False),
+    ("Abandon rate ((abandoned − short) / (offered − short))",
+     _pct("sum(abandoned) - sum(short_abandons)", "sum(offered) - sum(short_abandons)"), "abandon_rate",
+     "percent", False),
+    ("Answered rate", _pct("sum(answered)", "sum(offered)"), "answered_rate", "percent", False),
+    ("Offered calls", "sum(offered)", "offered", "short", True),
+    ("Total calls (received = offered + blocked + IVR)", "sum(received)", "received", "short", True),
+    ("Average queue time (queued calls)", _div("sum(sum_queue_s)", "sum(queued)"), "avg_queue_time", "s", False),
+    ("Queued rate", _pct("sum(queued)", "sum(offered)"), "queued_rate", "percent", False),
+    ("Average time to abandon", _div("sum(sum_wait_abandoned_s)", "sum(abandoned)"), "avg_time_to_abandon",
+     "s", False),
+    ("Blocked rate", _pct("sum(blocked)", "sum(received)"), "blocked_rate", "percent", False),
+    ("AHT (talk + hold + ACW per answered leg)",
+     _div("sum(sum_talk_s) + sum(sum_hold_s) + sum(sum_acw_s)", "sum(answered_legs)"), "aht", "s", False),
+    ("Average rings to answer", _div("sum(sum_rings)", "sum(answered_legs) + sum(ivr_handled)"), "rings",
+     "short", False),
+    ("Transfer rate", _pct("sum(transferred_blind) + sum(transferred_warm)", "sum(answered_legs)"),
+     "transfer_rate", "percent", False),
+    ("First-call resolution", _pct("sum(resolved_no_repeat)", "sum(answered)"), "fcr", "percent", False),
+]
+
+
+def queue_performance() -> dash.Dashboard:
+    lay = Layout()
+    d = new_dashboard(
+        "callstream-queues", "Callstream · Queue performance by 30-minute interval",
+        "Call KPIs per queue at the 30-minute base grain (coarser when the time range asks for it). "
+        "Call-level figures count each call once (segment 0); T and the goal come from queue_settings "
+        "(default 80 % in 20 s).", "now-24h", "1m", [QUEUE_VAR])
+    for title, expr, alias, unit, bars in QUEUE_KPIS:
+        d = d.with_panel(lay.series(title, queue_series(expr, alias), unit=unit, bars=bars))
+    d = d.with_panel(lay.table("All call KPIs per queue and interval", f"""
+SELECT interval_start, queue_id,
+       sum(received) AS received_calls, sum(offered) AS offered_calls, sum(answered) AS answered_calls,
+       sum(abandoned) AS abandoned_calls, sum(short_abandons) AS short_abandoned_calls,
+       sum(blocked) AS blocked_calls, any(sl_threshold_s) AS sl_threshold, any(sl_goal_pct) AS sl_goal,
+       {QUEUE_KPIS[0][1]} AS service_level_pct,
+       {QUEUE_KPIS[1][1]} AS asa_s,
+       {QUEUE_KPIS[2][1]} AS abandon_rate_pct,
+       {QUEUE_KPIS[3][1]} AS answered_rate_pct,
+       {QUEUE_KPIS[6][1]} AS avg_queue_time_s,
+       {QUEUE_KPIS[10][1]} AS aht_s,
+       {QUEUE_KPIS[13][1]} AS fcr_pct
+FROM v_queue_30m
+WHERE {QUEUE_FILTER}
+GROUP BY interval_start, queue_id
+ORDER BY interval_start DESC, queue_id
+""", h=12))
+    return d
+
+
+# --------------------------------------------------------------------------------------------
+# 3. Agent performance
+
+AGENT_FILTER = ("$__timeFilter(interval_start) AND team_id IN (${team:singlequote}) "
+                "AND agent_id IN (${agent:singlequote})")
+AGENT_TABLE = f"""
+SELECT a.agent_id AS agent, agent_team AS team, answered_legs AS calls,
+       {_div('sum_talk_s + sum_hold_s + sum_acw_s', 'answered_legs')} AS aht_s,
+       {_div('sum_acw_s', 'answered_legs')} AS acw_s,
+       {_div('sum_hold_s', 'answered_legs')} AS hold_s,
+       {_div('sum_talk_s', 'answered_legs')} AS talk_s,
+       {_div('answered_legs', 'logged_in_s / 3600')} AS calls_per_hour,
+       {_pct('busy_s', 'busy_s + available_idle_s')} AS occupancy_pct,
+       {_pct('transferred_blind + transferred_warm', 'answered_legs')} AS transfer_rate_pct,
+       {_pct('resolved_no_repeat', 'answered')} AS fcr_pct
+FROM (
+    SELECT agent_id, any(team_id) AS agent_team, sum(answered_legs) AS answered_legs, sum(sum_talk_s) AS sum_talk_s,
+           sum(sum_hold_s) AS sum_hold_s, sum(sum_acw_s) AS sum_acw_s,
+           sum(transferred_blind) AS transferred_blind, sum(transferred_warm) AS transferred_warm,
+           sum(answered) AS answered, sum(resolved_no_repeat) AS resolved_no_repeat
+    FROM v_agent_30m
+    WHERE {AGENT_FILTER}
+    GROUP BY agent_id
+) AS a
+LEFT JOIN (
+    SELECT agent_id, sum(logged_in_s) AS logged_in_s, sum(busy_s) AS busy_s, sum(available_idle_s) AS available_idle_s
+    FROM v_agent_states_30m
+    WHERE {AGENT_FILTER}
+    GROUP BY agent_id
+) AS s ON s.agent_id = a.agent_id
+ORDER BY agent
+"""
+
+
+def agent_series(view: str, group: str, expr: str, alias: str) -> str:
+    return f"""
+SELECT $__timeInterval(interval_start) AS time, {group}, {expr} AS {alias}
+FROM {view}
+WHERE {AGENT_FILTER}
+GROUP BY time, {group}
+ORDER BY time, {group}
+"""
+
+
+def agent_performance() -> dash.Dashboard:
+    lay = Layout()
+    d = new_dashboard(
+        "callstream-agents", "Callstream · Agent performance",
+        "Per agent and team: AHT, ACW, hold, talk, calls per hour, occupancy, transfers, FCR. Agent figures "
+        "count every answered leg for its agent; calls per hour and occupancy come from agent states.",
+        "now-24h", "1m", [TEAM_VAR, AGENT_VAR])
+    d = d.with_panel(lay.table("Agents over the time range", AGENT_TABLE, h=12))
+    d = d.with_panel(lay.series("AHT by agent", agent_series(
+        "v_agent_30m", "agent_id", _div("sum(sum_talk_s) + sum(sum_hold_s) + sum(sum_acw_s)", "sum(answered_legs)"),
+        "aht"), unit="s"))
+    d = d.with_panel(lay.series("Average ACW by agent", agent_series(
+        "v_agent_30m", "agent_id", _div("sum(sum_acw_s)", "sum(answered_legs)"), "acw"), unit="s"))
+    d = d.with_panel(lay.series("Average hold by agent", agent_series(
+        "v_agent_30m", "agent_id", _div("sum(sum_hold_s)", "sum(answered_legs)"), "hold"), unit="s"))
+    d = d.with_panel(lay.series("Average talk by agent", agent_series(
+        "v_agent_30m", "agent_id", _div("sum(sum_talk_s)", "sum(answered_legs)"), "talk"), unit="s"))
+    d = d.with_panel(lay.series("Occupancy by team", agent_series(
+        "v_agent_states_30m", "team_id", _pct("sum(busy_s)", "sum(busy_s) + sum(available_idle_s)"), "occupancy"),
+        unit="percent"))
+    d = d.with_panel(lay.series("Transfer rate by team (blind + warm)", agent_series(
+        "v_agent_30m", "team_id", _pct("sum(transferred_blind) + sum(transferred_warm)", "sum(answered_legs)"),
+        "transfer_rate"), unit="percent"))
+    d = d.with_panel(lay.series("First-call resolution by team", agent_series(
+        "v_agent_30m", "team_id", _pct("sum(resolved_no_repeat)", "sum(answered)"), "fcr"), unit="percent"))
+    d = d.with_panel(lay.series("Answered legs by agent", agent_series(
+        "v_agent_30m", "agent_id", "sum(answered_legs)", "calls"), bars=True))
+    return d
+
+
+# --------------------------------------------------------------------------------------------
+# 4. Workforce: adherence, attendance, attrition
+
+PERIOD = "toFloat64(toUnixTimestamp($__fromTime)) AS p_start, toFloat64(toUnixTimestamp($__toTime)) AS p_end"
+ATTRITION = f"""
+WITH {PERIOD}
+SELECT team_id AS team,
+       countIf(has_left AND left_at >= p_start AND left_at < p_end) AS leavers,
+       round(sum(fte * greatest(0, least(p_end, if(has_left, left_at, p_end))
+                                   - greatest(p_start, if(has_hired, hired_at, p_start))))
+             / greatest(1, p_end - p_start), 2) AS avg_headcount_fte,
+       {_pct('leavers', 'avg_headcount_fte')} AS attrition_pct,
+       round(attrition_pct * 365 * 86400 / greatest(1, p_end - p_start), 1) AS attrition_annualised_pct
+FROM v_employment
+WHERE team_id IN (${{team:singlequote}})
+GROUP BY team_id
+ORDER BY team_id
+"""
+ADHERENCE_TABLE = f"""
+SELECT agent_id AS agent, any(team_id) AS team,
+       round(sum(productive_s) / 3600, 2) AS productive_h, round(sum(scheduled_on_phone_s) / 3600, 2) AS scheduled_h,
+       {_pct('sum(productive_s)', 'sum(scheduled_on_phone_s)')} AS adherence_pct
+FROM (
+    SELECT interval_start, agent_id, team_id, productive_s, 0 AS scheduled_on_phone_s FROM v_agent_states_30m
+    UNION ALL
+    SELECT interval_start, agent_id, team_id, 0 AS productive_s, scheduled_on_phone_s FROM v_schedule_30m
+)
+WHERE {AGENT_FILTER}
+GROUP BY agent_id
+ORDER BY adherence_pct
+"""
+ADHERENCE_SERIES = f"""
+SELECT $__timeInterval(interval_start) AS time, team_id,
+       {_pct('sum(productive_s)', 'sum(scheduled_on_phone_s)')} AS adherence
+FROM (
+    SELECT interval_start, agent_id, team_id, productive_s, 0 AS scheduled_on_phone_s FROM v_agent_states_30m
+    UNION ALL
+    SELECT interval_start, agent_id, team_id, 0 AS productive_s, scheduled_on_phone_s FROM v_schedule_30m
+)
+WHERE {AGENT_FILTER}
+GROUP BY time, team_id
+ORDER BY time, team_id
+"""
+ATTENDANCE_FILTER = ("$__timeFilter(shift_start) AND team_id IN (${team:singlequote}) "
+                     "AND agent_id IN (${agent:singlequote})")
+
+
+def workforce() -> dash.Dashboard:
+    lay = Layout()
+    d = new_dashboard(
+        "callstream-workforce", "Callstream · Workforce",
+        "Adherence = productive logged-in time (ready, reserved, talking, hold, ACW) / scheduled on-phone time; "
+        "attendance = agent-shifts with an IN punch / agent-shifts scheduled; attrition = leavers / average FTE "
+        "headcount over the time range (annualised too).", "now-7d", "5m", [TEAM_VAR, AGENT_VAR])
+    d = d.with_panel(lay.stat("Adherence (target ≥ 92 %)", f"""
+SELECT {_pct('sum(productive_s)', 'sum(scheduled_on_phone_s)')} AS adherence
+FROM (
+    SELECT interval_start, agent_id, team_id, productive_s, 0 AS scheduled_on_phone_s FROM v_agent_states_30m
+    UNION ALL
+    SELECT interval_start, agent_id, team_id, 0 AS productive_s, scheduled_on_phone_s FROM v_schedule_30m
+)
+WHERE {AGENT_FILTER}
+""", unit="percent", w=8))
+    d = d.with_panel(lay.stat("Attendance rate", f"""
+SELECT {_pct('sum(present)', 'count()')} AS attendance
+FROM v_attendance_shifts
+WHERE {ATTENDANCE_FILTER}
+""", unit="percent", w=8))
+    d = d.with_panel(lay.stat("Attrition over the range", f"""
+WITH {PERIOD}
+SELECT {_pct("countIf(has_left AND left_at >= p_start AND left_at < p_end)",
+             "sum(fte * greatest(0, least(p_end, if(has_left, left_at, p_end)) "
+             "- greatest(p_start, if(has_hired, hired_at, p_start)))) / greatest(1, p_end - p_start)")} AS attrition
+FROM v_employment
+WHERE team_id IN (${{team:singlequote}})
+""", unit="percent", w=8))
+    d = d.with_panel(lay.series("Adherence by team", ADHERENCE_SERIES, unit="percent"))
+    d = d.with_panel(lay.series("Attendance rate by team (by shift start)", f"""
+SELECT $__timeInterval(shift_start) AS time, team_id, {_pct('sum(present)', 'count()')} AS attendance
+FROM v_attendance_shifts
+WHERE {ATTENDANCE_FILTER}
+GROUP BY time, team_id
+ORDER BY time, team_id
+""", unit="percent", interval="1d", bars=True))
+    d = d.with_panel(lay.table("Adherence per agent", ADHERENCE_TABLE, w=12))
+    d = d.with_panel(lay.table("Attendance per team", f"""
+SELECT team_id AS team, count() AS scheduled_shifts, sum(present) AS present_shifts,
+       count() - sum(present) AS absent_shifts,
+       {_pct('sum(present)', 'count()')} AS attendance_pct
+FROM v_attendance_shifts
+WHERE {ATTENDANCE_FILTER}
+GROUP BY team_id
+ORDER BY team_id
+""", w=12))
+    d = d.with_panel(lay.table("Attrition per team", ATTRITION, w=12))
+    d = d.with_panel(lay.table("Leavers by exit reason", f"""
+WITH {PERIOD}
+SELECT exit_reason, count() AS leavers
+FROM v_employment
+WHERE has_left AND left_at >= p_start AND left_at < p_end AND team_id IN (${{team:singlequote}})
+GROUP BY exit_reason
+ORDER BY leavers DESC
+""", w=12))
+    return d
+
+
+# --------------------------------------------------------------------------------------------
+# 5. QA
+
+QA_FILTER = "$__timeFilter(contact_at) AND team_id IN (${team:singlequote}) AND agent_id IN (${agent:singlequote})"
+
+
+def qa() -> dash.Dashboard:
+    lay = Layout()
+    d = new_dashboard(
+        "callstream-qa", "Callstream · Quality (monitoring score)",
+        "Monitoring score = mean QA evaluation score (0–100) of submitted evaluations, calibration sessions left "
+        "out, by contact time; monthly per agent for the responsible lead.", "now-90d", "15m",
+        [TEAM_VAR, AGENT_VAR])
+    d = d.with_panel(lay.stat("Monitoring score", f"""
+SELECT round(avg(score), 1) AS monitoring_score, count() AS evaluations
+FROM v_qa_scores
+WHERE {QA_FILTER}
+""", w=8))
+    d = d.with_panel(lay.stat("Critical failures", f"""
+SELECT countIf(critical_failed) AS critical_failures
+FROM v_qa_scores
+WHERE {QA_FILTER}
+""", w=8))
+    d = d.with_panel(lay.stat("Evaluations", f"""
+SELECT count() AS evaluations
+FROM v_qa_scores
+WHERE {QA_FILTER}
+""", w=8))
+    d = d.with_panel(lay.series("Monitoring score by team and month", f"""
+SELECT toDateTime(toStartOfMonth(contact_at), 'UTC') AS time, team_id, round(avg(score), 1) AS monitoring_score
+FROM v_qa_scores
+WHERE {QA_FILTER}
+GROUP BY time, team_id
+ORDER BY time, team_id
+""", unit="short", interval="1d", bars=True, w=24))
+    d = d.with_panel(lay.table("Monitoring score per agent and month", f"""
+SELECT toStartOfMonth(contact_at) AS month, agent_id AS agent, any(team_id) AS team,
+       count() AS evaluations, round(avg(score), 1) AS monitoring_score, countIf(critical_failed) AS critical_failures
+FROM v_qa_scores
+WHERE {QA_FILTER}
+GROUP BY month, agent_id
+ORDER BY month DESC, agent
+""", w=12, h=12))
+    d = d.with_panel(lay.table("Monitoring score per team and month", f"""
+SELECT toStartOfMonth(contact_at) AS month, team_id AS team, count() AS evaluations,
+       round(avg(score), 1) AS monitoring_score
+FROM v_qa_scores
+WHERE {QA_FILTER}
+GROUP BY month, team_id
+ORDER BY month DESC, team
+""", w=12, h=12))
+    return d
+
+
+# --------------------------------------------------------------------------------------------
+
+DASHBOARDS: dict[str, Callable[[], dash.Dashboard]] = {
+    "realtime-operations": realtime,
+    "queue-performance": queue_performance,
+    "agent-performance": agent_performance,
+    "workforce": workforce,
+    "qa": qa,
+}
+
+
+def render() -> dict[str, str]:
+    """File name -> JSON text of every dashboard (deterministic)."""
+    return {f"{name}.json": json.dumps(build().build(), cls=JSONEncoder, indent=2, sort_keys=True,
+                                       ensure_ascii=False) + "\n"
+            for name, build in DASHBOARDS.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--check", action="store_true", help="fail when the committed JSON is stale")
+    parser.add_argument("--out", type=Path, default=OUT_DIR)
+    args = parser.parse_args(argv)
+    rendered = render()
+    if args.check:
+        stale = [name for name, text in rendered.items()
+                 if not (args.out / name).exists() or (args.out / name).read_text() != text]
+        extra = sorted(p.name for p in args.out.glob("*.json") if p.name not in rendered)
+        if stale or extra:
+            print(f"stale dashboards: {stale + extra}; run `uv run python deploy/grafana/build.py`", file=sys.stderr)
+            return 1
+        return 0
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name, text in rendered.items():
+        (args.out / name).write_text(text)
+    for path in args.out.glob("*.json"):
+        if path.name not in rendered:
+            path.unlink()
+    print(f"wrote {len(rendered)} dashboards to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
