@@ -36,6 +36,15 @@ docs: ## regenerate docs/topics.md from the topic registry
 dashboards: ## regenerate deploy/grafana/dashboards/*.json from deploy/grafana/build.py
 	$(RUN) python deploy/grafana/build.py
 
+.PHONY: helm-lint
+helm-lint: ## build helm into .local/bin (go install; ~8 min the first time) and lint/render the chart
+	bash deploy/helm/install-helm.sh
+	$(RUN) pytest tests/deploy -q
+
+.PHONY: helm-dashboards
+helm-dashboards: ## copy the Grafana dashboards into the chart (Helm reads only files inside a chart)
+	cp deploy/grafana/dashboards/*.json deploy/helm/callstream/dashboards/
+
 .PHONY: lint
 lint: ## ruff
 	$(RUN) ruff check .
