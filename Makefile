@@ -11,7 +11,7 @@ help: ## list the targets
 	@grep -hE '^[a-z][a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 .PHONY: tools
-tools: ## install what the machine lacks: uv, Java/Maven, PostgreSQL (Debian packages when root)
+tools: ## install what the machine lacks: uv, Java/Maven, PostgreSQL, Chromium (Debian packages, as root)
 	@command -v uv >/dev/null 2>&1 || [ -x "$(HOME)/.local/bin/uv" ] || python3 -m pip install --user --quiet uv
 	@bash deploy/local/install-system-packages.sh
 
