@@ -1,0 +1,54 @@
+"""Shared helpers to build enveloped protobuf events with deterministic ids."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from callstream.agent.v1 import agent_events_pb2
+from callstream.call.v1 import call_events_pb2
+from callstream.common.v1 import envelope_pb2
+
+SCHEMA_VERSION = 1
+# Fixed namespace: event ids must be identical across processes and re-reads.
+EVENT_NAMESPACE = uuid.UUID("6f1c2a3e-5b7d-4e8f-9a0b-1c2d3e4f5a6b")
+
+
+def event_id(source: str, natural_key: str, kind: str) -> str:
+    """uuid5 over source + natural key of the line/event + event kind."""
+    return str(uuid.uuid5(EVENT_NAMESPACE, f"{source}\x1f{natural_key}\x1f{kind}"))
+
+
+def envelope(source: str, natural_key: str, kind: str, occurred_at: datetime) -> envelope_pb2.Envelope:
+    """A full envelope; ``occurred_at`` must be timezone-aware, stored in UTC at ms precision."""
+    if occurred_at.tzinfo is None or occurred_at.utcoffset() is None:
+        raise ValueError("occurred_at must be timezone-aware")
+    env = envelope_pb2.Envelope(
+        event_id=event_id(source, natural_key, kind), source=source, schema_version=SCHEMA_VERSION
+    )
+    ms = int(occurred_at.astimezone(UTC).timestamp() * 1000)
+    env.occurred_at.FromMilliseconds(ms)
+    return env
+
+
+def call_event(
+    source: str, natural_key: str, call_id: str, occurred_at: datetime, kind: str, payload: object
+) -> call_events_pb2.CallEvent:
+    """Build a CallEvent with ``kind`` (oneof field name, e.g. "answered") set to ``payload``."""
+    ev = call_events_pb2.CallEvent(envelope=envelope(source, natural_key, kind, occurred_at), call_id=call_id)
+    getattr(ev, kind).CopyFrom(payload)
+    return ev
+
+
+def agent_event(
+    source: str, natural_key: str, agent_id: str, occurred_at: datetime, kind: str, payload: object
+) -> agent_events_pb2.AgentEvent:
+    """Build an AgentEvent with ``kind`` (oneof field name) set to ``payload``."""
+    ev = agent_events_pb2.AgentEvent(envelope=envelope(source, natural_key, kind, occurred_at), agent_id=agent_id)
+    getattr(ev, kind).CopyFrom(payload)
+    return ev
+
+
+def kind_of(ev: call_events_pb2.CallEvent | agent_events_pb2.AgentEvent) -> str:
+    """Name of the oneof ``kind`` set on the event ("" when none)."""
+    return ev.WhichOneof("kind") or ""

@@ -1,0 +1,3 @@
+from callstream_qa.entrypoints.app import main
+
+main()
