@@ -1,0 +1,3 @@
+from callstream_hr.entrypoints.app import main
+
+main()

@@ -1,0 +1,47 @@
+"""HR service settings: environment variables, validated at start-up (fail fast)."""
+
+from __future__ import annotations
+
+from pydantic import Field, field_validator
+
+from callstream_core.settings import CoreSettings
+
+
+class HrSettings(CoreSettings):
+    service_name: str = "hr"
+    # SQLite file by default; postgresql+psycopg://user:pass@host/db on Kubernetes.
+    database_url: str = "sqlite:///./callstream-hr.db"
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8085, ge=1, le=65535)
+    # Seconds between outbox relay runs; 0 disables the relay thread (tests drive it by hand).
+    outbox_interval_s: float = Field(default=1.0, ge=0)
+    outbox_batch: int = Field(default=500, ge=1)
+    lateness_grace_minutes: int = Field(default=5, ge=0)
+    # "TOKEN:TEAM_ID,..." - which team a team-lead token may see (schedules, attendance).
+    team_lead_scopes: str = ""
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_db(cls, value: str) -> str:
+        if not value.startswith(("sqlite://", "postgresql")):
+            raise ValueError("DATABASE_URL must be sqlite:///PATH or postgresql+psycopg://...")
+        return value
+
+    @field_validator("team_lead_scopes")
+    @classmethod
+    def _scopes(cls, value: str) -> str:
+        parse_scopes(value)
+        return value
+
+    def scopes(self) -> dict[str, str]:
+        return parse_scopes(self.team_lead_scopes)
+
+
+def parse_scopes(spec: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in filter(None, (p.strip() for p in spec.split(","))):
+        token, sep, team = item.rpartition(":")
+        if not sep or not token or not team:
+            raise ValueError(f"TEAM_LEAD_SCOPES entry {item!r} must be TOKEN:TEAM_ID")
+        out[token] = team
+    return out

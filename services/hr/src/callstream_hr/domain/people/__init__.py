@@ -1,0 +1,1 @@
+"""People, schedules, attendance, training and attrition: pure functions, no I/O."""

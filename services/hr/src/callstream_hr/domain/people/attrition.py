@@ -1,0 +1,107 @@
+"""KPI 23: agent attrition = leavers in period ÷ average full-time-equivalent headcount × 100.
+
+The average FTE headcount is the mean over the days of the period of the FTE employed that day
+(an employee counts from the hire date inclusive to the leave date exclusive), so mid-period hires
+and leavers are weighted by the days they were employed. Annualised = rate × 365 ÷ days in period.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+
+@dataclass(frozen=True)
+class Tenure:
+    employee_id: str
+    hired_on: date
+    left_on: date | None = None  # first day no longer employed
+    fte: float = 1.0
+    exit_reason: str | None = None
+    team_lead_id: str | None = None
+
+
+@dataclass(frozen=True)
+class AttritionFigure:
+    period_start: date
+    period_end: date  # exclusive
+    leavers: int
+    average_fte: float
+    rate: float | None  # percent; None when nobody was employed
+    annualised: float | None
+
+
+def _employed_on(t: Tenure, day: date) -> bool:
+    return t.hired_on <= day and (t.left_on is None or day < t.left_on)
+
+
+def average_fte(tenures: Iterable[Tenure], start: date, end: date) -> float:
+    if end <= start:
+        raise ValueError("period end must be after its start")
+    days = (end - start).days
+    total = 0.0
+    for t in tenures:
+        first = max(t.hired_on, start)
+        last = min(t.left_on or end, end)
+        if last > first:
+            total += t.fte * (last - first).days
+    return total / days
+
+
+def attrition(tenures: Iterable[Tenure], start: date, end: date) -> AttritionFigure:
+    items = list(tenures)
+    avg = average_fte(items, start, end)
+    leavers = sum(1 for t in items if t.left_on is not None and start <= t.left_on < end)
+    days = (end - start).days
+    rate = None if avg == 0 else leavers / avg * 100.0
+    annual = None if rate is None else rate * 365.0 / days
+    return AttritionFigure(start, end, leavers, avg, rate, annual)
+
+
+def attrition_by(tenures: Iterable[Tenure], start: date, end: date, dimension: str) -> dict[str, AttritionFigure]:
+    """Split leavers by `exit_reason` or `team_lead_id`. The denominator is the whole population for
+    exit reasons (the reasons add up to the total rate) and each lead's own team for team leads."""
+    items = list(tenures)
+    if dimension == "exit_reason":
+        avg = average_fte(items, start, end)
+        days = (end - start).days
+        counts: dict[str, int] = defaultdict(int)
+        for t in items:
+            if t.left_on is not None and start <= t.left_on < end:
+                counts[t.exit_reason or "unspecified"] += 1
+        return {
+            reason: AttritionFigure(start, end, n, avg, None if avg == 0 else n / avg * 100.0,
+                                    None if avg == 0 else n / avg * 100.0 * 365.0 / days)
+            for reason, n in sorted(counts.items())
+        }
+    if dimension == "team_lead_id":
+        groups: dict[str, list[Tenure]] = defaultdict(list)
+        for t in items:
+            groups[t.team_lead_id or "none"].append(t)
+        return {lead: attrition(group, start, end) for lead, group in sorted(groups.items())}
+    raise ValueError(f"unknown dimension {dimension!r}; use exit_reason or team_lead_id")
+
+
+def period_bounds(kind: str, year: int, index: int = 1) -> tuple[date, date]:
+    """month (index 1–12), quarter (1–4) or year → [start, end)."""
+    if kind == "month":
+        if not 1 <= index <= 12:
+            raise ValueError("month must be 1..12")
+        start = date(year, index, 1)
+        end = date(year + 1, 1, 1) if index == 12 else date(year, index + 1, 1)
+    elif kind == "quarter":
+        if not 1 <= index <= 4:
+            raise ValueError("quarter must be 1..4")
+        start = date(year, 3 * index - 2, 1)
+        end = date(year + 1, 1, 1) if index == 4 else date(year, 3 * index + 1, 1)
+    elif kind == "year":
+        start, end = date(year, 1, 1), date(year + 1, 1, 1)
+    else:
+        raise ValueError(f"unknown period {kind!r}; use month, quarter or year")
+    return start, end
+
+
+def days(start: date, end: date) -> list[date]:
+    return [start + timedelta(days=i) for i in range((end - start).days)]

@@ -1,0 +1,652 @@
+"""HR HTTP API: people, training, costs, schedules, attendance, attrition and workforce planning."""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import TypeAdapter, ValidationError
+from sqlalchemy import delete, func, select, text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from callstream.hr.v1 import hr_events_pb2
+from callstream_core.auth import Principal, TokenAuth
+from callstream_core.observability import ops_router
+from callstream_hr.adapters import db
+from callstream_hr.adapters.models import (
+    AbsenceRow,
+    AuditLog,
+    CostEntryRow,
+    Employee,
+    Exam,
+    PunchRow,
+    Row,
+    Schedule,
+    ShiftRow,
+    Skill,
+    Team,
+    TrainingAttendance,
+    TrainingSession,
+)
+from callstream_hr.adapters.outbox import OutboxRelay, add_event
+from callstream_hr.config import HrSettings
+from callstream_hr.domain.people import attendance as att
+from callstream_hr.domain.people import attrition as attr
+from callstream_hr.domain.people import org, training
+from callstream_hr.entrypoints import schemas as s
+
+log = logging.getLogger(__name__)
+_bearer = HTTPBearer(auto_error=False)
+
+EXIT_REASON_PB = {
+    "supervisor": hr_events_pb2.EXIT_REASON_SUPERVISOR,
+    "work_environment": hr_events_pb2.EXIT_REASON_WORK_ENVIRONMENT,
+    "workload_pressure": hr_events_pb2.EXIT_REASON_WORKLOAD_PRESSURE,
+    "pay": hr_events_pb2.EXIT_REASON_PAY,
+    "other": hr_events_pb2.EXIT_REASON_OTHER,
+}
+ABSENCE_PB = {
+    "sick": hr_events_pb2.Absence.REASON_SICK,
+    "vacation": hr_events_pb2.Absence.REASON_VACATION,
+    "personal": hr_events_pb2.Absence.REASON_PERSONAL,
+    "unexcused": hr_events_pb2.Absence.REASON_UNEXCUSED,
+    "training": hr_events_pb2.Absence.REASON_TRAINING,
+    "other": hr_events_pb2.Absence.REASON_OTHER,
+}
+PERSONAL_ROLES = ("hr", "manager")
+CSV_COLUMNS = ("employee_id", "kind", "at", "device")
+_punch_adapter = TypeAdapter(s.PunchIn)
+
+
+def _public(e: Employee) -> dict[str, Any]:
+    return {"id": e.id, "role": e.role, "team_id": e.team_id, "row_id": e.row_id, "fte": e.fte,
+            "hired_on": e.hired_on.isoformat(), "left_on": e.left_on.isoformat() if e.left_on else None,
+            "training_stage": e.training_stage}
+
+
+def _personal(e: Employee) -> dict[str, Any]:
+    return {**_public(e), "full_name": e.full_name, "email": e.email, "phone": e.phone,
+            "exit_reason": e.exit_reason, "voluntary": e.voluntary, "exit_interview": e.exit_interview}
+
+
+def _audit(session: Session, who: Principal, action: str, target: str) -> None:
+    session.add(AuditLog(at=db.now(), subject=who.subject, role=who.role, action=action, target=target[:200]))
+
+
+def _dt(moment: datetime) -> datetime:
+    return moment.astimezone(UTC)
+
+
+def create_app(settings: HrSettings) -> FastAPI:
+    engine = db.make_engine(settings.database_url)
+    db.migrate(engine)
+    sessions = db.session_factory(engine)
+    auth = TokenAuth(settings.tokens())
+    scopes = settings.scopes()
+    grace = timedelta(minutes=settings.lateness_grace_minutes)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        relay = None
+        if settings.outbox_interval_s > 0:
+            from callstream_core.kafka import EventProducer
+
+            producer = EventProducer(settings.kafka_bootstrap_servers, client_id="callstream-hr",
+                                     wire_format=settings.wire_format)
+            relay = OutboxRelay(sessions, producer, settings.outbox_interval_s, settings.outbox_batch)
+            relay.start()
+        try:
+            yield
+        finally:
+            if relay is not None:
+                relay.stop()
+            engine.dispose()
+
+    async def db_ready() -> str | None:
+        try:
+            with engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except Exception as exc:
+            return f"database: {exc}"
+        return None
+
+    app = FastAPI(title="Callstream HR", version="1", lifespan=lifespan)
+    app.include_router(ops_router({"database": db_ready}))
+    app.state.sessions = sessions
+    app.state.engine = engine
+
+    def get_session() -> Iterator[Session]:
+        with sessions() as session:
+            yield session
+
+    def team_scope(principal: Principal,
+                   credentials: HTTPAuthorizationCredentials | None) -> str | None:
+        """None = every team; a team id for a team lead (only their own team)."""
+        if principal.role != "team_lead":
+            return None
+        team = scopes.get(credentials.credentials) if credentials else None
+        if team is None:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "this team-lead token has no team (TEAM_LEAD_SCOPES)")
+        return team
+
+    def _employee(session: Session, employee_id: str) -> Employee:
+        emp = session.get(Employee, employee_id)
+        if emp is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"employee {employee_id!r} not found")
+        return emp
+
+    def _commit(session: Session, conflict: str) -> None:
+        try:
+            session.commit()
+        except IntegrityError as exc:
+            session.rollback()
+            raise HTTPException(status.HTTP_409_CONFLICT, conflict) from exc
+
+    hr_write = hr_only = auth.require("hr")
+    personal = hr_mgr = auth.require(*PERSONAL_ROLES)
+    hr_mgr_lead = auth.require("hr", "manager", "team_lead")
+    admin_only = auth.require("admin")
+    hr_service = auth.require("hr", "service")
+
+    # ---------------------------------------------------------------- organisation
+    @app.post("/v1/teams", status_code=201)
+    def create_team(body: s.TeamIn, session: Session = Depends(get_session),
+                    _p: Principal = Depends(hr_write)) -> dict[str, Any]:
+        if session.get(Team, body.id) is not None:
+            raise HTTPException(409, f"team {body.id!r} already exists")
+        session.add(Team(id=body.id, name=body.name, lead_id=body.lead_id))
+        _commit(session, f"team {body.id!r} already exists")
+        return body.model_dump()
+
+    @app.post("/v1/rows", status_code=201)
+    def create_row(body: s.RowIn, session: Session = Depends(get_session),
+                   _p: Principal = Depends(hr_write)) -> dict[str, Any]:
+        if session.get(Team, body.team_id) is None:
+            raise HTTPException(404, f"team {body.team_id!r} not found")
+        if session.get(Row, body.id) is not None:
+            raise HTTPException(409, f"row {body.id!r} already exists")
+        session.add(Row(id=body.id, team_id=body.team_id, senior_id=body.senior_id))
+        _commit(session, f"row {body.id!r} already exists")
+        return body.model_dump()
+
+    @app.get("/v1/org/report")
+    def org_report(session: Session = Depends(get_session),
+                   _p: Principal = Depends(hr_mgr_lead)) -> dict[str, Any]:
+        active = session.scalars(select(Employee).where(Employee.left_on.is_(None))).all()
+        teams = session.scalars(select(Team)).all()
+        rows = session.scalars(select(Row)).all()
+        team_agents = {t.id: 0 for t in teams}
+        row_agents = {r.id: 0 for r in rows}
+        for e in active:
+            if e.role == "agent":
+                if e.team_id in team_agents:
+                    team_agents[e.team_id] += 1
+                if e.row_id in row_agents:
+                    row_agents[e.row_id] += 1
+        active_ids = {e.id for e in active}
+        warnings = org.size_warnings(
+            team_agents, row_agents,
+            rows_without_senior={r.id for r in rows if r.senior_id not in active_ids},
+            teams_without_lead={t.id for t in teams if t.lead_id not in active_ids},
+        )
+        return {"teams": team_agents, "rows": row_agents, "warnings": [asdict(w) for w in warnings]}
+
+    # ---------------------------------------------------------------- people
+    @app.post("/v1/employees", status_code=201)
+    def hire(body: s.HireIn, session: Session = Depends(get_session),
+             _p: Principal = Depends(hr_write)) -> dict[str, Any]:
+        if session.get(Employee, body.id) is not None:
+            raise HTTPException(409, f"employee {body.id!r} already exists")
+        team = session.get(Team, body.team_id) if body.team_id else None
+        if body.team_id and team is None:
+            raise HTTPException(404, f"team {body.team_id!r} not found")
+        if body.row_id:
+            row = session.get(Row, body.row_id)
+            if row is None:
+                raise HTTPException(404, f"row {body.row_id!r} not found")
+            if row.team_id != body.team_id:
+                raise HTTPException(422, f"row {body.row_id!r} belongs to team {row.team_id!r}")
+        emp = Employee(**body.model_dump())
+        session.add(emp)
+        add_event(session, "cc.hr-employment.v1", emp.id, hr_events_pb2.EmploymentChanged(
+            employee_id=emp.id, kind=hr_events_pb2.EmploymentChanged.KIND_HIRED, role=emp.role,
+            team_id=emp.team_id or "", team_lead_id=(team.lead_id or "") if team else "", fte=emp.fte,
+        ), datetime.combine(body.hired_on, datetime.min.time(), UTC))
+        _commit(session, f"employee {body.id!r} already exists")
+        return _public(emp)
+
+    @app.post("/v1/employees/{employee_id}/leave")
+    def leave(employee_id: str, body: s.LeaveIn, session: Session = Depends(get_session),
+              _p: Principal = Depends(hr_write)) -> dict[str, Any]:
+        emp = _employee(session, employee_id)
+        if emp.left_on is not None:
+            raise HTTPException(409, f"employee {employee_id!r} already left on {emp.left_on.isoformat()}")
+        if body.left_on < emp.hired_on:
+            raise HTTPException(422, "left_on is before hired_on")
+        team = session.get(Team, emp.team_id) if emp.team_id else None
+        emp.left_on, emp.exit_reason, emp.voluntary = body.left_on, body.exit_reason, body.voluntary
+        emp.exit_interview = body.exit_interview
+        emp.exit_team_lead_id = team.lead_id if team else None
+        add_event(session, "cc.hr-employment.v1", emp.id, hr_events_pb2.EmploymentChanged(
+            employee_id=emp.id, kind=hr_events_pb2.EmploymentChanged.KIND_LEFT, role=emp.role,
+            team_id=emp.team_id or "", team_lead_id=emp.exit_team_lead_id or "", fte=emp.fte,
+            exit_reason=EXIT_REASON_PB[body.exit_reason], voluntary=body.voluntary,
+            reason_detail=body.reason_detail,
+        ), datetime.combine(body.left_on, datetime.min.time(), UTC))
+        session.commit()
+        return _public(emp)
+
+    @app.get("/v1/employees/{employee_id}")
+    def get_employee(employee_id: str, session: Session = Depends(get_session),
+                     who: Principal = Depends(personal)) -> dict[str, Any]:
+        emp = _employee(session, employee_id)
+        skills = session.scalars(select(Skill).where(Skill.employee_id == employee_id)).all()
+        _audit(session, who, "read_employee", employee_id)
+        session.commit()
+        return {**_personal(emp), "skills": {k.skill: k.proficiency for k in skills}}
+
+    @app.get("/v1/employees")
+    def list_employees(team_id: str | None = None, session: Session = Depends(get_session),
+                       who: Principal = Depends(hr_mgr_lead),
+                       credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> list[dict[str, Any]]:
+        scope = team_scope(who, credentials)
+        if scope is not None:
+            if team_id not in (None, scope):
+                raise HTTPException(403, f"a team lead sees only team {scope!r}")
+            team_id = scope
+        query = select(Employee).order_by(Employee.id)
+        if team_id:
+            query = query.where(Employee.team_id == team_id)
+        emps = session.scalars(query).all()
+        if who.role in (*PERSONAL_ROLES, "admin"):
+            _audit(session, who, "list_employees", f"team={team_id or '*'} n={len(emps)}")
+            session.commit()
+            return [_personal(e) for e in emps]
+        return [_public(e) for e in emps]
+
+    @app.put("/v1/employees/{employee_id}/skills")
+    def set_skills(employee_id: str, body: list[s.SkillIn], session: Session = Depends(get_session),
+                   _p: Principal = Depends(hr_mgr)) -> dict[str, int]:
+        _employee(session, employee_id)
+        names = [k.skill for k in body]
+        if len(names) != len(set(names)):
+            raise HTTPException(422, "each skill may appear once")
+        session.execute(delete(Skill).where(Skill.employee_id == employee_id))
+        session.add_all(Skill(employee_id=employee_id, skill=k.skill, proficiency=k.proficiency) for k in body)
+        session.commit()
+        return {k.skill: k.proficiency for k in body}
+
+    @app.put("/v1/employees/{employee_id}/training-stage")
+    def set_stage(employee_id: str, body: s.StageIn, session: Session = Depends(get_session),
+                  _p: Principal = Depends(hr_only)) -> dict[str, Any]:
+        emp = _employee(session, employee_id)
+        emp.training_stage = body.stage
+        session.commit()
+        return _public(emp)
+
+    @app.get("/v1/audit")
+    def audit_log(limit: int = Query(100, ge=1, le=1000), session: Session = Depends(get_session),
+                  _p: Principal = Depends(admin_only)) -> list[dict[str, Any]]:
+        rows = session.scalars(select(AuditLog).order_by(AuditLog.id.desc()).limit(limit)).all()
+        return [{"at": db.utc(r.at).isoformat(), "subject": r.subject, "role": r.role, "action": r.action,
+                 "target": r.target} for r in rows]
+
+    # ---------------------------------------------------------------- training
+    @app.post("/v1/training/sessions", status_code=201)
+    def add_session(body: s.SessionIn, session: Session = Depends(get_session),
+                    _p: Principal = Depends(hr_only)) -> dict[str, Any]:
+        for a in body.attendance:
+            _employee(session, a.employee_id)
+        ts = TrainingSession(type=body.type, title=body.title, starts_at=_dt(body.starts_at))
+        session.add(ts)
+        session.flush()
+        session.add_all(TrainingAttendance(session_id=ts.id, employee_id=a.employee_id, attended=a.attended)
+                        for a in body.attendance)
+        _commit(session, "an employee is listed twice in attendance")
+        return {"id": ts.id, **body.model_dump(mode="json")}
+
+    @app.post("/v1/exams", status_code=201)
+    def add_exam(body: s.ExamIn, session: Session = Depends(get_session),
+                 _p: Principal = Depends(hr_only)) -> dict[str, Any]:
+        _employee(session, body.employee_id)
+        exam = Exam(employee_id=body.employee_id, name=body.name, taken_at=_dt(body.taken_at),
+                    score=body.score, pass_mark=body.pass_mark)
+        session.add(exam)
+        session.commit()
+        return {"id": exam.id, **body.model_dump(mode="json")}
+
+    @app.get("/v1/training/flags")
+    def training_flags(last_n: int = Query(3, ge=1, le=20), session: Session = Depends(get_session),
+                       _p: Principal = Depends(hr_mgr_lead)) -> list[dict[str, Any]]:
+        exams = session.scalars(select(Exam)).all()
+        results = [training.ExamResult(e.employee_id, db.utc(e.taken_at), e.score, e.pass_mark) for e in exams]
+        return [asdict(f) for f in training.flag_for_individual_training(results, last_n)]
+
+    # ---------------------------------------------------------------- costs (KPI 4)
+    @app.post("/v1/costs", status_code=201)
+    def add_cost(body: s.CostIn, session: Session = Depends(get_session),
+                 _p: Principal = Depends(hr_mgr)) -> dict[str, Any]:
+        if session.get(CostEntryRow, body.entry_id) is not None:
+            raise HTTPException(409, f"cost entry {body.entry_id!r} already exists")
+        session.add(CostEntryRow(**{**body.model_dump(), "period_start": _dt(body.period_start),
+                                    "period_end": _dt(body.period_end)}))
+        msg = hr_events_pb2.CostEntry(cost_center_id=body.cost_center_id, entry_id=body.entry_id,
+                                      amount_minor=body.amount_minor, currency=body.currency,
+                                      category=body.category)
+        msg.period_start.FromDatetime(_dt(body.period_start))
+        msg.period_end.FromDatetime(_dt(body.period_end))
+        add_event(session, "cc.hr-costs.v1", body.cost_center_id, msg, _dt(body.period_end))
+        _commit(session, f"cost entry {body.entry_id!r} already exists")
+        return body.model_dump(mode="json")
+
+    @app.get("/v1/costs")
+    def list_costs(cost_center_id: str | None = None, session: Session = Depends(get_session),
+                   _p: Principal = Depends(hr_mgr)) -> list[dict[str, Any]]:
+        query = select(CostEntryRow).order_by(CostEntryRow.period_start, CostEntryRow.entry_id)
+        if cost_center_id:
+            query = query.where(CostEntryRow.cost_center_id == cost_center_id)
+        return [{"entry_id": c.entry_id, "cost_center_id": c.cost_center_id,
+                 "period_start": db.utc(c.period_start).isoformat(), "period_end": db.utc(c.period_end).isoformat(),
+                 "amount_minor": c.amount_minor, "currency": c.currency, "category": c.category}
+                for c in session.scalars(query).all()]
+
+    # ---------------------------------------------------------------- schedules
+    @app.post("/v1/schedules", status_code=201)
+    def publish_schedule(body: s.ScheduleIn, session: Session = Depends(get_session),
+                         _p: Principal = Depends(hr_mgr)) -> dict[str, Any]:
+        for emp_id in {sh.employee_id for sh in body.shifts}:
+            _employee(session, emp_id)
+        # Row lock (PostgreSQL): two concurrent publishes of one schedule get consecutive versions.
+        sched = session.get(Schedule, body.schedule_id, with_for_update=True)
+        previous: set[str] = set()
+        if sched is None:
+            sched = Schedule(schedule_id=body.schedule_id, version=1, period_start=_dt(body.period_start),
+                             period_end=_dt(body.period_end), published_at=db.now())
+            session.add(sched)
+        else:
+            previous = set(session.scalars(select(ShiftRow.employee_id)
+                                           .where(ShiftRow.schedule_id == body.schedule_id)).all())
+            sched.version += 1
+            sched.period_start, sched.period_end = _dt(body.period_start), _dt(body.period_end)
+            sched.published_at = db.now()
+            session.execute(delete(ShiftRow).where(ShiftRow.schedule_id == body.schedule_id))
+        session.flush()
+        clash = session.scalars(select(ShiftRow.shift_id).where(
+            ShiftRow.shift_id.in_([sh.shift_id for sh in body.shifts]))).all()
+        if clash:
+            raise HTTPException(409, f"shift ids already used by another schedule: {sorted(clash)}")
+        per_emp: dict[str, list[s.ShiftIn]] = {e: [] for e in previous}
+        for sh in body.shifts:
+            session.add(ShiftRow(shift_id=sh.shift_id, schedule_id=body.schedule_id, employee_id=sh.employee_id,
+                                 team_id=sh.team_id, start=_dt(sh.start), end=_dt(sh.end),
+                                 breaks=[b.model_dump(mode="json") for b in sh.breaks]))
+            per_emp.setdefault(sh.employee_id, []).append(sh)
+        # One event per employee; employees dropped from the new version get an empty shift list.
+        for emp_id, shifts in sorted(per_emp.items()):
+            msg = hr_events_pb2.SchedulePublished(employee_id=emp_id, schedule_id=body.schedule_id,
+                                                  version=sched.version)
+            msg.period_start.FromDatetime(_dt(body.period_start))
+            msg.period_end.FromDatetime(_dt(body.period_end))
+            for sh in sorted(shifts, key=lambda x: x.start):
+                pb = msg.shifts.add(shift_id=sh.shift_id, team_id=sh.team_id)
+                pb.start.FromDatetime(_dt(sh.start))
+                pb.end.FromDatetime(_dt(sh.end))
+                for b in sh.breaks:
+                    pbb = pb.breaks.add(activity=b.activity)
+                    pbb.start.FromDatetime(_dt(b.start))
+                    pbb.end.FromDatetime(_dt(b.end))
+            add_event(session, "cc.hr-schedules.v1", emp_id, msg)
+        _commit(session, "schedule changed concurrently; retry")
+        return {"schedule_id": body.schedule_id, "version": sched.version, "shifts": len(body.shifts),
+                "employees": len(per_emp)}
+
+    @app.get("/v1/schedules/{schedule_id}")
+    def get_schedule(schedule_id: str, team_id: str | None = None, session: Session = Depends(get_session),
+                     who: Principal = Depends(hr_mgr_lead),
+                     credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> dict[str, Any]:
+        scope = team_scope(who, credentials)
+        if scope is not None:
+            if team_id not in (None, scope):
+                raise HTTPException(403, f"a team lead sees only team {scope!r}")
+            team_id = scope
+        sched = session.get(Schedule, schedule_id)
+        if sched is None:
+            raise HTTPException(404, f"schedule {schedule_id!r} not found")
+        query = select(ShiftRow).where(ShiftRow.schedule_id == schedule_id).order_by(ShiftRow.start, ShiftRow.shift_id)
+        if team_id:
+            query = query.where(ShiftRow.team_id == team_id)
+        return {"schedule_id": schedule_id, "version": sched.version,
+                "period_start": db.utc(sched.period_start).isoformat(),
+                "period_end": db.utc(sched.period_end).isoformat(),
+                "shifts": [{"shift_id": r.shift_id, "employee_id": r.employee_id, "team_id": r.team_id,
+                            "start": db.utc(r.start).isoformat(), "end": db.utc(r.end).isoformat(),
+                            "breaks": r.breaks} for r in session.scalars(query).all()]}
+
+    # ---------------------------------------------------------------- attendance (KPI 15)
+    def _stage_punch(session: Session, p: s.PunchIn) -> None:
+        at = _dt(p.at)
+        session.add(PunchRow(employee_id=p.employee_id, kind=p.kind, at=at, device=p.device))
+        add_event(session, "cc.hr-attendance.v1", p.employee_id, hr_events_pb2.AttendancePunch(
+            employee_id=p.employee_id, device=p.device,
+            kind=hr_events_pb2.AttendancePunch.KIND_IN if p.kind == "in" else hr_events_pb2.AttendancePunch.KIND_OUT,
+        ), at)
+
+    def _punch_exists(session: Session, p: s.PunchIn) -> bool:
+        return session.scalar(select(func.count()).select_from(PunchRow).where(
+            PunchRow.employee_id == p.employee_id, PunchRow.kind == p.kind, PunchRow.at == _dt(p.at))) != 0
+
+    @app.post("/v1/punches", status_code=201)
+    def add_punch(body: s.PunchIn, session: Session = Depends(get_session),
+                  _p: Principal = Depends(hr_service)) -> dict[str, Any]:
+        _employee(session, body.employee_id)
+        if _punch_exists(session, body):
+            raise HTTPException(409, "this punch is already recorded")
+        _stage_punch(session, body)
+        _commit(session, "this punch is already recorded")
+        return body.model_dump(mode="json")
+
+    @app.post("/v1/punches/import")
+    async def import_punches(request: Request, filename: str = Query("upload.csv", max_length=200),
+                             _p: Principal = Depends(hr_service)) -> dict[str, Any]:
+        raw = await request.body()
+        try:
+            content = raw.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise HTTPException(422, f"{filename}: not UTF-8 text ({exc.reason})") from exc
+        reader = csv.DictReader(io.StringIO(content))
+        header = tuple(reader.fieldnames or ())
+        missing = [c for c in CSV_COLUMNS[:3] if c not in header]
+        if missing:
+            raise HTTPException(422, {"file": filename, "errors": [
+                {"line": 1, "reason": f"header lacks column(s) {missing}; expected {list(CSV_COLUMNS)}"}]})
+        errors: list[dict[str, Any]] = []
+        punches: list[s.PunchIn] = []
+        seen: set[tuple[str, str, datetime]] = set()
+        for record in reader:
+            line = reader.line_num
+            try:
+                p = _punch_adapter.validate_python({k: (record.get(k) or "").strip() for k in CSV_COLUMNS})
+            except ValidationError as exc:
+                reasons = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+                errors.append({"line": line, "reason": reasons})
+                continue
+            ident = (p.employee_id, p.kind, _dt(p.at))
+            if ident in seen:
+                errors.append({"line": line, "reason": "duplicate of an earlier line"})
+                continue
+            seen.add(ident)
+            punches.append(p)
+        with sessions() as session:
+            known = set(session.scalars(select(Employee.id).where(
+                Employee.id.in_({p.employee_id for p in punches}))).all())
+            if errors or any(p.employee_id not in known for p in punches):
+                # line numbers for unknown employees
+                for record_line, p in _lines_of(content, punches):
+                    if p.employee_id not in known:
+                        errors.append({"line": record_line, "reason": f"unknown employee {p.employee_id!r}"})
+                errors.sort(key=lambda e: e["line"])
+                raise HTTPException(422, {"file": filename, "imported": 0, "errors": errors})
+            skipped = 0
+            for p in punches:
+                if _punch_exists(session, p):
+                    skipped += 1  # re-import of the same file: already there
+                    continue
+                _stage_punch(session, p)
+            _commit(session, "punches changed concurrently; retry the import")
+        return {"file": filename, "imported": len(punches) - skipped, "already_present": skipped}
+
+    @app.post("/v1/absences", status_code=201)
+    def add_absence(body: s.AbsenceIn, session: Session = Depends(get_session),
+                    _p: Principal = Depends(hr_mgr)) -> dict[str, Any]:
+        _employee(session, body.employee_id)
+        row = AbsenceRow(employee_id=body.employee_id, start=_dt(body.start), end=_dt(body.end), reason=body.reason)
+        session.add(row)
+        session.flush()
+        msg = hr_events_pb2.Absence(employee_id=body.employee_id, absence_id=f"abs-{row.id}",
+                                    reason=ABSENCE_PB[body.reason])
+        msg.start.FromDatetime(_dt(body.start))
+        msg.end.FromDatetime(_dt(body.end))
+        add_event(session, "cc.hr-absences.v1", body.employee_id, msg, _dt(body.start))
+        session.commit()
+        return {"absence_id": f"abs-{row.id}", **body.model_dump(mode="json")}
+
+    @app.get("/v1/attendance")
+    def attendance(start: datetime = Query(alias="from"), end: datetime = Query(alias="to"),
+                   team_id: str | None = None, session: Session = Depends(get_session),
+                   who: Principal = Depends(hr_mgr_lead),
+                   credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> dict[str, Any]:
+        if start.tzinfo is None or end.tzinfo is None:
+            raise HTTPException(422, "from and to need a timezone (e.g. 2026-11-02T00:00:00Z)")
+        if end <= start:
+            raise HTTPException(422, "to must be after from")
+        scope = team_scope(who, credentials)
+        if scope is not None:
+            if team_id not in (None, scope):
+                raise HTTPException(403, f"a team lead sees only team {scope!r}")
+            team_id = scope
+        query = select(ShiftRow).where(ShiftRow.start >= _dt(start), ShiftRow.start < _dt(end))
+        if team_id:
+            query = query.where(ShiftRow.team_id == team_id)
+        shifts = [att.ScheduledShift(r.shift_id, r.employee_id, r.team_id, db.utc(r.start), db.utc(r.end))
+                  for r in session.scalars(query).all()]
+        emp_ids = {x.employee_id for x in shifts}
+        punches = [att.Punch(p.employee_id, p.kind, db.utc(p.at)) for p in session.scalars(select(PunchRow).where(
+            PunchRow.employee_id.in_(emp_ids), PunchRow.at >= _dt(start) - timedelta(hours=2),
+            PunchRow.at < _dt(end) + timedelta(days=1))).all()]
+        absences = session.scalars(select(AbsenceRow).where(AbsenceRow.employee_id.in_(emp_ids),
+                                                            AbsenceRow.end > _dt(start),
+                                                            AbsenceRow.start < _dt(end))).all()
+        outcomes = att.evaluate(shifts, punches, grace=grace)
+        absent_reasons: dict[str, str] = {}
+        for o in outcomes:
+            if not o.present:
+                for a in absences:
+                    if a.employee_id == o.shift.employee_id and db.utc(a.start) < o.shift.end \
+                            and db.utc(a.end) > o.shift.start:
+                        absent_reasons[o.shift.shift_id] = a.reason
+        return {
+            "rates": [asdict(r) for r in att.attendance_rates(outcomes)],
+            "late": [{"shift_id": o.shift.shift_id, "employee_id": o.shift.employee_id,
+                      "start": o.shift.start.isoformat(), "first_in": o.first_in.isoformat() if o.first_in else None,
+                      "late_minutes": round(o.late_minutes, 1)} for o in outcomes if o.late],
+            "absent": [{"shift_id": o.shift.shift_id, "employee_id": o.shift.employee_id,
+                        "start": o.shift.start.isoformat(), "reason": absent_reasons.get(o.shift.shift_id)}
+                       for o in outcomes if not o.present],
+        }
+
+    # ---------------------------------------------------------------- attrition (KPI 23)
+    @app.get("/v1/attrition")
+    def attrition(period: str = Query("month", pattern="^(month|quarter|year)$"), year: int = Query(ge=2000, le=2100),
+                  index: int = Query(1, ge=1, le=12), by: str | None = Query(None, pattern="^(exit_reason|team_lead)$"),
+                  agents_only: bool = True, session: Session = Depends(get_session),
+                  _p: Principal = Depends(hr_mgr)) -> dict[str, Any]:
+        try:
+            start, end = attr.period_bounds(period, year, index)
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from exc
+        query = select(Employee)
+        if agents_only:
+            query = query.where(Employee.role == "agent")
+        emps = session.scalars(query).all()
+        teams = {t.id: t.lead_id for t in session.scalars(select(Team)).all()}
+        tenures = [attr.Tenure(e.id, e.hired_on, e.left_on, e.fte, e.exit_reason,
+                               e.exit_team_lead_id if e.left_on else teams.get(e.team_id or ""))
+                   for e in emps]
+        total = attr.attrition(tenures, start, end)
+        out: dict[str, Any] = {"period": period, **asdict(total)}
+        if by:
+            split = attr.attrition_by(tenures, start, end, "exit_reason" if by == "exit_reason" else "team_lead_id")
+            out["by"] = {k: asdict(v) for k, v in split.items()}
+        return out
+
+    # ---------------------------------------------------------------- workforce planning
+    @app.post("/v1/staffing")
+    def staffing(body: s.StaffingIn, _p: Principal = Depends(hr_mgr_lead)
+                 ) -> dict[str, Any]:
+        from callstream_hr.domain.erlang import required_agents
+
+        try:
+            result = required_agents(body.calls, body.interval_s, body.aht_s, body.sl_target, body.t_s,
+                                     max_occupancy=body.max_occupancy, patience_s=body.patience_s,
+                                     shrinkage=body.shrinkage)
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from exc
+        return asdict(result)
+
+    @app.post("/v1/shifts/plan")
+    def plan(body: s.ShiftPlanIn, _p: Principal = Depends(hr_mgr)) -> dict[str, Any]:
+        from callstream_hr.domain.shifts import BreakRule, ShiftTemplate, plan_shifts
+
+        try:
+            templates = [ShiftTemplate(t.name, t.length_slots, tuple(t.start_slots) if t.start_slots else None,
+                                       tuple(BreakRule(b.duration_slots, b.earliest_offset, b.latest_offset, b.paid)
+                                             for b in t.breaks)) for t in body.templates]
+            result = plan_shifts(body.requirement, templates, cyclic=body.cyclic, slot_hours=body.slot_hours,
+                                 time_limit_s=body.time_limit_s,
+                                 understaffing_penalty_slots=body.understaffing_penalty_slots)
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from exc
+        return {"status": result.status, "covered": result.covered, "headcount": result.headcount,
+                "paid_hours": result.paid_hours, "gap": result.gap,
+                "assignments": [{"template": a.template, "start_slot": a.start_slot, "count": a.count}
+                                for a in result.assignments],
+                "coverage": list(result.coverage), "under": list(result.under)}
+
+    return app
+
+
+def _lines_of(content: str, punches: list[s.PunchIn]) -> list[tuple[int, s.PunchIn]]:
+    """File line of each valid punch (re-reads the CSV; only used to word error messages)."""
+    reader = csv.DictReader(io.StringIO(content))
+    wanted = {(p.employee_id, p.kind, _dt(p.at)): p for p in punches}
+    found = []
+    for record in reader:
+        try:
+            p = _punch_adapter.validate_python({k: (record.get(k) or "").strip() for k in CSV_COLUMNS})
+        except ValidationError:
+            continue
+        key = (p.employee_id, p.kind, _dt(p.at))
+        if key in wanted:
+            found.append((reader.line_num, wanted.pop(key)))
+    return found
+
+
+def main() -> None:
+    import uvicorn
+
+    from callstream_core.observability import configure_logging
+
+    settings = HrSettings()
+    configure_logging(settings.service_name, settings.log_level)
+    uvicorn.run(create_app(settings), host=settings.http_host, port=settings.http_port, log_config=None)
+
+

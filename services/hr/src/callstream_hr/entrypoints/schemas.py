@@ -1,0 +1,187 @@
+"""Request bodies of the HR API (pydantic: a bad field gives 422 with its path)."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, Field, model_validator
+
+Role = Literal["agent", "senior_operator", "team_lead", "supervisor", "qa", "trainer", "hr"]
+ExitReason = Literal["supervisor", "work_environment", "workload_pressure", "pay", "other"]
+SessionType = Literal["business", "systems", "rules_ethics", "soft_skills"]
+Stage = Literal["theory", "business", "systems_skills", "on_site_shadowing", "on_site_supervised", "graduated"]
+AbsenceReason = Literal["sick", "vacation", "personal", "unexcused", "training", "other"]
+Ident = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")
+
+
+class TeamIn(BaseModel):
+    id: str = Ident
+    name: str = Field(min_length=1, max_length=200)
+    lead_id: str | None = None
+
+
+class RowIn(BaseModel):
+    id: str = Ident
+    team_id: str = Ident
+    senior_id: str | None = None
+
+
+class HireIn(BaseModel):
+    id: str = Ident
+    full_name: str = Field(min_length=1, max_length=200)
+    email: str | None = Field(default=None, max_length=200)
+    phone: str | None = Field(default=None, max_length=50)
+    role: Role
+    team_id: str | None = None
+    row_id: str | None = None
+    fte: float = Field(default=1.0, gt=0, le=1)
+    hired_on: date
+    training_stage: Stage | None = None
+
+
+class LeaveIn(BaseModel):
+    left_on: date
+    exit_reason: ExitReason
+    voluntary: bool = True
+    exit_interview: str | None = Field(default=None, max_length=10_000)
+    reason_detail: str = Field(default="", max_length=500)
+
+
+class SkillIn(BaseModel):
+    skill: str = Ident
+    proficiency: int = Field(ge=1, le=5)
+
+
+class StageIn(BaseModel):
+    stage: Stage
+
+
+class AttendeeIn(BaseModel):
+    employee_id: str = Ident
+    attended: bool
+
+
+class SessionIn(BaseModel):
+    type: SessionType
+    title: str = Field(min_length=1, max_length=200)
+    starts_at: AwareDatetime
+    attendance: list[AttendeeIn] = []
+
+
+class ExamIn(BaseModel):
+    employee_id: str = Ident
+    name: str = Field(min_length=1, max_length=200)
+    taken_at: AwareDatetime
+    score: float = Field(ge=0, le=100)
+    pass_mark: float = Field(default=70.0, ge=0, le=100)
+
+
+class CostIn(BaseModel):
+    entry_id: str = Ident
+    cost_center_id: str = Ident
+    period_start: AwareDatetime
+    period_end: AwareDatetime
+    amount_minor: int = Field(ge=0)
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    category: str = Field(min_length=1, max_length=64)
+
+    @model_validator(mode="after")
+    def _period(self) -> CostIn:
+        if self.period_end <= self.period_start:
+            raise ValueError("period_end must be after period_start")
+        return self
+
+
+class BreakIn(BaseModel):
+    start: AwareDatetime
+    end: AwareDatetime
+    activity: str = "break"
+
+
+class ShiftIn(BaseModel):
+    shift_id: str = Ident
+    employee_id: str = Ident
+    team_id: str = Ident
+    start: AwareDatetime
+    end: AwareDatetime
+    breaks: list[BreakIn] = []
+
+    @model_validator(mode="after")
+    def _inside(self) -> ShiftIn:
+        if self.end <= self.start:
+            raise ValueError("shift end must be after its start")
+        for b in self.breaks:
+            if not (self.start <= b.start < b.end <= self.end):
+                raise ValueError("every break must lie inside its shift")
+        return self
+
+
+class ScheduleIn(BaseModel):
+    schedule_id: str = Ident
+    period_start: AwareDatetime
+    period_end: AwareDatetime
+    shifts: list[ShiftIn]
+
+    @model_validator(mode="after")
+    def _check(self) -> ScheduleIn:
+        if self.period_end <= self.period_start:
+            raise ValueError("period_end must be after period_start")
+        ids = [s.shift_id for s in self.shifts]
+        if len(ids) != len(set(ids)):
+            raise ValueError("shift_id values must be unique")
+        return self
+
+
+class PunchIn(BaseModel):
+    employee_id: str = Ident
+    kind: Literal["in", "out"]
+    at: AwareDatetime
+    device: str = Field(default="", max_length=64)
+
+
+class AbsenceIn(BaseModel):
+    employee_id: str = Ident
+    start: AwareDatetime
+    end: AwareDatetime
+    reason: AbsenceReason
+
+    @model_validator(mode="after")
+    def _period(self) -> AbsenceIn:
+        if self.end <= self.start:
+            raise ValueError("end must be after start")
+        return self
+
+
+class StaffingIn(BaseModel):
+    calls: float = Field(ge=0)
+    interval_s: float = Field(default=1800, gt=0)
+    aht_s: float = Field(gt=0)
+    sl_target: float = Field(default=0.8, ge=0, le=1)
+    t_s: float = Field(default=20, ge=0)
+    patience_s: float | None = Field(default=None, gt=0)
+    shrinkage: float = Field(default=0.0, ge=0, lt=1)
+    max_occupancy: float = Field(default=1.0, gt=0, le=1)
+
+
+class BreakRuleIn(BaseModel):
+    duration_slots: int = Field(ge=1)
+    earliest_offset: int = Field(ge=0)
+    latest_offset: int = Field(ge=0)
+    paid: bool = False
+
+
+class TemplateIn(BaseModel):
+    name: str = Field(min_length=1, max_length=64)
+    length_slots: int = Field(ge=1)
+    start_slots: list[int] | None = None
+    breaks: list[BreakRuleIn] = []
+
+
+class ShiftPlanIn(BaseModel):
+    requirement: list[int] = Field(min_length=1, max_length=2016)
+    templates: list[TemplateIn] = Field(min_length=1)
+    cyclic: bool = True
+    slot_hours: float = Field(default=0.5, gt=0)
+    time_limit_s: float = Field(default=10.0, gt=0, le=60)
+    understaffing_penalty_slots: int | None = Field(default=None, ge=1)

@@ -1,0 +1,93 @@
+"""A real HR HTTP server (uvicorn in a thread on a free port) on SQLite and, when the binaries are
+installed, on a throwaway PostgreSQL server; tests talk to it with httpx."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI
+
+from callstream_hr.config import HrSettings
+from callstream_hr.entrypoints.app import create_app
+
+TOKENS = {
+    "hr": "hr-token-0001",
+    "manager": "mgr-token-0001",
+    "lead_a": "lead-token-aaa",
+    "lead_b": "lead-token-bbb",
+    "lead_none": "lead-token-zzz",
+    "admin": "admin-token-01",
+    "agent": "agent-token-01",
+    "service": "svc-token-0001",
+}
+ROLE_OF = {"hr": "hr", "manager": "manager", "lead_a": "team_lead", "lead_b": "team_lead", "lead_none": "team_lead",
+           "admin": "admin", "agent": "agent", "service": "service"}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Server:
+    base_url: str
+    backend: str
+    app: FastAPI
+
+    def client(self, who: str) -> httpx.Client:
+        return httpx.Client(base_url=self.base_url, headers={"Authorization": f"Bearer {TOKENS[who]}"}, timeout=30)
+
+
+def run_server(settings: HrSettings) -> Iterator[tuple[str, FastAPI]]:
+    port = _free_port()
+    app = create_app(settings)
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("HR server did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}", app
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def settings_for(url: str, **extra: object) -> HrSettings:
+    return HrSettings(
+        database_url=url,
+        api_tokens=",".join(f"{TOKENS[k]}:{ROLE_OF[k]}" for k in TOKENS),
+        team_lead_scopes=f"{TOKENS['lead_a']}:team-a,{TOKENS['lead_b']}:team-b",
+        outbox_interval_s=0,
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    base: Path = tmp_path_factory.mktemp("hr")
+    if request.param == "sqlite":
+        yield from (Server(url, "sqlite", app) for url, app in run_server(settings_for(f"sqlite:///{base}/hr.db")))
+        return
+    try:
+        from callstream_core.local_postgres import LocalPostgres
+    except ImportError:
+        pytest.skip("callstream_core.local_postgres is not available")
+    if not LocalPostgres.available():
+        pytest.skip("PostgreSQL binaries are not installed")
+    with LocalPostgres(base) as pg:
+        yield from (Server(url, "postgresql", app) for url, app in run_server(settings_for(pg.url)))

@@ -1,0 +1,323 @@
+"""The HR API over real HTTP (SQLite and PostgreSQL): people, privacy and audit, training, costs,
+schedules, punches (API + CSV), attendance, attrition, workforce planning and the outbox."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from callstream.hr.v1 import hr_events_pb2
+
+from .conftest import Server
+
+
+def uid(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def make_team(srv: Server, team_id: str | None = None, lead: str | None = None) -> str:
+    team_id = team_id or uid("team")
+    with srv.client("hr") as hr:
+        r = hr.post("/v1/teams", json={"id": team_id, "name": "Team", "lead_id": lead})
+        assert r.status_code in (201, 409), r.text
+    return team_id
+
+
+def hire(srv: Server, team: str | None, role: str = "agent", hired_on: str = "2025-01-01", **extra: Any) -> str:
+    emp = uid("emp")
+    body = {"id": emp, "full_name": f"Name {emp}", "email": f"{emp}@example.org", "phone": "+40 700 000 000",
+            "role": role, "team_id": team, "hired_on": hired_on, **extra}
+    with srv.client("hr") as hr:
+        r = hr.post("/v1/employees", json=body)
+    assert r.status_code == 201, r.text
+    return emp
+
+
+def test_health_and_auth(server: Server) -> None:
+    import httpx
+
+    assert httpx.get(server.base_url + "/healthz").json() == {"status": "ok"}
+    assert httpx.get(server.base_url + "/readyz").json()["status"] == "ready"
+    assert httpx.get(server.base_url + "/v1/employees").status_code == 401
+    with server.client("agent") as c:
+        r = c.post("/v1/teams", json={"id": "x", "name": "x"})
+        assert r.status_code == 403 and "team_lead" not in r.json()["detail"]
+
+
+def test_hire_leave_and_bad_input(server: Server) -> None:
+    team = make_team(server)
+    emp = hire(server, team)
+    with server.client("hr") as hr:
+        dup = hr.post("/v1/employees", json={"id": emp, "full_name": "x", "role": "agent", "hired_on": "2025-01-01"})
+        assert dup.status_code == 409 and emp in dup.json()["detail"]
+        bad = hr.post("/v1/employees", json={"id": uid("e"), "full_name": "x", "role": "wizard",
+                                             "hired_on": "2025-01-01", "fte": 2})
+        assert bad.status_code == 422
+        locs = {tuple(e["loc"]) for e in bad.json()["detail"]}
+        assert ("body", "role") in locs and ("body", "fte") in locs
+        assert hr.post("/v1/employees", json={"id": uid("e"), "full_name": "x", "role": "agent",
+                                              "hired_on": "2025-01-01", "team_id": "nope"}).status_code == 404
+        assert hr.post("/v1/employees/nobody/leave", json={"left_on": "2026-01-01", "exit_reason": "pay"}
+                       ).status_code == 404
+        bad_reason = hr.post(f"/v1/employees/{emp}/leave", json={"left_on": "2026-01-01", "exit_reason": "boredom"})
+        assert bad_reason.status_code == 422 and bad_reason.json()["detail"][0]["loc"] == ["body", "exit_reason"]
+        ok = hr.post(f"/v1/employees/{emp}/leave", json={"left_on": "2026-11-10", "exit_reason": "workload_pressure",
+                                                          "exit_interview": "Too many calls per hour."})
+        assert ok.status_code == 200 and ok.json()["left_on"] == "2026-11-10"
+        again = hr.post(f"/v1/employees/{emp}/leave", json={"left_on": "2026-11-11", "exit_reason": "pay"})
+        assert again.status_code == 409
+
+
+def test_personal_data_roles_and_audit(server: Server) -> None:
+    team = make_team(server, "team-a")
+    emp = hire(server, team)
+    other = hire(server, make_team(server, "team-b"))
+    with server.client("manager") as mgr:
+        full = mgr.get(f"/v1/employees/{emp}").json()
+        assert full["full_name"] == f"Name {emp}" and full["email"].endswith("@example.org")
+    with server.client("lead_a") as lead:
+        assert lead.get(f"/v1/employees/{emp}").status_code == 403
+        listed = lead.get("/v1/employees").json()
+        assert emp in {e["id"] for e in listed} and other not in {e["id"] for e in listed}
+        assert all("full_name" not in e and "email" not in e for e in listed)
+        assert lead.get("/v1/employees", params={"team_id": "team-b"}).status_code == 403
+    with server.client("lead_none") as lead:
+        assert lead.get("/v1/employees").status_code == 403
+    with server.client("agent") as agent:
+        assert agent.get(f"/v1/employees/{emp}").status_code == 403
+    with server.client("hr") as hr:
+        assert hr.get("/v1/employees/nobody").status_code == 404
+        assert hr.get("/v1/audit").status_code == 403  # the audit log is for admins
+    with server.client("admin") as admin:
+        audit = admin.get("/v1/audit", params={"limit": 1000}).json()
+    reads = [a for a in audit if a["action"] == "read_employee" and a["target"] == emp]
+    assert len(reads) == 1 and reads[0]["role"] == "manager" and reads[0]["subject"].startswith("manager:")
+    # the team lead's list had no personal data, so it was not audited; HR's list is
+    assert not any(a["role"] == "team_lead" for a in audit)
+
+
+def test_skills_training_and_flags(server: Server) -> None:
+    emp = hire(server, None, training_stage="theory")
+    with server.client("hr") as hr:
+        r = hr.put(f"/v1/employees/{emp}/skills", json=[{"skill": "billing", "proficiency": 4},
+                                                         {"skill": "spanish", "proficiency": 2}])
+        assert r.status_code == 200
+        bad = hr.put(f"/v1/employees/{emp}/skills", json=[{"skill": "billing", "proficiency": 6}])
+        assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", 0, "proficiency"]
+        assert hr.get(f"/v1/employees/{emp}").json()["skills"] == {"billing": 4, "spanish": 2}
+        assert hr.put(f"/v1/employees/{emp}/training-stage", json={"stage": "on_site_shadowing"}).json()[
+            "training_stage"] == "on_site_shadowing"
+        s = hr.post("/v1/training/sessions", json={"type": "rules_ethics", "title": "Call rules",
+                                                   "starts_at": "2026-11-02T09:00:00Z",
+                                                   "attendance": [{"employee_id": emp, "attended": True}]})
+        assert s.status_code == 201
+        assert hr.post("/v1/training/sessions", json={"type": "yoga", "title": "x", "starts_at": "2026-11-02T09:00:00Z"}
+                       ).status_code == 422
+        for day, score in ((3, 55), (4, 61), (5, 68)):
+            assert hr.post("/v1/exams", json={"employee_id": emp, "name": f"exam {day}",
+                                              "taken_at": f"2026-11-0{day}T10:00:00Z", "score": score,
+                                              "pass_mark": 70}).status_code == 201
+        naive = hr.post("/v1/exams", json={"employee_id": emp, "name": "x", "taken_at": "2026-11-06T10:00:00",
+                                           "score": 90})
+        assert naive.status_code == 422 and naive.json()["detail"][0]["loc"] == ["body", "taken_at"]
+        flags = {f["employee_id"]: f for f in hr.get("/v1/training/flags").json()}
+        assert flags[emp]["recent_scores"] == [55, 61, 68]
+        hr.post("/v1/exams", json={"employee_id": emp, "name": "retake", "taken_at": "2026-11-07T10:00:00Z",
+                                   "score": 85, "pass_mark": 70})
+        assert emp not in {f["employee_id"] for f in hr.get("/v1/training/flags").json()}
+
+
+def outbox_events(server: Server, topic: str) -> list[bytes]:
+    """Read the outbox rows of a topic straight from the service's database."""
+    from callstream_hr.adapters.models import Outbox
+
+    sessions = server.app.state.sessions
+    with sessions() as session:
+        return list(session.scalars(select(Outbox.payload).where(Outbox.topic == topic).order_by(Outbox.id)).all())
+
+
+def test_costs_publish_cost_entries(server: Server) -> None:
+    entry = uid("cost")
+    body = {"entry_id": entry, "cost_center_id": "center-main", "period_start": "2026-10-01T00:00:00Z",
+            "period_end": "2026-11-01T00:00:00Z", "amount_minor": 18_250_000_000, "currency": "EUR",
+            "category": "salaries"}
+    with server.client("manager") as mgr:
+        assert mgr.post("/v1/costs", json=body).status_code == 201
+        assert mgr.post("/v1/costs", json=body).status_code == 409
+        bad = mgr.post("/v1/costs", json={**body, "entry_id": uid("c"), "period_end": "2026-09-01T00:00:00Z"})
+        assert bad.status_code == 422 and "period_end" in bad.text
+        assert any(c["entry_id"] == entry and c["amount_minor"] == 18_250_000_000 for c in mgr.get("/v1/costs").json())
+    events = [hr_events_pb2.CostEntry.FromString(p) for p in outbox_events(server, "cc.hr-costs.v1")]
+    mine = [e for e in events if e.entry_id == entry]
+    assert len(mine) == 1 and mine[0].amount_minor == 18_250_000_000 and mine[0].envelope.event_id
+
+
+def test_schedule_versions_team_scope_and_events(server: Server) -> None:
+    team_a, team_b = make_team(server, "team-a"), make_team(server, "team-b")
+    a1, a2, b1 = hire(server, team_a), hire(server, team_a), hire(server, team_b)
+    sched = uid("2026-W46")
+
+    def shift(emp: str, team: str, day: int, start: int, hours: int = 8) -> dict[str, Any]:
+        end_day, end_h = (day, start + hours) if start + hours < 24 else (day + 1, start + hours - 24)
+        return {"shift_id": uid("s"), "employee_id": emp, "team_id": team,
+                "start": f"2026-11-{day:02d}T{start:02d}:00:00Z", "end": f"2026-11-{end_day:02d}T{end_h:02d}:00:00Z",
+                "breaks": [{"start": f"2026-11-{day:02d}T{(start + 4) % 24:02d}:00:00Z",
+                            "end": f"2026-11-{day:02d}T{(start + 4) % 24:02d}:30:00Z", "activity": "lunch"}]
+                if start + 4 < 24 else []}
+
+    body = {"schedule_id": sched, "period_start": "2026-11-09T00:00:00Z", "period_end": "2026-11-16T00:00:00Z",
+            "shifts": [shift(a1, team_a, 9, 6), shift(a2, team_a, 9, 14), shift(b1, team_b, 9, 22)]}
+    with server.client("hr") as hr:
+        r = hr.post("/v1/schedules", json=body)
+        assert r.status_code == 201 and r.json()["version"] == 1
+        v2 = {**body, "shifts": [shift(a1, team_a, 10, 6), shift(b1, team_b, 10, 22)]}  # a2 dropped
+        assert hr.post("/v1/schedules", json=v2).json()["version"] == 2
+        bad = hr.post("/v1/schedules", json={**body, "shifts": [{**shift(a1, team_a, 9, 6),
+                                                                 "end": "2026-11-09T05:00:00Z"}]})
+        assert bad.status_code == 422 and bad.json()["detail"][0]["loc"][:3] == ["body", "shifts", 0]
+        assert hr.post("/v1/schedules", json={**body, "shifts": [shift("ghost", team_a, 9, 6)]}).status_code == 404
+        assert hr.get(f"/v1/schedules/{uid('x')}").status_code == 404
+    with server.client("lead_a") as lead:
+        got = lead.get(f"/v1/schedules/{sched}").json()
+        assert got["version"] == 2 and {s["employee_id"] for s in got["shifts"]} == {a1}
+        assert lead.get(f"/v1/schedules/{sched}", params={"team_id": team_b}).status_code == 403
+    events = [hr_events_pb2.SchedulePublished.FromString(p) for p in outbox_events(server, "cc.hr-schedules.v1")]
+    mine = [e for e in events if e.schedule_id == sched]
+    assert [(e.version, e.employee_id in (a1, a2, b1)) for e in mine].count((1, True)) == 3
+    v2_events = {e.employee_id: e for e in mine if e.version == 2}
+    assert set(v2_events) == {a1, a2, b1}
+    assert len(v2_events[a2].shifts) == 0  # dropped from version 2: an empty list replaces the old shifts
+    assert v2_events[a1].shifts[0].breaks[0].activity == "lunch"
+    assert len({e.envelope.event_id for e in mine}) == len(mine)
+
+
+def test_punches_csv_attendance_and_lateness(server: Server) -> None:
+    team = make_team(server, uid("team"))
+    on_time, late, absent = hire(server, team), hire(server, team), hire(server, team)
+    sched = uid("att")
+    shifts = [{"shift_id": uid("s"), "employee_id": e, "team_id": team, "start": "2026-11-02T08:00:00Z",
+               "end": "2026-11-02T16:00:00Z"} for e in (on_time, late, absent)]
+    with server.client("hr") as hr:
+        hr.post("/v1/schedules", json={"schedule_id": sched, "period_start": "2026-11-02T00:00:00Z",
+                                       "period_end": "2026-11-03T00:00:00Z", "shifts": shifts})
+        r = hr.post("/v1/punches", json={"employee_id": on_time, "kind": "in", "at": "2026-11-02T07:58:00Z",
+                                         "device": "badge-1"})
+        assert r.status_code == 201
+        assert hr.post("/v1/punches", json={"employee_id": on_time, "kind": "in", "at": "2026-11-02T07:58:00Z"}
+                       ).status_code == 409
+        assert hr.post("/v1/punches", json={"employee_id": on_time, "kind": "sideways",
+                                            "at": "2026-11-02T07:58:00Z"}).status_code == 422
+        bad_csv = (f"employee_id,kind,at,device\n{late},in,2026-11-02T08:17:00Z,badge-2\n"
+                   f"{late},inn,2026-11-02T09:00:00Z,badge-2\nghost,in,2026-11-02T08:00:00Z,badge-2\n"
+                   f"{late},out,not-a-time,badge-2\n")
+        r = hr.post("/v1/punches/import", params={"filename": "clock-1102.csv"}, content=bad_csv,
+                    headers={"content-type": "text/csv"})
+        assert r.status_code == 422
+        detail = r.json()["detail"]
+        assert detail["file"] == "clock-1102.csv" and detail["imported"] == 0
+        assert [(e["line"], e["reason"].split(":")[0]) for e in detail["errors"]] == [
+            (3, "kind"), (4, "unknown employee 'ghost'"), (5, "at")]
+        good_csv = (f"employee_id,kind,at,device\n{late},in,2026-11-02T08:17:00Z,badge-2\n"
+                    f"{late},out,2026-11-02T16:02:00Z,badge-2\n")
+        r = hr.post("/v1/punches/import", content=good_csv, headers={"content-type": "text/csv"})
+        assert r.json() == {"file": "upload.csv", "imported": 2, "already_present": 0}
+        again = hr.post("/v1/punches/import", content=good_csv, headers={"content-type": "text/csv"})
+        assert again.json()["imported"] == 0 and again.json()["already_present"] == 2
+        missing_col = hr.post("/v1/punches/import", content="who,when\nx,y\n")
+        assert missing_col.status_code == 422 and missing_col.json()["detail"]["errors"][0]["line"] == 1
+        ab = hr.post("/v1/absences", json={"employee_id": absent, "start": "2026-11-02T00:00:00Z",
+                                           "end": "2026-11-03T00:00:00Z", "reason": "sick"})
+        assert ab.status_code == 201
+        report = hr.get("/v1/attendance", params={"from": "2026-11-02T00:00:00Z", "to": "2026-11-03T00:00:00Z",
+                                                  "team_id": team}).json()
+        assert hr.get("/v1/attendance", params={"from": "2026-11-02T00:00:00", "to": "2026-11-03T00:00:00Z"}
+                      ).status_code == 422
+    assert report["rates"] == [{"team_id": team, "shift_label": "08:00", "scheduled": 3, "present": 2, "late": 1,
+                                "rate": pytest.approx(200 / 3)}]
+    assert [(x["employee_id"], x["late_minutes"]) for x in report["late"]] == [(late, 17.0)]
+    assert [(x["employee_id"], x["reason"]) for x in report["absent"]] == [(absent, "sick")]
+    punches = [hr_events_pb2.AttendancePunch.FromString(p) for p in outbox_events(server, "cc.hr-attendance.v1")]
+    assert sum(1 for p in punches if p.employee_id == late) == 2  # the failed import staged nothing
+    absences = [hr_events_pb2.Absence.FromString(p) for p in outbox_events(server, "cc.hr-absences.v1")]
+    assert any(a.employee_id == absent and a.reason == hr_events_pb2.Absence.REASON_SICK for a in absences)
+
+
+def test_attrition_endpoint(server: Server) -> None:
+    lead = uid("lead")
+    team = make_team(server, uid("team"), lead=lead)
+    agents = [hire(server, team, hired_on="2026-01-01") for _ in range(4)]
+    with server.client("hr") as hr:
+        hr.post(f"/v1/employees/{agents[0]}/leave", json={"left_on": "2026-11-16", "exit_reason": "supervisor"})
+        r = hr.get("/v1/attrition", params={"period": "month", "year": 2026, "index": 11, "by": "team_lead"})
+        assert r.status_code == 200
+        mine = r.json()["by"][lead]
+        # 3 agents × 30 days + 15 days = 105 / 30 = 3.5 average FTE; 1 leaver
+        assert mine["leavers"] == 1 and mine["average_fte"] == pytest.approx(3.5)
+        assert mine["rate"] == pytest.approx(100 / 3.5)
+        by_reason = hr.get("/v1/attrition", params={"period": "quarter", "year": 2026, "index": 4,
+                                                    "by": "exit_reason"}).json()
+        assert by_reason["by"]["supervisor"]["leavers"] >= 1
+        assert hr.get("/v1/attrition", params={"period": "quarter", "year": 2026, "index": 5}).status_code == 422
+        assert hr.get("/v1/attrition", params={"period": "week", "year": 2026}).status_code == 422
+    with server.client("lead_a") as lead_client:
+        assert lead_client.get("/v1/attrition", params={"year": 2026}).status_code == 403
+    employment = [hr_events_pb2.EmploymentChanged.FromString(p) for p in outbox_events(server, "cc.hr-employment.v1")]
+    left = [e for e in employment if e.employee_id == agents[0] and e.kind == e.KIND_LEFT]
+    assert len(left) == 1 and left[0].exit_reason == hr_events_pb2.EXIT_REASON_SUPERVISOR
+    assert left[0].team_lead_id == lead
+
+
+def test_org_report_warns_on_sizes(server: Server) -> None:
+    team = make_team(server, uid("team"))
+    for _ in range(2):
+        hire(server, team)
+    with server.client("manager") as mgr:
+        report = mgr.get("/v1/org/report").json()
+    assert report["teams"][team] == 2
+    assert any(w["id"] == team and "10–15" in w["message"] for w in report["warnings"])
+    assert any(w["id"] == team and w["message"] == "no team lead" for w in report["warnings"])
+
+
+def test_staffing_and_shift_plan(server: Server) -> None:
+    with server.client("manager") as mgr:
+        r = mgr.post("/v1/staffing", json={"calls": 100, "interval_s": 1800, "aht_s": 180, "sl_target": 0.8,
+                                           "t_s": 20, "shrinkage": 0.3})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["raw_agents"] >= 10 and body["agents"] > body["raw_agents"] and body["service_level"] >= 0.8
+        bad = mgr.post("/v1/staffing", json={"calls": 100, "aht_s": 0})
+        assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", "aht_s"]
+        plan = mgr.post("/v1/shifts/plan", json={"requirement": [1, 2, 2, 1] * 12, "cyclic": True,
+                                                 "templates": [{"name": "8h", "length_slots": 16,
+                                                                "breaks": [{"duration_slots": 1,
+                                                                            "earliest_offset": 6,
+                                                                            "latest_offset": 9}]}],
+                                                 "time_limit_s": 5})
+        assert plan.status_code == 200, plan.text
+        assert plan.json()["covered"] is True
+        assert mgr.post("/v1/shifts/plan", json={"requirement": [1], "templates": [
+            {"name": "x", "length_slots": 2, "breaks": [{"duration_slots": 2, "earliest_offset": 0,
+                                                         "latest_offset": 0}]}]}).status_code == 422
+
+
+def test_team_lead_sees_only_own_team_attendance(server: Server) -> None:
+    make_team(server, "team-a")
+    make_team(server, "team-b")
+    a, b = hire(server, "team-a"), hire(server, "team-b")
+    with server.client("hr") as hr:
+        hr.post("/v1/schedules", json={"schedule_id": uid("lead"), "period_start": "2026-12-01T00:00:00Z",
+                                       "period_end": "2026-12-02T00:00:00Z", "shifts": [
+            {"shift_id": uid("s"), "employee_id": e, "team_id": t, "start": "2026-12-01T10:00:00Z",
+             "end": "2026-12-01T18:00:00Z"} for e, t in ((a, "team-a"), (b, "team-b"))]})
+    params = {"from": "2026-12-01T00:00:00Z", "to": "2026-12-02T00:00:00Z"}
+    with server.client("lead_a") as lead:
+        report = lead.get("/v1/attendance", params=params).json()
+        assert {r["team_id"] for r in report["rates"]} == {"team-a"}
+        assert lead.get("/v1/attendance", params={**params, "team_id": "team-b"}).status_code == 403
+    with server.client("manager") as mgr:
+        assert {r["team_id"] for r in mgr.get("/v1/attendance", params=params).json()["rates"]} >= {"team-a", "team-b"}
+    with server.client("agent") as agent:
+        assert agent.get("/v1/attendance", params=params).status_code == 403

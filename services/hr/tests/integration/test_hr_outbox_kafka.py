@@ -1,0 +1,138 @@
+"""Outbox → real Kafka broker: events written with HR changes reach their topics, decodable with the
+contracts, with the event_id fixed in the outbox row; rows stay unsent when Kafka does not confirm."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TypeVar
+
+import httpx
+import pytest
+import uvicorn
+from confluent_kafka import Consumer, Message
+from fastapi import FastAPI
+from google.protobuf.message import Message as ProtoMessage
+from sqlalchemy import select
+
+from callstream.hr.v1 import hr_events_pb2
+from callstream_core import wire
+from callstream_core.kafka import DeliveryError, EventProducer, apply_topics
+from callstream_hr.adapters.models import Outbox
+from callstream_hr.adapters.outbox import pending, relay_once
+from callstream_hr.config import HrSettings
+from callstream_hr.entrypoints.app import create_app
+
+HR_TOKEN = "hr-token-kafka-1"
+M = TypeVar("M", bound=ProtoMessage)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _serve(app: FastAPI) -> Iterator[str]:
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "server did not start"
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def _consume(bootstrap: str, topics: list[str], want: int, match: set[str], timeout: float = 60) -> list[Message]:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"hr-test-{uuid.uuid4().hex[:8]}",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    consumer.subscribe(topics)
+    found: list[Message] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(found) < want and time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is None or msg.error():
+                continue
+            if (msg.key() or b"").decode() in match:
+                found.append(msg)
+    finally:
+        consumer.close()
+    return found
+
+
+@pytest.mark.integration
+def test_outbox_events_reach_kafka(kafka_bootstrap: str, tmp_path: Path) -> None:
+    apply_topics(kafka_bootstrap)
+    settings = HrSettings(database_url=f"sqlite:///{tmp_path}/hr.db", api_tokens=f"{HR_TOKEN}:hr",
+                          kafka_bootstrap_servers=kafka_bootstrap, outbox_interval_s=0.2)
+    app = create_app(settings)
+    emp, center = f"emp-{uuid.uuid4().hex[:8]}", f"center-{uuid.uuid4().hex[:8]}"
+    for base in _serve(app):
+        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {HR_TOKEN}"}) as hr:
+            assert hr.post("/v1/employees", json={"id": emp, "full_name": "Ana Pop", "role": "agent",
+                                                  "hired_on": "2026-11-01"}).status_code == 201
+            assert hr.post("/v1/costs", json={"entry_id": f"e-{center}", "cost_center_id": center,
+                                              "period_start": "2026-10-01T00:00:00Z",
+                                              "period_end": "2026-11-01T00:00:00Z", "amount_minor": 100,
+                                              "currency": "EUR", "category": "rent"}).status_code == 201
+            assert hr.post("/v1/schedules", json={
+                "schedule_id": f"w-{emp}", "period_start": "2026-11-02T00:00:00Z",
+                "period_end": "2026-11-09T00:00:00Z",
+                "shifts": [{"shift_id": f"s-{emp}", "employee_id": emp, "team_id": "t1",
+                            "start": "2026-11-02T22:00:00Z", "end": "2026-11-03T06:00:00Z"}]}).status_code == 201
+            assert hr.post("/v1/punches", json={"employee_id": emp, "kind": "in",
+                                                "at": "2026-11-02T21:55:00Z"}).status_code == 201
+            assert hr.post("/v1/absences", json={"employee_id": emp, "start": "2026-11-04T00:00:00Z",
+                                                 "end": "2026-11-05T00:00:00Z", "reason": "vacation"}
+                           ).status_code == 201
+            deadline = time.monotonic() + 60
+            while pending(app.state.sessions) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert pending(app.state.sessions) == 0
+    topics = ["cc.hr-employment.v1", "cc.hr-costs.v1", "cc.hr-schedules.v1", "cc.hr-attendance.v1",
+              "cc.hr-absences.v1"]
+    msgs = _consume(kafka_bootstrap, topics, 5, {emp, center})
+    by_topic = {m.topic(): m for m in msgs}
+    assert set(by_topic) == set(topics)
+
+    def decode(name: str, kind: type[M]) -> M:
+        m = by_topic[name]
+        return wire.decode(m.value(), kind, wire.header_value(m.headers(), wire.CONTENT_TYPE))
+
+    hired = decode("cc.hr-employment.v1", hr_events_pb2.EmploymentChanged)
+    assert hired.kind == hr_events_pb2.EmploymentChanged.KIND_HIRED and hired.role == "agent"
+    assert decode("cc.hr-costs.v1", hr_events_pb2.CostEntry).amount_minor == 100
+    sched = decode("cc.hr-schedules.v1", hr_events_pb2.SchedulePublished)
+    assert sched.version == 1 and sched.shifts[0].shift_id == f"s-{emp}"
+    assert decode("cc.hr-attendance.v1", hr_events_pb2.AttendancePunch).kind == hr_events_pb2.AttendancePunch.KIND_IN
+    assert decode("cc.hr-absences.v1", hr_events_pb2.Absence).reason == hr_events_pb2.Absence.REASON_VACATION
+    with app.state.sessions() as session:
+        ids = set(session.scalars(select(Outbox.event_id)).all())
+    assert hired.envelope.event_id in ids and sched.envelope.event_id in ids
+
+
+def test_rows_stay_unsent_when_kafka_does_not_confirm(tmp_path: Path) -> None:
+    settings = HrSettings(database_url=f"sqlite:///{tmp_path}/hr.db", api_tokens=f"{HR_TOKEN}:hr",
+                          outbox_interval_s=0)
+    app = create_app(settings)
+    for base in _serve(app):
+        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {HR_TOKEN}"}) as hr:
+            hr.post("/v1/employees", json={"id": "emp-1", "full_name": "x", "role": "agent",
+                                           "hired_on": "2026-11-01"})
+    # nothing listens on this port: the delivery times out and the row must not be marked sent
+    dead = EventProducer(f"127.0.0.1:{_free_port()}", client_id="hr-test",
+                         extra={"delivery.timeout.ms": 1500, "message.timeout.ms": 1500})
+    with pytest.raises(DeliveryError):
+        relay_once(app.state.sessions, dead)
+    assert pending(app.state.sessions) == 1
