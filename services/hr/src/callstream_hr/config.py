@@ -12,7 +12,7 @@ class HrSettings(CoreSettings):
     # SQLite file by default; postgresql+psycopg://user:pass@host/db on Kubernetes.
     database_url: str = "sqlite:///./callstream-hr.db"
     http_host: str = "127.0.0.1"
-    http_port: int = Field(default=8085, ge=1, le=65535)
+    http_port: int = Field(default=8003, ge=1, le=65535)
     # Seconds between outbox relay runs; 0 disables the relay thread (tests drive it by hand).
     outbox_interval_s: float = Field(default=1.0, ge=0)
     outbox_batch: int = Field(default=500, ge=1)

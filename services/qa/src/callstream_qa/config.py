@@ -34,7 +34,7 @@ class QASettings(CoreSettings):
     # sqlite:///relative.db, sqlite:////abs.db or postgresql+psycopg://user:pw@host/db
     database_url: str = "sqlite:///./callstream-qa.db"
     http_host: str = "127.0.0.1"
-    http_port: int = Field(default=8084, ge=0, le=65535)
+    http_port: int = Field(default=8002, ge=0, le=65535)
     # Which agent/team each bearer token belongs to (see parse_principals); tokens and roles are in API_TOKENS.
     qa_principals: str = ""
     coaching_due_days: int = Field(default=14, ge=1, le=365)
