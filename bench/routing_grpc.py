@@ -1,0 +1,145 @@
+"""Routing over gRPC on loopback: OfferCall p50/p99 as a ratio to an empty unary call (gRPC health Check)
+on the same server, calls/s per process, and p99 at half that rate. The router runs in its own process
+with its command log on Kafka (log_ack=durable: a command is answered after Kafka confirmed it, and with
+log_ack=async for comparison). Run by `make bench`."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import tempfile
+import time
+import uuid
+from contextlib import ExitStack
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+import grpc
+from confluent_kafka.admin import NewTopic
+from grpc_health.v1 import health_pb2
+
+from bench.common import percentile, print_figures
+from bench.kafka_baseline import bootstrap_servers
+from callstream.routing.v1 import routing_pb2, routing_pb2_grpc
+from callstream_core.kafka import admin, apply_topics
+from callstream_routing.config import RoutingSettings
+from callstream_routing.entrypoints.grpc_server import serve
+
+TOKEN = "bench-switch-token"
+AUTH = (("authorization", f"Bearer {TOKEN}"),)
+AGENTS = 200
+SAMPLES = 3000
+
+
+def _server(settings: RoutingSettings, port_out: Connection) -> None:
+    asyncio.run(serve(settings, ready=port_out.send))
+
+
+def _health_request() -> bytes:
+    return health_pb2.HealthCheckRequest(service="").SerializeToString()
+
+
+async def _measure(port: int) -> dict[str, float]:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = routing_pb2_grpc.RouterStub(channel)
+        health = channel.unary_unary("/grpc.health.v1.Health/Check", request_serializer=None,
+                                     response_deserializer=None)
+        for i in range(AGENTS):
+            agent = f"agent-{i}"
+            await stub.SetAgentState(routing_pb2.AgentStateRequest(
+                agent_id=agent, action=routing_pb2.AgentStateRequest.ACTION_LOGIN,
+                queues=[routing_pb2.QueueMembership(queue_id="q")]), metadata=AUTH, timeout=5)
+            await stub.SetAgentState(routing_pb2.AgentStateRequest(
+                agent_id=agent, action=routing_pb2.AgentStateRequest.ACTION_READY), metadata=AUTH, timeout=5)
+        n = 0
+
+        async def offer() -> float:
+            nonlocal n
+            n += 1
+            call_id = f"c{n}"
+            began = time.perf_counter()
+            await stub.OfferCall(routing_pb2.OfferCallRequest(call_id=call_id, queue_id="q"), metadata=AUTH,
+                                 timeout=5)
+            took = time.perf_counter() - began
+            # The caller hangs up: the reservation is released and the agent is free again.
+            await stub.CancelCall(routing_pb2.CancelCallRequest(call_id=call_id), metadata=AUTH, timeout=5)
+            return took
+
+        request = _health_request()
+        for _ in range(300):  # warm-up of both paths
+            await health(request, timeout=5)
+            await offer()
+        empty = []
+        for _ in range(SAMPLES):
+            began = time.perf_counter()
+            await health(request, timeout=5)
+            empty.append(time.perf_counter() - began)
+        offers = [await offer() for _ in range(SAMPLES)]
+
+        # Throughput: 32 callers in flight for 5 s (each offer is followed by its cancel, not counted).
+        done, deadline = 0, time.perf_counter() + 5
+
+        async def caller() -> None:
+            nonlocal done
+            while time.perf_counter() < deadline:
+                await offer()
+                done += 1
+
+        began = time.perf_counter()
+        await asyncio.gather(*(caller() for _ in range(32)))
+        rate = done / (time.perf_counter() - began)
+
+        # p99 at half that rate, paced.
+        paced: list[float] = []
+        interval = 2 / rate
+        tasks = []
+        start = time.perf_counter()
+        for i in range(int(rate / 2 * 5)):
+            delay = start + i * interval - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)  # pacing the open-loop load
+            tasks.append(asyncio.ensure_future(offer()))
+        paced = list(await asyncio.gather(*tasks))
+    return {
+        "empty_unary_p50_ms": percentile(empty, 50) * 1000,
+        "empty_unary_p99_ms": percentile(empty, 99) * 1000,
+        "offer_call_p50_ms": percentile(offers, 50) * 1000,
+        "offer_call_p99_ms": percentile(offers, 99) * 1000,
+        "p50_ratio_offer_to_empty": percentile(offers, 50) / percentile(empty, 50),
+        "offer_calls_per_s": rate,
+        "p99_ms_at_half_rate": percentile(paced, 99) * 1000,
+    }
+
+
+def measure(bootstrap: str, log_ack: str, workdir: Path) -> dict[str, float]:
+    topic = f"bench-routing-log-{uuid.uuid4().hex[:8]}"
+    client = admin(bootstrap)
+    for future in client.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)]).values():
+        future.result(30)
+    queues = workdir / "queues.yaml"
+    queues.write_text("queues:\n  - queue_id: q\n")
+    settings = RoutingSettings(kafka_bootstrap_servers=bootstrap, grpc_port=0, queues_file=queues,
+                               api_tokens=f"{TOKEN}:service", command_log_topic=topic,
+                               log_ack=log_ack)  # type: ignore[arg-type]
+    receiver, sender = multiprocessing.Pipe(duplex=False)
+    server = multiprocessing.Process(target=_server, args=(settings, sender), daemon=True)
+    server.start()
+    try:
+        return asyncio.run(_measure(int(receiver.recv())))
+    finally:
+        server.terminate()
+        server.join(10)
+
+
+def main() -> None:
+    with ExitStack() as stack:
+        bootstrap = bootstrap_servers(stack)
+        apply_topics(bootstrap)
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        for log_ack in ("durable", "async"):
+            print_figures(f"Router over gRPC, {AGENTS} agents, command log ack {log_ack}",
+                          measure(bootstrap, log_ack, workdir))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1162 @@
+"""The routing core (ACD): a deterministic, event-driven state machine. Commands in, decisions out.
+
+No I/O and no clock of its own: every command carries `now`. A wrapper calls `handle(Tick(now=t))` at
+`next_deadline()` (reservation expiry, end of wrap-up / cool-down / delays, relaxation, sticky and
+max-wait deadlines); every command also fires the deadlines due before it.
+
+Indexes (a decision costs O(log n) in the pools involved, never a scan of all agents or calls):
+  * a *pool* is (queue, capacity channel, effective skill requirement) -- or (`@agent`, channel) for
+    calls waiting for their sticky agent. It holds a heap of the idle eligible agents keyed by the
+    queue's strategy and a heap of waiting calls keyed by (-priority, virtual enqueue time, seq).
+    Heaps use lazy deletion (entries carry a token; stale ones are dropped when they surface).
+  * an agent knows the pools it qualifies for; an arriving call peeks its pools' agent heaps; an agent
+    becoming free peeks the call heaps of its pools (a few per queue).
+  * per queue, a sorted list of waiting calls gives positions for expected-wait estimates.
+State is snapshot to a plain dict; the indexes are derived and rebuilt on `restore`.
+"""
+
+from __future__ import annotations
+
+import heapq
+from bisect import bisect_left, insort
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from callstream_routing.domain.codec import from_plain, to_plain
+from callstream_routing.domain.ewt import expected_wait
+from callstream_routing.domain.model import (
+    AcceptCallback,
+    AcceptReservation,
+    AgentAction,
+    AgentStatus,
+    AgentView,
+    Assigned,
+    CallbackOffered,
+    CallOutcome,
+    CallState,
+    CallView,
+    CancelCall,
+    Channel,
+    ChannelCapacity,
+    Command,
+    ConfigureQueue,
+    Decision,
+    EndCall,
+    NotReadyReason,
+    OfferCall,
+    Outcome,
+    OverflowDestination,
+    Overflowed,
+    QueueConfig,
+    Queued,
+    QueueMembership,
+    QueueView,
+    Rejected,
+    RejectReservation,
+    RequiredSkill,
+    Result,
+    RouterConfig,
+    SetAgentState,
+    Skill,
+    Strategy,
+    Tick,
+    TimeoutReservation,
+    TransferCall,
+    UpdatePriority,
+    capacity_channel,
+)
+
+Req = tuple[tuple[str, int], ...]
+_READY = "ready"
+_NOT_READY = "not_ready"
+_LOGGED_OUT = "logged_out"
+_TIMER_RES, _TIMER_AGENT, _TIMER_CALL = 0, 1, 2
+
+
+class _Queue:
+    __slots__ = ("abandons", "cfg", "exposure_s", "handle_s", "last_delay_s", "members", "order", "pools")
+
+    def __init__(self, cfg: QueueConfig) -> None:
+        self.cfg = cfg
+        self.members: dict[str, None] = {}  # logged-in member agents
+        self.order: list[tuple[int, float, int, str]] = []  # waiting calls (home queue), sorted
+        self.pools: dict[tuple[Channel, Req], _Pool] = {}
+        self.handle_s: float | None = None  # estimated mean handle time
+        self.last_delay_s: float | None = None  # wait of the last caller to enter service
+        self.abandons = 0
+        self.exposure_s = 0.0  # total waiting time of callers who left the queue
+
+
+class _Agent:
+    __slots__ = (
+        "agent_id", "busy_s", "calls", "capacity", "cool_until", "delay_until", "handled", "idle_since", "load",
+        "misses", "pools", "queues", "reason", "reservations", "rr", "seq", "since", "skills", "status", "token",
+        "version", "wrap_until", "wrap_up_s",
+    )
+
+    def __init__(self, agent_id: str, seq: int) -> None:
+        self.agent_id = agent_id
+        self.seq = seq
+        self.status = _LOGGED_OUT
+        self.reason = NotReadyReason.UNSPECIFIED
+        self.version = 0
+        self.since = 0.0
+        self.queues: dict[str, int] = {}
+        self.skills: dict[str, int] = {}
+        self.capacity: dict[Channel, int] = {}
+        self.load: dict[Channel, int] = {}
+        self.reservations: dict[str, str] = {}  # reservation id -> call id
+        self.calls: dict[str, None] = {}  # connected call ids
+        self.wrap_until: float | None = None
+        self.cool_until: float | None = None
+        self.delay_until: float | None = None
+        self.misses = 0
+        self.idle_since = 0.0
+        self.busy_s = 0.0
+        self.handled = 0
+        self.rr: dict[str, int] = {}
+        self.wrap_up_s: float | None = None
+        self.token = 0
+        self.pools: list[_Pool] = []
+
+    def hold_end(self) -> float | None:
+        ends = [t for t in (self.wrap_until, self.cool_until, self.delay_until) if t is not None]
+        return max(ends) if ends else None
+
+
+class _Call:
+    __slots__ = (
+        "accepted_at", "agent_id", "call_id", "callback", "callback_allowed", "caller_hash", "channel", "entered_at",
+        "pools", "priority", "queue_id", "relax_stage", "required", "res_expires", "reservation_id", "seq", "state",
+        "sticky_agent", "sticky_until", "token", "venq", "visited", "wait_mark",
+    )
+
+    def __init__(self, call_id: str, seq: int) -> None:
+        self.call_id = call_id
+        self.seq = seq
+        self.queue_id = ""
+        self.priority = 0
+        self.required: Req = ()
+        self.caller_hash = ""
+        self.channel = Channel.VOICE
+        self.venq = 0.0
+        self.entered_at = 0.0
+        self.wait_mark = 0.0
+        self.callback_allowed = False
+        self.callback = False
+        self.state = CallState.NEW
+        self.agent_id: str | None = None
+        self.reservation_id: str | None = None
+        self.res_expires = 0.0
+        self.accepted_at = 0.0
+        self.relax_stage = 0
+        self.sticky_agent: str | None = None
+        self.sticky_until = 0.0
+        self.visited: list[str] = []
+        self.token = 0
+        self.pools: list[_Pool] = []
+
+    def order_key(self) -> tuple[int, float, int, str]:
+        return (-self.priority, self.venq, self.seq, self.call_id)
+
+
+class _Pool:
+    __slots__ = ("agent_floor", "agents", "call_floor", "calls", "channel", "n_calls", "queue_id", "req", "strategy")
+
+    def __init__(self, queue_id: str, channel: Channel, req: Req, strategy: Strategy) -> None:
+        self.queue_id = queue_id  # "@<agent>" for a sticky pool
+        self.channel = channel
+        self.req = req
+        self.strategy = strategy
+        self.agents: list[tuple[tuple[Any, ...], str, int]] = []
+        self.calls: list[tuple[int, float, int, str, int]] = []
+        self.n_calls = 0  # live waiting calls
+        self.agent_floor = 0
+        self.call_floor = 0
+
+
+class RoutingCore:
+    """The ACD. `handle(command) -> Result`; queries; `next_deadline()`; `snapshot()` / `restore()`."""
+
+    def __init__(self, config: RouterConfig | None = None) -> None:
+        self._cfg = config or RouterConfig()
+        self._now = 0.0
+        self._queues: dict[str, _Queue] = {}
+        self._agents: dict[str, _Agent] = {}
+        self._calls: dict[str, _Call] = {}
+        self._outcomes: dict[str, CallOutcome] = {}
+        self._last_agent: dict[str, tuple[str, float]] = {}
+        self._processed: dict[str, Result] = {}
+        self._res_index: dict[str, str] = {}
+        self._pools: dict[tuple[str, Channel, Req], _Pool] = {}
+        self._sticky_pools: dict[str, list[_Pool]] = {}
+        self._timers: list[tuple[float, int, int, str]] = []
+        self._agent_seq = 0
+        self._call_seq = 0
+        self._res_seq = 0
+        self._rr_seq = 0
+        self._token_seq = 0  # index tokens: unique across agents, calls and re-entries of a call id
+        self._out: list[Decision] = []
+        self._handlers: dict[type, Callable[[Any], tuple[bool, str]]] = {
+            ConfigureQueue: self._configure,
+            OfferCall: self._offer,
+            AcceptReservation: self._accept,
+            RejectReservation: self._reject,
+            TimeoutReservation: self._timeout,
+            CancelCall: self._cancel,
+            AcceptCallback: self._accept_callback,
+            TransferCall: self._transfer,
+            EndCall: self._end_call,
+            SetAgentState: self._agent_state,
+            UpdatePriority: self._update_priority,
+            Tick: lambda cmd: (True, ""),
+        }
+
+    # ------------------------------------------------------------------------------------ commands
+
+    @property
+    def now(self) -> float:
+        return self._now
+
+    @property
+    def config(self) -> RouterConfig:
+        return self._cfg
+
+    def handle(self, cmd: Command) -> Result:
+        """Apply one command; a repeated command_id returns the first result and changes nothing."""
+        if cmd.command_id and cmd.command_id in self._processed:
+            return self._processed[cmd.command_id]
+        handler = self._handlers.get(type(cmd))
+        if handler is None:
+            raise TypeError(f"unknown command {type(cmd).__name__}")
+        self._out = []
+        now = max(self._now, cmd.now)
+        self._advance(now)
+        accepted, reason = handler(cmd)
+        self._advance(now)
+        result = Result(accepted=accepted, reason=reason, decisions=tuple(self._out))
+        self._out = []
+        if cmd.command_id:
+            self._processed[cmd.command_id] = result
+            if len(self._processed) > self._cfg.processed_ids_kept:
+                del self._processed[next(iter(self._processed))]
+        return result
+
+    def handle_all(self, commands: Iterable[Command]) -> list[Result]:
+        return [self.handle(c) for c in commands]
+
+    def next_deadline(self) -> float | None:
+        """The earliest time at which a Tick changes something, or None."""
+        h = self._timers
+        while h and not self._timer_valid(h[0]):
+            heapq.heappop(h)
+        return h[0][0] if h else None
+
+    # ------------------------------------------------------------------------------------ queries
+
+    def queue_ids(self) -> tuple[str, ...]:
+        return tuple(self._queues)
+
+    def agent_ids(self) -> tuple[str, ...]:
+        return tuple(self._agents)
+
+    def active_call_ids(self) -> tuple[str, ...]:
+        return tuple(self._calls)
+
+    def call_outcome(self, call_id: str) -> CallOutcome | None:
+        return self._outcomes.get(call_id)
+
+    def waiting_calls(self, queue_id: str) -> tuple[str, ...]:
+        """Waiting calls of a queue, in service order (before agent penalties and skills)."""
+        q = self._queues.get(queue_id)
+        return tuple(k[3] for k in q.order) if q else ()
+
+    def expected_wait_new(self, queue_id: str, priority: int = 0) -> float:
+        """Expected wait of a caller who would join the queue now."""
+        q = self._queues[queue_id]
+        ahead = bisect_left(q.order, (-priority, self._now, 1 << 62, ""))
+        return self._ewt(q, ahead)
+
+    def queue_state(self, queue_id: str) -> QueueView | None:
+        q = self._queues.get(queue_id)
+        if q is None:
+            return None
+        longest = max((self._now - self._calls[k[3]].entered_at for k in q.order), default=0.0)
+        idle = sum(1 for aid in q.members if self._available(self._agents[aid], Channel.VOICE))
+        return QueueView(
+            queue_id=queue_id, calls_waiting=len(q.order), longest_wait_s=longest, agents_logged_in=len(q.members),
+            agents_idle=idle, expected_wait_s=self._ewt(q, len(q.order)),
+        )
+
+    def agent_state(self, agent_id: str) -> AgentView | None:
+        a = self._agents.get(agent_id)
+        if a is None:
+            return None
+        state, reason = self._display(a)
+        return AgentView(
+            agent_id=agent_id, state=state, reason=reason, since=a.since,
+            call_ids=tuple(a.calls) + tuple(a.reservations.values()), reservation_ids=tuple(a.reservations),
+            version=a.version,
+            queues=tuple(QueueMembership(queue_id=k, priority=v) for k, v in a.queues.items()),
+            skills=tuple(Skill(skill_id=k, proficiency=v) for k, v in a.skills.items()),
+            capacity=tuple(ChannelCapacity(channel=k, capacity=v) for k, v in a.capacity.items()),
+            load=tuple(ChannelCapacity(channel=k, capacity=v) for k, v in a.load.items() if v),
+            available_channels=tuple(ch for ch in a.capacity if self._available(a, ch)),
+            misses=a.misses,
+        )
+
+    def call_state(self, call_id: str) -> CallView | None:
+        c = self._calls.get(call_id)
+        if c is None:
+            return None
+        position = ewt = None
+        req: Req = ()
+        queues: list[str] = []
+        if c.state is CallState.WAITING:
+            q = self._queues[c.queue_id]
+            position = self._position(c)
+            ewt = self._ewt(q, position - 1)
+            if c.sticky_agent is None:
+                req, queues = self._effective(c)
+                queues = [x for x in queues if x in self._queues]
+        return CallView(
+            call_id=call_id, state=c.state, queue_id=c.queue_id, priority=c.priority, virtual_enqueue_time=c.venq,
+            entered_at=c.entered_at, channel=c.channel, callback=c.callback, agent_id=c.agent_id,
+            reservation_id=c.reservation_id, position=position, expected_wait_s=ewt, eligible_queues=tuple(queues),
+            requirement=tuple(RequiredSkill(skill_id=s, min_proficiency=lvl) for s, lvl in req),
+            preferred_agent_id=c.sticky_agent, relax_stage=c.relax_stage,
+        )
+
+    # ------------------------------------------------------------------------------------ time
+
+    def _advance(self, now: float) -> None:
+        h = self._timers
+        while h and h[0][0] <= now:
+            entry = heapq.heappop(h)
+            if not self._timer_valid(entry):
+                continue
+            self._now = max(self._now, entry[0])
+            kind, ident = entry[1], entry[3]
+            if kind == _TIMER_RES:
+                call = self._calls[ident]
+                self._ring_no_answer(call)
+            elif kind == _TIMER_AGENT:
+                self._hold_over(self._agents[ident])
+            else:
+                self._call_deadline(self._calls[ident])
+        self._now = now
+
+    def _timer_valid(self, entry: tuple[float, int, int, str]) -> bool:
+        t, kind, _, ident = entry
+        if kind == _TIMER_RES:
+            c = self._calls.get(ident)
+            return c is not None and c.state is CallState.RESERVED and c.res_expires == t
+        if kind == _TIMER_AGENT:
+            a = self._agents.get(ident)
+            return a is not None and a.hold_end() == t
+        c = self._calls.get(ident)
+        return c is not None and c.state is CallState.WAITING and self._call_next_time(c) == t
+
+    def _push_timer(self, t: float, kind: int, seq: int, ident: str) -> None:
+        heapq.heappush(self._timers, (t, kind, seq, ident))
+
+    def _schedule_agent(self, a: _Agent) -> None:
+        end = a.hold_end()
+        if end is not None:
+            self._push_timer(end, _TIMER_AGENT, a.seq, a.agent_id)
+
+    def _schedule_call(self, c: _Call) -> None:
+        t = self._call_next_time(c)
+        if t is not None:
+            self._push_timer(t, _TIMER_CALL, c.seq, c.call_id)
+
+    def _call_next_time(self, c: _Call) -> float | None:
+        cfg = self._queues[c.queue_id].cfg
+        best: float | None = None
+        if c.sticky_agent is not None:
+            best = c.sticky_until
+        if c.relax_stage < len(cfg.relaxation):
+            t = c.entered_at + cfg.relaxation[c.relax_stage].after_s
+            best = t if best is None else min(best, t)
+        if cfg.max_wait_s is not None and cfg.overflow is not None and not c.callback:
+            t = c.entered_at + cfg.max_wait_s
+            best = t if best is None else min(best, t)
+        return best
+
+    def _call_deadline(self, c: _Call) -> None:
+        q = self._queues[c.queue_id]
+        cfg, now = q.cfg, self._now
+        max_wait = cfg.max_wait_s if cfg.overflow is not None and not c.callback else None
+        if max_wait is not None and now >= c.entered_at + max_wait:
+            self._stop_waiting(c, abandoned=False)
+            self._overflow(c, "max wait")
+            return
+        changed = False
+        if c.sticky_agent is not None and now >= c.sticky_until:
+            c.sticky_agent = None
+            changed = True
+        while c.relax_stage < len(cfg.relaxation) and now >= c.entered_at + cfg.relaxation[c.relax_stage].after_s:
+            c.relax_stage += 1
+            changed = True
+        if changed:
+            self._leave_waiting(c)
+            self._enter_waiting(c)
+            self._try_assign(c)
+        else:
+            self._schedule_call(c)
+
+    def _hold_over(self, a: _Agent) -> None:
+        a.wrap_until = a.cool_until = a.delay_until = None
+        a.since = self._now
+        if not a.calls and not a.reservations:
+            a.idle_since = self._now
+        self._reindex_agent(a)
+        self._serve(a)
+
+    # ------------------------------------------------------------------------------------ indexes
+
+    def _available(self, a: _Agent, ch: Channel) -> bool:
+        if a.status != _READY or a.load.get(ch, 0) >= a.capacity.get(ch, 0):
+            return False
+        end = a.hold_end()
+        return end is None or end <= self._now
+
+    def _agent_key(self, p: _Pool, a: _Agent) -> tuple[Any, ...]:
+        pen = -1 if p.queue_id.startswith("@") else a.queues.get(p.queue_id, 0)
+        s = p.strategy
+        if s is Strategy.LEAST_OCCUPIED:
+            return (pen, a.busy_s, a.idle_since, a.seq)
+        if s is Strategy.FEWEST_CALLS:
+            return (pen, a.handled, a.idle_since, a.seq)
+        if s is Strategy.ROUND_ROBIN:
+            return (pen, a.rr.get(p.queue_id, -1), a.seq)
+        if s is Strategy.SKILLS:
+            return (pen, -sum(a.skills.get(sk, 0) for sk, _ in p.req), a.idle_since, a.seq)
+        return (pen, a.idle_since, a.seq)
+
+    def _qualifies(self, a: _Agent, queue_id: str, req: Req) -> bool:
+        return queue_id in a.queues and all(a.skills.get(s, 0) >= lvl for s, lvl in req)
+
+    def _next_token(self) -> int:
+        self._token_seq += 1
+        return self._token_seq
+
+    def _reindex_agent(self, a: _Agent) -> None:
+        a.token = self._next_token()
+        for p in a.pools:
+            if self._available(a, p.channel):
+                self._push_agent(p, a)
+
+    def _push_agent(self, p: _Pool, a: _Agent) -> None:
+        heapq.heappush(p.agents, (self._agent_key(p, a), a.agent_id, a.token))
+        if len(p.agents) > 2 * p.agent_floor + 64:
+            p.agents = [e for e in p.agents if self._agent_entry_valid(p, e)]
+            heapq.heapify(p.agents)
+            p.agent_floor = len(p.agents)
+
+    def _agent_entry_valid(self, p: _Pool, e: tuple[tuple[Any, ...], str, int]) -> bool:
+        a = self._agents[e[1]]
+        return a.token == e[2] and self._available(a, p.channel)
+
+    def _call_entry_valid(self, e: tuple[int, float, int, str, int]) -> bool:
+        c = self._calls.get(e[3])
+        return c is not None and c.token == e[4] and c.state is CallState.WAITING
+
+    def _get_pool(self, queue_id: str, ch: Channel, req: Req) -> _Pool:
+        key = (queue_id, ch, req)
+        p = self._pools.get(key)
+        if p is not None:
+            return p
+        if queue_id.startswith("@"):
+            p = _Pool(queue_id, ch, req, Strategy.LONGEST_IDLE)
+            agent_id = queue_id[1:]
+            self._sticky_pools.setdefault(agent_id, []).append(p)
+            members: Iterable[str] = [agent_id] if agent_id in self._agents else []
+        else:
+            q = self._queues[queue_id]
+            p = _Pool(queue_id, ch, req, q.cfg.strategy)
+            q.pools[(ch, req)] = p
+            members = [aid for aid in q.members if self._qualifies(self._agents[aid], queue_id, req)]
+        self._pools[key] = p
+        for aid in members:
+            a = self._agents[aid]
+            a.pools.append(p)
+            if self._available(a, ch):
+                self._push_agent(p, a)
+        return p
+
+    def _agent_pools(self, a: _Agent) -> list[_Pool]:
+        pools = list(self._sticky_pools.get(a.agent_id, ()))
+        for qid in a.queues:
+            q = self._queues.get(qid)
+            if q is not None:
+                pools.extend(p for p in q.pools.values() if self._qualifies(a, qid, p.req))
+        return pools
+
+    def _effective(self, c: _Call) -> tuple[Req, list[str]]:
+        cfg = self._queues[c.queue_id].cfg
+        levels: dict[str, int] = {}
+        for rs in cfg.skills:
+            levels[rs.skill_id] = max(levels.get(rs.skill_id, 0), rs.min_proficiency)
+        for sk, lvl in c.required:
+            levels[sk] = max(levels.get(sk, 0), lvl)
+        queues = [c.queue_id]
+        for step in cfg.relaxation[: c.relax_stage]:
+            if step.drop_skills:
+                levels = {}
+            elif step.lower_min_by:
+                levels = {k: max(1, v - step.lower_min_by) for k, v in levels.items()}
+            if step.add_queue_id and step.add_queue_id not in queues:
+                queues.append(step.add_queue_id)
+        return tuple(sorted(levels.items())), queues
+
+    def _call_pools(self, c: _Call) -> list[_Pool]:
+        ch = capacity_channel(c.channel)
+        if c.sticky_agent is not None:
+            return [self._get_pool("@" + c.sticky_agent, ch, ())]
+        req, queues = self._effective(c)
+        return [self._get_pool(qid, ch, req) for qid in queues if qid in self._queues]
+
+    def _enter_waiting(self, c: _Call) -> None:
+        c.state = CallState.WAITING
+        c.token = self._next_token()
+        insort(self._queues[c.queue_id].order, c.order_key())
+        c.pools = self._call_pools(c)
+        entry = (-c.priority, c.venq, c.seq, c.call_id, c.token)
+        for p in c.pools:
+            p.n_calls += 1
+            heapq.heappush(p.calls, entry)
+            if len(p.calls) > 2 * p.call_floor + 64:
+                p.calls = [e for e in p.calls if self._call_entry_valid(e)]
+                heapq.heapify(p.calls)
+                p.call_floor = len(p.calls)
+        self._schedule_call(c)
+
+    def _leave_waiting(self, c: _Call) -> None:
+        order = self._queues[c.queue_id].order
+        i = bisect_left(order, c.order_key())
+        del order[i]
+        for p in c.pools:
+            p.n_calls -= 1
+        c.pools = []
+        c.token = self._next_token()
+
+    def _stop_waiting(self, c: _Call, *, abandoned: bool) -> None:
+        q = self._queues[c.queue_id]
+        q.exposure_s += self._now - c.wait_mark
+        if abandoned:
+            q.abandons += 1
+        self._leave_waiting(c)
+
+    def _peek_call(self, p: _Pool) -> _Call | None:
+        h = p.calls
+        while h:
+            e = h[0]
+            if self._call_entry_valid(e):
+                return self._calls[e[3]]
+            heapq.heappop(h)
+        return None
+
+    def _peek_agent(self, p: _Pool) -> _Agent | None:
+        h = p.agents
+        while h:
+            e = h[0]
+            if self._agent_entry_valid(p, e):
+                return self._agents[e[1]]
+            heapq.heappop(h)
+        return None
+
+    # ------------------------------------------------------------------------------------ matching
+
+    def _try_assign(self, c: _Call) -> bool:
+        for p in c.pools:
+            a = self._peek_agent(p)
+            if a is not None:
+                self._reserve(c, a, None if p.queue_id.startswith("@") else p.queue_id)
+                return True
+        return False
+
+    def _serve(self, a: _Agent) -> None:
+        if a.status != _READY:
+            return
+        glob = self._cfg.global_longest_waiting
+        for ch in list(a.capacity):
+            while self._available(a, ch):
+                best: _Call | None = None
+                best_pool: _Pool | None = None
+                best_rank: tuple[int, int, float, int, str] | None = None
+                for p in a.pools:
+                    if p.channel is not ch or p.n_calls <= 0:
+                        continue
+                    c = self._peek_call(p)
+                    if c is None:
+                        continue
+                    sticky = p.queue_id.startswith("@")
+                    pen = -1 if sticky else (0 if glob else a.queues.get(p.queue_id, 0))
+                    rank = (pen, -c.priority, c.venq, c.seq, p.queue_id)  # queue: a widened call is in 2 pools
+                    if best_rank is None or rank < best_rank:
+                        best, best_pool, best_rank = c, p, rank
+                if best is None or best_pool is None:
+                    break
+                self._reserve(best, a, None if best_pool.queue_id.startswith("@") else best_pool.queue_id)
+
+    def _reserve(self, c: _Call, a: _Agent, rr_queue: str | None) -> None:
+        now = self._now
+        q = self._queues[c.queue_id]
+        if c.state is CallState.WAITING:
+            self._stop_waiting(c, abandoned=False)
+            q.last_delay_s = now - c.entered_at
+        self._res_seq += 1
+        rid = f"r{self._res_seq}"
+        c.state = CallState.RESERVED
+        c.agent_id = a.agent_id
+        c.reservation_id = rid
+        c.res_expires = now + q.cfg.reservation_timeout_s
+        ch = capacity_channel(c.channel)
+        a.load[ch] = a.load.get(ch, 0) + 1
+        a.reservations[rid] = c.call_id
+        a.since = now
+        if rr_queue is not None:
+            self._rr_seq += 1
+            a.rr[rr_queue] = self._rr_seq
+        self._res_index[rid] = c.call_id
+        self._push_timer(c.res_expires, _TIMER_RES, c.seq, c.call_id)
+        self._reindex_agent(a)
+        self._emit(c, Assigned(agent_id=a.agent_id, reservation_id=rid, reservation_expires_at=c.res_expires))
+
+    def _release_reservation(self, c: _Call, a: _Agent) -> None:
+        rid = c.reservation_id
+        assert rid is not None
+        del a.reservations[rid]
+        self._res_index.pop(rid, None)
+        ch = capacity_channel(c.channel)
+        a.load[ch] -= 1
+        a.since = self._now
+        c.reservation_id = None
+        c.agent_id = None
+
+    def _requeue(self, c: _Call) -> None:
+        """Back to waiting with the same key: nobody loses their place."""
+        c.wait_mark = self._now
+        self._enter_waiting(c)
+        if not self._try_assign(c):
+            self._emit_queued(c, offer=False)
+
+    # ------------------------------------------------------------------------------------ helpers
+
+    def _emit(self, c: _Call, outcome: Outcome) -> None:
+        self._out.append(Decision(call_id=c.call_id, queue_id=c.queue_id, outcome=outcome, at=self._now))
+
+    def _position(self, c: _Call) -> int:
+        return bisect_left(self._queues[c.queue_id].order, c.order_key()) + 1
+
+    def _ewt(self, q: _Queue, n_ahead: int) -> float:
+        patience = q.cfg.patience_s
+        if patience is None and q.abandons:
+            patience = q.exposure_s / q.abandons
+        handle = q.cfg.service_time_s if q.cfg.service_time_s is not None else q.handle_s
+        return expected_wait(n_ahead, len(q.members), handle, patience, q.last_delay_s)
+
+    def _emit_queued(self, c: _Call, *, offer: bool) -> None:
+        q = self._queues[c.queue_id]
+        pos = self._position(c)
+        ewt = self._ewt(q, pos - 1)
+        th = q.cfg.callback_threshold_s
+        if offer and c.callback_allowed and not c.callback and th is not None and ewt >= th:
+            self._emit(c, CallbackOffered(position=pos, expected_wait_s=ewt))
+        else:
+            self._emit(c, Queued(position=pos, expected_wait_s=ewt))
+
+    def _finish(self, c: _Call, outcome: CallOutcome) -> None:
+        del self._calls[c.call_id]
+        self._outcomes[c.call_id] = outcome
+
+    def _admit(self, c: _Call, queue_id: str) -> None:
+        """The call (not waiting, not with an agent) joins a queue: guards, sticky agent, match or wait."""
+        q = self._queues[queue_id]
+        now = self._now
+        c.queue_id = queue_id
+        c.entered_at = now
+        c.relax_stage = 0
+        c.sticky_agent = None
+        c.visited.append(queue_id)
+        if not c.callback:
+            if not q.members and not q.cfg.join_when_empty:
+                self._overflow(c, "no agents logged in")
+                return
+            if q.cfg.max_length is not None and len(q.order) >= q.cfg.max_length:
+                self._overflow(c, "queue full")
+                return
+        if q.cfg.sticky_window_s > 0 and c.caller_hash:
+            last = self._last_agent.get(c.caller_hash)
+            if last is not None and now - last[1] <= q.cfg.sticky_window_s:
+                a = self._agents.get(last[0])
+                if a is not None and a.status != _LOGGED_OUT and self._qualifies(a, queue_id, self._effective(c)[0]):
+                    if self._available(a, capacity_channel(c.channel)):
+                        self._reserve(c, a, queue_id)
+                        return
+                    if q.cfg.sticky_wait_s > 0:
+                        c.sticky_agent = a.agent_id
+                        c.sticky_until = now + q.cfg.sticky_wait_s
+        c.wait_mark = now
+        self._enter_waiting(c)
+        if not self._try_assign(c):
+            self._emit_queued(c, offer=True)
+
+    def _overflow(self, c: _Call, reason: str) -> None:
+        """The call is not waiting; apply the queue's overflow target."""
+        q = self._queues[c.queue_id]
+        tgt = q.cfg.overflow
+        if tgt is None:
+            self._emit(c, Rejected(reason=reason))
+            self._finish(c, CallOutcome.REJECTED)
+        elif tgt.destination is OverflowDestination.VOICEMAIL:
+            self._emit(c, Overflowed(destination=OverflowDestination.VOICEMAIL, reason=reason))
+            self._finish(c, CallOutcome.OVERFLOWED)
+        elif tgt.destination is OverflowDestination.CALLBACK:
+            c.callback = True
+            self._emit(c, Overflowed(destination=OverflowDestination.CALLBACK, reason=reason))
+            c.wait_mark = self._now
+            self._enter_waiting(c)
+            self._try_assign(c)
+        elif tgt.queue_id not in self._queues or tgt.queue_id in c.visited:
+            self._emit(c, Rejected(reason=f"{reason}; no overflow queue"))
+            self._finish(c, CallOutcome.REJECTED)
+        else:
+            self._emit(c, Overflowed(destination=OverflowDestination.QUEUE, to_queue_id=tgt.queue_id, reason=reason))
+            self._admit(c, tgt.queue_id)
+
+    def _set_delay(self, a: _Agent, seconds: float) -> None:
+        if seconds > 0:
+            a.delay_until = max(a.delay_until or 0.0, self._now + seconds)
+            self._schedule_agent(a)
+
+    def _display(self, a: _Agent) -> tuple[AgentStatus, NotReadyReason]:
+        now = self._now
+        if a.status == _LOGGED_OUT:
+            return AgentStatus.LOGGED_OUT, NotReadyReason.UNSPECIFIED
+        if a.reservations:
+            return AgentStatus.RESERVED, NotReadyReason.UNSPECIFIED
+        if a.calls:
+            return AgentStatus.TALKING, NotReadyReason.UNSPECIFIED
+        if a.wrap_until is not None and a.wrap_until > now:
+            return AgentStatus.WRAP_UP, NotReadyReason.UNSPECIFIED
+        if a.cool_until is not None and a.cool_until > now:
+            return AgentStatus.COOL_DOWN, NotReadyReason.COOL_DOWN
+        if a.status == _NOT_READY:
+            return AgentStatus.NOT_READY, a.reason
+        if a.delay_until is not None and a.delay_until > now:
+            return AgentStatus.NOT_READY, NotReadyReason.OTHER
+        return AgentStatus.READY, NotReadyReason.UNSPECIFIED
+
+    # ------------------------------------------------------------------------------------ handlers
+
+    def _configure(self, cmd: ConfigureQueue) -> tuple[bool, str]:
+        cfg = cmd.config
+        existing = self._queues.get(cfg.queue_id)
+        if existing is not None:
+            existing.cfg = cfg
+            self._rebuild_indexes()
+            for a in list(self._agents.values()):
+                self._serve(a)
+            return True, "reconfigured"
+        q = _Queue(cfg)
+        self._queues[cfg.queue_id] = q
+        for a in self._agents.values():
+            if a.status != _LOGGED_OUT and cfg.queue_id in a.queues:
+                q.members[a.agent_id] = None
+        return True, ""
+
+    def _offer(self, cmd: OfferCall) -> tuple[bool, str]:
+        if cmd.call_id in self._calls:
+            return False, "call already active"
+        if cmd.queue_id not in self._queues:
+            self._out.append(Decision(call_id=cmd.call_id, queue_id=cmd.queue_id,
+                                      outcome=Rejected(reason="unknown queue"), at=self._now))
+            self._outcomes[cmd.call_id] = CallOutcome.REJECTED
+            return True, ""
+        self._call_seq += 1
+        c = _Call(cmd.call_id, self._call_seq)
+        c.priority = cmd.priority
+        c.required = tuple((r.skill_id, r.min_proficiency) for r in cmd.required_skills)
+        c.caller_hash = cmd.caller_hash
+        c.channel = cmd.channel
+        c.venq = self._now if cmd.virtual_enqueue_time is None else cmd.virtual_enqueue_time
+        c.callback_allowed = cmd.callback_allowed
+        c.callback = cmd.channel is Channel.CALLBACK
+        self._calls[c.call_id] = c
+        self._outcomes.pop(c.call_id, None)
+        self._admit(c, cmd.queue_id)
+        return True, ""
+
+    def _lookup_reservation(self, rid: str, call_id: str, agent_id: str) -> tuple[_Call, _Agent] | str:
+        cid = self._res_index.get(rid)
+        if cid is None:
+            return "reservation not active"
+        c = self._calls[cid]
+        if (call_id and call_id != cid) or (agent_id and agent_id != c.agent_id):
+            return "reservation does not match call or agent"
+        assert c.agent_id is not None
+        return c, self._agents[c.agent_id]
+
+    def _accept(self, cmd: AcceptReservation) -> tuple[bool, str]:
+        found = self._lookup_reservation(cmd.reservation_id, cmd.call_id, cmd.agent_id)
+        if isinstance(found, str):
+            return False, found
+        c, a = found
+        self._connect(c, a)
+        return True, ""
+
+    def _connect(self, c: _Call, a: _Agent) -> None:
+        rid = c.reservation_id
+        assert rid is not None
+        del a.reservations[rid]
+        self._res_index.pop(rid, None)
+        a.calls[c.call_id] = None
+        c.state = CallState.CONNECTED
+        c.reservation_id = None
+        c.accepted_at = self._now
+        a.misses = 0
+        a.handled += 1
+        a.since = self._now
+        if c.caller_hash:
+            self._last_agent[c.caller_hash] = (a.agent_id, self._now)
+        self._reindex_agent(a)
+
+    def _reject(self, cmd: RejectReservation) -> tuple[bool, str]:
+        found = self._lookup_reservation(cmd.reservation_id, cmd.call_id, cmd.agent_id)
+        if isinstance(found, str):
+            return False, found
+        c, a = found
+        self._release_reservation(c, a)
+        self._set_delay(a, self._cfg.busy_delay_s if cmd.busy else self._cfg.reject_delay_s)
+        self._reindex_agent(a)
+        self._requeue(c)
+        self._serve(a)
+        return True, ""
+
+    def _timeout(self, cmd: TimeoutReservation) -> tuple[bool, str]:
+        found = self._lookup_reservation(cmd.reservation_id, cmd.call_id, cmd.agent_id)
+        if isinstance(found, str):
+            return False, found
+        self._ring_no_answer(found[0])
+        return True, ""
+
+    def _ring_no_answer(self, c: _Call) -> None:
+        assert c.agent_id is not None
+        a = self._agents[c.agent_id]
+        self._release_reservation(c, a)
+        a.misses += 1
+        if a.misses >= self._cfg.max_ring_misses:
+            a.status = _NOT_READY
+            a.reason = NotReadyReason.RING_NO_ANSWER
+        else:
+            self._set_delay(a, self._cfg.rna_delay_s)
+        self._reindex_agent(a)
+        self._requeue(c)
+        self._serve(a)
+
+    def _cancel(self, cmd: CancelCall) -> tuple[bool, str]:
+        c = self._calls.get(cmd.call_id)
+        if c is None:
+            return False, "unknown or finished call"
+        if c.state is CallState.WAITING:
+            self._stop_waiting(c, abandoned=True)
+            self._finish(c, CallOutcome.ABANDONED)
+        elif c.state is CallState.RESERVED:
+            assert c.agent_id is not None
+            a = self._agents[c.agent_id]
+            self._release_reservation(c, a)
+            self._finish(c, CallOutcome.ABANDONED)
+            self._reindex_agent(a)
+            self._serve(a)
+        else:
+            self._hang_up(c, hard=False)
+        return True, ""
+
+    def _accept_callback(self, cmd: AcceptCallback) -> tuple[bool, str]:
+        c = self._calls.get(cmd.call_id)
+        if c is None or c.state is not CallState.WAITING:
+            return False, "call not waiting"
+        if c.callback:
+            return False, "already a callback"
+        self._leave_waiting(c)
+        c.callback = True
+        self._enter_waiting(c)
+        self._emit(c, Overflowed(destination=OverflowDestination.CALLBACK, reason="callback accepted"))
+        return True, ""
+
+    def _release_connected(self, c: _Call, *, hard: bool) -> _Agent:
+        """The agent is done with a connected call: wrap-up, then cool-down after a hard call."""
+        assert c.agent_id is not None
+        a = self._agents[c.agent_id]
+        now = self._now
+        del a.calls[c.call_id]
+        ch = capacity_channel(c.channel)
+        a.load[ch] -= 1
+        q = self._queues[c.queue_id]
+        wrap = a.wrap_up_s if a.wrap_up_s is not None else q.cfg.wrap_up_s
+        handle = now - c.accepted_at + wrap
+        alpha = self._cfg.handle_time_alpha
+        q.handle_s = handle if q.handle_s is None else (1 - alpha) * q.handle_s + alpha * handle
+        a.busy_s += handle
+        if wrap > 0:
+            a.wrap_until = max(a.wrap_until or 0.0, now + wrap)
+        if hard and self._cfg.cool_down_s > 0:
+            a.cool_until = max(a.cool_until or 0.0, now + max(wrap, 0.0) + self._cfg.cool_down_s)
+        a.since = now
+        if a.hold_end() is None and not a.calls and not a.reservations:
+            a.idle_since = now
+        self._schedule_agent(a)
+        c.agent_id = None
+        return a
+
+    def _hang_up(self, c: _Call, *, hard: bool) -> None:
+        a = self._release_connected(c, hard=hard)
+        self._finish(c, CallOutcome.CALLED_BACK if c.callback else CallOutcome.COMPLETED)
+        self._reindex_agent(a)
+        self._serve(a)
+
+    def _end_call(self, cmd: EndCall) -> tuple[bool, str]:
+        c = self._calls.get(cmd.call_id)
+        if c is None or c.state is CallState.WAITING or (cmd.agent_id and c.agent_id != cmd.agent_id):
+            return False, "call not with this agent"
+        if c.state is CallState.RESERVED:  # the accept was lost: the call did happen
+            assert c.agent_id is not None
+            self._connect(c, self._agents[c.agent_id])
+        self._hang_up(c, hard=cmd.hard_call)
+        return True, ""
+
+    def _transfer(self, cmd: TransferCall) -> tuple[bool, str]:
+        c = self._calls.get(cmd.call_id)
+        if c is None or c.state is not CallState.CONNECTED or (cmd.from_agent_id and c.agent_id != cmd.from_agent_id):
+            return False, "call not connected to this agent"
+        target: _Agent | None = None
+        if cmd.to_agent_id is not None:
+            target = self._agents.get(cmd.to_agent_id)
+            ch = capacity_channel(c.channel)
+            if target is None or target.agent_id == c.agent_id or not self._available(target, ch):
+                return False, "target agent unavailable"
+        elif cmd.to_queue_id is None or cmd.to_queue_id not in self._queues:
+            return False, "unknown target queue"
+        a = self._release_connected(c, hard=False)
+        self._reindex_agent(a)
+        if target is not None:
+            self._reserve(c, target, None)
+        else:
+            assert cmd.to_queue_id is not None
+            c.visited = []
+            c.state = CallState.NEW
+            self._admit(c, cmd.to_queue_id)
+        self._serve(a)
+        return True, ""
+
+    def _update_priority(self, cmd: UpdatePriority) -> tuple[bool, str]:
+        c = self._calls.get(cmd.call_id)
+        if c is None:
+            return False, "unknown or finished call"
+        if c.state is CallState.WAITING:
+            self._leave_waiting(c)
+            c.priority = cmd.priority
+            self._enter_waiting(c)
+        else:
+            c.priority = cmd.priority
+        return True, ""
+
+    def _agent_state(self, cmd: SetAgentState) -> tuple[bool, str]:
+        a = self._agents.get(cmd.agent_id)
+        if a is not None and cmd.version and cmd.version <= a.version:
+            return False, "stale version"
+        if a is None:
+            if cmd.action is not AgentAction.LOGIN:
+                return False, "unknown agent"
+            self._agent_seq += 1
+            a = self._agents[cmd.agent_id] = _Agent(cmd.agent_id, self._agent_seq)
+        if cmd.action is AgentAction.LOGIN:
+            self._login(a, cmd)
+        elif a.status == _LOGGED_OUT:
+            return False, "agent not logged in"
+        elif cmd.action is AgentAction.LOGOUT:
+            self._logout(a)
+        elif cmd.action is AgentAction.READY:
+            if a.status == _NOT_READY and not a.calls and not a.reservations:
+                a.idle_since = self._now
+            a.status, a.reason, a.misses, a.since = _READY, NotReadyReason.UNSPECIFIED, 0, self._now
+            self._reindex_agent(a)
+            self._serve(a)
+        elif cmd.action is AgentAction.NOT_READY:
+            a.status, a.reason, a.since = _NOT_READY, cmd.reason, self._now
+            self._reindex_agent(a)
+        elif cmd.action is AgentAction.WRAP_UP_DONE:
+            if a.wrap_until is None or a.wrap_until <= self._now:
+                return False, "not in wrap-up"
+            if a.cool_until is not None:
+                a.cool_until = self._now + (a.cool_until - a.wrap_until)
+            a.wrap_until = None
+            if a.hold_end() is None:
+                self._hold_over(a)
+            else:
+                self._schedule_agent(a)
+        if cmd.version:
+            a.version = cmd.version
+        return True, ""
+
+    def _login(self, a: _Agent, cmd: SetAgentState) -> None:
+        was_in = a.status != _LOGGED_OUT
+        for qid in a.queues:
+            q = self._queues.get(qid)
+            if q is not None:
+                q.members.pop(a.agent_id, None)
+        a.queues = {m.queue_id: m.priority for m in cmd.queues}
+        a.skills = {s.skill_id: s.proficiency for s in cmd.skills}
+        a.capacity = {Channel.VOICE: 1}
+        for cc in cmd.capacity:
+            a.capacity[capacity_channel(cc.channel)] = cc.capacity
+        for ch, held in a.load.items():  # a re-login never leaves calls held above capacity
+            a.capacity[ch] = max(a.capacity.get(ch, 0), held)
+        a.wrap_up_s = cmd.wrap_up_s
+        a.status, a.reason, a.since = _READY, NotReadyReason.UNSPECIFIED, self._now
+        if not was_in:
+            a.idle_since = self._now
+            a.busy_s = 0.0
+            a.handled = 0
+            a.misses = 0
+        for qid in a.queues:
+            q = self._queues.get(qid)
+            if q is not None:
+                q.members[a.agent_id] = None
+        a.pools = self._agent_pools(a)
+        self._reindex_agent(a)
+        self._serve(a)
+
+    def _logout(self, a: _Agent) -> None:
+        a.status, a.reason, a.since = _LOGGED_OUT, NotReadyReason.UNSPECIFIED, self._now
+        emptied = []
+        for qid in a.queues:
+            q = self._queues.get(qid)
+            if q is not None:
+                q.members.pop(a.agent_id, None)
+                if not q.members and q.cfg.leave_when_empty:
+                    emptied.append(q)
+        released = [self._calls[cid] for cid in a.reservations.values()]
+        for c in released:
+            self._release_reservation(c, a)
+        self._reindex_agent(a)
+        for c in released:
+            self._requeue(c)
+        for q in emptied:
+            for key in list(q.order):
+                c = self._calls[key[3]]
+                if c.state is CallState.WAITING and not c.callback and c.queue_id == q.cfg.queue_id:
+                    self._stop_waiting(c, abandoned=False)
+                    self._overflow(c, "no agents logged in")
+
+    # ------------------------------------------------------------------------------------ snapshot
+
+    def snapshot(self) -> dict[str, Any]:
+        """The whole state as plain (JSON-ready) data; indexes are derived and not included."""
+        return {
+            "format": 1,
+            "config": to_plain(self._cfg),
+            "now": self._now,
+            "seq": [self._agent_seq, self._call_seq, self._res_seq, self._rr_seq],
+            "queues": [
+                {"config": to_plain(q.cfg), "handle_s": q.handle_s, "last_delay_s": q.last_delay_s,
+                 "abandons": q.abandons, "exposure_s": q.exposure_s}
+                for q in self._queues.values()
+            ],
+            "agents": [
+                {"agent_id": a.agent_id, "seq": a.seq, "status": a.status, "reason": a.reason.value,
+                 "version": a.version, "since": a.since, "queues": dict(a.queues), "skills": dict(a.skills),
+                 "capacity": {k.value: v for k, v in a.capacity.items()},
+                 "load": {k.value: v for k, v in a.load.items()}, "reservations": dict(a.reservations),
+                 "calls": list(a.calls), "wrap_until": a.wrap_until, "cool_until": a.cool_until,
+                 "delay_until": a.delay_until, "misses": a.misses, "idle_since": a.idle_since, "busy_s": a.busy_s,
+                 "handled": a.handled, "rr": dict(a.rr), "wrap_up_s": a.wrap_up_s}
+                for a in self._agents.values()
+            ],
+            "calls": [
+                {"call_id": c.call_id, "seq": c.seq, "queue_id": c.queue_id, "priority": c.priority,
+                 "required": [list(r) for r in c.required], "caller_hash": c.caller_hash, "channel": c.channel.value,
+                 "venq": c.venq, "entered_at": c.entered_at, "wait_mark": c.wait_mark,
+                 "callback_allowed": c.callback_allowed, "callback": c.callback, "state": c.state.value,
+                 "agent_id": c.agent_id, "reservation_id": c.reservation_id, "res_expires": c.res_expires,
+                 "accepted_at": c.accepted_at, "relax_stage": c.relax_stage, "sticky_agent": c.sticky_agent,
+                 "sticky_until": c.sticky_until, "visited": list(c.visited)}
+                for c in self._calls.values()
+            ],
+            "outcomes": {k: v.value for k, v in self._outcomes.items()},
+            "last_agent": {k: [v[0], v[1]] for k, v in self._last_agent.items()},
+            "processed": [[k, to_plain(v)] for k, v in self._processed.items()],
+        }
+
+    @classmethod
+    def restore(cls, snap: dict[str, Any]) -> RoutingCore:
+        """A core in exactly the state `snapshot()` described (also after a JSON round trip)."""
+        if snap.get("format") != 1:
+            raise ValueError("unknown snapshot format")
+        core = cls(from_plain(snap["config"]))
+        core._now = float(snap["now"])
+        core._agent_seq, core._call_seq, core._res_seq, core._rr_seq = (int(x) for x in snap["seq"])
+        for qd in snap["queues"]:
+            q = _Queue(from_plain(qd["config"]))
+            q.handle_s, q.last_delay_s = qd["handle_s"], qd["last_delay_s"]
+            q.abandons, q.exposure_s = int(qd["abandons"]), float(qd["exposure_s"])
+            core._queues[q.cfg.queue_id] = q
+        for ad in snap["agents"]:
+            a = _Agent(ad["agent_id"], int(ad["seq"]))
+            a.status, a.reason = ad["status"], NotReadyReason(ad["reason"])
+            a.version, a.since = ad["version"], ad["since"]
+            a.queues, a.skills = dict(ad["queues"]), dict(ad["skills"])
+            a.capacity = {Channel(k): v for k, v in ad["capacity"].items()}
+            a.load = {Channel(k): v for k, v in ad["load"].items()}
+            a.reservations, a.calls = dict(ad["reservations"]), dict.fromkeys(ad["calls"])
+            a.wrap_until, a.cool_until, a.delay_until = ad["wrap_until"], ad["cool_until"], ad["delay_until"]
+            a.misses, a.idle_since, a.busy_s, a.handled = ad["misses"], ad["idle_since"], ad["busy_s"], ad["handled"]
+            a.rr, a.wrap_up_s = dict(ad["rr"]), ad["wrap_up_s"]
+            core._agents[a.agent_id] = a
+        for cd in snap["calls"]:
+            c = _Call(cd["call_id"], int(cd["seq"]))
+            c.queue_id, c.priority = cd["queue_id"], cd["priority"]
+            c.required = tuple((s, int(lvl)) for s, lvl in cd["required"])
+            c.caller_hash, c.channel, c.venq = cd["caller_hash"], Channel(cd["channel"]), cd["venq"]
+            c.entered_at, c.wait_mark = cd["entered_at"], cd["wait_mark"]
+            c.callback_allowed, c.callback, c.state = cd["callback_allowed"], cd["callback"], CallState(cd["state"])
+            c.agent_id, c.reservation_id, c.res_expires = cd["agent_id"], cd["reservation_id"], cd["res_expires"]
+            c.accepted_at, c.relax_stage = cd["accepted_at"], cd["relax_stage"]
+            c.sticky_agent, c.sticky_until, c.visited = cd["sticky_agent"], cd["sticky_until"], list(cd["visited"])
+            core._calls[c.call_id] = c
+        core._outcomes = {k: CallOutcome(v) for k, v in snap["outcomes"].items()}
+        core._last_agent = {k: (v[0], float(v[1])) for k, v in snap["last_agent"].items()}
+        core._processed = {k: from_plain(v) for k, v in snap["processed"]}
+        core._rebuild_indexes()
+        return core
+
+    def _rebuild_indexes(self) -> None:
+        self._pools = {}
+        self._sticky_pools = {}
+        self._timers = []
+        self._res_index = {}
+        for q in self._queues.values():
+            q.pools = {}
+            q.order = []
+            q.members = {}
+        for a in self._agents.values():
+            a.pools = []
+            a.token = self._next_token()
+            if a.status != _LOGGED_OUT:
+                for qid in a.queues:
+                    member_of = self._queues.get(qid)
+                    if member_of is not None:
+                        member_of.members[a.agent_id] = None
+            self._schedule_agent(a)
+            for rid, cid in a.reservations.items():
+                self._res_index[rid] = cid
+        for c in self._calls.values():
+            if c.state is CallState.WAITING:
+                self._enter_waiting(c)
+            elif c.state is CallState.RESERVED:
+                self._push_timer(c.res_expires, _TIMER_RES, c.seq, c.call_id)
+        for a in self._agents.values():
+            a.pools = self._agent_pools(a)
+            self._reindex_agent(a)
