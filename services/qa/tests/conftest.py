@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 
 from callstream_core.local_postgres import LocalPostgres
+from callstream_core.testing import serve_in_thread
 from callstream_qa.config import QASettings
 from callstream_qa.entrypoints.app import create_app
 
@@ -32,12 +29,6 @@ PRINCIPALS = ",".join([
 ])
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @dataclass
 class Server:
     base_url: str
@@ -46,23 +37,6 @@ class Server:
 
     def client(self, who: str) -> httpx.Client:
         return httpx.Client(base_url=self.base_url, headers={"Authorization": f"Bearer {TOKENS[who]}"}, timeout=30)
-
-
-def serve(app: FastAPI) -> Iterator[str]:
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(15)
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -81,5 +55,5 @@ def _server(url: str, backend: str) -> Iterator[Server]:
     settings = QASettings(database_url=url, api_tokens=API_TOKENS, qa_principals=PRINCIPALS,
                           outbox_relay_enabled=False, contacts_consumer_enabled=False, log_level="WARNING")
     app = create_app(settings)
-    for base_url in serve(app):
+    with serve_in_thread(app) as base_url:
         yield Server(base_url, app, backend)

@@ -3,18 +3,15 @@ installed, on a throwaway PostgreSQL server; tests talk to it with httpx."""
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 
+from callstream_core.testing import serve_in_thread
 from callstream_hr.config import HrSettings
 from callstream_hr.entrypoints.app import create_app
 
@@ -32,12 +29,6 @@ ROLE_OF = {"hr": "hr", "manager": "manager", "lead_a": "team_lead", "lead_b": "t
            "admin": "admin", "agent": "agent", "service": "service"}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @dataclass
 class Server:
     base_url: str
@@ -49,22 +40,9 @@ class Server:
 
 
 def run_server(settings: HrSettings) -> Iterator[tuple[str, FastAPI]]:
-    port = _free_port()
     app = create_app(settings)
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("HR server did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}", app
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with serve_in_thread(app) as base_url:
+        yield base_url, app
 
 
 def settings_for(url: str, **extra: object) -> HrSettings:

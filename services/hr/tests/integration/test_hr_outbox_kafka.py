@@ -3,25 +3,22 @@ contracts, with the event_id fixed in the outbox row; rows stay unsent when Kafk
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TypeVar
 
 import httpx
 import pytest
-import uvicorn
 from confluent_kafka import Consumer, Message
-from fastapi import FastAPI
 from google.protobuf.message import Message as ProtoMessage
 from sqlalchemy import select
 
 from callstream.hr.v1 import hr_events_pb2
 from callstream_core import wire
 from callstream_core.kafka import DeliveryError, EventProducer, apply_topics
+from callstream_core.local_kafka import free_port
+from callstream_core.testing import serve_in_thread
 from callstream_hr.adapters.models import Outbox
 from callstream_hr.adapters.outbox import pending, relay_once
 from callstream_hr.config import HrSettings
@@ -29,28 +26,6 @@ from callstream_hr.entrypoints.app import create_app
 
 HR_TOKEN = "hr-token-kafka-1"
 M = TypeVar("M", bound=ProtoMessage)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _serve(app: FastAPI) -> Iterator[str]:
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "server did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 def _consume(bootstrap: str, topics: list[str], want: int, match: set[str], timeout: float = 60) -> list[Message]:
@@ -78,8 +53,8 @@ def test_outbox_events_reach_kafka(kafka_bootstrap: str, tmp_path: Path) -> None
                           kafka_bootstrap_servers=kafka_bootstrap, outbox_interval_s=0.2)
     app = create_app(settings)
     emp, center = f"emp-{uuid.uuid4().hex[:8]}", f"center-{uuid.uuid4().hex[:8]}"
-    for base in _serve(app):
-        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {HR_TOKEN}"}) as hr:
+    with serve_in_thread(app) as base, httpx.Client(
+            base_url=base, headers={"Authorization": f"Bearer {HR_TOKEN}"}) as hr:
             assert hr.post("/v1/employees", json={"id": emp, "full_name": "Ana Pop", "role": "agent",
                                                   "hired_on": "2026-11-01"}).status_code == 201
             assert hr.post("/v1/costs", json={"entry_id": f"e-{center}", "cost_center_id": center,
@@ -126,12 +101,12 @@ def test_rows_stay_unsent_when_kafka_does_not_confirm(tmp_path: Path) -> None:
     settings = HrSettings(database_url=f"sqlite:///{tmp_path}/hr.db", api_tokens=f"{HR_TOKEN}:hr",
                           outbox_interval_s=0)
     app = create_app(settings)
-    for base in _serve(app):
-        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {HR_TOKEN}"}) as hr:
+    with serve_in_thread(app) as base, httpx.Client(
+            base_url=base, headers={"Authorization": f"Bearer {HR_TOKEN}"}) as hr:
             hr.post("/v1/employees", json={"id": "emp-1", "full_name": "x", "role": "agent",
                                            "hired_on": "2026-11-01"})
     # nothing listens on this port: the delivery times out and the row must not be marked sent
-    dead = EventProducer(f"127.0.0.1:{_free_port()}", client_id="hr-test",
+    dead = EventProducer(f"127.0.0.1:{free_port()}", client_id="hr-test",
                          extra={"delivery.timeout.ms": 1500, "message.timeout.ms": 1500})
     with pytest.raises(DeliveryError):
         relay_once(app.state.sessions, dead)
