@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import typer
 
-from callstream_cli import doctor, kafka_cmd, kpi_cmd, simulate_cmd, topics_cmd, up
+from callstream_cli import doctor, kafka_cmd, kpi_cmd, replay_cmd, simulate_cmd, topics_cmd, up
 
 app = typer.Typer(help="Callstream: contact-center operations platform.", no_args_is_help=True,
                   add_completion=False)
 app.add_typer(topics_cmd.app, name="topics")
 app.add_typer(kafka_cmd.app, name="kafka")
+app.add_typer(replay_cmd.app, name="replay")
 app.command("doctor")(doctor.doctor)
 app.command("up")(up.up)
 app.command("kpi")(kpi_cmd.kpi)

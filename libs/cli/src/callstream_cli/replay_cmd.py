@@ -105,6 +105,10 @@ def queue_log(
         signal.signal(sig, lambda *_: stop.set())
     typer.echo(f"following {file} (checkpoint {ckpt}); Ctrl-C stops", err=True)
     started = time.perf_counter()
-    follower.run(stop)
+    try:
+        follower.run(stop, retry_s=0)
+    except Exception as exc:  # DeliveryError: the checkpoint stays where Kafka last confirmed
+        typer.echo(f"stopped: {exc}; checkpoint {follower.saved} (a restart resumes there)", err=True)
+        raise typer.Exit(1) from None
     typer.echo(f"stopped: {follower.produced:,} events produced and confirmed, {follower.defects:,} defects, "
                f"{follower.rotations} rotations, {time.perf_counter() - started:.1f} s; checkpoint {follower.saved}")

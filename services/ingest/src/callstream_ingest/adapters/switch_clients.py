@@ -1,0 +1,209 @@
+"""asyncio TCP clients of the switches: Asterisk Manager Interface and FreeSWITCH event socket (mod_callcenter).
+
+Each client connects, logs in, subscribes, maps every event with the domain mappers and hands the events
+to the EventSink. A lost connection, a framing error or a refused login is logged and retried after a
+capped exponential back-off with jitter; the back-off restarts after a session that logged in.
+Neither protocol acknowledges events, so what the switch sent while we were disconnected is not
+recovered here (the queue_log follower is the lossless path for Asterisk).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from callstream_ingest.domain.ami import AmiEventMapper, AmiFramingError, AmiParser, login_action
+from callstream_ingest.domain.freeswitch import CallcenterMapper, EslFramingError, EslParser
+from callstream_ingest.service import EventSink
+
+log = logging.getLogger(__name__)
+READ_BYTES = 65536
+
+
+class LoginRefused(RuntimeError):
+    pass
+
+
+@dataclass
+class Backoff:
+    """Delay before reconnect attempt n (0-based): min * 2**n capped at max, times a jitter in [0.5, 1]."""
+
+    min_s: float = 0.5
+    max_s: float = 30.0
+    rng: random.Random = field(default_factory=random.Random)
+
+    def delay(self, attempt: int) -> float:
+        base = min(self.max_s, self.min_s * (2 ** min(attempt, 32)))
+        return base * self.rng.uniform(0.5, 1.0)
+
+
+@dataclass
+class ClientStats:
+    connects: int = 0
+    logins: int = 0
+    failures: Counter[str] = field(default_factory=Counter)
+    events: int = 0
+
+
+class _Client:
+    adapter = "switch"
+
+    def __init__(self, host: str, port: int, sink: EventSink, backoff: Backoff | None,
+                 connect_timeout_s: float) -> None:
+        self.host, self.port, self.sink = host, port, sink
+        self.backoff = backoff or Backoff()
+        self.connect_timeout_s = connect_timeout_s
+        self.stats = ClientStats()
+        self.logged_in = asyncio.Event()
+        self._attempt = 0
+
+    async def run(self) -> None:
+        """Forever (until cancelled): connect, serve a session, back off, reconnect."""
+        self.sink.start_polling()
+        while True:
+            try:
+                await self._connect_and_serve()
+                reason = "closed by peer"
+            except asyncio.CancelledError:
+                raise
+            except LoginRefused as exc:
+                reason = f"login refused: {exc}"
+                self.stats.failures["login"] += 1
+            except (OSError, asyncio.IncompleteReadError, TimeoutError) as exc:
+                reason = f"connection: {exc!r}"
+                self.stats.failures["connection"] += 1
+            except (AmiFramingError, EslFramingError) as exc:
+                reason = f"framing: {exc}"
+                self.stats.failures["framing"] += 1
+            self.logged_in.clear()
+            delay = self.backoff.delay(self._attempt)
+            self._attempt += 1
+            log.warning("%s %s:%d: %s; reconnecting in %.2f s", self.adapter, self.host, self.port, reason, delay)
+            await asyncio.sleep(delay)
+
+    async def _connect_and_serve(self) -> None:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(self.host, self.port),
+                                                self.connect_timeout_s)
+        self.stats.connects += 1
+        try:
+            await self._session(reader, writer)
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+
+    def _logged_in(self) -> None:
+        self.stats.logins += 1
+        self._attempt = 0  # a good session resets the back-off
+        self.logged_in.set()
+        log.info("%s %s:%d: logged in", self.adapter, self.host, self.port)
+
+    async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        raise NotImplementedError
+
+
+class AmiClient(_Client):
+    adapter = "ami"
+
+    def __init__(self, host: str, port: int, username: str, secret: str, sink: EventSink, *,
+                 source: str = "asterisk-ami", backoff: Backoff | None = None, connect_timeout_s: float = 10.0,
+                 login_timeout_s: float = 10.0) -> None:
+        super().__init__(host, port, sink, backoff, connect_timeout_s)
+        self.username, self.secret = username, secret
+        self.mapper = AmiEventMapper(source)
+        self.login_timeout_s = login_timeout_s
+
+    async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        parser = AmiParser()
+        writer.write(login_action(self.username, self.secret, action_id="callstream-login", events="on"))
+        await writer.drain()
+        pending: list[dict[str, str]] = []
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.login_timeout_s
+        while not self.logged_in.is_set():  # wait for the login response (events may come first)
+            data = await asyncio.wait_for(reader.read(READ_BYTES), max(0.01, deadline - loop.time()))
+            if not data:
+                return
+            for msg in parser.feed(data):
+                if msg.get("ActionID") == "callstream-login" and "Response" in msg:
+                    if msg["Response"].lower() != "success":
+                        raise LoginRefused(msg.get("Message", msg["Response"]))
+                    self._logged_in()
+                else:
+                    pending.append(msg)
+        self._handle(pending)
+        while True:
+            data = await reader.read(READ_BYTES)
+            if not data:
+                return
+            self._handle(parser.feed(data))
+
+    def _handle(self, messages: list[dict[str, str]]) -> None:
+        now = datetime.now(UTC)
+        for msg in messages:
+            if "Event" not in msg:
+                continue
+            self.sink.received(self.adapter)
+            for ev in self.mapper.map(msg, now):
+                self.sink.send(ev, self.adapter)
+                self.stats.events += 1
+
+
+class EslClient(_Client):
+    """FreeSWITCH inbound event socket: ``auth``, then ``event plain CUSTOM callcenter::info``."""
+
+    adapter = "freeswitch"
+    SUBSCRIBE = b"event plain CUSTOM callcenter::info\n\n"
+
+    def __init__(self, host: str, port: int, password: str, sink: EventSink, *,
+                 source: str = "freeswitch-callcenter", backoff: Backoff | None = None,
+                 connect_timeout_s: float = 10.0, login_timeout_s: float = 10.0) -> None:
+        super().__init__(host, port, sink, backoff, connect_timeout_s)
+        self.password = password
+        self.mapper = CallcenterMapper(source)
+        self.login_timeout_s = login_timeout_s
+
+    async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if "\n" in self.password or "\r" in self.password:
+            raise LoginRefused("password contains a line break")
+        parser = EslParser()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.login_timeout_s
+        state = "auth"  # auth -> authed -> subscribed
+        while True:
+            timeout = None if state == "subscribed" else max(0.01, deadline - loop.time())
+            data = await asyncio.wait_for(reader.read(READ_BYTES), timeout)
+            if not data:
+                return
+            for frame in parser.feed(data):
+                ctype = frame.headers.get("Content-Type", "")
+                if ctype == "auth/request" and state == "auth":
+                    writer.write(f"auth {self.password}\n\n".encode())
+                    await writer.drain()
+                    state = "authed"
+                elif ctype == "command/reply" and state in ("authed", "subscribing"):
+                    reply = frame.headers.get("Reply-Text", "")
+                    if not reply.startswith("+OK"):
+                        raise LoginRefused(reply or "no Reply-Text")
+                    if state == "authed":
+                        writer.write(self.SUBSCRIBE)
+                        await writer.drain()
+                        state = "subscribing"
+                    else:
+                        state = "subscribed"
+                        self._logged_in()
+                elif ctype == "text/disconnect-notice":
+                    return
+                elif ctype == "text/event-plain":
+                    headers = frame.event()
+                    if headers is None:
+                        continue
+                    self.sink.received(self.adapter)
+                    for ev in self.mapper.map(headers):
+                        self.sink.send(ev, self.adapter)
+                        self.stats.events += 1

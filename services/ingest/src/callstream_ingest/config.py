@@ -1,0 +1,72 @@
+"""Settings of the ingest service (webhook API, queue_log follower, AMI / FreeSWITCH clients), validated at
+start-up: a bad value stops the process with the variable's name instead of failing later."""
+
+from __future__ import annotations
+
+from pydantic import Field, field_validator
+
+from callstream_core.settings import CoreSettings
+from callstream_ingest.domain import webhook
+
+
+def parse_sources(spec: str) -> dict[str, str]:
+    """`TOKEN=source-name,TOKEN2=other` -> {"TOKEN": "source-name", ...}; short tokens are refused."""
+    sources: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        token, sep, source = item.partition("=")
+        token, source = token.strip(), source.strip()
+        if not sep or not source:
+            raise ValueError(f"INGEST_SOURCES entry {item[:4]!r}… must be TOKEN=source-name")
+        if len(token) < 16:
+            raise ValueError("INGEST_SOURCES tokens must be at least 16 characters")
+        if len(source) > 200:
+            raise ValueError(f"source name {source[:40]!r}… is longer than 200 characters")
+        if token in sources:
+            raise ValueError("INGEST_SOURCES lists a token twice")
+        sources[token] = source
+    return sources
+
+
+class IngestSettings(CoreSettings):
+    service_name: str = "ingest"
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8000, ge=1, le=65535)
+    # One bearer token per webhook source: "TOKEN=source-name,...". Events posted with a token must carry
+    # that source name (or "source-name/<instance>") in envelope.source.
+    ingest_sources: str = ""
+    webhook_max_event_bytes: int = Field(default=webhook.MAX_EVENT_BYTES, ge=256)
+    webhook_max_batch_bytes: int = Field(default=webhook.MAX_BATCH_BYTES, ge=1024)
+    webhook_max_batch_events: int = Field(default=webhook.MAX_BATCH_EVENTS, ge=1)
+    # Event ids remembered to acknowledge a repeat without producing it again (per process).
+    webhook_dedup_ids: int = Field(default=200_000, ge=0)
+    # How long a request waits for Kafka to confirm its batch before answering 503 (nothing acknowledged).
+    produce_timeout_s: float = Field(default=10.0, gt=0, le=300)
+    # Salt of the caller-number hash (analytics store numbers hashed).
+    caller_salt: str = Field(default="callstream", min_length=1)
+    # Asterisk queue_log to follow (empty = off) and where its checkpoint lives.
+    queue_log_path: str = ""
+    queue_log_checkpoint: str = ""
+    queue_log_source: str = Field(default="asterisk-queue-log", min_length=1)
+    # Asterisk Manager Interface client (empty host = off).
+    ami_host: str = ""
+    ami_port: int = Field(default=5038, ge=1, le=65535)
+    ami_username: str = ""
+    ami_secret: str = ""
+    ami_source: str = Field(default="asterisk-ami", min_length=1)
+    # FreeSWITCH event socket client for mod_callcenter (empty host = off).
+    esl_host: str = ""
+    esl_port: int = Field(default=8021, ge=1, le=65535)
+    esl_password: str = ""
+    esl_source: str = Field(default="freeswitch-callcenter", min_length=1)
+    # Reconnect back-off of the AMI / event-socket clients: doubles from min to max, with jitter.
+    reconnect_min_s: float = Field(default=0.5, gt=0)
+    reconnect_max_s: float = Field(default=30.0, gt=0)
+
+    @field_validator("ingest_sources")
+    @classmethod
+    def _sources_parse(cls, value: str) -> str:
+        parse_sources(value)
+        return value
+
+    def sources(self) -> dict[str, str]:
+        return parse_sources(self.ingest_sources)
