@@ -16,6 +16,9 @@ class KpiSettings(CoreSettings):
     http_port: int = Field(default=8001, ge=1, le=65535)
     # Consumer group of the worker: one group = one copy of the facts.
     consumer_group: str = Field(default="callstream-kpi-stream", min_length=1)
+    # Prepended to every topic name the worker reads and writes (an isolated environment on a shared
+    # cluster, or a test of its own); empty in production.
+    topic_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]*$")
     # Where a new consumer group starts: earliest (default: nothing published before is skipped) or
     # latest (a fresh group that only cares about what happens from now on, e.g. a freshness benchmark).
     consumer_auto_offset_reset: Literal["earliest", "latest"] = "earliest"

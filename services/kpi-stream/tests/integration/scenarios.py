@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -9,16 +10,26 @@ from typing import Any
 from callstream.agent.v1 import agent_events_pb2
 from callstream.call.v1 import call_events_pb2
 from callstream_core.envelope import new_envelope
+from callstream_core.kafka import apply_topics
 from callstream_core.local_kafka import free_port
+from callstream_core.topics import TOPICS
 from callstream_kpi.config import KpiSettings
 
 TOKEN = "test-manager-token"
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 
-def worker_settings(kafka_bootstrap: str, clickhouse_url: str) -> KpiSettings:
+def isolated_topics(kafka_bootstrap: str) -> str:
+    """Every registry topic (and DLQ) under a fresh prefix: a worker that reads only this test's events."""
+    prefix = f"t{uuid.uuid4().hex[:8]}."
+    apply_topics(kafka_bootstrap, [dataclasses.replace(t, name=prefix + t.name) for t in TOPICS])
+    return prefix
+
+
+def worker_settings(kafka_bootstrap: str, clickhouse_url: str, topic_prefix: str = "") -> KpiSettings:
     """A worker of its own: its own consumer group, database and port; fast batches and ticks."""
     return KpiSettings(kafka_bootstrap_servers=kafka_bootstrap, clickhouse_url=clickhouse_url,
+                       topic_prefix=topic_prefix,
                        clickhouse_database=f"kpi_{uuid.uuid4().hex[:8]}", http_port=free_port(),
                        consumer_group=f"kpi-test-{uuid.uuid4().hex[:8]}", api_tokens=f"{TOKEN}:manager",
                        realtime_interval_s=0.5, batch_within_s=0.2)

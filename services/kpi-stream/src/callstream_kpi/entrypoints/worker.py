@@ -4,6 +4,7 @@ KPI API + wallboard, in one asyncio loop (embedded chDB allows one process per d
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -35,7 +36,7 @@ class KpiWorker:
         self.producer = EventProducer(settings.kafka_bootstrap_servers, client_id=settings.service_name,
                                       wire_format=settings.wire_format)
         self.dead_letters = DeadLetters(self.producer)
-        self.pipeline = KpiPipeline(settings, self.client, self.producer)
+        self.pipeline = KpiPipeline(settings, self.client, self.producer, topic_prefix=settings.topic_prefix)
         self.broadcaster = Broadcaster()
         # One thread runs every pipeline call: the domain state is never touched by two threads, and the
         # blocking ClickHouse calls stay off the event loop.
@@ -68,7 +69,7 @@ class KpiWorker:
         self.faust.timer(self.settings.realtime_interval_s)(self._tick)
 
     def _agent(self, name: str, handler: Callable[[Sequence[Received[Any]]], None]) -> None:
-        registered = topic(name)
+        registered = dataclasses.replace(topic(name), name=self.settings.topic_prefix + name)
 
         async def consume(stream: faust.StreamT[Any]) -> None:
             # take_events acknowledges the batch after this body returns; the body never raises
