@@ -61,7 +61,9 @@ def _interval_row(iv: StateInterval, version: int) -> list[Any]:
 
 
 class KpiPipeline:
-    def __init__(self, settings: KpiSettings, client: Client, producer: EventProducer) -> None:
+    def __init__(self, settings: KpiSettings, client: Client, producer: EventProducer, *,
+                 topic_prefix: str = "") -> None:
+        self.topic_prefix = topic_prefix
         self.settings = settings
         self.retrying = facts.RetryingClient(client, on_retry=self._on_retry)
         self.facts = facts.FactWriter(self.retrying)
@@ -167,7 +169,7 @@ class KpiPipeline:
         contacts = [replace(c, version=stamp) for c in contacts]
         protos = [c.to_proto() for c in contacts]
         self.facts.insert("contacts", [facts.contact_row(p) for p in protos], facts.CONTACT_COLUMNS, None)
-        self.producer.produce_sync("cc.contacts.v1", [(p.call_id, p) for p in protos])
+        self.producer.produce_sync(self.topic_prefix + "cc.contacts.v1", [(p.call_id, p) for p in protos])
         CONTACTS.inc(len(contacts))
         for c in contacts:
             self._recent[(c.call_id, c.segment)] = c
@@ -183,9 +185,9 @@ class KpiPipeline:
         snapshots = [s.to_proto() for s in self.realtime.snapshots()]
         alerts = self._evaluate_alerts(now)
         for snap in snapshots:
-            self.producer.produce("cc.kpi-realtime.v1", snap, key=snapshot_key(snap))
+            self.producer.produce(self.topic_prefix + "cc.kpi-realtime.v1", snap, key=snapshot_key(snap))
         for alert in alerts:
-            self.producer.produce("cc.alerts.v1", alert, key=alert.alert_id)
+            self.producer.produce(self.topic_prefix + "cc.alerts.v1", alert, key=alert.alert_id)
         self.producer.poll(0)
         return snapshots, alerts
 
