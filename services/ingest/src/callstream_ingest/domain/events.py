@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 
 from callstream.agent.v1 import agent_events_pb2
 from callstream.call.v1 import call_events_pb2
 from callstream.common.v1 import envelope_pb2
-
-SCHEMA_VERSION = 1
-# Fixed namespace: event ids must be identical across processes and re-reads.
-EVENT_NAMESPACE = uuid.UUID("6f1c2a3e-5b7d-4e8f-9a0b-1c2d3e4f5a6b")
+from callstream_core.envelope import SCHEMA_VERSION, deterministic_event_id
 
 
 def event_id(source: str, natural_key: str, kind: str) -> str:
-    """uuid5 over source + natural key of the line/event + event kind."""
-    return str(uuid.uuid5(EVENT_NAMESPACE, f"{source}\x1f{natural_key}\x1f{kind}"))
+    """uuid5 over source + natural key of the line/event + event kind: identical across re-reads."""
+    return deterministic_event_id(source, natural_key, kind)
 
 
 def envelope(source: str, natural_key: str, kind: str, occurred_at: datetime) -> envelope_pb2.Envelope:
