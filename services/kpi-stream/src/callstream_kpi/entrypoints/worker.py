@@ -44,11 +44,14 @@ class KpiWorker:
         self.faust = make_app(settings.consumer_group, settings.kafka_bootstrap_servers,
                               consumer_auto_offset_reset=settings.consumer_auto_offset_reset)
         self.batches = 0
+        self.started = False
         self._wire_agents()
         self.api: FastAPI = create_app(settings, self.client, self.broadcaster,
                                        readiness={"clickhouse": self._sink_ready})
 
     async def _sink_ready(self) -> str | None:
+        if not self.started:
+            return "the stream is starting (migrations, recovery, consumer group)"
         return self.pipeline.sink_error
 
     async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
@@ -102,6 +105,7 @@ class KpiWorker:
         recovered = await self._run(self.pipeline.recover)
         log.info("ClickHouse migrations applied: %s; %d events replayed to rebuild open calls", migrated, recovered)
         await self.faust.start()
+        self.started = True
 
     async def stop(self) -> None:
         await self.faust.stop()
@@ -109,17 +113,20 @@ class KpiWorker:
         self.executor.shutdown(wait=True)
 
     async def serve(self, until: Callable[[], Awaitable[None]] | None = None) -> None:
-        """Run the stream and the API until the server stops (Ctrl-C) or `until` returns."""
-        await self.start()
+        """Run the stream and the API until the server stops (Ctrl-C) or `until` returns. The API serves
+        from the start (health answers, readiness says "starting") while the stream starts."""
         server = uvicorn.Server(uvicorn.Config(self.api, host=self.settings.http_host, port=self.settings.http_port,
                                                log_config=None))
+        serving = asyncio.create_task(server.serve())
         try:
+            await self.start()
             if until is None:
-                await server.serve()
+                await serving
             else:
-                serving = asyncio.create_task(server.serve())
                 await until()
                 server.should_exit = True
                 await serving
         finally:
+            server.should_exit = True
+            await serving
             await self.stop()
