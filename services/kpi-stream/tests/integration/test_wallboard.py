@@ -10,9 +10,9 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from scenarios import T0, TOKEN, call_event, scenario, worker_settings
+from scenarios import T0, TOKEN, call_event, isolated_topics, scenario, worker_settings
 
-from callstream_core.kafka import EventProducer, apply_topics
+from callstream_core.kafka import EventProducer
 from callstream_kpi.entrypoints.worker import KpiWorker
 
 pytestmark = pytest.mark.integration
@@ -27,13 +27,13 @@ def test_wallboard_loads_updates_live_and_shows_a_breach(kafka_bootstrap: str, c
                                                          tmp_path: Path) -> None:
     from playwright.async_api import async_playwright
 
-    apply_topics(kafka_bootstrap)
+    prefix = isolated_topics(kafka_bootstrap)  # a worker that sees only this test's events
     queue = f"q{uuid.uuid4().hex[:8]}"
     calls, agents = scenario(queue)
     producer = EventProducer(kafka_bootstrap, client_id="test")
-    producer.produce_sync("cc.call-events.v1", [(e.call_id, e) for e in calls[:-1]])  # all in 9:00-9:30
-    producer.produce_sync("cc.agent-events.v1", [(e.agent_id, e) for e in agents[:2]])
-    settings = worker_settings(kafka_bootstrap, clickhouse_url)
+    producer.produce_sync(prefix + "cc.call-events.v1", [(e.call_id, e) for e in calls[:-1]])  # all in 9:00-9:30
+    producer.produce_sync(prefix + "cc.agent-events.v1", [(e.agent_id, e) for e in agents[:2]])
+    settings = worker_settings(kafka_bootstrap, clickhouse_url, prefix)
     seen: dict[str, str] = {}
 
     async def until() -> None:
@@ -54,7 +54,8 @@ def test_wallboard_loads_updates_live_and_shows_a_breach(kafka_bootstrap: str, c
             waiting += [call_event(f"{queue}-w{i}", start, "queued", queue_id=queue) for i in range(2)]
             waiting.append(call_event(f"{queue}-late", start + timedelta(seconds=30), "blocked",
                                       context__queue_id=queue))
-            await asyncio.to_thread(producer.produce_sync, "cc.call-events.v1", [(e.call_id, e) for e in waiting])
+            await asyncio.to_thread(producer.produce_sync, prefix + "cc.call-events.v1",
+                                    [(e.call_id, e) for e in waiting])
             await page.wait_for_function(
                 "q => document.querySelector(`article[data-queue=\"${q}\"] .waiting`)?.textContent === '2'",
                 arg=queue, timeout=60_000)

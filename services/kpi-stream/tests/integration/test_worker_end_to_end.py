@@ -11,26 +11,26 @@ from typing import Any
 
 import httpx
 import pytest
-from scenarios import T0, TOKEN, scenario, worker_settings
+from scenarios import T0, TOKEN, isolated_topics, scenario, worker_settings
 
-from callstream_core.kafka import EventProducer, apply_topics
+from callstream_core.kafka import EventProducer
 from callstream_kpi.entrypoints.worker import KpiWorker
 
 pytestmark = pytest.mark.integration
 
 
 def test_events_become_kpis(kafka_bootstrap: str, clickhouse_url: str) -> None:
-    apply_topics(kafka_bootstrap)
+    prefix = isolated_topics(kafka_bootstrap)  # a worker that sees only this test's events
     queue = f"q{uuid.uuid4().hex[:8]}"
     calls, agents = scenario(queue)
     producer = EventProducer(kafka_bootstrap, client_id="test")
-    producer.produce_sync("cc.call-events.v1", [(e.call_id, e) for e in calls])
-    producer.produce_sync("cc.agent-events.v1", [(e.agent_id, e) for e in agents])
+    producer.produce_sync(prefix + "cc.call-events.v1", [(e.call_id, e) for e in calls])
+    producer.produce_sync(prefix + "cc.agent-events.v1", [(e.agent_id, e) for e in agents])
     # A message that is not a CallEvent: it must land in the DLQ, not stop the worker.
-    producer.produce_raw("cc.call-events.v1", b'{"no": "such field"}', key=b"junk", headers=[])
+    producer.produce_raw(prefix + "cc.call-events.v1", b'{"no": "such field"}', key=b"junk", headers=[])
     producer.flush()
 
-    settings = worker_settings(kafka_bootstrap, clickhouse_url)
+    settings = worker_settings(kafka_bootstrap, clickhouse_url, prefix)
     port = settings.http_port
     worker = KpiWorker(settings)
     seen: dict[str, Any] = {}
