@@ -3,41 +3,21 @@
 from __future__ import annotations
 
 import json
-import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
-from fastapi import FastAPI
 
 from callstream_core.local_kafka import free_port
+from callstream_core.testing import serve_in_thread
 from callstream_ingest.config import IngestSettings
 from callstream_ingest.entrypoints.api import create_app
 from callstream_ingest.service import AGENT_TOPIC, CALL_TOPIC, EventSink, make_producer
 
 TOKEN = "pbx-one-token-0123456789"
 OTHER = "pbx-two-token-0123456789"
-
-
-def serve(app: FastAPI) -> Iterator[str]:
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(15)
 
 
 def settings(**kw: Any) -> IngestSettings:
@@ -52,7 +32,8 @@ def base_url(kafka_bootstrap: str) -> Iterator[str]:
 
     apply_topics(kafka_bootstrap, [topic(CALL_TOPIC), topic(AGENT_TOPIC)])
     sink = EventSink(make_producer(kafka_bootstrap))
-    yield from serve(create_app(settings(), sink))
+    with serve_in_thread(create_app(settings(), sink)) as url:
+        yield url
     sink.close()
 
 
@@ -164,12 +145,11 @@ def test_kafka_down_gives_503_and_nothing_is_acknowledged() -> None:
     sink = EventSink(make_producer(f"127.0.0.1:{free_port()}"))
     app = create_app(settings(produce_timeout_s=1.0), sink)
     ev = call_ev("pbx-one", "down")
-    for url in serve(app):
-        with client(url) as c:
-            r = c.post("/v1/events", json=ev)
-            assert r.status_code == 503, r.text
-            assert r.headers["retry-after"] == "5"
-            # not remembered as acknowledged: a retry is produced again, not counted as a duplicate
-            again = c.post("/v1/events", json=ev)
-            assert again.status_code == 503
+    with serve_in_thread(app) as url, client(url) as c:
+        r = c.post("/v1/events", json=ev)
+        assert r.status_code == 503, r.text
+        assert r.headers["retry-after"] == "5"
+        # not remembered as acknowledged: a retry is produced again, not counted as a duplicate
+        again = c.post("/v1/events", json=ev)
+        assert again.status_code == 503
     sink.close(0.5)
