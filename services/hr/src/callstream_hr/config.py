@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from callstream_core.settings import CoreSettings
 
@@ -19,6 +19,25 @@ class HrSettings(CoreSettings):
     lateness_grace_minutes: int = Field(default=5, ge=0)
     # "TOKEN:TEAM_ID,..." - which team a team-lead token may see (schedules, attendance).
     team_lead_scopes: str = ""
+    # The KPI API the forecast reads its history from (http(s)://host:8001); empty = no forecast endpoint.
+    kpi_api_url: str = ""
+    # Bearer token of a KPI API reader role (hr); required with kpi_api_url.
+    kpi_api_token: str = ""
+    # Seconds per KPI API request: a hung KPI API fails the forecast request instead of holding it.
+    kpi_api_timeout_s: float = Field(default=30.0, gt=0, le=600)
+
+    @field_validator("kpi_api_url")
+    @classmethod
+    def _kpi_url(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("KPI_API_URL must be http(s)://host:port (or empty: no forecast)")
+        return value
+
+    @model_validator(mode="after")
+    def _kpi_token(self) -> HrSettings:
+        if bool(self.kpi_api_url) != bool(self.kpi_api_token):
+            raise ValueError("KPI_API_URL and KPI_API_TOKEN go together (set both, or neither)")
+        return self
 
     @field_validator("database_url")
     @classmethod

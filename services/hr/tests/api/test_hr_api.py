@@ -288,6 +288,13 @@ def test_staffing_and_shift_plan(server: Server) -> None:
         assert r.status_code == 200, r.text
         body = r.json()
         assert body["raw_agents"] >= 10 and body["agents"] > body["raw_agents"] and body["service_level"] >= 0.8
+        # the same goals as `callstream staffing`: an ASA goal and, with a patience, an abandon-rate goal
+        asa = mgr.post("/v1/staffing", json={"calls": 100, "aht_s": 180, "asa_goal": 3}).json()
+        assert asa["raw_agents"] > body["raw_agents"] and asa["asa_s"] <= 3
+        patient = {"calls": 100, "aht_s": 180, "sl_target": 0, "patience_s": 60}
+        loose, tight = (mgr.post("/v1/staffing", json={**patient, "abandon_goal": g}).json() for g in (0.2, 0.01))
+        assert loose["model"] == "erlang_a" and tight["abandon_rate"] <= 0.01 < loose["abandon_rate"] <= 0.2
+        assert tight["raw_agents"] > loose["raw_agents"]
         bad = mgr.post("/v1/staffing", json={"calls": 100, "aht_s": 0})
         assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", "aht_s"]
         plan = mgr.post("/v1/shifts/plan", json={"requirement": [1, 2, 2, 1] * 12, "cyclic": True,
@@ -297,7 +304,10 @@ def test_staffing_and_shift_plan(server: Server) -> None:
                                                                             "latest_offset": 9}]}],
                                                  "time_limit_s": 5})
         assert plan.status_code == 200, plan.text
-        assert plan.json()["covered"] is True
+        planned = plan.json()
+        assert planned["covered"] is True
+        assert planned["over"] == [c - r for c, r in zip(planned["coverage"], [1, 2, 2, 1] * 12, strict=True)]
+        assert planned["under"] == [0] * 48 and planned["headcount"] >= 2
         assert mgr.post("/v1/shifts/plan", json={"requirement": [1], "templates": [
             {"name": "x", "length_slots": 2, "breaks": [{"duration_slots": 2, "earliest_offset": 0,
                                                          "latest_offset": 0}]}]}).status_code == 422

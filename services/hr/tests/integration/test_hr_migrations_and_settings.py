@@ -28,6 +28,10 @@ def test_migrations_match_models(engine: Engine) -> None:
     ("team_lead_scopes", "no-team-here"),
     ("api_tokens", "short:hr"),
     ("http_port", 0),
+    ("kpi_api_url", "kpi:8001"),
+    ("kpi_api_url", "http://kpi:8001"),  # without a token
+    ("kpi_api_token", "token-without-url"),
+    ("kpi_api_timeout_s", 0),
 ])
 def test_settings_fail_fast(field: str, value: object) -> None:
     with pytest.raises(ValidationError):

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import numpy as np
 import pytest
 
 from callstream_hr.domain.forecast import (
     SLOTS_PER_WEEK,
+    IntervalFigures,
     SeasonalForecaster,
     WeeklyHistory,
     evaluate_holdout,
+    history_from_intervals,
     mape,
     wape,
 )
@@ -102,3 +106,30 @@ def test_error_measures() -> None:
     assert mape([100, 0, 50], [110, 5, 40]) == pytest.approx((0.1 + 0.2) / 2)
     assert wape([100, 0, 50], [110, 5, 40]) == pytest.approx(25 / 150)
     assert wape([0, 0], [1, 1]) == 0.0
+
+
+MONDAY = datetime(2026, 11, 2, tzinfo=UTC)
+HALF_HOUR = timedelta(minutes=30)
+
+
+def test_history_from_intervals_fills_gaps_and_unknown_aht() -> None:
+    points = [IntervalFigures(MONDAY + 16 * HALF_HOUR, 10, 200.0),
+              IntervalFigures(MONDAY + timedelta(weeks=1) + 17 * HALF_HOUR, 30, 300.0),
+              IntervalFigures(MONDAY + 3 * HALF_HOUR, 2, None)]  # calls, none handled
+    h = history_from_intervals(points, MONDAY, 2)
+    assert h.weeks == 2 and h.calls.sum() == 42 and h.calls[1, 17] == 30 and h.calls[0, 0] == 0
+    assert h.aht_s[0, 16] == 200 and h.aht_s[1, 17] == 300
+    assert h.aht_s[0, 3] == pytest.approx((10 * 200 + 30 * 300) / 40)  # call-weighted AHT of the rest
+    assert h.aht_s[0, 0] == 0  # no calls: AHT unused
+
+
+@pytest.mark.parametrize(("points", "words"), [
+    ([IntervalFigures(MONDAY + timedelta(minutes=10), 1, 100.0)], "is not a"),
+    ([IntervalFigures(MONDAY - HALF_HOUR, 1, 100.0)], "is not a"),
+    ([IntervalFigures(MONDAY + timedelta(weeks=1), 1, 100.0)], "is not a"),
+    ([IntervalFigures(MONDAY, 1, 100.0), IntervalFigures(MONDAY, 2, 100.0)], "twice"),
+    ([IntervalFigures(MONDAY, -1, 100.0)], ">= 0"),
+])
+def test_history_from_intervals_refuses_bad_points(points: list[IntervalFigures], words: str) -> None:
+    with pytest.raises(ValueError, match=words):
+        history_from_intervals(points, MONDAY, 1)

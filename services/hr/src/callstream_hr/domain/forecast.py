@@ -17,8 +17,9 @@ Model (:class:`SeasonalForecaster`)
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import numpy as np
 import numpy.typing as npt
@@ -27,9 +28,11 @@ __all__ = [
     "SLOTS_PER_WEEK",
     "Forecast",
     "HoldoutAccuracy",
+    "IntervalFigures",
     "SeasonalForecaster",
     "WeeklyHistory",
     "evaluate_holdout",
+    "history_from_intervals",
     "mape",
     "wape",
 ]
@@ -86,6 +89,56 @@ class WeeklyHistory:
 
     def tail(self, weeks: int) -> WeeklyHistory:
         return WeeklyHistory(self.calls[self.weeks - weeks :], self.aht_s[self.weeks - weeks :])
+
+
+@dataclass(frozen=True, slots=True)
+class IntervalFigures:
+    """Offered calls and AHT of one interval as a history source reports them; ``aht_s`` is None when
+    no call of the interval was handled (all abandoned, say)."""
+
+    start: datetime
+    offered: float
+    aht_s: float | None
+
+
+def history_from_intervals(
+    points: Iterable[IntervalFigures], week_start: datetime, weeks: int, interval: timedelta = timedelta(minutes=30)
+) -> WeeklyHistory:
+    """Whole weeks from ``week_start`` as a :class:`WeeklyHistory`.
+
+    An interval missing from ``points`` had no calls (sources leave empty intervals out). An interval
+    with calls but no AHT gets the call-weighted AHT of the rest of the history: the forecaster
+    weights AHT by calls, so a 0 there would pull the slot's AHT down.
+    """
+    if weeks < 1:
+        raise ValueError("weeks must be >= 1")
+    slots = int(timedelta(days=7) / interval)
+    if timedelta(days=7) % interval:
+        raise ValueError(f"an interval of {interval} does not divide a week")
+    calls = np.zeros(weeks * slots)
+    aht = np.zeros(weeks * slots)
+    unknown_aht = np.zeros(weeks * slots, dtype=bool)
+    seen: set[int] = set()
+    for p in points:
+        offset = p.start - week_start
+        index, rest = divmod(offset, interval)
+        if rest or not 0 <= index < weeks * slots:
+            raise ValueError(f"interval {p.start.isoformat()} is not a {interval} interval of the "
+                             f"{weeks} week(s) from {week_start.isoformat()}")
+        if index in seen:
+            raise ValueError(f"interval {p.start.isoformat()} is given twice")
+        if p.offered < 0 or (p.aht_s is not None and p.aht_s < 0):
+            raise ValueError(f"interval {p.start.isoformat()}: offered calls and AHT must be >= 0")
+        seen.add(index)
+        calls[index] = p.offered
+        if p.aht_s is None:
+            unknown_aht[index] = p.offered > 0
+        else:
+            aht[index] = p.aht_s
+    known = (calls > 0) & ~unknown_aht
+    if unknown_aht.any() and known.any():
+        aht[unknown_aht] = float((calls[known] * aht[known]).sum() / calls[known].sum())
+    return WeeklyHistory.from_flat(calls, aht, slots)
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from callstream.hr.v1 import hr_events_pb2
 from callstream_core.auth import Principal, TokenAuth
 from callstream_core.observability import ops_router
 from callstream_hr.adapters import db
+from callstream_hr.adapters.kpi_history import KpiApiHistory
 from callstream_hr.adapters.models import (
     AbsenceRow,
     AuditLog,
@@ -39,10 +40,21 @@ from callstream_hr.adapters.models import (
 )
 from callstream_hr.adapters.outbox import OutboxRelay, add_event
 from callstream_hr.config import HrSettings
+from callstream_hr.domain.erlang import required_agents
+from callstream_hr.domain.forecast import SeasonalForecaster
 from callstream_hr.domain.people import attendance as att
 from callstream_hr.domain.people import attrition as attr
 from callstream_hr.domain.people import org, training
+from callstream_hr.domain.shifts import BreakRule, ShiftPlan, ShiftTemplate, plan_shifts
 from callstream_hr.entrypoints import schemas as s
+from callstream_hr.planning import (
+    HistorySource,
+    HistoryUnavailable,
+    ShiftOptions,
+    StaffingGoals,
+    WeekPlan,
+    forecast_week,
+)
 
 log = logging.getLogger(__name__)
 _bearer = HTTPBearer(auto_error=False)
@@ -93,6 +105,10 @@ def create_app(settings: HrSettings) -> FastAPI:
     auth = TokenAuth(settings.tokens())
     scopes = settings.scopes()
     grace = timedelta(minutes=settings.lateness_grace_minutes)
+    history: HistorySource | None = None
+    kpi_history = None
+    if settings.kpi_api_url:
+        history = kpi_history = KpiApiHistory(settings.kpi_api_url, settings.kpi_api_token, settings.kpi_api_timeout_s)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -109,6 +125,8 @@ def create_app(settings: HrSettings) -> FastAPI:
         finally:
             if relay is not None:
                 relay.stop()
+            if kpi_history is not None:
+                kpi_history.close()
             engine.dispose()
 
     async def db_ready() -> str | None:
@@ -590,13 +608,11 @@ def create_app(settings: HrSettings) -> FastAPI:
 
     # ---------------------------------------------------------------- workforce planning
     @app.post("/v1/staffing")
-    def staffing(body: s.StaffingIn, _p: Principal = Depends(hr_mgr_lead)
-                 ) -> dict[str, Any]:
-        from callstream_hr.domain.erlang import required_agents
-
+    def staffing(body: s.StaffingIn, _p: Principal = Depends(hr_mgr_lead)) -> dict[str, Any]:
         try:
             result = required_agents(body.calls, body.interval_s, body.aht_s, body.sl_target, body.t_s,
-                                     max_occupancy=body.max_occupancy, patience_s=body.patience_s,
+                                     max_occupancy=body.max_occupancy, asa_goal=body.asa_goal,
+                                     abandon_goal=body.abandon_goal, patience_s=body.patience_s,
                                      shrinkage=body.shrinkage)
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from exc
@@ -604,24 +620,69 @@ def create_app(settings: HrSettings) -> FastAPI:
 
     @app.post("/v1/shifts/plan")
     def plan(body: s.ShiftPlanIn, _p: Principal = Depends(hr_mgr)) -> dict[str, Any]:
-        from callstream_hr.domain.shifts import BreakRule, ShiftTemplate, plan_shifts
-
         try:
-            templates = [ShiftTemplate(t.name, t.length_slots, tuple(t.start_slots) if t.start_slots else None,
-                                       tuple(BreakRule(b.duration_slots, b.earliest_offset, b.latest_offset, b.paid)
-                                             for b in t.breaks)) for t in body.templates]
-            result = plan_shifts(body.requirement, templates, cyclic=body.cyclic, slot_hours=body.slot_hours,
+            result = plan_shifts(body.requirement, _templates(body), cyclic=body.cyclic, slot_hours=body.slot_hours,
                                  time_limit_s=body.time_limit_s,
                                  understaffing_penalty_slots=body.understaffing_penalty_slots)
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from exc
-        return {"status": result.status, "covered": result.covered, "headcount": result.headcount,
-                "paid_hours": result.paid_hours, "gap": result.gap,
-                "assignments": [{"template": a.template, "start_slot": a.start_slot, "count": a.count}
-                                for a in result.assignments],
-                "coverage": list(result.coverage), "under": list(result.under)}
+        return _plan_out(result)
+
+    @app.post("/v1/forecast")
+    def forecast(body: s.ForecastIn, _p: Principal = Depends(hr_mgr)) -> dict[str, Any]:
+        if history is None:
+            raise HTTPException(503, "no history source: set KPI_API_URL and KPI_API_TOKEN")
+        goals = StaffingGoals(**body.staffing.model_dump()) if body.staffing else None
+        try:
+            options = ShiftOptions(tuple(_templates(body.shifts)), body.shifts.time_limit_s,
+                                   body.shifts.understaffing_penalty_slots) if body.shifts else None
+            week = forecast_week(history, body.queues, _dt(body.week_start) if body.week_start else _next_monday(),
+                                 history_weeks=body.history_weeks, holdout_weeks=body.holdout_weeks,
+                                 forecaster=SeasonalForecaster(body.lookback_weeks, body.decay, body.trend),
+                                 goals=goals, shifts=options)
+        except HistoryUnavailable as exc:
+            raise HTTPException(502, str(exc)) from exc
+        except ValueError as exc:  # BadHistory included
+            raise HTTPException(422, str(exc)) from exc
+        return _week_out(week)
 
     return app
+
+
+def _templates(body: s.ShiftOptionsIn) -> list[ShiftTemplate]:
+    return [ShiftTemplate(t.name, t.length_slots, tuple(t.start_slots) if t.start_slots else None,
+                          tuple(BreakRule(b.duration_slots, b.earliest_offset, b.latest_offset, b.paid)
+                                for b in t.breaks))
+            for t in body.templates]
+
+
+def _plan_out(result: ShiftPlan) -> dict[str, Any]:
+    return {"status": result.status, "covered": result.covered, "headcount": result.headcount,
+            "paid_hours": result.paid_hours, "lp_bound_hours": result.lp_bound, "gap": result.gap,
+            "assignments": [{"template": a.template, "start_slot": a.start_slot, "count": a.count}
+                            for a in result.assignments],
+            "coverage": list(result.coverage), "over": list(result.over), "under": list(result.under)}
+
+
+def _next_monday() -> datetime:
+    today = db.now().date()
+    return datetime.combine(today + timedelta(days=7 - today.weekday()), datetime.min.time(), UTC)
+
+
+def _week_out(week: WeekPlan) -> dict[str, Any]:
+    starts = [t.isoformat() for t in week.interval_starts()]
+    queues = []
+    for q in week.queues:
+        intervals: list[dict[str, Any]] = [{"start": t, "calls": c, "aht_s": a}
+                                           for t, c, a in zip(starts, q.calls, q.aht_s, strict=True)]
+        for interval, r in zip(intervals, q.staffing or [], strict=False):
+            interval.update(agents=r.agents, raw_agents=r.raw_agents, service_level=r.service_level, asa_s=r.asa_s,
+                            occupancy=r.occupancy, abandon_rate=r.abandon_rate, model=r.model)
+        queues.append({"queue_id": q.queue_id, "history_calls": q.history_calls, "accuracy": asdict(q.accuracy),
+                       "intervals": intervals})
+    return {"week_start": week.week_start.isoformat(), "history_start": week.history_start.isoformat(),
+            "history_weeks": week.history_weeks, "interval_minutes": 30, "queues": queues,
+            "requirement": week.requirement, "shift_plan": _plan_out(week.shifts) if week.shifts else None}
 
 
 def _lines_of(content: str, punches: list[s.PunchIn]) -> list[tuple[int, s.PunchIn]]:

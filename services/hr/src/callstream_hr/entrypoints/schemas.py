@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, Field, model_validator
 
@@ -13,6 +13,7 @@ SessionType = Literal["business", "systems", "rules_ethics", "soft_skills"]
 Stage = Literal["theory", "business", "systems_skills", "on_site_shadowing", "on_site_supervised", "graduated"]
 AbsenceReason = Literal["sick", "vacation", "personal", "unexcused", "training", "other"]
 Ident = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")
+QueueId = Annotated[str, Field(min_length=1, max_length=200)]
 
 
 class TeamIn(BaseModel):
@@ -153,15 +154,20 @@ class AbsenceIn(BaseModel):
         return self
 
 
-class StaffingIn(BaseModel):
+class GoalsIn(BaseModel):
+    sl_target: float = Field(default=0.8, ge=0, le=1)
+    t_s: float = Field(default=20, ge=0)
+    max_occupancy: float = Field(default=1.0, gt=0, le=1)
+    asa_goal: float | None = Field(default=None, ge=0)
+    abandon_goal: float | None = Field(default=None, ge=0, le=1)
+    patience_s: float | None = Field(default=None, gt=0)
+    shrinkage: float = Field(default=0.0, ge=0, lt=1)
+
+
+class StaffingIn(GoalsIn):
     calls: float = Field(ge=0)
     interval_s: float = Field(default=1800, gt=0)
     aht_s: float = Field(gt=0)
-    sl_target: float = Field(default=0.8, ge=0, le=1)
-    t_s: float = Field(default=20, ge=0)
-    patience_s: float | None = Field(default=None, gt=0)
-    shrinkage: float = Field(default=0.0, ge=0, lt=1)
-    max_occupancy: float = Field(default=1.0, gt=0, le=1)
 
 
 class BreakRuleIn(BaseModel):
@@ -178,10 +184,36 @@ class TemplateIn(BaseModel):
     breaks: list[BreakRuleIn] = []
 
 
-class ShiftPlanIn(BaseModel):
-    requirement: list[int] = Field(min_length=1, max_length=2016)
+class ShiftOptionsIn(BaseModel):
     templates: list[TemplateIn] = Field(min_length=1)
-    cyclic: bool = True
-    slot_hours: float = Field(default=0.5, gt=0)
     time_limit_s: float = Field(default=10.0, gt=0, le=60)
     understaffing_penalty_slots: int | None = Field(default=None, ge=1)
+
+
+class ShiftPlanIn(ShiftOptionsIn):
+    requirement: list[int] = Field(min_length=1, max_length=2016)
+    cyclic: bool = True
+    slot_hours: float = Field(default=0.5, gt=0)
+
+
+class ForecastIn(BaseModel):
+    queues: list[QueueId] = Field(min_length=1, max_length=50)
+    # Monday 00:00 UTC of the week to forecast; default: the next one.
+    week_start: AwareDatetime | None = None
+    history_weeks: int = Field(default=6, ge=2, le=52)
+    holdout_weeks: int = Field(default=1, ge=1, le=51)
+    lookback_weeks: int = Field(default=4, ge=1, le=52)
+    decay: float = Field(default=0.7, gt=0, le=1)
+    trend: bool = False
+    staffing: GoalsIn | None = None
+    shifts: ShiftOptionsIn | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> ForecastIn:
+        if self.holdout_weeks >= self.history_weeks:
+            raise ValueError("holdout_weeks must be smaller than history_weeks (at least one week to fit on)")
+        if len(set(self.queues)) != len(self.queues):
+            raise ValueError("each queue may appear once")
+        if self.shifts is not None and self.staffing is None:
+            raise ValueError("a shift plan needs staffing goals (agents per interval to cover)")
+        return self

@@ -1,0 +1,61 @@
+"""History of offered calls and AHT per 30-minute interval and queue, read from the KPI API
+(`GET /v1/kpis?scope=queue&grain=30m`) with a bearer token. Implements `planning.HistorySource`."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+
+from callstream_hr.domain.forecast import IntervalFigures
+from callstream_hr.planning import HistoryUnavailable
+
+# The KPI API serves at most 31 days of 30-minute buckets per request; a week per request stays well inside.
+CHUNK = timedelta(days=7)
+
+
+class KpiApiHistory:
+    def __init__(self, base_url: str, token: str, timeout_s: float) -> None:
+        self._base_url = base_url.rstrip("/")
+        # A bounded timeout on every request: a hung KPI API fails one forecast request, it does not
+        # hold the HR worker thread forever.
+        self._client = httpx.Client(base_url=self._base_url, headers={"Authorization": f"Bearer {token}"},
+                                    timeout=timeout_s)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def intervals(self, queue_id: str, start: datetime, end: datetime) -> list[IntervalFigures]:
+        out: list[IntervalFigures] = []
+        chunk_start = start
+        while chunk_start < end:
+            chunk_end = min(end, chunk_start + CHUNK)
+            out.extend(self._chunk(queue_id, chunk_start, chunk_end))
+            chunk_start = chunk_end
+        return out
+
+    def _chunk(self, queue_id: str, start: datetime, end: datetime) -> list[IntervalFigures]:
+        params = {"from": start.isoformat(), "to": end.isoformat(), "scope": "queue", "id": queue_id,
+                  "grain": "30m", "kpi": "average_handle_time"}
+        where = f"the KPI API at {self._base_url}"
+        try:
+            response = self._client.get("/v1/kpis", params=params)
+        except httpx.HTTPError as exc:
+            raise HistoryUnavailable(f"{where} did not answer: {exc!r}") from exc
+        if response.status_code in (401, 403):
+            raise HistoryUnavailable(f"{where} refused the token ({response.status_code}): {response.text[:300]}")
+        if response.status_code != 200:
+            raise HistoryUnavailable(f"{where} answered {response.status_code}: {response.text[:300]}")
+        try:
+            return [_figures(row) for row in response.json()["rows"]]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise HistoryUnavailable(f"{where} gave an unexpected answer for queue {queue_id!r}: {exc!r}") from exc
+
+
+def _figures(row: dict[str, Any]) -> IntervalFigures:
+    bucket = datetime.fromisoformat(row["bucket"])
+    # ClickHouse buckets are UTC; an offset-less timestamp is UTC.
+    bucket = bucket.replace(tzinfo=UTC) if bucket.tzinfo is None else bucket.astimezone(UTC)
+    aht = row["average_handle_time"]
+    return IntervalFigures(bucket, float(row["counters"]["offered"]), None if aht is None else float(aht))

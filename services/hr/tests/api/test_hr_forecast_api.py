@@ -1,0 +1,218 @@
+"""The forecast reads its history from a REAL KPI API: the kpi-stream's FastAPI app served over HTTP on a
+chDB engine, seeded with contacts through the kpi-stream's own fact writer. Checked: the adapter reads
+offered calls (blocked calls are not offered) and AHT per 30-minute interval exactly as the contacts say;
+`POST /v1/forecast` equals the seasonal model, its hold-out accuracy, Erlang staffing and a covering shift
+plan on that same history; bad or missing history and an unusable KPI API get a clear answer."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from callstream_core.clickhouse import get_client
+from callstream_core.local_kafka import free_port
+from callstream_core.testing import serve_in_thread
+from callstream_hr.adapters.kpi_history import KpiApiHistory
+from callstream_hr.domain.erlang import required_agents
+from callstream_hr.domain.forecast import IntervalFigures, SeasonalForecaster, evaluate_holdout, history_from_intervals
+from callstream_hr.entrypoints.app import create_app as create_hr_app
+from callstream_hr.planning import HistoryUnavailable
+from callstream_kpi.adapters.clickhouse_facts import (
+    CONTACT_COLUMNS,
+    FactWriter,
+    RetryingClient,
+    apply_migrations,
+    contact_row,
+)
+from callstream_kpi.config import KpiSettings
+from callstream_kpi.domain.sessionizer import ContactRecord
+from callstream_kpi.entrypoints.api import create_app as create_kpi_app
+from callstream_kpi.entrypoints.broadcast import Broadcaster
+
+from .conftest import Server, settings_for
+
+pytestmark = pytest.mark.integration
+KPI_TOKEN = "kpi-reader-hr-0001"
+HISTORY_START = datetime(2026, 10, 5, tzinfo=UTC)  # a Monday
+HISTORY_WEEKS = 3
+WEEK_START = HISTORY_START + timedelta(weeks=HISTORY_WEEKS)
+QUEUES = ("sales", "billing")
+SLOT = timedelta(minutes=30)
+
+
+@dataclass
+class KpiApi:
+    base_url: str
+    expected: dict[str, list[IntervalFigures]]  # per queue, from the contacts as written
+
+
+def _contacts(rng: random.Random) -> tuple[list[ContactRecord], dict[str, list[IntervalFigures]]]:
+    """Seasonal traffic (busier on weekdays 08:00-20:00) for two queues, with blocked calls (not offered),
+    abandons, and one night interval whose only call was abandoned (offered, but no AHT)."""
+    records: list[ContactRecord] = []
+    offered: dict[tuple[str, datetime], int] = defaultdict(int)
+    handled: dict[tuple[str, datetime], list[float]] = defaultdict(list)
+    for queue, base in zip(QUEUES, (3.0, 1.5), strict=True):
+        for slot in range(HISTORY_WEEKS * 7 * 48):
+            start = HISTORY_START + slot * SLOT
+            day, half_hour = (slot // 48) % 7, slot % 48
+            busy = 16 <= half_hour < 40
+            mean = base * (1.0 if day < 5 else 0.5) if busy else 0.0
+            n = rng.randint(0, round(2 * mean)) if mean else 0
+            if queue == "sales" and slot == 48 + 4:  # Tuesday 02:00 of week 0: one abandoned call
+                n = 1
+            for k in range(n):
+                at = start + timedelta(seconds=rng.randrange(0, 1800))
+                outcome = "abandoned" if slot == 52 or rng.random() < 0.15 else (
+                    "blocked" if rng.random() < 0.05 else "answered")
+                talk, hold, acw = rng.uniform(60, 400), rng.choice([0.0, 20.0]), rng.uniform(5, 60)
+                answered = outcome == "answered"
+                records.append(ContactRecord(
+                    call_id=f"{queue}-{slot}-{k}", segment=0, outcome=outcome, offered_at=at, queue_id=queue,
+                    agent_id="a1" if answered else "", queued=outcome != "blocked", queue_s=5.0,
+                    answered_at=at + timedelta(seconds=5) if answered else None,
+                    talk_s=talk if answered else 0.0, hold_s=hold if answered else 0.0,
+                    hold_count=int(answered and hold > 0), acw_s=acw if answered else 0.0))
+                if outcome != "blocked":
+                    offered[(queue, start)] += 1
+                if answered:
+                    handled[(queue, start)].append(talk + hold + acw)
+    expected: dict[str, list[IntervalFigures]] = {q: [] for q in QUEUES}
+    for (queue, start), count in sorted(offered.items()):
+        times = handled.get((queue, start))
+        expected[queue].append(IntervalFigures(start, float(count), sum(times) / len(times) if times else None))
+    return records, expected
+
+
+@pytest.fixture(scope="module")
+def kpi_api(clickhouse_url: str) -> Iterator[KpiApi]:
+    client = get_client(clickhouse_url, database="t_" + uuid.uuid4().hex[:12])
+    apply_migrations(client)
+    records, expected = _contacts(random.Random(11))
+    FactWriter(RetryingClient(client)).insert("contacts", [contact_row(c.to_proto()) for c in records],
+                                              CONTACT_COLUMNS, [("forecast-test", 0, 0)])
+    app = create_kpi_app(KpiSettings(api_tokens=f"{KPI_TOKEN}:hr"), client, Broadcaster())
+    with serve_in_thread(app) as base_url:
+        yield KpiApi(base_url, expected)
+
+
+@pytest.fixture(scope="module")
+def hr(kpi_api: KpiApi, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    settings = settings_for(f"sqlite:///{tmp_path_factory.mktemp('hr-forecast')}/hr.db",
+                            kpi_api_url=kpi_api.base_url, kpi_api_token=KPI_TOKEN, kpi_api_timeout_s=60)
+    app = create_hr_app(settings)
+    with serve_in_thread(app) as base_url:
+        yield Server(base_url, "sqlite", app)
+
+
+def test_adapter_reads_offered_calls_and_aht_per_interval(kpi_api: KpiApi) -> None:
+    source = KpiApiHistory(kpi_api.base_url, KPI_TOKEN, 60)
+    try:
+        for queue in QUEUES:
+            every = source.intervals(queue, HISTORY_START, WEEK_START)  # three weeks: three requests
+            # intervals whose only calls were blocked come back with 0 offered: the same as left out
+            got = [p for p in every if p.offered > 0]
+            assert len(got) < len(every)
+            want = kpi_api.expected[queue]
+            assert [(p.start, p.offered) for p in got] == [(p.start, p.offered) for p in want]
+            for g, w in zip(got, want, strict=True):
+                assert (g.aht_s is None) == (w.aht_s is None) and g.aht_s == pytest.approx(w.aht_s), g.start
+        night = [p for p in source.intervals("sales", HISTORY_START, WEEK_START)
+                 if p.start == HISTORY_START + timedelta(days=1, hours=2)]
+        assert [(p.offered, p.aht_s) for p in night] == [(1.0, None)]
+        assert source.intervals("no-such-queue", HISTORY_START, WEEK_START) == []
+    finally:
+        source.close()
+
+
+def test_wrong_token_or_no_server_is_history_unavailable(kpi_api: KpiApi) -> None:
+    wrong = KpiApiHistory(kpi_api.base_url, "not-the-token-0001", 10)
+    with pytest.raises(HistoryUnavailable, match="refused the token"):
+        wrong.intervals("sales", HISTORY_START, WEEK_START)
+    wrong.close()
+    nobody = KpiApiHistory(f"http://127.0.0.1:{free_port()}", KPI_TOKEN, 5)
+    with pytest.raises(HistoryUnavailable, match="did not answer"):
+        nobody.intervals("sales", HISTORY_START, WEEK_START)
+    nobody.close()
+
+
+GOALS = {"sl_target": 0.8, "t_s": 20, "max_occupancy": 0.85, "shrinkage": 0.25}
+TEMPLATES = [{"name": "8h", "length_slots": 17, "breaks": [{"duration_slots": 1, "earliest_offset": 6,
+                                                             "latest_offset": 10}]},
+             {"name": "4h", "length_slots": 8}]
+
+
+def test_forecast_endpoint_equals_the_model_on_the_kpi_history(hr: Server, kpi_api: KpiApi) -> None:
+    with hr.client("manager") as mgr:
+        r = mgr.post("/v1/forecast", json={"queues": list(QUEUES), "week_start": WEEK_START.isoformat(),
+                                            "history_weeks": HISTORY_WEEKS, "holdout_weeks": 1, "staffing": GOALS,
+                                            "shifts": {"templates": TEMPLATES, "time_limit_s": 20}}, timeout=120)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["week_start"] == WEEK_START.isoformat() and body["history_start"] == HISTORY_START.isoformat()
+    model = SeasonalForecaster()
+    requirement = [0] * 336
+    for queue, out in zip(QUEUES, body["queues"], strict=True):
+        history = history_from_intervals(kpi_api.expected[queue], HISTORY_START, HISTORY_WEEKS)
+        fc = model.forecast(history)
+        accuracy = evaluate_holdout(history, 1, model)
+        assert out["queue_id"] == queue and out["history_calls"] == history.calls.sum()
+        assert out["accuracy"] == pytest.approx({"holdout_weeks": 1, "intervals": 336,
+                                                 "calls_mape": accuracy.calls_mape, "calls_wape": accuracy.calls_wape,
+                                                 "aht_mape": accuracy.aht_mape, "aht_wape": accuracy.aht_wape})
+        assert 0 < out["accuracy"]["calls_wape"] < 1  # noisy traffic: a real, non-zero error
+        intervals = out["intervals"]
+        assert len(intervals) == 336 and intervals[0]["start"] == WEEK_START.isoformat()
+        assert intervals[1]["start"] == (WEEK_START + SLOT).isoformat()
+        assert [i["calls"] for i in intervals] == pytest.approx(list(fc.flat_calls()))
+        assert [i["aht_s"] for i in intervals] == pytest.approx(list(fc.flat_aht_s()))
+        for i, interval in enumerate(intervals):
+            want = required_agents(interval["calls"], 1800, interval["aht_s"], 0.8, 20, max_occupancy=0.85,
+                                   shrinkage=0.25)
+            assert (interval["agents"], interval["raw_agents"]) == (want.agents, want.raw_agents)
+            requirement[i] += want.agents
+    assert body["requirement"] == requirement and max(requirement) > 0
+    plan = body["shift_plan"]
+    assert plan["covered"] is True and plan["status"] in ("OPTIMAL", "FEASIBLE")
+    assert all(c >= q for c, q in zip(plan["coverage"], requirement, strict=True))
+    assert [c - q for c, q in zip(plan["coverage"], requirement, strict=True)] == plan["over"]
+    assert plan["paid_hours"] >= plan["lp_bound_hours"] > 0
+
+
+def test_bad_or_missing_history_and_roles(hr: Server, kpi_api: KpiApi, tmp_path_factory: pytest.TempPathFactory
+                                          ) -> None:
+    week = WEEK_START.isoformat()
+    with hr.client("hr") as c:
+        missing = c.post("/v1/forecast", json={"queues": ["sales", "ghost"], "week_start": week, "history_weeks": 3})
+        assert missing.status_code == 422 and "'ghost'" in missing.json()["detail"]
+        assert "no offered call in the week from 2026-10-05" in missing.json()["detail"]
+        too_long = c.post("/v1/forecast", json={"queues": ["sales"], "week_start": week, "history_weeks": 4})
+        assert too_long.status_code == 422 and "week from 2026-09-28" in too_long.json()["detail"]
+        tuesday = c.post("/v1/forecast", json={"queues": ["sales"], "week_start": "2026-10-27T00:00:00Z",
+                                               "history_weeks": 2})
+        assert tuesday.status_code == 422 and "Monday" in tuesday.json()["detail"]
+        for bad, field in (({"history_weeks": 2, "holdout_weeks": 2}, "holdout_weeks"),
+                           ({"queues": []}, "queues"), ({"queues": ["sales", "sales"]}, "appear once"),
+                           ({"shifts": {"templates": TEMPLATES}}, "staffing goals"),
+                           ({"staffing": {**GOALS, "shrinkage": 1.0}}, "shrinkage")):
+            r = c.post("/v1/forecast", json={"queues": ["sales"], "week_start": week, **bad})
+            assert r.status_code == 422 and field in r.text, (bad, r.text)
+    with hr.client("lead_a") as lead:
+        assert lead.post("/v1/forecast", json={"queues": ["sales"]}).status_code == 403
+    base = tmp_path_factory.mktemp("hr-forecast-bad")
+    for name, extra, status, words in (
+        ("no-config", {}, 503, "KPI_API_URL"),
+        ("wrong-token", {"kpi_api_url": kpi_api.base_url, "kpi_api_token": "wrong-token-0001"}, 502, "refused"),
+        ("no-server", {"kpi_api_url": f"http://127.0.0.1:{free_port()}", "kpi_api_token": KPI_TOKEN}, 502,
+         "did not answer"),
+    ):
+        app = create_hr_app(settings_for(f"sqlite:///{base}/{name}.db", kpi_api_timeout_s=5, **extra))
+        with serve_in_thread(app) as url, Server(url, "sqlite", app).client("manager") as mgr:
+            r = mgr.post("/v1/forecast", json={"queues": ["sales"], "week_start": week, "history_weeks": 2})
+        assert r.status_code == status and words in r.json()["detail"], (name, r.text)
