@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import typer
 
-from callstream_cli import doctor, kafka_cmd, kpi_cmd, replay_cmd, simulate_cmd, staffing_cmd, topics_cmd, up
+from callstream_cli import (
+    doctor,
+    forecast_cmd,
+    kafka_cmd,
+    kpi_cmd,
+    replay_cmd,
+    simulate_cmd,
+    staffing_cmd,
+    topics_cmd,
+    up,
+)
 
 app = typer.Typer(help="Callstream: contact-center operations platform.", no_args_is_help=True,
                   add_completion=False)
@@ -16,6 +26,7 @@ app.command("up")(up.up)
 app.command("kpi")(kpi_cmd.kpi)
 app.command("simulate")(simulate_cmd.simulate)
 app.command("staffing")(staffing_cmd.staffing)
+app.command("forecast")(forecast_cmd.forecast)
 
 
 if __name__ == "__main__":

@@ -10,9 +10,9 @@ upper bound when agents have several skills).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from callstream_hr.domain.erlang import StaffingResult, required_agents
 from callstream_hr.domain.forecast import (
@@ -87,6 +87,32 @@ class WeekPlan:
 
     def interval_starts(self) -> list[datetime]:
         return [self.week_start + i * INTERVAL for i in range(int(WEEK / INTERVAL))]
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON form (the HR API's answer and `callstream forecast --format json`)."""
+        starts = [t.isoformat() for t in self.interval_starts()]
+        queues = []
+        for q in self.queues:
+            intervals: list[dict[str, Any]] = [{"start": t, "calls": c, "aht_s": a}
+                                               for t, c, a in zip(starts, q.calls, q.aht_s, strict=True)]
+            for interval, r in zip(intervals, q.staffing or [], strict=False):
+                interval.update(agents=r.agents, raw_agents=r.raw_agents, service_level=r.service_level,
+                                asa_s=r.asa_s, occupancy=r.occupancy, abandon_rate=r.abandon_rate, model=r.model)
+            queues.append({"queue_id": q.queue_id, "history_calls": q.history_calls,
+                           "accuracy": asdict(q.accuracy), "intervals": intervals})
+        return {"week_start": self.week_start.isoformat(), "history_start": self.history_start.isoformat(),
+                "history_weeks": self.history_weeks, "interval_minutes": int(INTERVAL.total_seconds() // 60),
+                "queues": queues, "requirement": self.requirement,
+                "shift_plan": plan_dict(self.shifts) if self.shifts else None}
+
+
+def plan_dict(plan: ShiftPlan) -> dict[str, Any]:
+    """A shift plan's JSON form: headcount, paid hours against the LP bound, coverage and over/under per slot."""
+    return {"status": plan.status, "covered": plan.covered, "headcount": plan.headcount,
+            "paid_hours": plan.paid_hours, "lp_bound_hours": plan.lp_bound, "gap": plan.gap,
+            "assignments": [{"template": a.template, "start_slot": a.start_slot, "count": a.count}
+                            for a in plan.assignments],
+            "coverage": list(plan.coverage), "over": list(plan.over), "under": list(plan.under)}
 
 
 def check_week_start(week_start: datetime) -> None:

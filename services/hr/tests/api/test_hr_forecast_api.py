@@ -6,6 +6,7 @@ plan on that same history; bad or missing history and an unusable KPI API get a 
 
 from __future__ import annotations
 
+import json
 import random
 import uuid
 from collections import defaultdict
@@ -216,3 +217,27 @@ def test_bad_or_missing_history_and_roles(hr: Server, kpi_api: KpiApi, tmp_path_
         with serve_in_thread(app) as url, Server(url, "sqlite", app).client("manager") as mgr:
             r = mgr.post("/v1/forecast", json={"queues": ["sales"], "week_start": week, "history_weeks": 2})
         assert r.status_code == status and words in r.json()["detail"], (name, r.text)
+
+
+def test_cli_forecast_reads_the_same_history(kpi_api: KpiApi) -> None:
+    from typer.testing import CliRunner
+
+    from callstream_cli.main import app
+
+    runner = CliRunner()
+    common = ["forecast", "--api", kpi_api.base_url, "--token", KPI_TOKEN, "--week", "2026-10-26", "--weeks", "3",
+              "--target", "80/20", "--shrinkage", "0.25", "--max-occupancy", "0.85"]
+    result = runner.invoke(app, [*common, "--queue", "sales", "--queue", "billing", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.output)
+    model = SeasonalForecaster()
+    for queue, out in zip(QUEUES, body["queues"], strict=True):
+        history = history_from_intervals(kpi_api.expected[queue], HISTORY_START, HISTORY_WEEKS)
+        assert [i["calls"] for i in out["intervals"]] == pytest.approx(list(model.forecast(history).flat_calls()))
+        assert out["accuracy"]["calls_wape"] == pytest.approx(evaluate_holdout(history, 1, model).calls_wape)
+    table = runner.invoke(app, [*common, "--queue", "sales"])
+    assert table.exit_code == 0 and "sales" in table.output and "peak" in table.output
+    ghost = runner.invoke(app, [*common, "--queue", "ghost"])
+    assert ghost.exit_code == 1 and "'ghost'" in ghost.output
+    refused = runner.invoke(app, [*[a if a != KPI_TOKEN else "wrong-token-0001" for a in common], "--queue", "sales"])
+    assert refused.exit_code == 2 and "refused the token" in refused.output

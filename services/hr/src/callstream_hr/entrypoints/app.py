@@ -45,15 +45,15 @@ from callstream_hr.domain.forecast import SeasonalForecaster
 from callstream_hr.domain.people import attendance as att
 from callstream_hr.domain.people import attrition as attr
 from callstream_hr.domain.people import org, training
-from callstream_hr.domain.shifts import BreakRule, ShiftPlan, ShiftTemplate, plan_shifts
+from callstream_hr.domain.shifts import BreakRule, ShiftTemplate, plan_shifts
 from callstream_hr.entrypoints import schemas as s
 from callstream_hr.planning import (
     HistorySource,
     HistoryUnavailable,
     ShiftOptions,
     StaffingGoals,
-    WeekPlan,
     forecast_week,
+    plan_dict,
 )
 
 log = logging.getLogger(__name__)
@@ -626,7 +626,7 @@ def create_app(settings: HrSettings) -> FastAPI:
                                  understaffing_penalty_slots=body.understaffing_penalty_slots)
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from exc
-        return _plan_out(result)
+        return plan_dict(result)
 
     @app.post("/v1/forecast")
     def forecast(body: s.ForecastIn, _p: Principal = Depends(hr_mgr)) -> dict[str, Any]:
@@ -644,7 +644,7 @@ def create_app(settings: HrSettings) -> FastAPI:
             raise HTTPException(502, str(exc)) from exc
         except ValueError as exc:  # BadHistory included
             raise HTTPException(422, str(exc)) from exc
-        return _week_out(week)
+        return week.as_dict()
 
     return app
 
@@ -656,33 +656,9 @@ def _templates(body: s.ShiftOptionsIn) -> list[ShiftTemplate]:
             for t in body.templates]
 
 
-def _plan_out(result: ShiftPlan) -> dict[str, Any]:
-    return {"status": result.status, "covered": result.covered, "headcount": result.headcount,
-            "paid_hours": result.paid_hours, "lp_bound_hours": result.lp_bound, "gap": result.gap,
-            "assignments": [{"template": a.template, "start_slot": a.start_slot, "count": a.count}
-                            for a in result.assignments],
-            "coverage": list(result.coverage), "over": list(result.over), "under": list(result.under)}
-
-
 def _next_monday() -> datetime:
     today = db.now().date()
     return datetime.combine(today + timedelta(days=7 - today.weekday()), datetime.min.time(), UTC)
-
-
-def _week_out(week: WeekPlan) -> dict[str, Any]:
-    starts = [t.isoformat() for t in week.interval_starts()]
-    queues = []
-    for q in week.queues:
-        intervals: list[dict[str, Any]] = [{"start": t, "calls": c, "aht_s": a}
-                                           for t, c, a in zip(starts, q.calls, q.aht_s, strict=True)]
-        for interval, r in zip(intervals, q.staffing or [], strict=False):
-            interval.update(agents=r.agents, raw_agents=r.raw_agents, service_level=r.service_level, asa_s=r.asa_s,
-                            occupancy=r.occupancy, abandon_rate=r.abandon_rate, model=r.model)
-        queues.append({"queue_id": q.queue_id, "history_calls": q.history_calls, "accuracy": asdict(q.accuracy),
-                       "intervals": intervals})
-    return {"week_start": week.week_start.isoformat(), "history_start": week.history_start.isoformat(),
-            "history_weeks": week.history_weeks, "interval_minutes": 30, "queues": queues,
-            "requirement": week.requirement, "shift_plan": _plan_out(week.shifts) if week.shifts else None}
 
 
 def _lines_of(content: str, punches: list[s.PunchIn]) -> list[tuple[int, s.PunchIn]]:
