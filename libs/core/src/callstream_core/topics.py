@@ -37,6 +37,8 @@ class Topic:
     example: Callable[[], Message]
     # Compacted topics keep the latest value per key (state, not history).
     compacted: bool = False
+    # Records larger than the broker's 1 MiB default (state snapshots); None keeps the default.
+    max_message_bytes: int | None = None
 
     @property
     def dlq(self) -> str:
@@ -49,7 +51,7 @@ class Topic:
             # A write is confirmed only when every in-sync replica has it; with acks=all and 3 replicas
             # in production, 2 must hold it (a single-node broker lowers it to 1 at creation time).
             "min.insync.replicas": "2",
-        }
+        } | ({} if self.max_message_bytes is None else {"max.message.bytes": str(self.max_message_bytes)})
 
 
 def _env(kind: str) -> envelope_pb2.Envelope:
@@ -86,6 +88,11 @@ def _command_example() -> Message:
     command.cancel_call.command_id = "c-7d1e"
     command.cancel_call.call_id = "pbx1-1762075812.42"
     return command
+
+
+def _snapshot_example() -> Message:
+    return routing_pb2.RouterSnapshot(envelope=_env("snapshot"), command_log_topic="cc.routing-commands.v1",
+                                      next_offset=182_044, commands=181_730, state_format=1, state=b"x\x9c...")
 
 
 def _qa_example() -> Message:
@@ -183,6 +190,10 @@ TOPICS: tuple[Topic, ...] = (
           "Agent state changes, skills and queue membership.", _agent_example),
     Topic("cc.routing-commands.v1", "queue_id", routing_pb2.RoutingCommand, 1, 7 * DAY_MS,
           "Commands the router accepted, in order: the log its state is rebuilt from.", _command_example),
+    # 64 MiB: a snapshot of a 5,000-agent center with its 200,000 remembered command ids is ~10 MB compressed.
+    Topic("cc.routing-snapshots.v1", "command_log_topic", routing_pb2.RouterSnapshot, 1, 30 * DAY_MS,
+          "The router's state with the command log offset it covers: a start replays only the log after it.",
+          _snapshot_example, compacted=True, max_message_bytes=64 * 1024 * 1024),
     Topic("cc.routing-decisions.v1", "call_id", routing_pb2.RoutingDecision, 6, 14 * DAY_MS,
           "Every routing decision (assigned, queued with EWT, overflowed, callback, rejected).",
           _decision_example),

@@ -8,14 +8,18 @@ from prometheus_client import start_http_server
 
 from callstream_core.observability import configure_logging
 from callstream_routing.config import RoutingSettings
-from callstream_routing.entrypoints.grpc_server import serve
+from callstream_routing.entrypoints.grpc_server import serve, stop_on_signals
 
 
 def main() -> None:
     settings = RoutingSettings()
     configure_logging(settings.service_name, settings.log_level)
     start_http_server(settings.metrics_port, addr=settings.grpc_host)
-    asyncio.run(serve(settings))
+
+    async def run() -> None:
+        await serve(settings, stop=stop_on_signals())
+
+    asyncio.run(run())
 
 
 if __name__ == "__main__":

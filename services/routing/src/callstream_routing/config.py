@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from callstream_core.settings import CoreSettings
 
@@ -26,3 +28,39 @@ class RoutingSettings(CoreSettings):
     rpc_timeout_s: float = Field(default=5.0, gt=0)
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
+
+    # -- leadership (docs/routing.md) -------------------------------------------------------------------------
+    # leader: take the command log at once (fencing any router that had it) and serve;
+    # standby: replay it, keep applying it (hot standby, health NOT_SERVING) and take over when the leader's
+    # heartbeats stop for lease_timeout_s or it resigns. Several standbys may run; one wins, the others follow.
+    routing_role: Literal["leader", "standby"] = "leader"
+    # The leader commits a heartbeat into its log when it had nothing else to commit for this long.
+    heartbeat_interval_s: float = Field(default=1.0, gt=0)
+    # A standby takes over after this long without a committed record (heartbeat or command) from the leader.
+    lease_timeout_s: float = Field(default=5.0, gt=0)
+    # Who this router is, in heartbeats and logs (pod name + pid by default).
+    instance_id: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}", min_length=1)
+
+    # -- snapshots ----------------------------------------------------------------------------------------------
+    # The core's state with the log offset it covers, on a compacted topic keyed by the command log topic.
+    snapshot_topic: str = "cc.routing-snapshots.v1"
+    # Off: every start replays the whole log (which must then be kept as long as the state matters).
+    snapshots_enabled: bool = True
+    # A snapshot is taken when this many commands were logged since the last one ...
+    snapshot_every_commands: int = Field(default=50_000, ge=1)
+    # ... or this long passed since the last one and something changed.
+    snapshot_every_s: float = Field(default=600.0, gt=0)
+
+    @model_validator(mode="after")
+    def _lease_outlives_heartbeats(self) -> RoutingSettings:
+        # Two missed heartbeats are not yet a dead leader: a shorter lease would fence a healthy leader that
+        # merely waited for one slow commit.
+        if self.lease_timeout_s < 3 * self.heartbeat_interval_s:
+            raise ValueError(f"LEASE_TIMEOUT_S ({self.lease_timeout_s}) must be at least 3 × HEARTBEAT_INTERVAL_S "
+                             f"({self.heartbeat_interval_s})")
+        return self
+
+    @property
+    def transactional_id(self) -> str:
+        """One writer per command log: every router of the same log shares it, so a new leader fences the old."""
+        return f"routing-leader-{self.command_log_topic}"

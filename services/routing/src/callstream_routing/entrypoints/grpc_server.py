@@ -1,11 +1,13 @@
 """The Router gRPC service: the deterministic core on the wall clock, its commands logged to Kafka before
-they are answered (log_ack=durable), decisions published and streamed, state rebuilt from the log."""
+they are answered (log_ack=durable), decisions published and streamed, state rebuilt from a snapshot and the log,
+one leader per log with hot standbys (entrypoints/leadership.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -17,12 +19,14 @@ from grpc_reflection.v1alpha import reflection
 from prometheus_client import Counter, Histogram
 
 from callstream.routing.v1 import routing_pb2, routing_pb2_grpc
-from callstream_core.kafka import AsyncEventProducer, EventProducer
+from callstream_core.kafka import apply_topics
+from callstream_core.topics import BY_NAME
 from callstream_routing import domain as d
 from callstream_routing.adapters import proto_mapping as pm
-from callstream_routing.adapters.command_log import read_log
+from callstream_routing.adapters.command_log import LeadershipLost, TransactionalLogWriter
 from callstream_routing.adapters.queue_config import load_queues
 from callstream_routing.config import RoutingSettings
+from callstream_routing.entrypoints import leadership
 
 log = logging.getLogger(__name__)
 DECISIONS_TOPIC = "cc.routing-decisions.v1"
@@ -43,55 +47,59 @@ def wall_clock() -> float:
 class Router:
     """The core behind an asyncio lock, its log, its decision stream and its timer."""
 
-    def __init__(self, settings: RoutingSettings, producer: EventProducer,
-                 clock: Callable[[], float] = wall_clock) -> None:
+    def __init__(self, settings: RoutingSettings, clock: Callable[[], float] = wall_clock) -> None:
         self.settings = settings
         self.core = d.RoutingCore()
         self.clock = clock
-        self.producer = producer
-        self.async_producer = AsyncEventProducer(producer)
+        # Set when this router leads its command log (leadership.take_over); None while it is a standby.
+        self.writer: TransactionalLogWriter | None = None
         self.lock = asyncio.Lock()
         self.subscribers: set[tuple[asyncio.Queue[routing_pb2.RoutingDecision], frozenset[str]]] = set()
         self._wake = asyncio.Event()
         self._timer: asyncio.Task[None] | None = None
+        self._snapshots: asyncio.Task[None] | None = None
 
     # -- start-up ------------------------------------------------------------------------------------------
-    def configure(self) -> int:
+    def configure(self, core: d.RoutingCore) -> int:
         if self.settings.queues_file is None:
             return 0
         queues = load_queues(self.settings.queues_file)
         for queue in queues:
-            self.core.handle(d.ConfigureQueue(config=queue, now=0.0))
+            core.handle(d.ConfigureQueue(config=queue, now=0.0))
         return len(queues)
 
-    def replay(self) -> int:
-        """Rebuild the state from the command log (commands carry the clock they were applied at)."""
-        count = 0
-        for record in read_log(self.settings.kafka_bootstrap_servers, self.settings.command_log_topic):
-            self.core.handle(pm.from_log(record))
-            count += 1
-        return count
-
-    def start_timer(self) -> None:
+    def lead(self, writer: TransactionalLogWriter, commands_before: int) -> None:
+        """Serve as the log's writer: commands are logged through `writer`; deadlines and snapshots run."""
+        self.writer = writer
         self._timer = asyncio.create_task(self._run_timer())
+        if self.settings.snapshots_enabled:
+            self._snapshots = asyncio.create_task(leadership.snapshot_periodically(
+                lambda: self.core, self.lock, writer, self.settings, commands_before))
 
     async def stop(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._timer
-        self.async_producer.close()
+        for task in (self._timer, self._snapshots):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if self.writer is not None:
+            # A clean stop resigns: a standby takes over at once instead of waiting for the lease to run out.
+            await asyncio.to_thread(self.writer.close, resign=True)
 
     # -- commands ------------------------------------------------------------------------------------------
     async def apply(self, field: str, request: Message, build: Callable[[float], d.Command]) -> d.Result:
         began = time.perf_counter()
+        writer = self.writer
+        if writer is None or writer.lost is not None:
+            # Fenced (or never leading): not one more command, not even answered without the log (log_ack=async).
+            raise writer.lost if writer is not None and writer.lost else LeadershipLost("this router does not lead")
         async with self.lock:
             now = max(self.clock(), self.core.now)
             command = build(now)
             result = self.core.handle(command)
             record = pm.log_record(field, request, now, self.settings.service_name)
-            # Produced under the lock: the log's order is the order the core applied them in.
-            delivery = self.async_producer.submit(self.settings.command_log_topic, record, key="router")
+            # Queued under the lock: the log's order is the order the core applied them in.
+            delivery = writer.submit(self.settings.command_log_topic, record, key="router")
         if self.settings.log_ack == "durable":
             await delivery
         self._publish(result.decisions)
@@ -103,7 +111,9 @@ class Router:
     def _publish(self, decisions: tuple[d.Decision, ...]) -> None:
         for decision in decisions:
             message = pm.decision_proto(decision, self.settings.service_name)
-            self.producer.produce(DECISIONS_TOPIC, message, key=decision.call_id)
+            if self.writer is not None:
+                # In the leader's transactions: a fenced leader's decisions never become visible.
+                self.writer.publish(DECISIONS_TOPIC, message, key=decision.call_id)
             for queue, queue_ids in list(self.subscribers):
                 if not queue_ids or decision.queue_id in queue_ids:
                     queue.put_nowait(message)
@@ -138,6 +148,9 @@ class RouterServicer(routing_pb2_grpc.RouterServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         except TimeoutError:
             await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "the command log did not confirm in time")
+        except LeadershipLost as exc:
+            # The switch retries on another router address: the new leader has every answered command.
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"this router no longer leads: {exc}")
         raise AssertionError("unreachable")
 
     async def _command(self, field: str, request: Message, context: grpc.aio.ServicerContext,
@@ -251,29 +264,64 @@ class BearerAuth(grpc.aio.ServerInterceptor):
         role = self.tokens.get(token)
         if role in ALLOWED_ROLES:
             return await continuation(details)
-        code, message = ((grpc.StatusCode.UNAUTHENTICATED, "a bearer token is required") if role is None else
-                         (grpc.StatusCode.PERMISSION_DENIED, f"role {role!r} may not route calls"))
+        if role is None:
+            return _deny(grpc.StatusCode.UNAUTHENTICATED, "a bearer token is required")
+        return _deny(grpc.StatusCode.PERMISSION_DENIED, f"role {role!r} may not route calls")
 
-        async def deny(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            await context.abort(code, message)
 
-        return grpc.unary_unary_rpc_method_handler(deny)
+class LeaderOnly(grpc.aio.ServerInterceptor):
+    """A standby (or a fenced leader) answers health and reflection only: Router calls get UNAVAILABLE, so a
+    switch moves on to the leader's address."""
+
+    def __init__(self, router: Router) -> None:
+        self.router = router
+
+    async def intercept_service(self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
+                                details: grpc.HandlerCallDetails) -> Any:
+        writer = self.router.writer
+        if (writer is not None and writer.lost is None) or not details.method.startswith(f"/{SERVICE}/"):
+            return await continuation(details)
+        return _deny(grpc.StatusCode.UNAVAILABLE, "this router is a standby or was fenced; call the leader")
+
+
+def _deny(code: grpc.StatusCode, message: str) -> grpc.RpcMethodHandler:
+    async def deny(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        await context.abort(code, message)
+
+    return grpc.unary_unary_rpc_method_handler(deny)
+
+
+def _registry_topics(settings: RoutingSettings) -> list[Any]:
+    # A transactional producer cannot commit while one of its topics is missing, so the router makes sure the
+    # registry topics it writes exist (from the registry, as `callstream topics apply` would) before it leads.
+    names = [DECISIONS_TOPIC, settings.snapshot_topic] if settings.snapshots_enabled else [DECISIONS_TOPIC]
+    return [BY_NAME[name] for name in names if name in BY_NAME]
 
 
 async def serve(settings: RoutingSettings, *, ready: Callable[[int], None] | None = None,
                 stop: asyncio.Event | None = None) -> None:
-    """Run the router until `stop` is set (or forever); `ready(port)` is called once it serves."""
-    # No linger: every command waits for its own confirmation before it is answered, so batching would
-    # only add latency.
-    producer = EventProducer(settings.kafka_bootstrap_servers, client_id=settings.service_name,
-                             wire_format=settings.wire_format, extra={"linger.ms": 0})
-    router = Router(settings, producer)
-    queues = router.configure()
-    replayed = await asyncio.to_thread(router.replay)
-    log.info("routing: %d queues configured, %d logged commands replayed", queues, replayed)
-    server = grpc.aio.server(interceptors=[BearerAuth(settings.tokens())])
-    routing_pb2_grpc.add_RouterServicer_to_server(RouterServicer(router), server)
+    """Run the router until `stop` is set (or forever). `ready(port)` is called once it listens: a leader
+    serves from then on; a standby reports NOT_SERVING until it took over (poll its health)."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    await asyncio.to_thread(apply_topics, settings.kafka_bootstrap_servers, _registry_topics(settings))
+    router = Router(settings)
     health_servicer = health.aio.HealthServicer()
+
+    async def fenced() -> None:
+        # Process health too: a probe restarts the process, which comes back as a standby.
+        for name in (SERVICE, ""):
+            await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+
+    def on_lost(_exc: LeadershipLost) -> None:  # called in the writer's thread
+        asyncio.run_coroutine_threadsafe(fenced(), loop)
+
+    writer = leadership.new_writer(settings, on_lost=on_lost)
+    if settings.routing_role == "leader":
+        await asyncio.to_thread(writer.open)  # fence any other writer before reading: the log is ours to end
+    router.core, reader = await asyncio.to_thread(leadership.rebuild, settings, router.configure)
+    server = grpc.aio.server(interceptors=[LeaderOnly(router), BearerAuth(settings.tokens())])
+    routing_pb2_grpc.add_RouterServicer_to_server(RouterServicer(router), server)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
         (routing_pb2.DESCRIPTOR.services_by_name["Router"].full_name, reflection.SERVICE_NAME, health.SERVICE_NAME),
@@ -286,17 +334,37 @@ async def serve(settings: RoutingSettings, *, ready: Callable[[int], None] | Non
     else:
         port = server.add_insecure_port(address)
     await server.start()
-    router.start_timer()
-    await health_servicer.set(SERVICE, health_pb2.HealthCheckResponse.SERVING)
+    # The process is up ("" SERVING, for liveness); the Router service only once it leads (for readiness).
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
-    if ready is not None:
-        ready(port)
+    await health_servicer.set(SERVICE, health_pb2.HealthCheckResponse.NOT_SERVING)
     try:
-        if stop is None:
-            await server.wait_for_termination()
+        if settings.routing_role == "standby":
+            if ready is not None:
+                ready(port)
+            if not await leadership.follow(router.core, reader, settings, stop):
+                return
+            began = time.monotonic()
+            caught_up = await leadership.take_over(router.core, reader, writer)
+            log.warning("routing: %s leads %s (fenced the old leader, %d more commands applied, %.2f s)",
+                        settings.instance_id, settings.command_log_topic, caught_up, time.monotonic() - began)
         else:
-            await stop.wait()
+            writer.start(reader.position)
+        router.lead(writer, reader.commands)
+        await health_servicer.set(SERVICE, health_pb2.HealthCheckResponse.SERVING)
+        if settings.routing_role == "leader" and ready is not None:
+            ready(port)
+        await stop.wait()
     finally:
+        reader.close()
         await health_servicer.enter_graceful_shutdown()
         await server.stop(grace=2)
         await router.stop()
+
+
+def stop_on_signals() -> asyncio.Event:
+    """An event set by SIGTERM/SIGINT: the orchestrator's stop is a clean stop (the leader resigns)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    return stop

@@ -725,6 +725,7 @@ class RoutingCommand(_message.Message):
     SET_AGENT_STATE_FIELD_NUMBER: _builtins.int
     UPDATE_PRIORITY_FIELD_NUMBER: _builtins.int
     ACCEPT_CALLBACK_FIELD_NUMBER: _builtins.int
+    LEADER_HEARTBEAT_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def envelope(self) -> _envelope_pb2.Envelope: ...
     @_builtins.property
@@ -747,6 +748,10 @@ class RoutingCommand(_message.Message):
     def update_priority(self) -> Global___UpdatePriorityRequest: ...
     @_builtins.property
     def accept_callback(self) -> Global___AcceptCallbackRequest: ...
+    @_builtins.property
+    def leader_heartbeat(self) -> Global___LeaderHeartbeat:
+        """Not a command: the leader's liveness signal (a standby takes over when these stop). Replay skips it."""
+
     def __init__(
         self,
         *,
@@ -761,13 +766,86 @@ class RoutingCommand(_message.Message):
         set_agent_state: Global___AgentStateRequest | None = ...,
         update_priority: Global___UpdatePriorityRequest | None = ...,
         accept_callback: Global___AcceptCallbackRequest | None = ...,
+        leader_heartbeat: Global___LeaderHeartbeat | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["accept_callback", b"accept_callback", "accept_reservation", b"accept_reservation", "cancel_call", b"cancel_call", "command", b"command", "end_call", b"end_call", "envelope", b"envelope", "offer_call", b"offer_call", "reject_reservation", b"reject_reservation", "set_agent_state", b"set_agent_state", "timeout_reservation", b"timeout_reservation", "transfer_call", b"transfer_call", "update_priority", b"update_priority"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["accept_callback", b"accept_callback", "accept_reservation", b"accept_reservation", "cancel_call", b"cancel_call", "command", b"command", "end_call", b"end_call", "envelope", b"envelope", "leader_heartbeat", b"leader_heartbeat", "offer_call", b"offer_call", "reject_reservation", b"reject_reservation", "set_agent_state", b"set_agent_state", "timeout_reservation", b"timeout_reservation", "transfer_call", b"transfer_call", "update_priority", b"update_priority"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accept_callback", b"accept_callback", "accept_reservation", b"accept_reservation", "cancel_call", b"cancel_call", "command", b"command", "end_call", b"end_call", "envelope", b"envelope", "offer_call", b"offer_call", "reject_reservation", b"reject_reservation", "set_agent_state", b"set_agent_state", "timeout_reservation", b"timeout_reservation", "transfer_call", b"transfer_call", "update_priority", b"update_priority"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accept_callback", b"accept_callback", "accept_reservation", b"accept_reservation", "cancel_call", b"cancel_call", "command", b"command", "end_call", b"end_call", "envelope", b"envelope", "leader_heartbeat", b"leader_heartbeat", "offer_call", b"offer_call", "reject_reservation", b"reject_reservation", "set_agent_state", b"set_agent_state", "timeout_reservation", b"timeout_reservation", "transfer_call", b"transfer_call", "update_priority", b"update_priority"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_command: _TypeAlias = _typing.Literal["offer_call", "accept_reservation", "reject_reservation", "timeout_reservation", "cancel_call", "transfer_call", "end_call", "set_agent_state", "update_priority", "accept_callback"]  # noqa: Y015
+    _WhichOneofReturnType_command: _TypeAlias = _typing.Literal["offer_call", "accept_reservation", "reject_reservation", "timeout_reservation", "cancel_call", "transfer_call", "end_call", "set_agent_state", "update_priority", "accept_callback", "leader_heartbeat"]  # noqa: Y015
     _WhichOneofArgType_command: _TypeAlias = _typing.Literal["command", b"command"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_command) -> _WhichOneofReturnType_command | None: ...
 
 Global___RoutingCommand: _TypeAlias = RoutingCommand  # noqa: Y015
+
+@_typing.final
+class LeaderHeartbeat(_message.Message):
+    """Written by the leading router into its command log, in its own transaction, while it has nothing else to
+    commit; a fenced (zombie) leader cannot commit one, so a standby that sees none for its lease time takes over.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INSTANCE_ID_FIELD_NUMBER: _builtins.int
+    RESIGNING_FIELD_NUMBER: _builtins.int
+    instance_id: _builtins.str
+    """Who leads (host/pod name and process id): for logs and operators only."""
+    resigning: _builtins.bool
+    """True on a clean stop: the standby takes over at once instead of waiting for the lease to run out."""
+    def __init__(
+        self,
+        *,
+        instance_id: _builtins.str = ...,
+        resigning: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["instance_id", b"instance_id", "resigning", b"resigning"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LeaderHeartbeat: _TypeAlias = LeaderHeartbeat  # noqa: Y015
+
+@_typing.final
+class RouterSnapshot(_message.Message):
+    """The state of one router (one command log, i.e. one partition of queues) on cc.routing-snapshots.v1
+    (compacted, key = the command log topic). A router starts from the newest one and replays only the
+    log from next_offset on. Written in the leader's transaction with the commands it covers.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENVELOPE_FIELD_NUMBER: _builtins.int
+    COMMAND_LOG_TOPIC_FIELD_NUMBER: _builtins.int
+    NEXT_OFFSET_FIELD_NUMBER: _builtins.int
+    COMMANDS_FIELD_NUMBER: _builtins.int
+    STATE_FORMAT_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    command_log_topic: _builtins.str
+    next_offset: _builtins.int
+    """The first command log offset the snapshot does not include."""
+    commands: _builtins.int
+    """Commands (not heartbeats) the state includes, counted from the start of the log."""
+    state_format: _builtins.int
+    """The core's snapshot format (RoutingCore.snapshot()["format"])."""
+    state: _builtins.bytes
+    """zlib-compressed UTF-8 JSON of RoutingCore.snapshot()."""
+    @_builtins.property
+    def envelope(self) -> _envelope_pb2.Envelope: ...
+    def __init__(
+        self,
+        *,
+        envelope: _envelope_pb2.Envelope | None = ...,
+        command_log_topic: _builtins.str = ...,
+        next_offset: _builtins.int = ...,
+        commands: _builtins.int = ...,
+        state_format: _builtins.int = ...,
+        state: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["envelope", b"envelope"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["command_log_topic", b"command_log_topic", "commands", b"commands", "envelope", b"envelope", "next_offset", b"next_offset", "state", b"state", "state_format", b"state_format"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RouterSnapshot: _TypeAlias = RouterSnapshot  # noqa: Y015
