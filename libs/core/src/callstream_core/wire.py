@@ -2,13 +2,25 @@
 
 The producer says which in the `content-type` header, so one topic may carry both and every consumer
 decodes either (architecture.md, "Contracts").
+
+JSON is written by an encoder built once per message type from its descriptor (`json_encoder`). It gives
+byte for byte what `json_format.MessageToJson(message, indent=None)` gives (a property test over every
+contract message pins that), in about a tenth of the time: `MessageToJson` builds a dict through generic
+per-field dispatch and then runs `json.dumps`, which capped every producer at ~40k events/s.
 """
 
 from __future__ import annotations
 
-from typing import TypeVar
+import base64
+import json
+import time
+from collections.abc import Callable
+from json.encoder import encode_basestring_ascii
+from typing import Any, TypeVar
 
 from google.protobuf import json_format
+from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
+from google.protobuf.internal import type_checkers
 from google.protobuf.message import DecodeError, Message
 
 JSON = "application/json"
@@ -16,6 +28,7 @@ PROTOBUF = "application/x-protobuf"
 CONTENT_TYPE = "content-type"
 
 M = TypeVar("M", bound=Message)
+JsonEncoder = Callable[[Any], str]
 
 
 class WireError(ValueError):
@@ -29,8 +42,18 @@ def content_type(wire_format: str) -> str:
 def encode(message: Message, wire_format: str = "json") -> bytes:
     if wire_format == "protobuf":
         return message.SerializeToString()
-    # Compact JSON with the proto field names in lowerCamelCase, as the canonical JSON mapping says.
-    return json_format.MessageToJson(message, indent=None, sort_keys=False).encode()
+    return encode_json(message).encode("ascii")  # ensure_ascii escaping: the text is ASCII
+
+
+def encode_json(message: Message) -> str:
+    """The protobuf JSON mapping of `message` on one line (lowerCamelCase names, fields with default values
+    left out), exactly as `json_format.MessageToJson(message, indent=None)` writes it."""
+    try:
+        return json_encoder(message.DESCRIPTOR)(message)
+    except (ValueError, json_format.SerializeToJsonError):
+        # A value the mapping cannot represent (a Timestamp out of range, an unknown closed-enum number):
+        # the reference implementation raises its own, precise error.
+        return json_format.MessageToJson(message, indent=None)
 
 
 def decode(data: bytes | None, message_type: type[M], ctype: str | None = None) -> M:
@@ -56,3 +79,168 @@ def header_value(
         if key.lower() == name:
             return value.decode() if isinstance(value, bytes) else value
     return None
+
+
+# -- the JSON encoder ------------------------------------------------------------------------------------
+# json.dumps(indent=None) separates with ", " and ": "; the same separators keep the bytes identical.
+_ITEM_SEPARATOR = ", "
+_KEY_SEPARATOR = ": "
+_TIMESTAMP = "google.protobuf.Timestamp"
+# Range of google.protobuf.Timestamp (0001-01-01T00:00:00Z .. 9999-12-31T23:59:59.999999999Z).
+_TIMESTAMP_SECONDS_MIN = -62_135_596_800
+_TIMESTAMP_SECONDS_MAX = 253_402_300_799
+_INT64_TYPES = frozenset({FieldDescriptor.CPPTYPE_INT64, FieldDescriptor.CPPTYPE_UINT64})
+_INT32_TYPES = frozenset({FieldDescriptor.CPPTYPE_INT32, FieldDescriptor.CPPTYPE_UINT32})
+# JSON has no NaN or infinities: the mapping writes them as these strings (repr() gives the keys).
+_FLOAT_SPECIALS = {"nan": '"NaN"', "inf": '"Infinity"', "-inf": '"-Infinity"'}
+
+_encoders: dict[Descriptor, JsonEncoder] = {}
+# The date part of timestamps by day since the epoch (formatting a date costs more than the rest).
+_dates: dict[int, str] = {}
+_DATES_KEPT = 4096
+# Tables instead of string formatting, which is most of the remaining cost of a timestamp.
+_CLOCK = [f"{m // 60:02d}:{m % 60:02d}:" for m in range(24 * 60)]
+_SECONDS = [f"{s:02d}" for s in range(60)]
+_MILLIS = [f'.{ms:03d}Z"' for ms in range(1000)]
+
+
+def json_encoder(descriptor: Any) -> JsonEncoder:
+    """The JSON encoder of one message type (its Descriptor, pure-Python or upb), built on first use and kept."""
+    encoder = _encoders.get(descriptor)
+    if encoder is None:
+        encoder = _encoders[descriptor] = _build_message_encoder(descriptor)
+    return encoder
+
+
+def _build_message_encoder(descriptor: Descriptor) -> JsonEncoder:
+    if descriptor.file.name.startswith("google/protobuf/"):
+        return _well_known_encoder(descriptor)
+    # One encoder per field, writing `"jsonName": value`; added when the field is first met, which makes
+    # recursive message types safe and costs nothing for the many oneof members a message never uses.
+    fields: dict[FieldDescriptor, JsonEncoder] = {}
+
+    def encode_message(message: Any) -> str:
+        present = message.ListFields()  # the set fields, in field-number order, exactly what json_format walks
+        try:
+            return "{" + _ITEM_SEPARATOR.join([fields[field](value) for field, value in present]) + "}"
+        except KeyError:
+            for field, _ in present:
+                if field not in fields:
+                    fields[field] = _field_encoder(field)
+        return "{" + _ITEM_SEPARATOR.join([fields[field](value) for field, value in present]) + "}"
+
+    return encode_message
+
+
+def _field_encoder(field: FieldDescriptor) -> JsonEncoder:
+    name = f"[{field.full_name}]" if field.is_extension else field.json_name
+    prefix = encode_basestring_ascii(name) + _KEY_SEPARATOR
+    message_type = field.message_type
+    if message_type is not None and message_type.GetOptions().map_entry:
+        encode_map = _map_encoder(message_type)
+        return lambda mapping: prefix + encode_map(mapping)
+    encode_value = _value_encoder(field)
+    if field.is_repeated:
+        return lambda values: prefix + "[" + _ITEM_SEPARATOR.join(map(encode_value, values)) + "]"
+    return lambda value: prefix + encode_value(value)
+
+
+def _map_encoder(entry_type: Descriptor) -> JsonEncoder:
+    key_field = entry_type.fields_by_name["key"]
+    encode_value = _value_encoder(entry_type.fields_by_name["value"])
+    bool_keys = key_field.cpp_type == FieldDescriptor.CPPTYPE_BOOL
+
+    def encode_map(mapping: Any) -> str:
+        parts = []
+        for key in mapping:
+            text = ("true" if key else "false") if bool_keys else str(key)
+            parts.append(encode_basestring_ascii(text) + _KEY_SEPARATOR + encode_value(mapping[key]))
+        return "{" + _ITEM_SEPARATOR.join(parts) + "}"
+
+    return encode_map
+
+
+def _value_encoder(field: FieldDescriptor) -> JsonEncoder:
+    """Encoder of one value of `field` (an element, for repeated fields)."""
+    cpp_type = field.cpp_type
+    if cpp_type == FieldDescriptor.CPPTYPE_MESSAGE and field.message_type is not None:
+        # Safe for recursive types: a message encoder builds its field entries only when it meets them.
+        return json_encoder(field.message_type)
+    if cpp_type == FieldDescriptor.CPPTYPE_STRING:
+        if field.type == FieldDescriptor.TYPE_BYTES:
+            return lambda value: '"' + base64.b64encode(value).decode("ascii") + '"'
+        return encode_basestring_ascii
+    if cpp_type == FieldDescriptor.CPPTYPE_BOOL:
+        return lambda value: "true" if value else "false"
+    if cpp_type in _INT32_TYPES:
+        return int.__repr__
+    if cpp_type in _INT64_TYPES:
+        return lambda value: f'"{value}"'  # 64-bit integers are strings: JavaScript numbers lose digits
+    if cpp_type == FieldDescriptor.CPPTYPE_DOUBLE:
+        return _encode_double
+    if cpp_type == FieldDescriptor.CPPTYPE_FLOAT:
+        return _encode_float
+    if cpp_type == FieldDescriptor.CPPTYPE_ENUM and field.enum_type is not None:
+        return _enum_encoder(field.enum_type)
+    raise TypeError(f"no JSON mapping for field {field.full_name} of C++ type {cpp_type}")
+
+
+def _encode_double(value: float) -> str:
+    text = repr(value)
+    return _FLOAT_SPECIALS.get(text, text)
+
+
+def _encode_float(value: float) -> str:
+    text = repr(value)
+    special = _FLOAT_SPECIALS.get(text)
+    # A 32-bit float is written with the fewest digits that read back as the same float32.
+    return special if special is not None else repr(type_checkers.ToShortestFloat(value))
+
+
+def _enum_encoder(enum_type: EnumDescriptor) -> JsonEncoder:
+    if enum_type.full_name == "google.protobuf.NullValue":
+        return lambda _value: "null"
+    names = {number: encode_basestring_ascii(value.name) for number, value in enum_type.values_by_number.items()}
+    closed = enum_type.is_closed
+
+    def encode_enum(number: int) -> str:
+        name = names.get(number)
+        if name is not None:
+            return name
+        if closed:
+            raise json_format.SerializeToJsonError("Enum field contains an integer value which can not mapped "
+                                                   "to an enum value.")
+        return int.__repr__(number)  # an open enum keeps numbers it does not know (a newer producer)
+
+    return encode_enum
+
+
+def _well_known_encoder(descriptor: Descriptor) -> JsonEncoder:
+    """Timestamp (in every event envelope) written directly; the other well-known types, whose mappings are
+    special (Struct, Any, wrappers, Duration, FieldMask...), through json_format's own converter."""
+    if descriptor.full_name == _TIMESTAMP:
+        return _encode_timestamp
+    return lambda message: json.dumps(json_format.MessageToDict(message))
+
+
+def _encode_timestamp(timestamp: Any) -> str:
+    """RFC 3339 in UTC with "Z" and 0, 3, 6 or 9 fractional digits, as Timestamp.ToJsonString writes it."""
+    seconds, nanos = timestamp.seconds, timestamp.nanos
+    if not (_TIMESTAMP_SECONDS_MIN <= seconds <= _TIMESTAMP_SECONDS_MAX and 0 <= nanos < 1_000_000_000):
+        raise ValueError(f"Timestamp is not valid: seconds {seconds}, nanos {nanos}")
+    days, second_of_day = divmod(seconds, 86_400)
+    date = _dates.get(days)
+    if date is None:
+        if len(_dates) >= _DATES_KEPT:
+            _dates.clear()
+        year, month, day, *_ = time.gmtime(days * 86_400)
+        date = _dates[days] = f'"{year:04d}-{month:02d}-{day:02d}T'
+    minute, second = divmod(second_of_day, 60)
+    if nanos == 0:
+        return date + _CLOCK[minute] + _SECONDS[second] + 'Z"'
+    if nanos % 1_000_000 == 0:
+        return date + _CLOCK[minute] + _SECONDS[second] + _MILLIS[nanos // 1_000_000]
+    text = date + _CLOCK[minute] + _SECONDS[second]
+    if nanos % 1_000 == 0:
+        return f'{text}.{nanos // 1_000:06d}Z"'
+    return f'{text}.{nanos:09d}Z"'
