@@ -292,6 +292,10 @@ class EmploymentChanged(_message.Message):
     EXIT_REASON_FIELD_NUMBER: _builtins.int
     VOLUNTARY_FIELD_NUMBER: _builtins.int
     REASON_DETAIL_FIELD_NUMBER: _builtins.int
+    ROW_ID_FIELD_NUMBER: _builtins.int
+    PREVIOUS_ROLE_FIELD_NUMBER: _builtins.int
+    PREVIOUS_TEAM_ID_FIELD_NUMBER: _builtins.int
+    PREVIOUS_ROW_ID_FIELD_NUMBER: _builtins.int
     employee_id: _builtins.str
     kind: Global___EmploymentChanged.Kind.ValueType
     role: _builtins.str
@@ -302,6 +306,14 @@ class EmploymentChanged(_message.Message):
     exit_reason: Global___ExitReason.ValueType
     voluntary: _builtins.bool
     reason_detail: _builtins.str
+    row_id: _builtins.str
+    """Row (4-6 agents with a senior operator) within team_id; empty when none."""
+    previous_role: _builtins.str
+    """KIND_ROLE_CHANGED / KIND_TEAM_CHANGED: what the employee was before. The change takes effect at
+    envelope.occurred_at (its effective date, 00:00 UTC); role, team_id, row_id and team_lead_id are the new state.
+    """
+    previous_team_id: _builtins.str
+    previous_row_id: _builtins.str
     @_builtins.property
     def envelope(self) -> _envelope_pb2.Envelope: ...
     def __init__(
@@ -317,10 +329,14 @@ class EmploymentChanged(_message.Message):
         exit_reason: Global___ExitReason.ValueType = ...,
         voluntary: _builtins.bool = ...,
         reason_detail: _builtins.str = ...,
+        row_id: _builtins.str = ...,
+        previous_role: _builtins.str = ...,
+        previous_team_id: _builtins.str = ...,
+        previous_row_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["envelope", b"envelope"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["employee_id", b"employee_id", "envelope", b"envelope", "exit_reason", b"exit_reason", "fte", b"fte", "kind", b"kind", "reason_detail", b"reason_detail", "role", b"role", "team_id", b"team_id", "team_lead_id", b"team_lead_id", "voluntary", b"voluntary"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["employee_id", b"employee_id", "envelope", b"envelope", "exit_reason", b"exit_reason", "fte", b"fte", "kind", b"kind", "previous_role", b"previous_role", "previous_row_id", b"previous_row_id", "previous_team_id", b"previous_team_id", "reason_detail", b"reason_detail", "role", b"role", "row_id", b"row_id", "team_id", b"team_id", "team_lead_id", b"team_lead_id", "voluntary", b"voluntary"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
