@@ -331,3 +331,176 @@ def test_team_lead_sees_only_own_team_attendance(server: Server) -> None:
         assert {r["team_id"] for r in mgr.get("/v1/attendance", params=params).json()["rates"]} >= {"team-a", "team-b"}
     with server.client("agent") as agent:
         assert agent.get("/v1/attendance", params=params).status_code == 403
+
+
+def test_role_and_team_changes_keep_history_and_publish_events(server: Server) -> None:
+    lead1, lead2 = uid("lead"), uid("lead")
+    t1, t2 = make_team(server, uid("team"), lead=lead1), make_team(server, uid("team"), lead=lead2)
+    r1, r2 = uid("row"), uid("row")
+    with server.client("hr") as hr:
+        assert hr.post("/v1/rows", json={"id": r1, "team_id": t1}).status_code == 201
+        assert hr.post("/v1/rows", json={"id": r2, "team_id": t2}).status_code == 201
+    emp = hire(server, t1, row_id=r1)
+    with server.client("hr") as hr:
+        moved = hr.post(f"/v1/employees/{emp}/changes", json={"effective_on": "2026-03-01", "team_id": t2,
+                                                               "reason": "second team needs evening cover"})
+        assert moved.status_code == 201, moved.text
+        assert moved.json()["change"] == "team" and moved.json()["employee"]["row_id"] is None  # rows belong to teams
+        promoted = hr.post(f"/v1/employees/{emp}/changes", json={"effective_on": "2026-06-01",
+                                                                  "role": "senior_operator", "row_id": r2})
+        assert promoted.status_code == 201 and promoted.json()["change"] == "role+team"
+        assert promoted.json()["previous"] == {"role": "agent", "team_id": t2, "row_id": None}
+        for bad, status, words in (
+            ({"effective_on": "2026-05-01", "role": "agent"}, 422, "before the last recorded change (2026-06-01)"),
+            ({"effective_on": "2999-01-01", "role": "agent"}, 422, "in the future"),
+            ({"effective_on": "2026-06-02", "role": "senior_operator"}, 422, "nothing changes"),
+            ({"effective_on": "2026-06-02", "row_id": r1}, 422, f"belongs to team {t1!r}"),
+            ({"effective_on": "2026-06-02", "team_id": "no-such-team"}, 404, "not found"),
+            ({"effective_on": "2026-06-02"}, 422, "at least one of"),
+            ({"effective_on": "2026-06-02", "role": None}, 422, "role cannot be null"),
+            ({"effective_on": "2026-06-02", "role": "wizard"}, 422, "role"),
+        ):
+            r = hr.post(f"/v1/employees/{emp}/changes", json=bad)
+            assert r.status_code == status and words in r.text, (bad, r.text)
+        assert hr.post("/v1/employees/nobody/changes", json={"effective_on": "2026-06-02", "role": "qa"}
+                       ).status_code == 404
+        early = hr.post(f"/v1/employees/{emp}/leave", json={"left_on": "2026-05-01", "exit_reason": "pay"})
+        assert early.status_code == 422 and "2026-06-01" in early.text
+        assert hr.post(f"/v1/employees/{emp}/leave", json={"left_on": "2026-07-10", "exit_reason": "pay"}
+                       ).status_code == 200
+        assert hr.post(f"/v1/employees/{emp}/changes", json={"effective_on": "2026-07-11", "role": "qa"}
+                       ).status_code == 409
+        history = hr.get(f"/v1/employees/{emp}/history").json()
+        attrition = hr.get("/v1/attrition", params={"period": "month", "year": 2026, "index": 7, "by": "team_lead",
+                                                    "agents_only": False}).json()
+    assert [(h["effective_on"], h["change"], h["role"], h["team_id"], h["row_id"], h["team_lead_id"])
+            for h in history] == [
+        ("2025-01-01", "hired", "agent", t1, r1, lead1), ("2026-03-01", "team", "agent", t2, None, lead2),
+        ("2026-06-01", "role+team", "senior_operator", t2, r2, lead2),
+        ("2026-07-10", "left", "senior_operator", t2, r2, lead2)]
+    assert history[1]["reason"] == "second team needs evening cover" and history[1]["recorded_by"].startswith("hr:")
+    assert attrition["by"][lead2]["leavers"] == 1 and lead1 not in attrition["by"]  # the lead at leaving
+    events = [e for e in (hr_events_pb2.EmploymentChanged.FromString(p)
+                          for p in outbox_events(server, "cc.hr-employment.v1")) if e.employee_id == emp]
+    kinds = hr_events_pb2.EmploymentChanged
+    assert [(e.kind, e.envelope.occurred_at.ToDatetime().date().isoformat()) for e in events] == [
+        (kinds.KIND_HIRED, "2025-01-01"), (kinds.KIND_TEAM_CHANGED, "2026-03-01"),
+        (kinds.KIND_ROLE_CHANGED, "2026-06-01"), (kinds.KIND_TEAM_CHANGED, "2026-06-01"),
+        (kinds.KIND_LEFT, "2026-07-10")]
+    team_move = events[1]
+    assert (team_move.previous_team_id, team_move.previous_row_id, team_move.team_id, team_move.team_lead_id,
+            team_move.row_id, team_move.role, team_move.previous_role) == (t1, r1, t2, lead2, "", "agent", "agent")
+    assert team_move.reason_detail == "second team needs evening cover"
+    for e in events[2:4]:  # one change of role and row: both events carry the whole new state
+        assert (e.role, e.previous_role, e.team_id, e.row_id) == ("senior_operator", "agent", t2, r2)
+    assert len({e.envelope.event_id for e in events}) == 5
+
+
+def test_history_privacy_team_leads_see_own_team_without_reasons(server: Server) -> None:
+    make_team(server, "team-a")
+    make_team(server, "team-b")
+    emp = hire(server, "team-a")
+    with server.client("hr") as hr:
+        assert hr.post(f"/v1/employees/{emp}/changes", json={"effective_on": "2026-02-01", "team_id": "team-b",
+                                                             "reason": "personal circumstances"}).status_code == 201
+    with server.client("lead_a") as lead:
+        assert lead.get(f"/v1/employees/{emp}/history").status_code == 403  # no longer their team
+    with server.client("lead_b") as lead:
+        seen = lead.get(f"/v1/employees/{emp}/history").json()
+        assert [h["change"] for h in seen] == ["hired", "team"] and all("reason" not in h for h in seen)
+    with server.client("agent") as agent:
+        assert agent.get(f"/v1/employees/{emp}/history").status_code == 403
+    with server.client("manager") as mgr:
+        assert mgr.get(f"/v1/employees/{emp}/history").json()[1]["reason"] == "personal circumstances"
+    with server.client("admin") as admin:
+        audit = admin.get("/v1/audit", params={"limit": 1000}).json()
+    reads = [a for a in audit if a["action"] == "read_employment_history" and a["target"] == emp]
+    assert [a["role"] for a in reads] == ["manager"]
+
+
+def test_list_endpoints_for_hr_with_team_scope_and_audit(server: Server) -> None:
+    make_team(server, "team-a")
+    make_team(server, "team-b")
+    row = uid("row")
+    with server.client("hr") as hr:
+        assert hr.post("/v1/rows", json={"id": row, "team_id": "team-a"}).status_code == 201
+    a, b = hire(server, "team-a", row_id=row), hire(server, "team-b")
+    lead = hire(server, "team-a", role="team_lead")
+    with server.client("hr") as hr:
+        teams = {t["id"]: t for t in hr.get("/v1/teams").json()}
+        assert teams["team-a"]["agents"] >= 1 and teams["team-a"]["name"] == "Team"
+        assert [(r["id"], r["agents"]) for r in hr.get("/v1/rows", params={"team_id": "team-a"}).json()
+                if r["id"] == row] == [(row, 1)]
+        leads = hr.get("/v1/employees", params={"role": "team_lead", "active": True}).json()
+        assert lead in {e["id"] for e in leads} and all(e["role"] == "team_lead" for e in leads)
+        title = uid("systems")
+        assert hr.post("/v1/training/sessions", json={"type": "systems", "title": title,
+                                                      "starts_at": "2026-09-01T09:00:00Z", "attendance": [
+            {"employee_id": a, "attended": True}, {"employee_id": b, "attended": False}]}).status_code == 201
+        listed = [x for x in hr.get("/v1/training/sessions", params={"from": "2026-09-01T00:00:00Z",
+                                                                     "to": "2026-09-02T00:00:00Z",
+                                                                     "type": "systems"}).json()
+                  if x["title"] == title]
+        assert [{p["employee_id"] for p in x["attendance"]} for x in listed] == [{a, b}]
+        assert hr.get("/v1/training/sessions", params={"from": "2026-09-01T00:00:00"}).status_code == 422
+        for emp, day, score in ((a, 2, 50), (a, 3, 60), (a, 4, 65), (b, 2, 40), (b, 3, 45), (b, 4, 50)):
+            assert hr.post("/v1/exams", json={"employee_id": emp, "name": "rules", "score": score,
+                                              "taken_at": f"2026-09-0{day}T10:00:00Z"}).status_code == 201
+        exams = hr.get("/v1/exams", params={"employee_id": a}).json()
+        assert [e["score"] for e in exams] == [50, 60, 65] and not any(e["passed"] for e in exams)
+        for emp, at in ((a, "2026-09-03T08:01:00Z"), (b, "2026-09-03T08:02:00Z"), (a, "2026-12-03T08:00:00Z")):
+            assert hr.post("/v1/punches", json={"employee_id": emp, "kind": "in", "at": at}).status_code == 201
+        sept = {"from": "2026-09-01T00:00:00Z", "to": "2026-10-01T00:00:00Z"}
+        punches = hr.get("/v1/punches", params={**sept, "team_id": "team-a"}).json()
+        assert [(p["employee_id"], p["at"]) for p in punches if p["employee_id"] in (a, b)] == [
+            (a, "2026-09-03T08:01:00+00:00")]
+        assert hr.get("/v1/punches", params={"from": "2026-01-01T00:00:00Z", "to": "2026-12-31T00:00:00Z"}
+                      ).status_code == 422  # at most 93 days of punches
+        assert hr.get("/v1/punches", params={"from": "2026-09-02T00:00:00Z", "to": "2026-09-01T00:00:00Z"}
+                      ).status_code == 422
+        assert hr.post("/v1/absences", json={"employee_id": b, "start": "2026-09-10T00:00:00Z",
+                                             "end": "2026-09-12T00:00:00Z", "reason": "vacation"}).status_code == 201
+        absences = hr.get("/v1/absences", params={**sept, "employee_id": b}).json()
+        assert [(x["reason"], x["start"]) for x in absences] == [("vacation", "2026-09-10T00:00:00+00:00")]
+        sched = uid("sept")
+        hr.post("/v1/schedules", json={"schedule_id": sched, "period_start": "2026-09-07T00:00:00Z",
+                                       "period_end": "2026-09-14T00:00:00Z", "shifts": [
+            {"shift_id": uid("s"), "employee_id": a, "team_id": "team-a", "start": "2026-09-07T08:00:00Z",
+             "end": "2026-09-07T16:00:00Z"}]})
+        schedules = {x["schedule_id"]: x for x in hr.get("/v1/schedules", params=sept).json()}
+        assert schedules[sched]["shifts"] == 1 and schedules[sched]["version"] == 1
+        assert sched not in {x["schedule_id"] for x in hr.get("/v1/schedules", params={
+            "from": "2026-10-01T00:00:00Z"}).json()}
+        hr_flags = {f["employee_id"] for f in hr.get("/v1/training/flags").json()}
+        assert {a, b} <= hr_flags
+    with server.client("lead_a") as lead_a:
+        assert lead_a.get("/v1/exams", params={"team_id": "team-b"}).status_code == 403
+        assert {e["employee_id"] for e in lead_a.get("/v1/exams").json()} >= {a}
+        assert b not in {e["employee_id"] for e in lead_a.get("/v1/exams").json()}
+        assert b not in {f["employee_id"] for f in lead_a.get("/v1/training/flags").json()}
+        assert a in {f["employee_id"] for f in lead_a.get("/v1/training/flags").json()}
+        assert b not in {p["employee_id"] for p in lead_a.get("/v1/punches", params=sept).json()}
+        assert lead_a.get("/v1/absences", params={**sept, "employee_id": b}).json() == []
+        sessions = [x for x in lead_a.get("/v1/training/sessions").json() if x["title"] == title]
+        assert [[p["employee_id"] for p in x["attendance"]] for x in sessions] == [[a]]
+    with server.client("agent") as agent:
+        assert agent.get("/v1/punches", params=sept).status_code == 403
+    with server.client("admin") as admin:
+        audit = admin.get("/v1/audit", params={"limit": 1000}).json()
+    actions = {(x["action"], x["role"]) for x in audit}
+    assert {("list_exams", "hr"), ("list_exams", "team_lead"), ("list_punches", "hr"), ("list_punches", "team_lead"),
+            ("list_absences", "hr")} <= actions
+
+
+def test_skills_are_published_for_routing(server: Server) -> None:
+    from callstream.agent.v1 import agent_events_pb2
+
+    emp = hire(server, None)
+    with server.client("manager") as mgr:
+        assert mgr.put(f"/v1/employees/{emp}/skills", json=[{"skill": "billing", "proficiency": 4}]).status_code == 200
+        assert mgr.put(f"/v1/employees/{emp}/skills", json=[{"skill": "billing", "proficiency": 5},
+                                                             {"skill": "spanish", "proficiency": 2}]).status_code == 200
+    events = [e for e in (agent_events_pb2.AgentEvent.FromString(p)
+                          for p in outbox_events(server, "cc.agent-events.v1")) if e.agent_id == emp]
+    assert [{s.skill_id: s.proficiency for s in e.skills_changed.skills} for e in events] == [
+        {"billing": 4}, {"billing": 5, "spanish": 2}]

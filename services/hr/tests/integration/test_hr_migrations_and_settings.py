@@ -7,7 +7,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from pydantic import ValidationError
-from sqlalchemy import Engine, inspect
+from sqlalchemy import Engine, inspect, text
 
 from callstream_hr.adapters.db import migrate
 from callstream_hr.adapters.models import Base
@@ -21,6 +21,23 @@ def test_migrations_match_models(engine: Engine) -> None:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert diff == []
     assert "alembic_version" in inspect(engine).get_table_names()
+
+
+def test_history_migration_records_the_hire_and_leaving_of_existing_employees(engine: Engine) -> None:
+    migrate(engine, "0001")
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO teams (id, name, lead_id) VALUES ('t1', 'Team 1', 'lead-1')"))
+        conn.execute(text("INSERT INTO employees (id, full_name, role, team_id, fte, hired_on, left_on, exit_reason, "
+                          "exit_team_lead_id) VALUES ('e1', 'A', 'agent', 't1', 1.0, '2025-01-06', NULL, NULL, NULL), "
+                          "('e2', 'B', 'agent', 't1', 0.5, '2025-02-03', '2026-03-31', 'pay', 'lead-0')"))
+    migrate(engine)
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT employee_id, effective_on, change, role, team_id, team_lead_id, reason "
+                                 "FROM employment_history ORDER BY employee_id, effective_on")).all()
+    assert [(r[0], str(r[1]), *r[2:]) for r in rows] == [
+        ("e1", "2025-01-06", "hired", "agent", "t1", "lead-1", None),
+        ("e2", "2025-02-03", "hired", "agent", "t1", "lead-1", None),
+        ("e2", "2026-03-31", "left", "agent", "t1", "lead-0", "pay")]
 
 
 @pytest.mark.parametrize(("field", "value"), [

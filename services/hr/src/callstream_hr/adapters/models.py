@@ -59,6 +59,25 @@ class Employee(Base):
     training_stage: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
 
+class EmploymentRecord(Base):
+    """Role, team and row of an employee from `effective_on` on: one row at hire, one per change, one at
+    leaving (history kept; `employees` holds the current state)."""
+
+    __tablename__ = "employment_history"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    employee_id: Mapped[str] = mapped_column(ForeignKey("employees.id"), index=True)
+    effective_on: Mapped[date] = mapped_column(Date)
+    # hired, role, team, role+team, left
+    change: Mapped[str] = mapped_column(String(16))
+    role: Mapped[str] = mapped_column(String(32))
+    team_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    row_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    team_lead_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    recorded_by: Mapped[str] = mapped_column(String(100))
+
+
 class Skill(Base):
     __tablename__ = "skills"
     employee_id: Mapped[str] = mapped_column(ForeignKey("employees.id"), primary_key=True)

@@ -8,7 +8,7 @@ import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import asdict
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, status
@@ -18,6 +18,8 @@ from sqlalchemy import delete, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from callstream.agent.v1 import agent_events_pb2
+from callstream.common.v1 import envelope_pb2
 from callstream.hr.v1 import hr_events_pb2
 from callstream_core.auth import Principal, TokenAuth
 from callstream_core.observability import ops_router
@@ -28,6 +30,7 @@ from callstream_hr.adapters.models import (
     AuditLog,
     CostEntryRow,
     Employee,
+    EmploymentRecord,
     Exam,
     PunchRow,
     Row,
@@ -98,6 +101,27 @@ def _dt(moment: datetime) -> datetime:
     return moment.astimezone(UTC)
 
 
+def _aware(moment: datetime, name: str) -> datetime:
+    if moment.tzinfo is None:
+        raise HTTPException(422, f"{name} needs a timezone (e.g. 2026-11-02T00:00:00Z)")
+    return moment.astimezone(UTC)
+
+
+def _period(start: datetime, end: datetime, max_days: int = 366) -> tuple[datetime, datetime]:
+    """A query period [from, to): both with a timezone, to after from, at most `max_days` long."""
+    begin, finish = _aware(start, "from"), _aware(end, "to")
+    if finish <= begin:
+        raise HTTPException(422, "to must be after from")
+    if finish - begin > timedelta(days=max_days):
+        raise HTTPException(422, f"a period covers at most {max_days} days")
+    return begin, finish
+
+
+def _midnight(day: date) -> datetime:
+    """Event time of a dated HR fact (hire, change, leaving): 00:00 UTC of that day."""
+    return datetime.combine(day, datetime.min.time(), UTC)
+
+
 def create_app(settings: HrSettings) -> FastAPI:
     engine = db.make_engine(settings.database_url)
     db.migrate(engine)
@@ -155,6 +179,16 @@ def create_app(settings: HrSettings) -> FastAPI:
         if team is None:
             raise HTTPException(status.HTTP_403_FORBIDDEN, "this team-lead token has no team (TEAM_LEAD_SCOPES)")
         return team
+
+    def visible_team(principal: Principal, credentials: HTTPAuthorizationCredentials | None,
+                     team_id: str | None) -> str | None:
+        """The team a request may see: what it asked for (None = all), or the team lead's own team."""
+        scope = team_scope(principal, credentials)
+        if scope is None:
+            return team_id
+        if team_id not in (None, scope):
+            raise HTTPException(403, f"a team lead sees only team {scope!r}")
+        return scope
 
     def _employee(session: Session, employee_id: str) -> Employee:
         emp = session.get(Employee, employee_id)
@@ -218,50 +252,163 @@ def create_app(settings: HrSettings) -> FastAPI:
         )
         return {"teams": team_agents, "rows": row_agents, "warnings": [asdict(w) for w in warnings]}
 
+    def _agent_counts(session: Session, column: Any) -> dict[str, int]:
+        """Active agents per team or row."""
+        return {key: n for key, n in session.execute(select(column, func.count()).where(
+            Employee.left_on.is_(None), Employee.role == "agent", column.is_not(None)).group_by(column))}
+
+    @app.get("/v1/teams")
+    def list_teams(session: Session = Depends(get_session),
+                   _p: Principal = Depends(hr_mgr_lead)) -> list[dict[str, Any]]:
+        agents = _agent_counts(session, Employee.team_id)
+        return [{"id": t.id, "name": t.name, "lead_id": t.lead_id, "agents": agents.get(t.id, 0)}
+                for t in session.scalars(select(Team).order_by(Team.id)).all()]
+
+    @app.get("/v1/rows")
+    def list_rows(team_id: str | None = None, session: Session = Depends(get_session),
+                  _p: Principal = Depends(hr_mgr_lead)) -> list[dict[str, Any]]:
+        query = select(Row).order_by(Row.team_id, Row.id)
+        if team_id:
+            query = query.where(Row.team_id == team_id)
+        agents = _agent_counts(session, Employee.row_id)
+        return [{"id": r.id, "team_id": r.team_id, "senior_id": r.senior_id, "agents": agents.get(r.id, 0)}
+                for r in session.scalars(query).all()]
+
     # ---------------------------------------------------------------- people
+    def _placement(session: Session, team_id: str | None, row_id: str | None) -> Team | None:
+        """The team (checked to exist) an employee is placed in; the row must exist and belong to it."""
+        team = session.get(Team, team_id) if team_id else None
+        if team_id and team is None:
+            raise HTTPException(404, f"team {team_id!r} not found")
+        if row_id:
+            row = session.get(Row, row_id)
+            if row is None:
+                raise HTTPException(404, f"row {row_id!r} not found")
+            if row.team_id != team_id:
+                raise HTTPException(422, f"row {row_id!r} belongs to team {row.team_id!r}")
+        return team
+
+    def _record(session: Session, emp: Employee, on: date, change: str, lead_id: str | None, who: Principal,
+                reason: str | None = None) -> None:
+        session.add(EmploymentRecord(employee_id=emp.id, effective_on=on, change=change, role=emp.role,
+                                     team_id=emp.team_id, row_id=emp.row_id, team_lead_id=lead_id, reason=reason,
+                                     recorded_at=db.now(), recorded_by=who.subject))
+
     @app.post("/v1/employees", status_code=201)
     def hire(body: s.HireIn, session: Session = Depends(get_session),
-             _p: Principal = Depends(hr_write)) -> dict[str, Any]:
+             who: Principal = Depends(hr_write)) -> dict[str, Any]:
         if session.get(Employee, body.id) is not None:
             raise HTTPException(409, f"employee {body.id!r} already exists")
-        team = session.get(Team, body.team_id) if body.team_id else None
-        if body.team_id and team is None:
-            raise HTTPException(404, f"team {body.team_id!r} not found")
-        if body.row_id:
-            row = session.get(Row, body.row_id)
-            if row is None:
-                raise HTTPException(404, f"row {body.row_id!r} not found")
-            if row.team_id != body.team_id:
-                raise HTTPException(422, f"row {body.row_id!r} belongs to team {row.team_id!r}")
+        team = _placement(session, body.team_id, body.row_id)
         emp = Employee(**body.model_dump())
         session.add(emp)
+        session.flush()  # the employee row first: the history row refers to it
+        lead_id = team.lead_id if team else None
+        _record(session, emp, body.hired_on, "hired", lead_id, who)
         add_event(session, "cc.hr-employment.v1", emp.id, hr_events_pb2.EmploymentChanged(
             employee_id=emp.id, kind=hr_events_pb2.EmploymentChanged.KIND_HIRED, role=emp.role,
-            team_id=emp.team_id or "", team_lead_id=(team.lead_id or "") if team else "", fte=emp.fte,
-        ), datetime.combine(body.hired_on, datetime.min.time(), UTC))
+            team_id=emp.team_id or "", row_id=emp.row_id or "", team_lead_id=lead_id or "", fte=emp.fte,
+        ), _midnight(body.hired_on))
         _commit(session, f"employee {body.id!r} already exists")
         return _public(emp)
 
     @app.post("/v1/employees/{employee_id}/leave")
     def leave(employee_id: str, body: s.LeaveIn, session: Session = Depends(get_session),
-              _p: Principal = Depends(hr_write)) -> dict[str, Any]:
+              who: Principal = Depends(hr_write)) -> dict[str, Any]:
         emp = _employee(session, employee_id)
         if emp.left_on is not None:
             raise HTTPException(409, f"employee {employee_id!r} already left on {emp.left_on.isoformat()}")
         if body.left_on < emp.hired_on:
             raise HTTPException(422, "left_on is before hired_on")
+        last = _last_change(session, employee_id)
+        if last is not None and body.left_on < last:
+            raise HTTPException(422, f"left_on is before the last recorded change ({last.isoformat()})")
         team = session.get(Team, emp.team_id) if emp.team_id else None
         emp.left_on, emp.exit_reason, emp.voluntary = body.left_on, body.exit_reason, body.voluntary
         emp.exit_interview = body.exit_interview
         emp.exit_team_lead_id = team.lead_id if team else None
+        _record(session, emp, body.left_on, "left", emp.exit_team_lead_id, who, body.exit_reason)
         add_event(session, "cc.hr-employment.v1", emp.id, hr_events_pb2.EmploymentChanged(
             employee_id=emp.id, kind=hr_events_pb2.EmploymentChanged.KIND_LEFT, role=emp.role,
-            team_id=emp.team_id or "", team_lead_id=emp.exit_team_lead_id or "", fte=emp.fte,
-            exit_reason=EXIT_REASON_PB[body.exit_reason], voluntary=body.voluntary,
+            team_id=emp.team_id or "", row_id=emp.row_id or "", team_lead_id=emp.exit_team_lead_id or "",
+            fte=emp.fte, exit_reason=EXIT_REASON_PB[body.exit_reason], voluntary=body.voluntary,
             reason_detail=body.reason_detail,
-        ), datetime.combine(body.left_on, datetime.min.time(), UTC))
+        ), _midnight(body.left_on))
         session.commit()
         return _public(emp)
+
+    def _last_change(session: Session, employee_id: str) -> date | None:
+        return session.scalar(select(func.max(EmploymentRecord.effective_on))
+                              .where(EmploymentRecord.employee_id == employee_id))
+
+    @app.post("/v1/employees/{employee_id}/changes", status_code=201)
+    def change(employee_id: str, body: s.ChangeIn, session: Session = Depends(get_session),
+               who: Principal = Depends(hr_write)) -> dict[str, Any]:
+        """Role and/or team (row) change from its effective date; the history is kept and each kind of
+        change is published (KIND_ROLE_CHANGED, KIND_TEAM_CHANGED) with the previous and the new state."""
+        # Row lock (PostgreSQL): two concurrent changes of one employee are applied one after the other.
+        emp = session.get(Employee, employee_id, with_for_update=True)
+        if emp is None:
+            raise HTTPException(404, f"employee {employee_id!r} not found")
+        if emp.left_on is not None:
+            raise HTTPException(409, f"employee {employee_id!r} left on {emp.left_on.isoformat()}")
+        if body.effective_on > db.now().date():
+            raise HTTPException(422, "effective_on is in the future: record a change on or after the day it "
+                                     "takes effect (the current role and team are what every report uses)")
+        last = _last_change(session, employee_id) or emp.hired_on
+        if body.effective_on < last:
+            raise HTTPException(422, f"effective_on is before the last recorded change ({last.isoformat()}); "
+                                     "the history is kept in order")
+        fields = body.model_fields_set
+        role = body.role if body.role is not None else emp.role
+        team_id = body.team_id if "team_id" in fields else emp.team_id
+        row_id = body.row_id if "row_id" in fields else (emp.row_id if team_id == emp.team_id else None)
+        team = _placement(session, team_id, row_id)
+        role_changed = role != emp.role
+        team_changed = (team_id, row_id) != (emp.team_id, emp.row_id)
+        if not role_changed and not team_changed:
+            raise HTTPException(422, f"nothing changes: {employee_id!r} is already {role!r} in team "
+                                     f"{team_id!r}, row {row_id!r}")
+        before = (emp.role, emp.team_id, emp.row_id)
+        emp.role, emp.team_id, emp.row_id = role, team_id, row_id
+        kind = "+".join(k for k, changed in (("role", role_changed), ("team", team_changed)) if changed)
+        lead_id = team.lead_id if team else None
+        _record(session, emp, body.effective_on, kind, lead_id, who, body.reason)
+        event_kinds = [k for k, changed in ((hr_events_pb2.EmploymentChanged.KIND_ROLE_CHANGED, role_changed),
+                                            (hr_events_pb2.EmploymentChanged.KIND_TEAM_CHANGED, team_changed))
+                       if changed]
+        for event_kind in event_kinds:
+            add_event(session, "cc.hr-employment.v1", emp.id, hr_events_pb2.EmploymentChanged(
+                employee_id=emp.id, kind=event_kind, role=role, team_id=team_id or "", row_id=row_id or "",
+                team_lead_id=lead_id or "", fte=emp.fte, previous_role=before[0], previous_team_id=before[1] or "",
+                previous_row_id=before[2] or "", reason_detail=body.reason or "",
+            ), _midnight(body.effective_on))
+        session.commit()
+        return {"employee": _public(emp), "change": kind, "effective_on": body.effective_on.isoformat(),
+                "previous": {"role": before[0], "team_id": before[1], "row_id": before[2]}}
+
+    @app.get("/v1/employees/{employee_id}/history")
+    def employment_history(employee_id: str, session: Session = Depends(get_session),
+                           who: Principal = Depends(hr_mgr_lead),
+                           credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)
+                           ) -> list[dict[str, Any]]:
+        """Hire, role and team changes and leaving, oldest first. Team leads see their own team's members
+        without the reasons (personal data: HR and managers only, and their reads are audit-logged)."""
+        emp = _employee(session, employee_id)
+        scope = team_scope(who, credentials)
+        if scope is not None and emp.team_id != scope:
+            raise HTTPException(403, f"a team lead sees only team {scope!r}")
+        records = session.scalars(select(EmploymentRecord).where(EmploymentRecord.employee_id == employee_id)
+                                  .order_by(EmploymentRecord.effective_on, EmploymentRecord.id)).all()
+        personal_view = scope is None
+        if personal_view:
+            _audit(session, who, "read_employment_history", employee_id)
+            session.commit()
+        return [{"effective_on": r.effective_on.isoformat(), "change": r.change, "role": r.role,
+                 "team_id": r.team_id, "row_id": r.row_id, "team_lead_id": r.team_lead_id,
+                 **({"reason": r.reason, "recorded_by": r.recorded_by,
+                     "recorded_at": db.utc(r.recorded_at).isoformat()} if personal_view else {})}
+                for r in records]
 
     @app.get("/v1/employees/{employee_id}")
     def get_employee(employee_id: str, session: Session = Depends(get_session),
@@ -273,17 +420,18 @@ def create_app(settings: HrSettings) -> FastAPI:
         return {**_personal(emp), "skills": {k.skill: k.proficiency for k in skills}}
 
     @app.get("/v1/employees")
-    def list_employees(team_id: str | None = None, session: Session = Depends(get_session),
+    def list_employees(team_id: str | None = None, role: s.Role | None = None, active: bool | None = None,
+                       session: Session = Depends(get_session),
                        who: Principal = Depends(hr_mgr_lead),
                        credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> list[dict[str, Any]]:
-        scope = team_scope(who, credentials)
-        if scope is not None:
-            if team_id not in (None, scope):
-                raise HTTPException(403, f"a team lead sees only team {scope!r}")
-            team_id = scope
+        team_id = visible_team(who, credentials, team_id)
         query = select(Employee).order_by(Employee.id)
         if team_id:
             query = query.where(Employee.team_id == team_id)
+        if role:
+            query = query.where(Employee.role == role)
+        if active is not None:
+            query = query.where(Employee.left_on.is_(None) if active else Employee.left_on.is_not(None))
         emps = session.scalars(query).all()
         if who.role in (*PERSONAL_ROLES, "admin"):
             _audit(session, who, "list_employees", f"team={team_id or '*'} n={len(emps)}")
@@ -300,6 +448,10 @@ def create_app(settings: HrSettings) -> FastAPI:
             raise HTTPException(422, "each skill may appear once")
         session.execute(delete(Skill).where(Skill.employee_id == employee_id))
         session.add_all(Skill(employee_id=employee_id, skill=k.skill, proficiency=k.proficiency) for k in body)
+        # The routing service takes skills from the agent events (the whole set replaces the previous one).
+        add_event(session, "cc.agent-events.v1", employee_id, agent_events_pb2.AgentEvent(
+            agent_id=employee_id, skills_changed=agent_events_pb2.SkillsChanged(skills=[
+                envelope_pb2.Skill(skill_id=k.skill, proficiency=k.proficiency) for k in body])))
         session.commit()
         return {k.skill: k.proficiency for k in body}
 
@@ -342,11 +494,67 @@ def create_app(settings: HrSettings) -> FastAPI:
         session.commit()
         return {"id": exam.id, **body.model_dump(mode="json")}
 
+    def _team_members(session: Session, team_id: str) -> set[str]:
+        return set(session.scalars(select(Employee.id).where(Employee.team_id == team_id)).all())
+
+    @app.get("/v1/training/sessions")
+    def list_sessions(start: datetime | None = Query(None, alias="from"),
+                      end: datetime | None = Query(None, alias="to"), type: s.SessionType | None = None,
+                      session: Session = Depends(get_session),
+                      who: Principal = Depends(hr_mgr_lead),
+                      credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> list[dict[str, Any]]:
+        """Sessions with their attendance; a team lead sees the attendance of their own team only."""
+        query = select(TrainingSession).order_by(TrainingSession.starts_at, TrainingSession.id)
+        if start is not None:
+            query = query.where(TrainingSession.starts_at >= _aware(start, "from"))
+        if end is not None:
+            query = query.where(TrainingSession.starts_at < _aware(end, "to"))
+        if type:
+            query = query.where(TrainingSession.type == type)
+        found = session.scalars(query).all()
+        scope = visible_team(who, credentials, None)
+        members = _team_members(session, scope) if scope else None
+        attendance: dict[int, list[dict[str, Any]]] = {ts.id: [] for ts in found}
+        for a in session.scalars(select(TrainingAttendance).where(TrainingAttendance.session_id.in_(attendance))
+                                 .order_by(TrainingAttendance.employee_id)).all():
+            if members is None or a.employee_id in members:
+                attendance[a.session_id].append({"employee_id": a.employee_id, "attended": a.attended})
+        return [{"id": ts.id, "type": ts.type, "title": ts.title, "starts_at": db.utc(ts.starts_at).isoformat(),
+                 "attendance": attendance[ts.id]} for ts in found]
+
+    @app.get("/v1/exams")
+    def list_exams(employee_id: str | None = None, team_id: str | None = None,
+                   start: datetime | None = Query(None, alias="from"), end: datetime | None = Query(None, alias="to"),
+                   session: Session = Depends(get_session), who: Principal = Depends(hr_mgr_lead),
+                   credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> list[dict[str, Any]]:
+        """Exam scores (personal data: every read is audit-logged); team leads see their own team's."""
+        team_id = visible_team(who, credentials, team_id)
+        query = select(Exam).order_by(Exam.taken_at, Exam.id)
+        if employee_id:
+            query = query.where(Exam.employee_id == employee_id)
+        if team_id:
+            query = query.where(Exam.employee_id.in_(select(Employee.id).where(Employee.team_id == team_id)))
+        if start is not None:
+            query = query.where(Exam.taken_at >= _aware(start, "from"))
+        if end is not None:
+            query = query.where(Exam.taken_at < _aware(end, "to"))
+        exams = session.scalars(query).all()
+        _audit(session, who, "list_exams", f"employee={employee_id or '*'} team={team_id or '*'} n={len(exams)}")
+        session.commit()
+        return [{"id": e.id, "employee_id": e.employee_id, "name": e.name, "taken_at": db.utc(e.taken_at).isoformat(),
+                 "score": e.score, "pass_mark": e.pass_mark, "passed": e.score >= e.pass_mark} for e in exams]
+
     @app.get("/v1/training/flags")
     def training_flags(last_n: int = Query(3, ge=1, le=20), session: Session = Depends(get_session),
-                       _p: Principal = Depends(hr_mgr_lead)) -> list[dict[str, Any]]:
-        exams = session.scalars(select(Exam)).all()
-        results = [training.ExamResult(e.employee_id, db.utc(e.taken_at), e.score, e.pass_mark) for e in exams]
+                       who: Principal = Depends(hr_mgr_lead),
+                       credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> list[dict[str, Any]]:
+        """Agents whose last `last_n` exams are all below the pass mark; a team lead sees their own team's."""
+        query = select(Exam)
+        scope = visible_team(who, credentials, None)
+        if scope:
+            query = query.where(Exam.employee_id.in_(select(Employee.id).where(Employee.team_id == scope)))
+        results = [training.ExamResult(e.employee_id, db.utc(e.taken_at), e.score, e.pass_mark)
+                   for e in session.scalars(query).all()]
         return [asdict(f) for f in training.flag_for_individual_training(results, last_n)]
 
     # ---------------------------------------------------------------- costs (KPI 4)
@@ -427,15 +635,28 @@ def create_app(settings: HrSettings) -> FastAPI:
         return {"schedule_id": body.schedule_id, "version": sched.version, "shifts": len(body.shifts),
                 "employees": len(per_emp)}
 
+    @app.get("/v1/schedules")
+    def list_schedules(start: datetime | None = Query(None, alias="from"),
+                       end: datetime | None = Query(None, alias="to"), session: Session = Depends(get_session),
+                       _p: Principal = Depends(hr_mgr_lead)) -> list[dict[str, Any]]:
+        """Published schedules (current versions) overlapping [from, to), with their shift counts."""
+        query = select(Schedule).order_by(Schedule.period_start, Schedule.schedule_id)
+        if start is not None:
+            query = query.where(Schedule.period_end > _aware(start, "from"))
+        if end is not None:
+            query = query.where(Schedule.period_start < _aware(end, "to"))
+        found = session.scalars(query).all()
+        counts = {key: n for key, n in session.execute(select(ShiftRow.schedule_id, func.count()).where(
+            ShiftRow.schedule_id.in_([x.schedule_id for x in found])).group_by(ShiftRow.schedule_id))}
+        return [{"schedule_id": x.schedule_id, "version": x.version, "period_start": db.utc(x.period_start).isoformat(),
+                 "period_end": db.utc(x.period_end).isoformat(), "published_at": db.utc(x.published_at).isoformat(),
+                 "shifts": counts.get(x.schedule_id, 0)} for x in found]
+
     @app.get("/v1/schedules/{schedule_id}")
     def get_schedule(schedule_id: str, team_id: str | None = None, session: Session = Depends(get_session),
                      who: Principal = Depends(hr_mgr_lead),
                      credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> dict[str, Any]:
-        scope = team_scope(who, credentials)
-        if scope is not None:
-            if team_id not in (None, scope):
-                raise HTTPException(403, f"a team lead sees only team {scope!r}")
-            team_id = scope
+        team_id = visible_team(who, credentials, team_id)
         sched = session.get(Schedule, schedule_id)
         if sched is None:
             raise HTTPException(404, f"schedule {schedule_id!r} not found")
@@ -537,20 +758,56 @@ def create_app(settings: HrSettings) -> FastAPI:
         session.commit()
         return {"absence_id": f"abs-{row.id}", **body.model_dump(mode="json")}
 
+    def _people_query(model: Any, who: Principal, credentials: HTTPAuthorizationCredentials | None,
+                      employee_id: str | None, team_id: str | None) -> Any:
+        """Rows of `model` (which has employee_id) for one employee and/or team; team leads: their own team."""
+        team_id = visible_team(who, credentials, team_id)
+        query = select(model)
+        if employee_id:
+            query = query.where(model.employee_id == employee_id)
+        if team_id:
+            query = query.where(model.employee_id.in_(select(Employee.id).where(Employee.team_id == team_id)))
+        return query
+
+    @app.get("/v1/punches")
+    def list_punches(start: datetime = Query(alias="from"), end: datetime = Query(alias="to"),
+                     employee_id: str | None = None, team_id: str | None = None,
+                     session: Session = Depends(get_session), who: Principal = Depends(hr_mgr_lead),
+                     credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> list[dict[str, Any]]:
+        """Badge / punch-clock records in [from, to) (at most 93 days); every read is audit-logged."""
+        begin, finish = _period(start, end, 93)
+        query = _people_query(PunchRow, who, credentials, employee_id, team_id).where(
+            PunchRow.at >= begin, PunchRow.at < finish).order_by(PunchRow.at, PunchRow.id)
+        punches = session.scalars(query).all()
+        _audit(session, who, "list_punches", f"{begin:%Y-%m-%dT%H:%M}/{finish:%Y-%m-%dT%H:%M} "
+                                             f"employee={employee_id or '*'} team={team_id or '*'} n={len(punches)}")
+        session.commit()
+        return [{"employee_id": p.employee_id, "kind": p.kind, "at": db.utc(p.at).isoformat(), "device": p.device}
+                for p in punches]
+
+    @app.get("/v1/absences")
+    def list_absences(start: datetime = Query(alias="from"), end: datetime = Query(alias="to"),
+                      employee_id: str | None = None, team_id: str | None = None,
+                      session: Session = Depends(get_session), who: Principal = Depends(hr_mgr_lead),
+                      credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> list[dict[str, Any]]:
+        """Absences overlapping [from, to) with their reasons (personal data: every read is audit-logged)."""
+        begin, finish = _period(start, end)
+        query = _people_query(AbsenceRow, who, credentials, employee_id, team_id).where(
+            AbsenceRow.end > begin, AbsenceRow.start < finish).order_by(AbsenceRow.start, AbsenceRow.id)
+        absences = session.scalars(query).all()
+        _audit(session, who, "list_absences", f"{begin:%Y-%m-%dT%H:%M}/{finish:%Y-%m-%dT%H:%M} "
+                                              f"employee={employee_id or '*'} team={team_id or '*'} n={len(absences)}")
+        session.commit()
+        return [{"absence_id": f"abs-{a.id}", "employee_id": a.employee_id, "start": db.utc(a.start).isoformat(),
+                 "end": db.utc(a.end).isoformat(), "reason": a.reason} for a in absences]
+
     @app.get("/v1/attendance")
     def attendance(start: datetime = Query(alias="from"), end: datetime = Query(alias="to"),
                    team_id: str | None = None, session: Session = Depends(get_session),
                    who: Principal = Depends(hr_mgr_lead),
                    credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> dict[str, Any]:
-        if start.tzinfo is None or end.tzinfo is None:
-            raise HTTPException(422, "from and to need a timezone (e.g. 2026-11-02T00:00:00Z)")
-        if end <= start:
-            raise HTTPException(422, "to must be after from")
-        scope = team_scope(who, credentials)
-        if scope is not None:
-            if team_id not in (None, scope):
-                raise HTTPException(403, f"a team lead sees only team {scope!r}")
-            team_id = scope
+        start, end = _period(start, end)
+        team_id = visible_team(who, credentials, team_id)
         query = select(ShiftRow).where(ShiftRow.start >= _dt(start), ShiftRow.start < _dt(end))
         if team_id:
             query = query.where(ShiftRow.team_id == team_id)

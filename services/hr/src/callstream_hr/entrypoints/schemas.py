@@ -49,6 +49,26 @@ class LeaveIn(BaseModel):
     reason_detail: str = Field(default="", max_length=500)
 
 
+class ChangeIn(BaseModel):
+    """A role and/or team (row) change from `effective_on`. A field left out keeps its value; `team_id` or
+    `row_id` given as null takes the employee out of their team or row. A new team without `row_id`
+    leaves the row empty (rows belong to teams)."""
+
+    effective_on: date
+    role: Role | None = None
+    team_id: str | None = Field(default=None, min_length=1, max_length=64)
+    row_id: str | None = Field(default=None, min_length=1, max_length=64)
+    reason: str | None = Field(default=None, max_length=500)
+
+    @model_validator(mode="after")
+    def _something(self) -> ChangeIn:
+        if not self.model_fields_set & {"role", "team_id", "row_id"}:
+            raise ValueError("give at least one of role, team_id, row_id")
+        if "role" in self.model_fields_set and self.role is None:
+            raise ValueError("role cannot be null")
+        return self
+
+
 class SkillIn(BaseModel):
     skill: str = Ident
     proficiency: int = Field(ge=1, le=5)
