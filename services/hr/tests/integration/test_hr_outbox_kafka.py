@@ -14,6 +14,7 @@ from confluent_kafka import Consumer, Message
 from google.protobuf.message import Message as ProtoMessage
 from sqlalchemy import select
 
+from callstream.agent.v1 import agent_events_pb2
 from callstream.hr.v1 import hr_events_pb2
 from callstream_core import wire
 from callstream_core.kafka import DeliveryError, EventProducer, apply_topics
@@ -71,18 +72,25 @@ def test_outbox_events_reach_kafka(kafka_bootstrap: str, tmp_path: Path) -> None
             assert hr.post("/v1/absences", json={"employee_id": emp, "start": "2026-11-04T00:00:00Z",
                                                  "end": "2026-11-05T00:00:00Z", "reason": "vacation"}
                            ).status_code == 201
+            assert hr.post("/v1/teams", json={"id": f"team-{emp}", "name": "Night"}).status_code == 201
+            assert hr.post(f"/v1/employees/{emp}/changes", json={"effective_on": "2026-11-20",
+                                                                 "team_id": f"team-{emp}"}).status_code == 201
+            assert hr.put(f"/v1/employees/{emp}/skills", json=[{"skill": "billing", "proficiency": 3}]
+                          ).status_code == 200
             deadline = time.monotonic() + 60
             while pending(app.state.sessions) and time.monotonic() < deadline:
                 time.sleep(0.1)
             assert pending(app.state.sessions) == 0
     topics = ["cc.hr-employment.v1", "cc.hr-costs.v1", "cc.hr-schedules.v1", "cc.hr-attendance.v1",
-              "cc.hr-absences.v1"]
-    msgs = _consume(kafka_bootstrap, topics, 5, {emp, center})
-    by_topic = {m.topic(): m for m in msgs}
+              "cc.hr-absences.v1", "cc.agent-events.v1"]
+    msgs = _consume(kafka_bootstrap, topics, 7, {emp, center})
+    by_topic: dict[str, list[Message]] = {}
+    for m in msgs:
+        by_topic.setdefault(m.topic() or "", []).append(m)
     assert set(by_topic) == set(topics)
 
-    def decode(name: str, kind: type[M]) -> M:
-        m = by_topic[name]
+    def decode(name: str, kind: type[M], index: int = 0) -> M:
+        m = by_topic[name][index]
         return wire.decode(m.value(), kind, wire.header_value(m.headers(), wire.CONTENT_TYPE))
 
     hired = decode("cc.hr-employment.v1", hr_events_pb2.EmploymentChanged)
@@ -92,6 +100,11 @@ def test_outbox_events_reach_kafka(kafka_bootstrap: str, tmp_path: Path) -> None
     assert sched.version == 1 and sched.shifts[0].shift_id == f"s-{emp}"
     assert decode("cc.hr-attendance.v1", hr_events_pb2.AttendancePunch).kind == hr_events_pb2.AttendancePunch.KIND_IN
     assert decode("cc.hr-absences.v1", hr_events_pb2.Absence).reason == hr_events_pb2.Absence.REASON_VACATION
+    moved = decode("cc.hr-employment.v1", hr_events_pb2.EmploymentChanged, 1)  # same key: after the hire
+    assert moved.kind == hr_events_pb2.EmploymentChanged.KIND_TEAM_CHANGED and moved.team_id == f"team-{emp}"
+    skills = decode("cc.agent-events.v1", agent_events_pb2.AgentEvent)
+    assert skills.agent_id == emp and [(k.skill_id, k.proficiency) for k in skills.skills_changed.skills] == [
+        ("billing", 3)]
     with app.state.sessions() as session:
         ids = set(session.scalars(select(Outbox.event_id)).all())
     assert hired.envelope.event_id in ids and sched.envelope.event_id in ids
