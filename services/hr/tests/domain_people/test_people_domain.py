@@ -74,6 +74,38 @@ def test_attrition_by_reason_adds_up_and_by_lead_uses_own_team() -> None:
         attr.attrition_by(t, start, end, "colour")
 
 
+def test_stints_a_promotion_or_a_move_is_not_a_leaving() -> None:
+    P = attr.Placement
+    history = [
+        P("stay", date(2025, 1, 1), "hired", "agent", "L1"),
+        # promoted on 16 Nov: an agent for 15 days of November, not an agent leaver
+        P("promoted", date(2025, 1, 1), "hired", "agent", "L1"),
+        P("promoted", date(2026, 11, 16), "role", "senior_operator", "L1"),
+        # moved from L1's team to L2's on 11 Nov, left on 21 Nov: 10 days with each lead, a leaver of L2's
+        P("mover", date(2025, 1, 1), "hired", "agent", "L1"),
+        P("mover", date(2026, 11, 11), "team", "agent", "L2"),
+        P("mover", date(2026, 11, 21), "left", "agent", "L2"),
+        # a senior operator who left: not an agent leaver
+        P("senior", date(2025, 1, 1), "hired", "senior_operator", "L2"),
+        P("senior", date(2026, 11, 5), "left", "senior_operator", "L2"),
+        # hired into one team and moved the same day: only the second stint counts
+        P("same-day", date(2026, 11, 1), "hired", "agent", "L1"),
+        P("same-day", date(2026, 11, 1), "team", "agent", "L2"),
+    ]
+    reasons = {"mover": "workload_pressure", "senior": "pay"}
+    start, end = date(2026, 11, 1), date(2026, 12, 1)
+    agents = attr.stints(history, {}, reasons, "agent")
+    total = attr.attrition(agents, start, end)
+    # FTE-days: stay 30 + promoted 15 + mover 10 + 10 + same-day 30 = 95 → 95/30
+    assert total.leavers == 1 and total.average_fte == pytest.approx(95 / 30)
+    by_lead = attr.attrition_by(agents, start, end, "team_lead_id")
+    assert (by_lead["L1"].leavers, by_lead["L1"].average_fte) == (0, pytest.approx(55 / 30))
+    assert (by_lead["L2"].leavers, by_lead["L2"].average_fte) == (1, pytest.approx(40 / 30))
+    assert attr.attrition_by(agents, start, end, "exit_reason")["workload_pressure"].leavers == 1
+    everyone = attr.attrition(attr.stints(history, {}, reasons), start, end)
+    assert everyone.leavers == 2  # the mover and the senior operator; the promotion is no leaving
+
+
 # ------------------------------------------------------------------ attendance (KPI 15) and lateness
 def _shift(sid: str, emp: str, team: str = "t1", start: int = 8) -> att.ScheduledShift:
     return att.ScheduledShift(sid, emp, team, T(start), T(start) + timedelta(hours=8))

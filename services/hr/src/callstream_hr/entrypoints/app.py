@@ -848,14 +848,14 @@ def create_app(settings: HrSettings) -> FastAPI:
             start, end = attr.period_bounds(period, year, index)
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from exc
-        query = select(Employee)
-        if agents_only:
-            query = query.where(Employee.role == "agent")
-        emps = session.scalars(query).all()
-        teams = {t.id: t.lead_id for t in session.scalars(select(Team)).all()}
-        tenures = [attr.Tenure(e.id, e.hired_on, e.left_on, e.fte, e.exit_reason,
-                               e.exit_team_lead_id if e.left_on else teams.get(e.team_id or ""))
-                   for e in emps]
+        # Stints from the employment history: a promotion out of the agent role or a move to another
+        # team ends a stint without counting as a leaver.
+        emps = session.scalars(select(Employee).where(Employee.hired_on < end)).all()
+        history = [attr.Placement(r.employee_id, r.effective_on, r.change, r.role, r.team_lead_id)
+                   for r in session.scalars(select(EmploymentRecord).where(EmploymentRecord.employee_id.in_(
+                       select(Employee.id).where(Employee.hired_on < end)))).all()]
+        tenures = attr.stints(history, {e.id: e.fte for e in emps}, {e.id: e.exit_reason for e in emps},
+                              "agent" if agents_only else None)
         total = attr.attrition(tenures, start, end)
         out: dict[str, Any] = {"period": period, **asdict(total)}
         if by:

@@ -3,14 +3,18 @@
 The average FTE headcount is the mean over the days of the period of the FTE employed that day
 (an employee counts from the hire date inclusive to the leave date exclusive), so mid-period hires
 and leavers are weighted by the days they were employed. Annualised = rate × 365 ÷ days in period.
+
+With an employment history, a person is a series of stints (:func:`stints`): one per role and team
+between changes. A stint that ends by a change is not a leaver; so agent attrition does not count a
+promotion, and each team lead's denominator holds the agents while they were in the lead's team.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 
 
 @dataclass(frozen=True)
@@ -21,6 +25,44 @@ class Tenure:
     fte: float = 1.0
     exit_reason: str | None = None
     team_lead_id: str | None = None
+    # first day in another role or team: the stint ended without leaving (not a leaver)
+    moved_on: date | None = None
+
+
+@dataclass(frozen=True)
+class Placement:
+    """One record of an employment history: from `effective_on`, `role` in the team led by `team_lead_id`;
+    `change` is hired, role, team, role+team or left."""
+
+    employee_id: str
+    effective_on: date
+    change: str
+    role: str
+    team_lead_id: str | None
+
+
+def stints(history: Iterable[Placement], fte: Mapping[str, float], exit_reasons: Mapping[str, str | None],
+           role: str | None = None) -> list[Tenure]:
+    """Tenures per role-and-team stint from employment records (any order); only stints in `role` if given.
+
+    A stint runs from its record to the next one; it is a leaving when the next record is `left`."""
+    by_employee: dict[str, list[Placement]] = defaultdict(list)
+    for p in history:
+        by_employee[p.employee_id].append(p)
+    out: list[Tenure] = []
+    for emp, records in by_employee.items():
+        records.sort(key=lambda p: (p.effective_on, p.change == "left"))
+        for current, following in zip(records, [*records[1:], None], strict=True):
+            if current.change == "left" or (role is not None and current.role != role):
+                continue
+            end = following.effective_on if following is not None else None
+            if end is not None and end <= current.effective_on:
+                continue  # replaced the same day
+            left = following is not None and following.change == "left"
+            out.append(Tenure(emp, current.effective_on, end if left else None, fte.get(emp, 1.0),
+                              exit_reasons.get(emp) if left else None, current.team_lead_id,
+                              None if left else end))
+    return out
 
 
 @dataclass(frozen=True)
@@ -33,10 +75,6 @@ class AttritionFigure:
     annualised: float | None
 
 
-def _employed_on(t: Tenure, day: date) -> bool:
-    return t.hired_on <= day and (t.left_on is None or day < t.left_on)
-
-
 def average_fte(tenures: Iterable[Tenure], start: date, end: date) -> float:
     if end <= start:
         raise ValueError("period end must be after its start")
@@ -44,7 +82,7 @@ def average_fte(tenures: Iterable[Tenure], start: date, end: date) -> float:
     total = 0.0
     for t in tenures:
         first = max(t.hired_on, start)
-        last = min(t.left_on or end, end)
+        last = min(t.left_on or t.moved_on or end, end)
         if last > first:
             total += t.fte * (last - first).days
     return total / days
@@ -80,7 +118,9 @@ def attrition_by(tenures: Iterable[Tenure], start: date, end: date, dimension: s
         groups: dict[str, list[Tenure]] = defaultdict(list)
         for t in items:
             groups[t.team_lead_id or "none"].append(t)
-        return {lead: attrition(group, start, end) for lead, group in sorted(groups.items())}
+        figures = {lead: attrition(group, start, end) for lead, group in sorted(groups.items())}
+        # leads whose team had nobody in the period (stints before or after it) are left out
+        return {lead: f for lead, f in figures.items() if f.average_fte > 0 or f.leavers}
     raise ValueError(f"unknown dimension {dimension!r}; use exit_reason or team_lead_id")
 
 
@@ -101,7 +141,3 @@ def period_bounds(kind: str, year: int, index: int = 1) -> tuple[date, date]:
     else:
         raise ValueError(f"unknown period {kind!r}; use month, quarter or year")
     return start, end
-
-
-def days(start: date, end: date) -> list[date]:
-    return [start + timedelta(days=i) for i in range((end - start).days)]
