@@ -555,7 +555,10 @@ def create_app(settings: HrSettings) -> FastAPI:
             query = query.where(Exam.employee_id.in_(select(Employee.id).where(Employee.team_id == scope)))
         results = [training.ExamResult(e.employee_id, db.utc(e.taken_at), e.score, e.pass_mark)
                    for e in session.scalars(query).all()]
-        return [asdict(f) for f in training.flag_for_individual_training(results, last_n)]
+        flags = training.flag_for_individual_training(results, last_n)
+        _audit(session, who, "read_training_flags", f"team={scope or '*'} n={len(flags)}")  # scores: personal
+        session.commit()
+        return [asdict(f) for f in flags]
 
     # ---------------------------------------------------------------- costs (KPI 4)
     @app.post("/v1/costs", status_code=201)
@@ -821,6 +824,10 @@ def create_app(settings: HrSettings) -> FastAPI:
                                                             AbsenceRow.end > _dt(start),
                                                             AbsenceRow.start < _dt(end))).all()
         outcomes = att.evaluate(shifts, punches, grace=grace)
+        # lateness and absence reasons per employee are personal data: the read is audit-logged
+        _audit(session, who, "read_attendance", f"{start:%Y-%m-%dT%H:%M}/{end:%Y-%m-%dT%H:%M} team={team_id or '*'} "
+                                                f"shifts={len(outcomes)}")
+        session.commit()
         absent_reasons: dict[str, str] = {}
         for o in outcomes:
             if not o.present:
