@@ -49,6 +49,24 @@ def test_max_length_overflows_to_queue(center, assigned):
     assert assigned(r) == {"y": "s"}
 
 
+def test_max_wait_overflow_to_the_callers_free_sticky_agent(center, assigned):
+    c = center()
+    c.queue("q", max_wait_s=60, overflow=OverflowTarget(destination=OverflowDestination.QUEUE, queue_id="spill"))
+    c.queue("spill", sticky_window_s=3600)
+    c.login("s", ["spill"])
+    c.offer("first", "spill", caller_hash="h")
+    c.talk("first")
+    c.offer("x", "q", caller_hash="h")  # nobody serves q: x waits until its max wait
+    c.t = 30
+    c.offer("y", "q")
+    r = c.tick(60)
+    assert r.decisions[0].outcome == Overflowed(destination=OverflowDestination.QUEUE, to_queue_id="spill",
+                                                reason="max wait")
+    assert assigned(r) == {"x": "s"}  # straight to its last agent, who is free
+    assert c.core.waiting_calls("q") == ("y",)
+    assert c.core.waiting_calls("spill") == ()
+
+
 def test_overflow_loop_is_rejected(center):
     c = center()
     c.queue("a", max_length=0, overflow=OverflowTarget(destination=OverflowDestination.QUEUE, queue_id="b"))

@@ -520,11 +520,11 @@ class RoutingCore:
         req, queues = self._effective(c)
         return [self._get_pool(qid, ch, req) for qid in queues if qid in self._queues]
 
-    def _enter_waiting(self, c: _Call) -> None:
+    def _enter_waiting(self, c: _Call, pools: list[_Pool] | None = None) -> None:
         c.state = CallState.WAITING
         c.token = self._next_token()
         insort(self._queues[c.queue_id].order, c.order_key())
-        c.pools = self._call_pools(c)
+        c.pools = self._call_pools(c) if pools is None else pools
         entry = (-c.priority, c.venq, c.seq, c.call_id, c.token)
         for p in c.pools:
             p.n_calls += 1
@@ -678,6 +678,8 @@ class RoutingCore:
         """The call (not waiting, not with an agent) joins a queue: guards, sticky agent, match or wait."""
         q = self._queues[queue_id]
         now = self._now
+        # An overflowing call comes here still marked WAITING (for the queue it left): it is waiting nowhere now.
+        c.state = CallState.NEW
         c.queue_id = queue_id
         c.entered_at = now
         c.relax_stage = 0
@@ -702,9 +704,17 @@ class RoutingCore:
                         c.sticky_agent = a.agent_id
                         c.sticky_until = now + q.cfg.sticky_wait_s
         c.wait_mark = now
-        self._enter_waiting(c)
-        if not self._try_assign(c):
-            self._emit_queued(c, offer=True)
+        pools = self._call_pools(c)
+        # An idle agent of the call's pools is one no waiting call may take (it would have been served), so the
+        # call goes straight to it, as it would through the waiting indexes, without entering and leaving them.
+        for p in pools:
+            a = self._peek_agent(p)
+            if a is not None:
+                q.last_delay_s = 0.0
+                self._reserve(c, a, None if p.queue_id.startswith("@") else p.queue_id)
+                return
+        self._enter_waiting(c, pools)
+        self._emit_queued(c, offer=True)
 
     def _overflow(self, c: _Call, reason: str) -> None:
         """The call is not waiting; apply the queue's overflow target."""
