@@ -382,19 +382,28 @@ def required_agents(
 
     limit = int(10 * traffic) + 1000
     if patience_s is None:
-        # Linear scan with the incremental Erlang B recursion: O(N) overall.
+        # Linear scan with the incremental Erlang B recursion: O(N) overall. Each candidate is tested
+        # goal by goal, cheapest first (occupancy, then service level, then ASA), the same tests as
+        # `ok`; the full figures are built once, for the answer.
         b = 1.0
-        n = 0
+        # No count up to `below` can be an answer: it would be over the occupancy ceiling (A/N > max, and
+        # max <= 1 also covers N <= A). One more below the quotient so float rounding never skips a candidate.
+        below = max(0, math.ceil(traffic / (max_occupancy + _GOAL_TOL)) - 2)
+        for k in range(1, below + 1):
+            b = traffic * b / (k + traffic * b)
+        n = below
         while True:
             n += 1
             b = traffic * b / (n + traffic * b)
-            if n <= traffic:
+            if n <= traffic or traffic / n > max_occupancy + _GOAL_TOL:
                 continue
-            metrics = _metrics_c(n, traffic, aht_s, t_s, b)
-            if ok(metrics):
+            pw = _erlang_c_from_b(n, traffic, b)
+            if _sl_c(n, traffic, aht_s, t_s, pw) >= sl_target - _GOAL_TOL and (
+                    asa_goal is None or _asa_c(n, traffic, aht_s, pw) <= asa_goal + _GOAL_TOL):
                 break
             if n > limit:
                 raise ValueError("goals cannot be met")
+        metrics = _metrics_c(n, traffic, aht_s, t_s, b)
     else:
         if not patience_s > 0:
             raise ValueError("patience_s must be > 0")
