@@ -84,6 +84,19 @@ def test_every_service_has_values() -> None:
     assert values["clickhouseUrl"].startswith("https://")
 
 
+def test_routing_runs_a_leader_and_a_hot_standby() -> None:
+    """Pods start as standbys and elect one writer; readiness probes the Router service, which only the leader
+    serves, while liveness probes the process (a standby is alive but not ready)."""
+    routing = _values()["routing"]
+    assert routing["replicas"] >= 2 and routing["role"] == "standby"
+    assert routing["leaseTimeoutS"] >= 3 * routing["heartbeatIntervalS"]
+    assert routing["pdb"]["minAvailable"] >= 1
+    text = (TEMPLATES / "routing.yaml").read_text()
+    assert '"readinessService" "callstream.routing.v1.Router"' in text and "ROUTING_ROLE" in text
+    helpers = (TEMPLATES / "_helpers.tpl").read_text()
+    assert "with .readinessService" in helpers.split("readinessProbe:")[1].split("livenessProbe")[0]
+
+
 # ---------------------------------------------------------------- rendering (needs helm)
 
 

@@ -128,7 +128,8 @@ seccompProfile:
 
 {{/*
 Deployment + Service for one component.
-(dict "root" $ "component" "ingest" "cfg" .Values.ingest "grpc" false "extraEnv" list)
+(dict "root" $ "component" "ingest" "cfg" .Values.ingest "grpc" false "extraEnv" list
+      "readinessService" "callstream.routing.v1.Router" (gRPC only, optional: the health service name probed))
 */}}
 {{- define "callstream.workload" -}}
 {{- $root := .root -}}
@@ -187,7 +188,7 @@ spec:
             grpc: {port: {{ $cfg.port }}}
             periodSeconds: 10
           readinessProbe:
-            grpc: {port: {{ $cfg.port }}}
+            grpc: {port: {{ $cfg.port }}{{ with .readinessService }}, service: {{ . | quote }}{{ end }}}
             periodSeconds: 5
           {{- else }}
           livenessProbe:
