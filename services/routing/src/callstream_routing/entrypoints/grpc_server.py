@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import grpc
 from google.protobuf.message import Message
@@ -39,9 +40,20 @@ LATENCY = Histogram("callstream_routing_command_seconds", "Time to apply and log
                     buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5))
 
 
+@functools.cache
+def _metrics(field: str, accepted: bool) -> tuple[Any, Any]:
+    # labels() takes a lock and builds its key on every call: look each command's children up once.
+    return COMMANDS.labels(field, str(accepted).lower()), LATENCY.labels(field)
+
+
 def wall_clock() -> float:
     # Milliseconds: the command log keeps the clock in milliseconds, so the live core must use the same.
     return round(time.time(), 3)
+
+
+class Applied(NamedTuple):
+    result: d.Result
+    decisions: list[routing_pb2.RoutingDecision]  # result.decisions as published
 
 
 class Router:
@@ -56,6 +68,7 @@ class Router:
         self.lock = asyncio.Lock()
         self.subscribers: set[tuple[asyncio.Queue[routing_pb2.RoutingDecision], frozenset[str]]] = set()
         self._wake = asyncio.Event()
+        self._armed: float | None = None  # the deadline the timer sleeps until (None: no deadline)
         self._timer: asyncio.Task[None] | None = None
         self._snapshots: asyncio.Task[None] | None = None
 
@@ -87,7 +100,8 @@ class Router:
             await asyncio.to_thread(self.writer.close, resign=True)
 
     # -- commands ------------------------------------------------------------------------------------------
-    async def apply(self, field: str, request: Message, build: Callable[[float], d.Command]) -> d.Result:
+    async def apply(self, field: str, request: Message, build: Callable[[float], d.Command]) -> Applied:
+        """Apply, log and publish one command; `build` may raise InvalidRequest (before anything is applied)."""
         began = time.perf_counter()
         writer = self.writer
         if writer is None or writer.lost is not None:
@@ -100,15 +114,21 @@ class Router:
             record = pm.log_record(field, request, now, self.settings.service_name)
             # Queued under the lock: the log's order is the order the core applied them in.
             delivery = writer.submit(self.settings.command_log_topic, record, key="router")
+            deadline = self.core.next_deadline()
         if self.settings.log_ack == "durable":
             await delivery
-        self._publish(result.decisions)
-        self._wake.set()
-        COMMANDS.labels(field, str(result.accepted).lower()).inc()
-        LATENCY.labels(field).observe(time.perf_counter() - began)
-        return result
+        messages = self._publish(result.decisions)
+        if deadline is not None and (self._armed is None or deadline < self._armed):
+            # Only a deadline earlier than the one the timer sleeps until needs it awake; a later one is found
+            # when it wakes (most commands add none earlier: waking it per command cost loop turns per call).
+            self._wake.set()
+        counted, timed = _metrics(field, result.accepted)
+        counted.inc()
+        timed.observe(time.perf_counter() - began)
+        return Applied(result, messages)
 
-    def _publish(self, decisions: tuple[d.Decision, ...]) -> None:
+    def _publish(self, decisions: tuple[d.Decision, ...]) -> list[routing_pb2.RoutingDecision]:
+        messages = []
         for decision in decisions:
             message = pm.decision_proto(decision, self.settings.service_name)
             if self.writer is not None:
@@ -117,11 +137,13 @@ class Router:
             for queue, queue_ids in list(self.subscribers):
                 if not queue_ids or decision.queue_id in queue_ids:
                     queue.put_nowait(message)
+            messages.append(message)
+        return messages
 
     async def _run_timer(self) -> None:
         """Fire the core's deadlines (reservation time-outs, wrap-up, cool-down, relaxation, max wait) on time."""
         while True:
-            deadline = self.core.next_deadline()
+            deadline = self._armed = self.core.next_deadline()
             self._wake.clear()
             timeout = None if deadline is None else max(0.0, deadline - self.clock())
             with contextlib.suppress(TimeoutError):
@@ -138,12 +160,14 @@ class RouterServicer(routing_pb2_grpc.RouterServicer):
         self.router = router
         self.source = router.settings.service_name
 
-    async def _run(self, context: grpc.aio.ServicerContext, work: Awaitable[d.Result]) -> d.Result:
+    async def _run(self, context: grpc.aio.ServicerContext, work: Awaitable[Applied]) -> Applied:
         remaining = context.time_remaining()
         limit = self.router.settings.rpc_timeout_s if remaining is None else min(remaining,
                                                                                  self.router.settings.rpc_timeout_s)
         try:
-            return await asyncio.wait_for(work, limit)
+            # asyncio.timeout, not wait_for: no task per call, so no extra turns of the event loop.
+            async with asyncio.timeout(limit):
+                return await work
         except pm.InvalidRequest as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         except TimeoutError:
@@ -154,28 +178,25 @@ class RouterServicer(routing_pb2_grpc.RouterServicer):
         raise AssertionError("unreachable")
 
     async def _command(self, field: str, request: Message, context: grpc.aio.ServicerContext,
-                       build: Callable[[float], d.Command] | None = None) -> d.Result:
+                       build: Callable[[float], d.Command] | None = None) -> Applied:
+        # A bad request raises InvalidRequest when built, under the lock but before the core or the log see it.
         builder = build or (lambda now: pm.to_command(request, now))
-        try:
-            builder(0.0)  # validate before taking the lock: a bad request never reaches the core or the log
-        except pm.InvalidRequest as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         return await self._run(context, self.router.apply(field, request, builder))
 
     async def OfferCall(self, request: routing_pb2.OfferCallRequest,
                         context: grpc.aio.ServicerContext) -> routing_pb2.RoutingDecision:
-        result = await self._command("offer_call", request, context)
-        for decision in result.decisions:
+        result, decisions = await self._command("offer_call", request, context)
+        for decision in decisions:
             if decision.call_id == request.call_id:
-                return pm.decision_proto(decision, self.source)
+                return decision
         reply = routing_pb2.RoutingDecision(call_id=request.call_id, queue_id=request.queue_id)
         reply.rejected.reason = result.reason or "no decision"
         return reply
 
     async def _reservation(self, verb: str, request: routing_pb2.ReservationRequest,
                            context: grpc.aio.ServicerContext) -> routing_pb2.CommandResult:
-        result = await self._command(verb, request, context, lambda now: pm.reservation_command(verb, request, now))
-        return pm.result_proto(result, self.source)
+        applied = await self._command(verb, request, context, lambda now: pm.reservation_command(verb, request, now))
+        return pm.result_proto(*applied)
 
     async def AcceptReservation(self, request: routing_pb2.ReservationRequest,
                                 context: grpc.aio.ServicerContext) -> routing_pb2.CommandResult:
@@ -191,33 +212,33 @@ class RouterServicer(routing_pb2_grpc.RouterServicer):
 
     async def CancelCall(self, request: routing_pb2.CancelCallRequest,
                          context: grpc.aio.ServicerContext) -> routing_pb2.CommandResult:
-        return pm.result_proto(await self._command("cancel_call", request, context), self.source)
+        return pm.result_proto(*await self._command("cancel_call", request, context))
 
     async def AcceptCallback(self, request: routing_pb2.AcceptCallbackRequest,
                              context: grpc.aio.ServicerContext) -> routing_pb2.CommandResult:
-        return pm.result_proto(await self._command("accept_callback", request, context), self.source)
+        return pm.result_proto(*await self._command("accept_callback", request, context))
 
     async def TransferCall(self, request: routing_pb2.TransferCallRequest,
                            context: grpc.aio.ServicerContext) -> routing_pb2.RoutingDecision:
-        result = await self._command("transfer_call", request, context)
-        for decision in result.decisions:
+        result, decisions = await self._command("transfer_call", request, context)
+        for decision in decisions:
             if decision.call_id == request.call_id:
-                return pm.decision_proto(decision, self.source)
+                return decision
         reply = routing_pb2.RoutingDecision(call_id=request.call_id)
         reply.rejected.reason = result.reason or "no decision"
         return reply
 
     async def EndCall(self, request: routing_pb2.EndCallRequest,
                       context: grpc.aio.ServicerContext) -> routing_pb2.CommandResult:
-        return pm.result_proto(await self._command("end_call", request, context), self.source)
+        return pm.result_proto(*await self._command("end_call", request, context))
 
     async def SetAgentState(self, request: routing_pb2.AgentStateRequest,
                             context: grpc.aio.ServicerContext) -> routing_pb2.CommandResult:
-        return pm.result_proto(await self._command("set_agent_state", request, context), self.source)
+        return pm.result_proto(*await self._command("set_agent_state", request, context))
 
     async def UpdatePriority(self, request: routing_pb2.UpdatePriorityRequest,
                              context: grpc.aio.ServicerContext) -> routing_pb2.CommandResult:
-        return pm.result_proto(await self._command("update_priority", request, context), self.source)
+        return pm.result_proto(*await self._command("update_priority", request, context))
 
     async def GetQueueState(self, request: routing_pb2.GetQueueStateRequest,
                             context: grpc.aio.ServicerContext) -> routing_pb2.QueueState:
