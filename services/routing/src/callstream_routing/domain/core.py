@@ -121,8 +121,14 @@ class _Agent:
         self.pools: list[_Pool] = []
 
     def hold_end(self) -> float | None:
-        ends = [t for t in (self.wrap_until, self.cool_until, self.delay_until) if t is not None]
-        return max(ends) if ends else None
+        """The latest of wrap-up, cool-down and delay ends (None: held by none). Asked several times per command."""
+        end = self.wrap_until
+        cool, delay = self.cool_until, self.delay_until
+        if cool is not None and (end is None or cool > end):
+            end = cool
+        if delay is not None and (end is None or delay > end):
+            end = delay
+        return end
 
 
 class _Call:
