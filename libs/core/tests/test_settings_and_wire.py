@@ -1,13 +1,16 @@
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from callstream.call.v1 import call_events_pb2
 from callstream_core import wire
-from callstream_core.envelope import deterministic_event_id, hash_caller, new_envelope
+from callstream_core.envelope import EVENT_ID_NAMESPACE, deterministic_event_id, hash_caller, new_envelope
 from callstream_core.settings import CoreSettings, parse_tokens
 from callstream_core.topics import TOPICS
 
@@ -71,6 +74,11 @@ def test_envelope_rules() -> None:
     assert deterministic_event_id("a", "b") == deterministic_event_id("a", "b") != deterministic_event_id("a", "c")
     assert hash_caller("", "s") == ""
     assert hash_caller("0722", "s") != hash_caller("0722", "t")
+
+
+@given(st.lists(st.text(), min_size=1, max_size=4))
+def test_deterministic_event_id_is_uuid5(parts: list[str]) -> None:
+    assert deterministic_event_id(*parts) == str(uuid.uuid5(EVENT_ID_NAMESPACE, "\x1f".join(parts)))
 
 
 def test_registry_is_consistent() -> None:

@@ -14,8 +14,17 @@ SCHEMA_VERSION = 1
 EVENT_ID_NAMESPACE = uuid.UUID("6f1c2a0e-5b7d-4c1e-9a57-2f8d3c9e4b10")
 
 
+_NAMESPACE_BYTES = EVENT_ID_NAMESPACE.bytes
+
+
 def deterministic_event_id(*parts: str) -> str:
-    return str(uuid.uuid5(EVENT_ID_NAMESPACE, "\x1f".join(parts)))
+    """uuid5(EVENT_ID_NAMESPACE, parts joined by US), computed without uuid.UUID objects (~3x faster: routing
+    names every decision with one, on the answer's path)."""
+    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + "\x1f".join(parts).encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    x = digest.hex()
+    return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
 
 
 def new_envelope(source: str, occurred_at: datetime, event_id: str | None = None) -> envelope_pb2.Envelope:
