@@ -138,3 +138,29 @@ def test_infeasible_and_soft_understaffing() -> None:
 def test_template_validation(bad: Callable[[], object]) -> None:
     with pytest.raises(ValueError):
         bad()
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_lp_rounding_hint_is_a_covering_plan_near_the_bound(seed: int) -> None:
+    """CP-SAT starts from the rounded LP optimum: that hint alone covers every slot, keeps each column's
+    break counts equal to its start count, and costs little above the LP bound."""
+    from callstream_hr.domain.shifts import _columns, _hint, _solve_lp
+
+    req = _week_requirement(120, seed)
+    templates = [ShiftTemplate("8h", 17, None, (BreakRule(1, 6, 10),)),
+                 ShiftTemplate("6h", 12, None, (BreakRule(1, 4, 7, paid=True),)), ShiftTemplate("4h", 8, None)]
+    cols = _columns(len(req), templates, True)
+    lp = _solve_lp(req, cols, None)
+    xs, ys = _hint(lp, cols, req)
+    coverage = [0] * len(req)
+    for col, x, col_ys in zip(cols, xs, ys, strict=True):
+        assert x >= 0 and all(sum(counts) == x and min(counts) >= 0 for counts in col_ys)
+        for t in col.work:
+            coverage[t] += x
+        for options, counts in zip(col.breaks, col_ys, strict=True):
+            for (_, slots), c in zip(options, counts, strict=True):
+                for t in slots:
+                    coverage[t] -= c
+    assert all(c >= r for c, r in zip(coverage, req, strict=True))
+    cost = sum(col.cost * x for col, x in zip(cols, xs, strict=True))
+    assert lp.objective <= cost <= 1.02 * lp.objective

@@ -154,8 +154,16 @@ def _columns(n: int, templates: Sequence[ShiftTemplate], cyclic: bool) -> list[_
     return cols
 
 
-def _solve_lp(req: Sequence[int], cols: list[_Column], penalty: int | None) -> tuple[float, float]:
-    """Optimum of the LP relaxation (in slots) and its wall time."""
+@dataclass(frozen=True, slots=True)
+class _Relaxation:
+    objective: float  # slots; nan when GLOP found no optimum
+    seconds: float
+    x: list[float]  # per column
+    y: list[list[list[float]]]  # per column, break rule, option
+
+
+def _solve_lp(req: Sequence[int], cols: list[_Column], penalty: int | None) -> _Relaxation:
+    """Optimum of the LP relaxation (in slots), its solution and its wall time."""
     t0 = time.perf_counter()
     solver = pywraplp.Solver.CreateSolver("GLOP")
     if solver is None:  # pragma: no cover - GLOP ships with ortools
@@ -164,16 +172,22 @@ def _solve_lp(req: Sequence[int], cols: list[_Column], penalty: int | None) -> t
     n = len(req)
     rows: list[list[tuple[pywraplp.Variable, float]]] = [[] for _ in range(n)]
     obj = solver.Objective()
+    xs: list[pywraplp.Variable] = []
+    ys: list[list[list[pywraplp.Variable]]] = []
     for ci, col in enumerate(cols):
         x = solver.NumVar(0.0, inf, f"x{ci}")
+        xs.append(x)
+        ys.append([])
         obj.SetCoefficient(x, float(col.cost))
         for t in col.work:
             rows[t].append((x, 1.0))
         for ri, options in enumerate(col.breaks):
             link = solver.Constraint(0.0, 0.0)
             link.SetCoefficient(x, -1.0)
+            ys[-1].append([])
             for o, slots in options:
                 y = solver.NumVar(0.0, inf, f"y{ci}_{ri}_{o}")
+                ys[-1][-1].append(y)
                 link.SetCoefficient(y, 1.0)
                 for t in slots:
                     rows[t].append((y, -1.0))
@@ -189,8 +203,51 @@ def _solve_lp(req: Sequence[int], cols: list[_Column], penalty: int | None) -> t
     status = solver.Solve()
     elapsed = time.perf_counter() - t0
     if status != pywraplp.Solver.OPTIMAL:
-        return math.nan, elapsed
-    return float(obj.Value()), elapsed
+        return _Relaxation(math.nan, elapsed, [], [])
+    return _Relaxation(float(obj.Value()), elapsed, [x.solution_value() for x in xs],
+                       [[[y.solution_value() for y in rule] for rule in col] for col in ys])
+
+
+def _hint(lp: _Relaxation, cols: list[_Column], req: Sequence[int]) -> tuple[list[int], list[list[list[int]]]]:
+    """A covering integer plan near the LP optimum, for CP-SAT's hint.
+
+    Each start count is rounded up, its break counts floored and the rest given to the largest
+    fractions (so they add up to the count); then agent-shifts that rounding made redundant are
+    dropped, dearest first, while every slot stays covered."""
+    xs = [math.ceil(v - 1e-9) for v in lp.x]
+    ys = []
+    for x, lp_col in zip(xs, lp.y, strict=True):
+        col_ys = []
+        for rule in lp_col:
+            counts = [math.floor(v + 1e-9) for v in rule]
+            order = sorted(range(len(rule)), key=lambda i: rule[i] - counts[i], reverse=True)
+            for i in order[: max(0, x - sum(counts))]:
+                counts[i] += 1
+            col_ys.append(counts)
+        ys.append(col_ys)
+    coverage = [0] * len(req)
+    for col, x, col_ys in zip(cols, xs, ys, strict=True):
+        for t in col.work:
+            coverage[t] += x
+        for options, counts in zip(col.breaks, col_ys, strict=True):
+            for (_, slots), c in zip(options, counts, strict=True):
+                for t in slots:
+                    coverage[t] -= c
+    for ci in sorted(range(len(cols)), key=lambda i: cols[i].cost, reverse=True):
+        col = cols[ci]
+        while xs[ci] > 0:
+            # one agent of this column, with the first break position in use for each rule
+            chosen = [next(i for i, c in enumerate(counts) if c > 0) for counts in ys[ci]]
+            off = {t for options, i in zip(col.breaks, chosen, strict=True) for t in options[i][1]}
+            if any(coverage[t] - 1 < req[t] for t in col.work if t not in off):
+                break
+            for t in col.work:
+                if t not in off:
+                    coverage[t] -= 1
+            xs[ci] -= 1
+            for counts, i in zip(ys[ci], chosen, strict=True):
+                counts[i] -= 1
+    return xs, ys
 
 
 def plan_shifts(
@@ -273,6 +330,17 @@ def plan_shifts(
         terms.extend(penalty * u for u in unders)
     model.minimize(cp_model.LinearExpr.sum(terms))
 
+    # The LP relaxation first: its bound is reported, and its rounded solution is CP-SAT's starting hint
+    # (CP-SAT repairs it when rounding broke coverage): a near-optimal plan early, even on a busy machine.
+    lp = _solve_lp(req, cols, penalty)
+    if lp.x:
+        hint_x, hint_y = _hint(lp, cols, req)
+        for xi, count, col_ys, counts in zip(xs, hint_x, ys, hint_y, strict=True):
+            model.add_hint(var_list[xi], count)
+            for rule_ys, rule_counts in zip(col_ys, counts, strict=True):
+                for (_, yi), c in zip(rule_ys, rule_counts, strict=True):
+                    model.add_hint(var_list[yi], c)
+
     solver = cp_model.CpSolver()
     solver.parameters.num_search_workers = num_search_workers
     solver.parameters.max_time_in_seconds = time_limit_s
@@ -282,8 +350,7 @@ def plan_shifts(
     solve_time = time.perf_counter() - t0
     status_name = solver.status_name(status)
 
-    lp_slots, lp_time = _solve_lp(req, cols, penalty)
-    lp_bound = lp_slots * slot_hours
+    lp_bound, lp_time = lp.objective * slot_hours, lp.seconds
     stats = {"columns": len(cols), "variables": len(var_list), "constraints": len(model.Proto().constraints)}
 
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
