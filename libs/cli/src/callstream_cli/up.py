@@ -39,8 +39,10 @@ def services(run_dir: str) -> list[Service]:
                 {"CLICKHOUSE_URL": f"chdb://{run_dir}/chdb"}),
         Service("qa", "callstream_qa", "http://127.0.0.1:8002/docs",
                 {"DATABASE_URL": f"sqlite:///{run_dir}/qa.sqlite"}),
+        # HR's forecast reads history from the KPI API (the dev token's manager role may read KPIs).
         Service("hr", "callstream_hr", "http://127.0.0.1:8003/docs",
-                {"DATABASE_URL": f"sqlite:///{run_dir}/hr.sqlite"}),
+                {"DATABASE_URL": f"sqlite:///{run_dir}/hr.sqlite", "KPI_API_URL": "http://127.0.0.1:8001",
+                 "KPI_API_TOKEN": DEV_TOKEN}),
     ]
     return [s for s in known if importlib.util.find_spec(f"{s.module}.__main__") is not None]
 
