@@ -508,3 +508,35 @@ def test_skills_are_published_for_routing(server: Server) -> None:
                           for p in outbox_events(server, "cc.agent-events.v1")) if e.agent_id == emp]
     assert [{s.skill_id: s.proficiency for s in e.skills_changed.skills} for e in events] == [
         {"billing": 4}, {"billing": 5, "spanish": 2}]
+
+
+def test_new_team_lead_takes_over_the_members_from_its_date(server: Server) -> None:
+    old_lead, new_lead = uid("lead"), uid("lead")
+    team = make_team(server, uid("team"), lead=old_lead)
+    a, b = hire(server, team), hire(server, team)
+    row = uid("row")
+    with server.client("hr") as hr:
+        assert hr.post("/v1/rows", json={"id": row, "team_id": team}).status_code == 201
+        assert hr.put(f"/v1/rows/{row}", json={"senior_id": a}).json()["senior_id"] == a
+        assert hr.put("/v1/rows/nope", json={"senior_id": a}).status_code == 404
+        assert hr.put(f"/v1/teams/{team}", json={"effective_on": "2999-01-01", "lead_id": new_lead}
+                      ).status_code == 422
+        assert hr.put(f"/v1/teams/{team}", json={"effective_on": "2024-12-01", "lead_id": new_lead}
+                      ).status_code == 422  # before the members' hire
+        assert hr.put("/v1/teams/nope", json={"effective_on": "2026-11-11", "lead_id": new_lead}).status_code == 404
+        assert hr.put(f"/v1/teams/{team}", json={"effective_on": "2026-11-11"}).status_code == 422
+        r = hr.put(f"/v1/teams/{team}", json={"effective_on": "2026-11-11", "lead_id": new_lead, "name": "Night"})
+        assert r.status_code == 200 and sorted(r.json()["members_with_new_lead"]) == sorted([a, b])
+        assert {t["id"]: t["name"] for t in hr.get("/v1/teams").json()}[team] == "Night"
+        hr.post(f"/v1/employees/{b}/leave", json={"left_on": "2026-11-21", "exit_reason": "supervisor"})
+        by_lead = hr.get("/v1/attrition", params={"period": "month", "year": 2026, "index": 11,
+                                                  "by": "team_lead"}).json()["by"]
+        assert [h["team_lead_id"] for h in hr.get(f"/v1/employees/{a}/history").json()] == [old_lead, new_lead]
+    # November: both agents 10 days with the old lead; then a 20 days and b 10 days (left on the 21st) with the new
+    assert (by_lead[old_lead]["leavers"], by_lead[old_lead]["average_fte"]) == (0, pytest.approx(20 / 30))
+    assert (by_lead[new_lead]["leavers"], by_lead[new_lead]["average_fte"]) == (1, pytest.approx(30 / 30))
+    events = [e for e in (hr_events_pb2.EmploymentChanged.FromString(p)
+                          for p in outbox_events(server, "cc.hr-employment.v1"))
+              if e.employee_id in (a, b) and e.kind == e.KIND_TEAM_CHANGED]
+    assert sorted((e.employee_id, e.team_id, e.team_lead_id) for e in events) == sorted(
+        [(a, team, new_lead), (b, team, new_lead)])

@@ -230,6 +230,47 @@ def create_app(settings: HrSettings) -> FastAPI:
         _commit(session, f"row {body.id!r} already exists")
         return body.model_dump()
 
+    @app.put("/v1/teams/{team_id}")
+    def change_team(team_id: str, body: s.TeamChangeIn, session: Session = Depends(get_session),
+                    who: Principal = Depends(hr_write)) -> dict[str, Any]:
+        # Row lock (PostgreSQL): two concurrent lead changes of one team are applied one after the other.
+        team = session.get(Team, team_id, with_for_update=True)
+        if team is None:
+            raise HTTPException(404, f"team {team_id!r} not found")
+        if body.name is not None:
+            team.name = body.name
+        moved: list[str] = []
+        if "lead_id" in body.model_fields_set and body.lead_id != team.lead_id:
+            if body.effective_on > db.now().date():
+                raise HTTPException(422, "effective_on is in the future: record a lead change on or after the day")
+            members = session.scalars(select(Employee).where(Employee.team_id == team_id, Employee.left_on.is_(None))
+                                      .order_by(Employee.id)).all()
+            later = [e.id for e in members if (_last_change(session, e.id) or e.hired_on) > body.effective_on]
+            if later:
+                raise HTTPException(422, f"effective_on is before the last recorded change of {later}")
+            team.lead_id = body.lead_id
+            for emp in members:
+                _record(session, emp, body.effective_on, "lead", body.lead_id, who)
+                add_event(session, "cc.hr-employment.v1", emp.id, hr_events_pb2.EmploymentChanged(
+                    employee_id=emp.id, kind=hr_events_pb2.EmploymentChanged.KIND_TEAM_CHANGED, role=emp.role,
+                    team_id=team_id, row_id=emp.row_id or "", team_lead_id=body.lead_id or "", fte=emp.fte,
+                    previous_role=emp.role, previous_team_id=team_id, previous_row_id=emp.row_id or "",
+                    reason_detail="new team lead",
+                ), _midnight(body.effective_on))
+                moved.append(emp.id)
+        session.commit()
+        return {"id": team.id, "name": team.name, "lead_id": team.lead_id, "members_with_new_lead": moved}
+
+    @app.put("/v1/rows/{row_id}")
+    def change_row(row_id: str, body: s.RowChangeIn, session: Session = Depends(get_session),
+                   _p: Principal = Depends(hr_write)) -> dict[str, Any]:
+        row = session.get(Row, row_id)
+        if row is None:
+            raise HTTPException(404, f"row {row_id!r} not found")
+        row.senior_id = body.senior_id
+        session.commit()
+        return {"id": row.id, "team_id": row.team_id, "senior_id": row.senior_id}
+
     @app.get("/v1/org/report")
     def org_report(session: Session = Depends(get_session),
                    _p: Principal = Depends(hr_mgr_lead)) -> dict[str, Any]:

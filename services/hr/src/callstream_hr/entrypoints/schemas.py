@@ -22,6 +22,27 @@ class TeamIn(BaseModel):
     lead_id: str | None = None
 
 
+class TeamChangeIn(BaseModel):
+    """A new name and/or lead. A new lead takes over the team's active members from `effective_on`
+    (past or today): each gets a history record and an employment event with the new team_lead_id."""
+
+    effective_on: date
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    lead_id: str | None = Field(default=None, min_length=1, max_length=64)
+
+    @model_validator(mode="after")
+    def _something(self) -> TeamChangeIn:
+        if not self.model_fields_set & {"name", "lead_id"}:
+            raise ValueError("give name and/or lead_id")
+        if "name" in self.model_fields_set and self.name is None:
+            raise ValueError("name cannot be null")
+        return self
+
+
+class RowChangeIn(BaseModel):
+    senior_id: str | None = Field(min_length=1, max_length=64)
+
+
 class RowIn(BaseModel):
     id: str = Ident
     team_id: str = Ident
