@@ -60,15 +60,23 @@ class DeliveryError(RuntimeError):
 class EventProducer:
     """Produces contract messages with their key; `produce_sync` returns only when Kafka confirmed."""
 
+    # produce() serves delivery callbacks every this many messages: librdkafka queues them until a poll,
+    # and serving them in bunches costs less than a poll per message (flush() and poller threads serve
+    # the rest, so a caller waiting for confirmation never waits on this cadence).
+    POLL_EVERY = 256
+
     def __init__(
         self, bootstrap_servers: str, *, client_id: str, wire_format: str = "json",
         extra: dict[str, Any] | None = None,
     ) -> None:
         self.wire_format = wire_format
         self._content_type = wire.content_type(wire_format)
+        # Every message says its wire format; one list serves them all (librdkafka copies the headers).
+        self._headers: list[tuple[str, str | bytes | None]] = [(wire.CONTENT_TYPE, self._content_type.encode())]
         config = {**PRODUCER_DEFAULTS, "bootstrap.servers": bootstrap_servers, "client.id": client_id,
                   "logger": LIBRDKAFKA_LOG}
         self._producer = Producer({**config, **(extra or {})})
+        self._unpolled = 0
 
     def produce(
         self, topic: str, message: ProtoMessage, *, key: str,
@@ -77,18 +85,20 @@ class EventProducer:
     ) -> None:
         """Queue a message; back-pressure: when the local queue is full, wait for deliveries, never drop."""
         value = wire.encode(message, self.wire_format)
-        all_headers: list[tuple[str, str | bytes | None]] = [(wire.CONTENT_TYPE, self._content_type.encode())]
-        all_headers += [(k, v.encode()) for k, v in (headers or {}).items()]
+        all_headers = self._headers
+        if headers:
+            all_headers = all_headers + [(k, v.encode()) for k, v in headers.items()]
         while True:
             try:
-                self._producer.produce(
-                    topic, value=value, key=key.encode(), headers=all_headers, on_delivery=on_delivery
-                )
+                self._producer.produce(topic, value, key, headers=all_headers, on_delivery=on_delivery)
                 break
             except BufferError:
                 # The local queue is full (Kafka slow or down): serve callbacks until there is room.
                 self._producer.poll(0.1)
-        self._producer.poll(0)
+        self._unpolled += 1
+        if self._unpolled >= self.POLL_EVERY:
+            self._unpolled = 0
+            self._producer.poll(0)
 
     def produce_raw(self, topic: str, value: bytes | None, *, key: str | bytes | None,
                     headers: list[tuple[str, str | bytes | None]]) -> None:
