@@ -540,7 +540,8 @@ def create_app(settings: HrSettings) -> FastAPI:
 
     @app.get("/v1/training/sessions")
     def list_sessions(start: datetime | None = Query(None, alias="from"),
-                      end: datetime | None = Query(None, alias="to"), type: s.SessionType | None = None,
+                      end: datetime | None = Query(None, alias="to"),
+                      session_type: s.SessionType | None = Query(None, alias="type"),
                       session: Session = Depends(get_session),
                       who: Principal = Depends(hr_mgr_lead),
                       credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> list[dict[str, Any]]:
@@ -550,8 +551,8 @@ def create_app(settings: HrSettings) -> FastAPI:
             query = query.where(TrainingSession.starts_at >= _aware(start, "from"))
         if end is not None:
             query = query.where(TrainingSession.starts_at < _aware(end, "to"))
-        if type:
-            query = query.where(TrainingSession.type == type)
+        if session_type:
+            query = query.where(TrainingSession.type == session_type)
         found = session.scalars(query).all()
         scope = visible_team(who, credentials, None)
         members = _team_members(session, scope) if scope else None
