@@ -23,9 +23,11 @@ def ingest_kafka(kafka_bootstrap: str) -> str:
 
 
 def read_topic(bootstrap: str, name: str, keep: Callable[[object, dict[str, bytes]], bool], expected: int,
-               timeout: float = 60.0, needle: bytes = b"") -> list[tuple[str | None, object, dict[str, bytes]]]:
+               timeout: float = 60.0, needle: bytes = b"", partitions: dict[str | None, set[int]] | None = None,
+               ) -> list[tuple[str | None, object, dict[str, bytes]]]:
     """Read `name` from the beginning; return (key, decoded value, headers) of kept records; stop at
-    `expected` kept records (then wait briefly for extras) or at the timeout."""
+    `expected` kept records (then wait briefly for extras) or at the timeout. `partitions`, when given,
+    gets the partitions each kept key was read from."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"t-{uuid.uuid4()}",
                          "auto.offset.reset": "earliest", "enable.auto.commit": False})
     meta = consumer.list_topics(name, timeout=10)
@@ -50,6 +52,8 @@ def read_topic(bootstrap: str, name: str, keep: Callable[[object, dict[str, byte
                 if keep(value, headers):
                     key = msg.key()
                     out.append((key.decode() if key else None, value, headers))
+                    if partitions is not None:
+                        partitions.setdefault(out[-1][0], set()).add(msg.partition() or 0)
             if len(out) >= expected and extra_until is None:
                 extra_until = time.monotonic() + 1.0
     finally:
@@ -66,10 +70,11 @@ def consume(ingest_kafka: str) -> Callable[..., list[tuple[str | None, object, d
     """consume(topic, source=..., expected=N) or consume(topic, keep=fn, expected=N)."""
 
     def run(name: str, expected: int, source: str | None = None,
-            keep: Callable[[object, dict[str, bytes]], bool] | None = None, timeout: float = 60.0
+            keep: Callable[[object, dict[str, bytes]], bool] | None = None, timeout: float = 60.0,
+            partitions: dict[str | None, set[int]] | None = None,
             ) -> list[tuple[str | None, object, dict[str, bytes]]]:
         predicate = keep or by_source(source or "")
         return read_topic(ingest_kafka, name, predicate, expected, timeout,
-                          needle=(source or "").encode())
+                          needle=(source or "").encode(), partitions=partitions)
 
     return run

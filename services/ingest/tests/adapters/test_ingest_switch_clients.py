@@ -1,13 +1,23 @@
-"""AMI and FreeSWITCH event-socket clients against small fake servers speaking the documented framing:
-login, subscription, events, a dropped connection and a refused login (reconnect with back-off)."""
+"""AMI and FreeSWITCH event-socket clients against small servers speaking the documented protocols: login,
+subscription, events, a dropped connection and a refused login (reconnect with back-off); and end to end into
+a real Kafka broker: keys, partitions (murmur2), event types and times read back, a connection dropped in the
+middle of a message with nothing lost and the switch's repeat absorbed by its event id, malformed input in the
+DLQ with its reason."""
 
 from __future__ import annotations
 
 import asyncio
 import random
+import uuid
+from collections.abc import Callable
 from typing import Any
 
+import pytest
+from aiokafka.partitioner import murmur2
+
+from callstream_core.topics import topic
 from callstream_ingest.adapters.switch_clients import AmiClient, Backoff, EslClient
+from callstream_ingest.service import AGENT_TOPIC, CALL_DLQ, CALL_TOPIC, EventSink, make_producer
 
 
 class RecordingSink:
@@ -182,3 +192,206 @@ async def test_esl_refused_password_backs_off() -> None:
         task.cancel()
         server.close()
     assert client.stats.logins == 0 and attempts >= 3
+
+
+# -- end to end into Kafka ---------------------------------------------------------------------------------------
+
+Records = list[tuple[str | None, Any, dict[str, bytes]]]
+
+
+def _check_keys_and_partitions(records: Records, key_of: Callable[[Any], str], partitions: dict[str | None, set[int]],
+                               topic_name: str) -> None:
+    """Every record keyed by its entity, and each key on the one partition murmur2 gives (what Java, aiokafka and
+    Faust clients compute)."""
+    count = topic(topic_name).partitions
+    assert all(key == key_of(value) for key, value, _ in records)
+    for key, seen in partitions.items():
+        assert key is not None
+        assert seen == {(murmur2(key.encode()) & 0x7FFFFFFF) % count}, key
+
+
+def _kinds(records: Records, key: str) -> list[str]:
+    return [v.WhichOneof("kind") for k, v, _ in records if k == key]
+
+
+def _ids(records: Records) -> list[str]:
+    return [v.envelope.event_id for _, v, _ in records]
+
+
+def _dead_letters(consume: Callable[..., Records], origin: str, expected: int) -> dict[str, tuple[bytes, str]]:
+    got = consume(CALL_DLQ, expected, keep=lambda _v, h: h.get("ingest.source") == origin.encode())
+    return {h["ingest.reason"].decode(): (value, h["dlq.error"].decode()) for _, value, h in got}
+
+
+async def _run_until(client: AmiClient | EslClient, sink: EventSink, events: int, dead: int) -> None:
+    task = asyncio.create_task(client.run())
+    try:
+        await wait_for(lambda: client.stats.events >= events and client.stats.dead_lettered >= dead, 60)
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    await asyncio.to_thread(sink.confirm, 60)  # Kafka confirmed all of it (and the DLQ records)
+
+
+async def test_ami_client_into_kafka_reconnects_mid_message_without_loss(ingest_kafka: str,
+                                                                         consume: Callable[..., Records]) -> None:
+    source = f"test-ami-{uuid.uuid4().hex[:8]}"
+    call_a, call_b, member = f"{source}.a", f"{source}.b", f"SIP/{source}"
+    complete = ami_event("AgentComplete", Linkedid=call_a, Uniqueid=call_a, Queue="support", Interface=member,
+                         Reason="agent", TalkTime="57", Timestamp="1700000070.5")
+    repeated = ami_event("AgentConnect", Linkedid=call_a, Uniqueid=call_a, Queue="support", Interface=member,
+                         Timestamp="1700000012.75")
+    sessions = 0
+    done = asyncio.Event()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal sessions
+        sessions += 1
+        writer.write(b"Asterisk Call Manager/9.0.0\r\n")
+        login = dict(line.split(": ", 1) for line in (await reader.readuntil(b"\r\n\r\n")).decode().split("\r\n")
+                     if line)
+        writer.write(f"Response: Success\r\nActionID: {login['ActionID']}\r\nMessage: Authentication accepted"
+                     "\r\n\r\n".encode())
+        if sessions == 1:
+            writer.write(ami_event("QueueCallerJoin", Linkedid=call_a, Uniqueid=call_a, Queue="support",
+                                   Position="1", Count="1", Timestamp="1700000000.25"))
+            writer.write(repeated)
+            writer.write(ami_event("QueueMemberPause", Queue="support", Interface=member, MemberName="Alice",
+                                   Paused="1", PausedReason="lunch", Timestamp="1700000100"))
+            writer.write(b"this line has no colon\r\n\r\n")  # malformed: to the DLQ, the session goes on
+            writer.write(ami_event("AgentConnect", Linkedid=call_a, Queue="support", Timestamp="1700000013"))
+            writer.write(complete[:30])  # the connection drops in the middle of this message
+            await writer.drain()
+            writer.close()
+            return
+        # The switch repeats the last event it sent before the drop: the same event ids, absorbed downstream.
+        writer.write(repeated + complete)
+        writer.write(ami_event("QueueCallerJoin", Linkedid=call_b, Uniqueid=call_b, Queue="sales", Position="1",
+                               Timestamp="1700000200"))
+        writer.write(ami_event("QueueCallerAbandon", Linkedid=call_b, Uniqueid=call_b, Queue="sales", Position="1",
+                               OriginalPosition="1", HoldTime="31", Timestamp="1700000231"))
+        writer.write(ami_event("QueueMemberPause", Queue="support", Interface=member, Paused="0",
+                               Timestamp="1700000300"))
+        await writer.drain()
+        await done.wait()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    sink = EventSink(make_producer(ingest_kafka))
+    client = AmiClient("127.0.0.1", port, "callstream", "s3cret", sink, source=source, backoff=Backoff(0.01, 0.05))
+    try:
+        await _run_until(client, sink, events=13, dead=2)
+    finally:
+        done.set()
+        server.close()
+        sink.close()
+    assert sessions == 2 and client.stats.logins == 2
+
+    call_partitions: dict[str | None, set[int]] = {}
+    agent_partitions: dict[str | None, set[int]] = {}
+    calls = consume(CALL_TOPIC, 8, source=source, partitions=call_partitions)
+    agents = consume(AGENT_TOPIC, 5, source=source, partitions=agent_partitions)
+    _check_keys_and_partitions(calls, lambda v: v.call_id, call_partitions, CALL_TOPIC)
+    _check_keys_and_partitions(agents, lambda v: v.agent_id, agent_partitions, AGENT_TOPIC)
+    assert _kinds(calls, call_a) == ["offered", "queued", "answered", "answered", "ended"]
+    assert _kinds(calls, call_b) == ["offered", "queued", "abandoned"]
+    assert _kinds(agents, member) == ["talking", "not_ready", "talking", "after_call_work", "ready"]
+    # Nothing lost, and the only repeats are the switch's own, with the ids of the first copies.
+    assert len(set(_ids(calls))) == 7 and len(set(_ids(agents))) == 4
+    answered = [v for k, v, _ in calls if v.WhichOneof("kind") == "answered"]
+    assert answered[0].envelope.event_id == answered[1].envelope.event_id
+    times = {v.WhichOneof("kind"): v.envelope.occurred_at.ToMilliseconds() for k, v, _ in calls if k == call_a}
+    assert times == {"offered": 1700000000250, "queued": 1700000000250, "answered": 1700000012750,
+                     "ended": 1700000070500}
+    assert [v.envelope.occurred_at.ToMilliseconds() for _, v, _ in agents][1] == 1700000100000
+
+    dead = _dead_letters(consume, f"ami://127.0.0.1:{port}", 2)
+    assert dead["malformed_message"] == (b"this line has no colon",
+                                         "malformed_message: header line without ':': 'this line has no colon'")
+    assert dead["missing_agent"][1] == "missing_agent: ami event AgentConnect is defective"
+    assert b"Linkedid: " + call_a.encode() in dead["missing_agent"][0]
+
+
+async def test_esl_client_into_kafka_reconnects_mid_frame_without_loss(ingest_kafka: str,
+                                                                        consume: Callable[..., Records]) -> None:
+    source = f"test-esl-{uuid.uuid4().hex[:8]}"
+    call_a, call_b, agent = f"{source}-a", f"{source}-b", f"{source}@default"
+
+    def cc(action: str, n: int, micros: int, **headers: str) -> bytes:
+        return esl_event(**{"Event-Name": "CUSTOM", "Event-Subclass": "callcenter::info",
+                            "Event-UUID": f"{source}-{n}", "Event-Date-Timestamp": str(micros),
+                            "CC-Queue": "support@default", "CC-Action": action, **headers})
+
+    bridged = cc("bridge-agent-start", 3, 1700000012_750000, **{"CC-Member-Session-UUID": call_a, "CC-Agent": agent})
+    ended = cc("bridge-agent-end", 4, 1700000070_500000, **{"CC-Member-Session-UUID": call_a, "CC-Agent": agent,
+                                                             "CC-Hangup-Cause": "NORMAL_CLEARING"})
+    sessions = 0
+    done = asyncio.Event()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal sessions
+        sessions += 1
+        writer.write(b"Content-Type: auth/request\n\n")
+        await writer.drain()
+        assert (await reader.readuntil(b"\n\n")) == b"auth ClueCon\n\n"
+        writer.write(b"Content-Type: command/reply\nReply-Text: +OK accepted\n\n")
+        await writer.drain()
+        assert (await reader.readuntil(b"\n\n")) == b"event plain CUSTOM callcenter::info\n\n"
+        writer.write(b"Content-Type: command/reply\nReply-Text: +OK event listener enabled plain\n\n")
+        if sessions == 1:
+            writer.write(cc("member-queue-start", 1, 1700000000_250000, **{"CC-Member-Session-UUID": call_a,
+                                                                         "CC-Member-CID-Number": "5551234"}))
+            writer.write(cc("agent-offering", 2, 1700000010_000000, **{"CC-Member-Session-UUID": call_a,
+                                                                     "CC-Agent": agent}))
+            writer.write(bridged)
+            body = b"Event-Name: CUSTOM\nthis line has no colon\n\n"  # malformed: to the DLQ, the session goes on
+            writer.write(b"Content-Length: %d\nContent-Type: text/event-plain\n\n" % len(body) + body)
+            writer.write(cc("agent-status-change", 9, 0, **{"CC-Agent": agent, "CC-Agent-Status": "Available",
+                                                          "Event-Date-Timestamp": "soon"}))
+            writer.write(ended[:40])  # the connection drops in the middle of this frame
+            await writer.drain()
+            writer.close()
+            return
+        writer.write(bridged + ended)  # the switch repeats its last event: same Event-UUID, same event ids
+        writer.write(cc("agent-status-change", 5, 1700000100_000000, **{"CC-Agent": agent,
+                                                                       "CC-Agent-Status": "Available"}))
+        writer.write(cc("member-queue-start", 6, 1700000200_000000, **{"CC-Member-Session-UUID": call_b}))
+        writer.write(cc("member-queue-end", 7, 1700000231_000000, **{"CC-Member-Session-UUID": call_b,
+                                                                   "CC-Cause": "Cancel", "CC-Cancel-Reason": "NONE"}))
+        await writer.drain()
+        await done.wait()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    sink = EventSink(make_producer(ingest_kafka))
+    client = EslClient("127.0.0.1", port, "ClueCon", sink, source=source, backoff=Backoff(0.01, 0.05))
+    try:
+        await _run_until(client, sink, events=15, dead=2)
+    finally:
+        done.set()
+        server.close()
+        sink.close()
+    assert sessions == 2 and client.stats.logins == 2
+
+    call_partitions: dict[str | None, set[int]] = {}
+    agent_partitions: dict[str | None, set[int]] = {}
+    calls = consume(CALL_TOPIC, 10, source=source, partitions=call_partitions)
+    agents = consume(AGENT_TOPIC, 5, source=source, partitions=agent_partitions)
+    _check_keys_and_partitions(calls, lambda v: v.call_id, call_partitions, CALL_TOPIC)
+    _check_keys_and_partitions(agents, lambda v: v.agent_id, agent_partitions, AGENT_TOPIC)
+    assert _kinds(calls, call_a) == ["offered", "queued", "ringing", "answered", "answered", "ended"]
+    assert _kinds(calls, call_b) == ["offered", "queued", "abandoned", "ended"]
+    assert _kinds(agents, agent) == ["reserved", "talking", "talking", "after_call_work", "ready"]
+    assert len(set(_ids(calls))) == 9 and len(set(_ids(agents))) == 4
+    talking = [v for _, v, _ in agents if v.WhichOneof("kind") == "talking"]
+    assert talking[0].envelope.event_id == talking[1].envelope.event_id
+    times = [v.envelope.occurred_at.ToMilliseconds() for k, v, _ in calls if k == call_a]
+    assert times == [1700000000250, 1700000000250, 1700000010000, 1700000012750, 1700000012750, 1700000070500]
+
+    dead = _dead_letters(consume, f"freeswitch://127.0.0.1:{port}", 2)
+    assert dead["malformed_event"][1] == "malformed_event: header line without ':': 'this line has no colon'"
+    assert dead["malformed_event"][0].endswith(b"this line has no colon\n\n")
+    assert dead["bad_timestamp"][1] == "bad_timestamp: freeswitch event agent-status-change is defective"

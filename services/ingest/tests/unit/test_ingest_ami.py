@@ -45,8 +45,9 @@ def test_incremental_framing_any_split() -> None:
 
 
 def test_framing_errors() -> None:
-    with pytest.raises(AmiFramingError):
-        AmiParser().feed(b"banner\r\nno colon here\r\n\r\n")
+    p = AmiParser()  # a bad block is set aside; the next message is still read
+    assert p.feed(b"banner\r\nno colon here\r\n\r\nEvent: FullyBooted\r\n\r\n") == [{"Event": "FullyBooted"}]
+    assert p.malformed == [(b"no colon here", "header line without ':': 'no colon here'")]
     p = AmiParser(max_message_bytes=50)
     with pytest.raises(AmiFramingError):
         p.feed(b"banner\r\n" + b"Key: " + b"x" * 100)
@@ -80,7 +81,10 @@ def test_mapping() -> None:
     assert [e.envelope.event_id for e in again] == [e.envelope.event_id for e in evs]
     assert m.map({"Event": "AgentConnect", "Queue": "q", "Uniqueid": "1"}, now) == []
     assert m.map({"Event": "AgentConnect", "Timestamp": "x", "Uniqueid": "1"}, now) == []
+    assert m.last_defect == "bad_timestamp"
     assert m.summary.defects_by_reason == {"missing_agent": 1, "bad_timestamp": 1}
+    m.map({"Event": "FullyBooted"}, now)
+    assert m.last_defect is None
 
 
 def test_login_action() -> None:

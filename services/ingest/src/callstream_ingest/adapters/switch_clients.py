@@ -5,6 +5,11 @@ to the EventSink. A lost connection, a framing error or a refused login is logge
 capped exponential back-off with jitter; the back-off restarts after a session that logged in.
 Neither protocol acknowledges events, so what the switch sent while we were disconnected is not
 recovered here (the queue_log follower is the lossless path for Asterisk).
+
+Malformed input goes to ``cc.call-events.v1.dlq`` with its reason (headers ``ingest.source``,
+``ingest.reason``, ``dlq.error``) and the session goes on: an AMI message block that is not ``Key: Value``
+lines, an event-socket event whose body cannot be read, and events the mappers find defective (no call id,
+no agent, a bad timestamp, an unknown status or cause; the value is then the event's headers as received).
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from datetime import UTC, datetime
 
 from callstream_ingest.domain.ami import AmiEventMapper, AmiFramingError, AmiParser, login_action
 from callstream_ingest.domain.freeswitch import CallcenterMapper, EslFramingError, EslParser
-from callstream_ingest.service import EventSink
+from callstream_ingest.service import CALL_TOPIC, Event, EventSink
 
 log = logging.getLogger(__name__)
 READ_BYTES = 65536
@@ -48,6 +53,7 @@ class ClientStats:
     logins: int = 0
     failures: Counter[str] = field(default_factory=Counter)
     events: int = 0
+    dead_lettered: int = 0
 
 
 class _Client:
@@ -106,6 +112,24 @@ class _Client:
     async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         raise NotImplementedError
 
+    def _dead_letter(self, raw: bytes, reason: str, detail: str) -> None:
+        self.sink.rejected(self.adapter, reason)
+        self.sink.dead_letter(self.adapter, CALL_TOPIC, raw, {
+            "ingest.source": f"{self.adapter}://{self.host}:{self.port}", "ingest.reason": reason,
+            "dlq.error": f"{reason}: {detail}"})
+        self.stats.dead_lettered += 1
+
+    def _send(self, events: list[Event], defect: str | None, name: str, headers: dict[str, str],
+              separator: str) -> None:
+        """Hand a switch event's events to the sink, or dead-letter it with the mapper's reason."""
+        if defect is not None:
+            raw = "".join(f"{k}: {v}{separator}" for k, v in headers.items()).encode()
+            self._dead_letter(raw, defect, f"{self.adapter} event {name} is defective")
+            return
+        for ev in events:
+            self.sink.send(ev, self.adapter)
+            self.stats.events += 1
+
 
 class AmiClient(_Client):
     adapter = "ami"
@@ -129,7 +153,9 @@ class AmiClient(_Client):
             data = await asyncio.wait_for(reader.read(READ_BYTES), max(0.01, deadline - loop.time()))
             if not data:
                 return
-            for msg in parser.feed(data):
+            messages = parser.feed(data)
+            self._drain_malformed(parser)
+            for msg in messages:
                 if msg.get("ActionID") == "callstream-login" and "Response" in msg:
                     if msg["Response"].lower() != "success":
                         raise LoginRefused(msg.get("Message", msg["Response"]))
@@ -142,6 +168,13 @@ class AmiClient(_Client):
             if not data:
                 return
             self._handle(parser.feed(data))
+            self._drain_malformed(parser)
+
+    def _drain_malformed(self, parser: AmiParser) -> None:
+        for block, reason in parser.malformed:
+            self.sink.received(self.adapter)
+            self._dead_letter(block, "malformed_message", reason)
+        parser.malformed.clear()
 
     def _handle(self, messages: list[dict[str, str]]) -> None:
         now = datetime.now(UTC)
@@ -149,9 +182,8 @@ class AmiClient(_Client):
             if "Event" not in msg:
                 continue
             self.sink.received(self.adapter)
-            for ev in self.mapper.map(msg, now):
-                self.sink.send(ev, self.adapter)
-                self.stats.events += 1
+            events = self.mapper.map(msg, now)
+            self._send(events, self.mapper.last_defect, msg["Event"], msg, "\r\n")
 
 
 class EslClient(_Client):
@@ -200,10 +232,12 @@ class EslClient(_Client):
                 elif ctype == "text/disconnect-notice":
                     return
                 elif ctype == "text/event-plain":
-                    headers = frame.event()
-                    if headers is None:
-                        continue
                     self.sink.received(self.adapter)
-                    for ev in self.mapper.map(headers):
-                        self.sink.send(ev, self.adapter)
-                        self.stats.events += 1
+                    try:
+                        headers = frame.event()
+                    except EslFramingError as exc:  # the outer frame was whole: the stream is still in step
+                        self._dead_letter(frame.body, "malformed_event", str(exc))
+                        continue
+                    if headers is not None:
+                        events = self.mapper.map(headers)
+                        self._send(events, self.mapper.last_defect, headers.get("CC-Action", ""), headers, "\n")

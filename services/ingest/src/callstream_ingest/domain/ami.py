@@ -44,10 +44,15 @@ def login_action(username: str, secret: str, action_id: str = "login-1", events:
 
 @dataclass(slots=True)
 class AmiParser:
-    """Feed bytes, get complete messages (dict of headers; repeated keys: last wins)."""
+    """Feed bytes, get complete messages (dict of headers; repeated keys: last wins).
+
+    A message block that is not ``Key: Value`` lines is set aside in ``malformed`` (raw block, reason) and
+    parsing goes on: the blank line still marks where the next message starts. Only a message larger than
+    ``max_message_bytes`` raises (the stream can no longer be trusted; the client reconnects)."""
 
     max_message_bytes: int = MAX_MESSAGE_BYTES
     banner: str | None = None
+    malformed: list[tuple[bytes, str]] = field(default_factory=list)
     _buf: bytearray = field(default_factory=bytearray)
 
     def feed(self, data: bytes) -> list[Message]:
@@ -74,7 +79,9 @@ class AmiParser:
                     continue
                 k, colon, v = line.partition(":")
                 if not colon:
-                    raise AmiFramingError(f"header line without ':': {line[:80]!r}")
+                    self.malformed.append((block, f"header line without ':': {line[:80]!r}"))
+                    msg = {}
+                    break
                 msg[k.strip()] = v.strip()
             if msg:
                 out.append(msg)
@@ -112,8 +119,15 @@ class AmiEventMapper:
     def __init__(self, source: str = "asterisk-ami") -> None:
         self.source = source
         self.summary = AmiSummary()
+        self.last_defect: str | None = None  # reason code when the last map() found the event defective
+
+    def _bad(self, reason: str) -> list[Event]:
+        self.summary.defects_by_reason[reason] += 1
+        self.last_defect = reason
+        return []
 
     def map(self, msg: Message, received_at: datetime) -> list[Event]:
+        self.last_defect = None
         name = msg.get("Event", "")
         if not name:
             self.summary.ignored_by_event["<response>"] += 1
@@ -123,8 +137,7 @@ class AmiEventMapper:
             try:
                 when = datetime.fromtimestamp(float(msg["Timestamp"]), UTC)
             except (ValueError, OverflowError, OSError):
-                self.summary.defects_by_reason["bad_timestamp"] += 1
-                return []
+                return self._bad("bad_timestamp")
         call_id = msg.get("Linkedid") or msg.get("Uniqueid", "")
         queue = msg.get("Queue", "")
         member = msg.get("Interface") or msg.get("MemberName", "")
@@ -149,8 +162,7 @@ class AmiEventMapper:
             "Hangup",
         }
         if needs_call and not call_id:
-            self.summary.defects_by_reason["missing_call_id"] += 1
-            return []
+            return self._bad("missing_call_id")
         needs_agent = name in {
             "AgentCalled",
             "AgentConnect",
@@ -162,8 +174,7 @@ class AmiEventMapper:
             "QueueMemberStatus",
         }
         if needs_agent and not member:
-            self.summary.defects_by_reason["missing_agent"] += 1
-            return []
+            return self._bad("missing_agent")
         if name == "QueueCallerJoin":
             ctx = ce.CallContext(queue_id=queue)
             call("offered", ce.CallOffered(context=ctx))

@@ -114,12 +114,15 @@ class CallcenterMapper:
     def __init__(self, source: str = "freeswitch-callcenter") -> None:
         self.source = source
         self.summary = CallcenterSummary()
+        self.last_defect: str | None = None  # reason code when the last map() found the event defective
 
     def _bad(self, reason: str) -> list[Event]:
         self.summary.defects_by_reason[reason] += 1
+        self.last_defect = reason
         return []
 
     def map(self, h: Headers) -> list[Event]:
+        self.last_defect = None
         if h.get("Event-Subclass") != "callcenter::info":
             self.summary.ignored_by_action[f"<{h.get('Event-Name', '')}>"] += 1
             return []
