@@ -13,6 +13,7 @@ import os
 import tempfile
 import time
 import uuid
+from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -29,14 +30,19 @@ PAYLOAD = b'{"envelope":{"eventId":"%s","occurredAt":"2026-11-02T09:30:12.250Z",
           b'"callId":"pbx1-1762075812.42","answered":{"agentId":"agent-0042","queueId":"billing"}}'
 
 
-def produce(bootstrap: str, topic: str, count: int) -> float:
+def produce(bootstrap: str, topic: str, count: int, records: Sequence[tuple[bytes, bytes]] = ()) -> float:
+    """Messages/s of plain Producer.produce + flush; `records` (value, key) pairs, cycled, instead of PAYLOAD."""
     producer = Producer({**PRODUCER_DEFAULTS, "bootstrap.servers": bootstrap})
     value = PAYLOAD % b"00000000-0000-0000-0000-000000000000"
     start = time.perf_counter()
     for i in range(count):
+        if records:
+            value, key = records[i % len(records)]
+        else:
+            key = b"call-%d" % (i % 5000)
         while True:
             try:
-                producer.produce(topic, value=value, key=b"call-%d" % (i % 5000))
+                producer.produce(topic, value=value, key=key)
                 break
             except BufferError:
                 producer.poll(0.05)
