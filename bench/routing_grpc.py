@@ -83,12 +83,16 @@ async def _measure(port: int) -> dict[str, float]:
         for _ in range(300):  # warm-up of both paths
             await health(request, timeout=5)
             await offer()
-        empty = []
-        for _ in range(SAMPLES):
+        async def empty_call() -> float:
             began = time.perf_counter()
             await health(request, timeout=5)
-            empty.append(time.perf_counter() - began)
-        offers = [await offer() for _ in range(SAMPLES)]
+            return time.perf_counter() - began
+
+        # Alternating, so both see the same machine: on a shared one, load changes within seconds.
+        empty, offers = [], []
+        for _ in range(SAMPLES):
+            empty.append(await empty_call())
+            offers.append(await offer())
 
         # Throughput: 32 callers in flight for 5 s (each offer is followed by its cancel, not counted).
         done, deadline = 0, time.perf_counter() + 5
@@ -102,11 +106,6 @@ async def _measure(port: int) -> dict[str, float]:
         began = time.perf_counter()
         await asyncio.gather(*(caller() for _ in range(32)))
         rate = done / (time.perf_counter() - began)
-
-        async def empty_call() -> float:
-            began = time.perf_counter()
-            await health(request, timeout=5)
-            return time.perf_counter() - began
 
         # p99 at half that rate, paced (open loop); the empty call paced the same way is the floor of this
         # machine at that moment (on a shared machine its p99 is mostly other processes).
