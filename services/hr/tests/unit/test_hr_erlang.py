@@ -284,3 +284,29 @@ def test_erlang_b_equals_a_published_table(n: int) -> None:
 def test_erlang_b_equals_the_erlang_com_example() -> None:
     """erlang.com's calculator manual: 15 lines at 1 % blocking carry 8.108 Erlangs."""
     assert _offered_for_blocking(15, 0.01) == pytest.approx(8.108, abs=0.0005)
+
+
+def _meets(n: int, calls: float, aht: float, sl: float, t: float, occ: float, asa: float | None,
+           patience: float | None, abandon: float | None) -> bool:
+    lam = calls / 1800
+    m = erlang_c_metrics(n, lam, aht, t) if patience is None else erlang_a_metrics(n, lam, aht, t, patience)
+    return (m.service_level >= sl - 1e-12 and m.occupancy <= occ + 1e-12
+            and (asa is None or m.asa_s <= asa + 1e-12)
+            and (abandon is None or m.abandon_rate <= abandon + 1e-12))
+
+
+def test_required_agents_is_the_smallest_count_meeting_every_goal() -> None:
+    """On random inputs (Erlang C and A, every goal), the answer meets the goals and one agent fewer does not:
+    however the search is done, it must land on the smallest count."""
+    rng = random.Random(17)
+    for _ in range(300):
+        calls, aht = rng.uniform(1, 800), rng.uniform(30, 600)
+        sl, t = rng.choice([0.2, 0.5, 0.8, 0.95]), rng.choice([0.0, 10.0, 20.0, 60.0])
+        occ, asa = rng.choice([1.0, 0.9, 0.8, rng.uniform(0.5, 1.0)]), rng.choice([None, 2.0, 15.0])
+        patience = rng.choice([None, 10.0, 60.0, 300.0])
+        abandon = rng.choice([None, 0.02, 0.1]) if patience else None
+        case = (calls, aht, sl, t, occ, asa, patience, abandon)
+        r = required_agents(calls, 1800, aht, sl, t, max_occupancy=occ, asa_goal=asa, abandon_goal=abandon,
+                            patience_s=patience)
+        assert _meets(r.raw_agents, *case), case
+        assert r.raw_agents == 1 or not _meets(r.raw_agents - 1, *case), case

@@ -411,12 +411,29 @@ def required_agents(
         def at(n: int) -> QueueMetrics:
             return _metrics_a(n, lam, aht_s, t_s, patience_s, erlang_b(n, traffic))
 
-        # Exponential then binary search (each evaluation costs O(N + queue states)).
-        lo, hi = 0, max(1, math.ceil(traffic))
-        while not ok(at(hi)):
-            lo, hi = hi, hi * 2
-            if hi > 4 * limit:
-                raise ValueError("goals cannot be met")
+        # Galloping then binary search from a guess (each evaluation costs O(N + queue states)): the
+        # Erlang C count for the same SL, ASA and occupancy goals is usually within a few agents of the
+        # answer, so this takes 2-5 evaluations where a search from the traffic took 8-10. The answer is
+        # the same: the smallest count meeting every goal (the figures are monotone in the count).
+        try:
+            guess = required_agents(calls, interval_s, aht_s, sl_target, t_s, max_occupancy=max_occupancy,
+                                    asa_goal=asa_goal).raw_agents
+        except ValueError:  # no Erlang C count meets them; abandonment may still make it possible
+            guess = math.ceil(traffic)
+        guess = max(1, guess)
+        step = 1
+        if ok(at(guess)):
+            lo, hi = guess - 1, guess
+            while lo > 0 and ok(at(lo)):
+                hi, lo = lo, max(0, lo - 2 * step)
+                step *= 2
+        else:
+            lo, hi = guess, guess + 1
+            while not ok(at(hi)):
+                lo, hi = hi, hi + 2 * step
+                step *= 2
+                if hi > 4 * limit:
+                    raise ValueError("goals cannot be met")
         while hi - lo > 1:
             mid = (lo + hi) // 2
             if ok(at(mid)):
