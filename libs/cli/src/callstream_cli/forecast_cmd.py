@@ -19,7 +19,7 @@ class Format(StrEnum):
 
 def forecast(
     queues: list[str] = typer.Option(..., "--queue", help="queue to forecast (repeat)"),
-    week: datetime = typer.Option(..., "--week", help="Monday 00:00 UTC of the week to forecast (naive = UTC)"),
+    week: datetime = typer.Option(..., "--week", help="start of the week, UTC (e.g. Monday 00:00)"),
     weeks: int = typer.Option(6, min=2, max=52, help="weeks of history before --week"),
     holdout: int = typer.Option(1, min=1, max=51, help="last history weeks held out to state the accuracy"),
     target: str = typer.Option("80/20", help="service level goal PERCENT/SECONDS"),

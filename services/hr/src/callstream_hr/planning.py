@@ -2,7 +2,9 @@
 from a history source (the KPI API), forecast with the seasonal model and its accuracy stated on held-out
 weeks; optionally turned into agents per interval (Erlang C, or A with a patience) and a shift plan.
 
-Weeks are UTC weeks (Monday 00:00 UTC), as the KPI API's 30-minute buckets are UTC. The shift plan covers
+A week is 336 intervals from its start, a 30-minute boundary in UTC as the KPI API's buckets are (Monday
+00:00 UTC, or a center's local Monday 00:00; a daylight-saving change shifts local hours by one for the
+weeks on its other side). The shift plan covers
 the sum of the queues' agents per interval: queues are staffed as if their agents were dedicated (a safe
 upper bound when agents have several skills).
 """
@@ -11,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from callstream_hr.domain.erlang import StaffingResult, required_agents
@@ -116,10 +118,13 @@ def plan_dict(plan: ShiftPlan) -> dict[str, Any]:
 
 
 def check_week_start(week_start: datetime) -> None:
-    if week_start.tzinfo is None or week_start.utcoffset() != timedelta(0):
-        raise ValueError("the week must start at a UTC time (e.g. 2026-11-30T00:00:00Z)")
-    if week_start.weekday() != 0 or week_start.time() != datetime.min.time():
-        raise ValueError(f"the week must start on a Monday at 00:00 UTC, not {week_start.isoformat()}")
+    """Any 30-minute boundary may start the week (the model only needs whole weeks): Monday 00:00 UTC, or
+    Monday 00:00 of the center's zone given in UTC (Sunday 20:00 UTC for UTC+4), to match the KPI buckets."""
+    if week_start.tzinfo is None:
+        raise ValueError("the week start needs a timezone (e.g. 2026-11-30T00:00:00Z)")
+    utc = week_start.astimezone(UTC)
+    if utc.minute % 30 or utc.second or utc.microsecond:
+        raise ValueError(f"the week must start on a 30-minute boundary (UTC), not {week_start.isoformat()}")
 
 
 def forecast_week(
@@ -139,6 +144,7 @@ def forecast_week(
     forecasting those; the forecast itself is fitted on every history week.
     """
     check_week_start(week_start)
+    week_start = week_start.astimezone(UTC)
     if not queue_ids or len(set(queue_ids)) != len(queue_ids):
         raise ValueError("give one or more distinct queues")
     if not 1 <= holdout_weeks < history_weeks:

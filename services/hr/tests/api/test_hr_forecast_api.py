@@ -195,9 +195,9 @@ def test_bad_or_missing_history_and_roles(hr: Server, kpi_api: KpiApi, tmp_path_
         assert "no offered call in the week from 2026-10-05" in missing.json()["detail"]
         too_long = c.post("/v1/forecast", json={"queues": ["sales"], "week_start": week, "history_weeks": 4})
         assert too_long.status_code == 422 and "week from 2026-09-28" in too_long.json()["detail"]
-        tuesday = c.post("/v1/forecast", json={"queues": ["sales"], "week_start": "2026-10-27T00:00:00Z",
-                                               "history_weeks": 2})
-        assert tuesday.status_code == 422 and "Monday" in tuesday.json()["detail"]
+        odd = c.post("/v1/forecast", json={"queues": ["sales"], "week_start": "2026-10-26T10:15:00Z",
+                                           "history_weeks": 2})
+        assert odd.status_code == 422 and "30-minute boundary" in odd.json()["detail"]
         for bad, field in (({"history_weeks": 2, "holdout_weeks": 2}, "holdout_weeks"),
                            ({"queues": []}, "queues"), ({"queues": ["sales", "sales"]}, "appear once"),
                            ({"shifts": {"templates": TEMPLATES}}, "staffing goals"),
@@ -217,6 +217,21 @@ def test_bad_or_missing_history_and_roles(hr: Server, kpi_api: KpiApi, tmp_path_
         with serve_in_thread(app) as url, Server(url, "sqlite", app).client("manager") as mgr:
             r = mgr.post("/v1/forecast", json={"queues": ["sales"], "week_start": week, "history_weeks": 2})
         assert r.status_code == status and words in r.json()["detail"], (name, r.text)
+
+
+def test_a_week_in_the_centers_zone_starts_at_its_local_monday(hr: Server, kpi_api: KpiApi) -> None:
+    """UTC+4 (Baku): the local week starts on Sunday 20:00 UTC; history weeks are shifted the same way."""
+    local_monday = "2026-10-26T00:00:00+04:00"
+    with hr.client("manager") as mgr:
+        r = mgr.post("/v1/forecast", json={"queues": ["sales"], "week_start": local_monday, "history_weeks": 2})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    start = datetime(2026, 10, 25, 20, tzinfo=UTC)
+    assert body["week_start"] == start.isoformat() and body["history_start"] == (start - timedelta(weeks=2)).isoformat()
+    history_start = start - timedelta(weeks=2)
+    window = [p for p in kpi_api.expected["sales"] if history_start <= p.start < start]
+    want = SeasonalForecaster().forecast(history_from_intervals(window, history_start, 2))
+    assert [i["calls"] for i in body["queues"][0]["intervals"]] == pytest.approx(list(want.flat_calls()))
 
 
 def test_cli_forecast_reads_the_same_history(kpi_api: KpiApi) -> None:

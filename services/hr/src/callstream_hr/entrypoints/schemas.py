@@ -239,7 +239,8 @@ class ShiftPlanIn(ShiftOptionsIn):
 
 class ForecastIn(BaseModel):
     queues: list[QueueId] = Field(min_length=1, max_length=50)
-    # Monday 00:00 UTC of the week to forecast; default: the next one.
+    # Start of the week to forecast (a 30-minute boundary, e.g. Monday 00:00 UTC or local); default: next
+    # Monday 00:00 UTC.
     week_start: AwareDatetime | None = None
     history_weeks: int = Field(default=6, ge=2, le=52)
     holdout_weeks: int = Field(default=1, ge=1, le=51)
