@@ -22,9 +22,14 @@ class KpiSettings(CoreSettings):
     # Where a new consumer group starts: earliest (default: nothing published before is skipped) or
     # latest (a fresh group that only cares about what happens from now on, e.g. a freshness benchmark).
     consumer_auto_offset_reset: Literal["earliest", "latest"] = "earliest"
-    # Events later than this behind the largest event time seen do not move real-time figures
+    # Events later than this behind the watermark's event time do not move real-time figures
     # (they still land in ClickHouse; the 30-minute facts are upserts).
     allowed_lateness_s: float = Field(default=10.0, ge=0)
+    # A Kafka partition that gave no event for this long (processing time) and has no records left to take
+    # stops holding the watermark back (which is the minimum over partitions): one quiet partition must not
+    # stall live figures, and a busy one is never idle. Longer than the batch cadence (batch_within_s) and
+    # than a broker round trip, so a partition is not dropped between two fetches of a steady stream.
+    partition_idle_s: float = Field(default=5.0, gt=0)
     # A call with no end event this long after its last event is closed and flagged timed_out.
     session_timeout_s: float = Field(default=4 * 3600.0, gt=0)
     # Seconds between real-time snapshots (the wallboard's freshness).

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -26,12 +26,12 @@ from callstream.qa.v1 import qa_events_pb2
 from callstream_core.kafka import EventProducer, Received
 from callstream_kpi.adapters import clickhouse_facts as facts
 from callstream_kpi.config import KpiSettings
-from callstream_kpi.domain.agent_states import AgentStateTracker, StateInterval, split_interval
+from callstream_kpi.domain.agent_states import AgentStateTracker, split_interval
 from callstream_kpi.domain.kpis import Rollup, alert_values, rollup_contacts
 from callstream_kpi.domain.realtime import RealtimeSettings, RealtimeView
 from callstream_kpi.domain.sessionizer import ContactRecord, Sessionizer, SessionizerSettings
 from callstream_kpi.domain.targets import CENTER, AlertEvaluator, ScopeRef
-from callstream_kpi.domain.watermark import interval_start
+from callstream_kpi.domain.watermark import PartitionWatermark, interval_start
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +42,7 @@ WATERMARK = Gauge("callstream_kpi_watermark_seconds", "Event-time watermark of t
 OPEN_CALLS = Gauge("callstream_kpi_open_calls", "Calls the sessionizer holds open")
 
 Offsets = list[tuple[str, int, int]]
-
-INTERVAL_COLUMNS = ["agent_id", "team_id", "state", "reason", "started_at", "ended_at", "duration_s", "version"]
-
+Partition = tuple[str, int]  # (topic, partition)
 
 def _offsets(batch: Sequence[Received[Any]]) -> Offsets:
     return [(r.topic, r.partition, r.offset) for r in batch]
@@ -56,31 +54,32 @@ def _version_stamp() -> int:
     return time.time_ns() // 1000
 
 
-def _interval_row(iv: StateInterval, version: int) -> list[Any]:
-    return [iv.agent_id, iv.team_id, iv.state, iv.reason, iv.start, iv.end, iv.duration_s, version]
-
-
 class KpiPipeline:
     def __init__(self, settings: KpiSettings, client: Client, producer: EventProducer, *,
-                 topic_prefix: str = "") -> None:
+                 topic_prefix: str = "", monotonic: Callable[[], float] = time.monotonic) -> None:
         self.topic_prefix = topic_prefix
         self.settings = settings
+        self.monotonic = monotonic
+        # One event-time clock for the whole stream: the minimum over the Kafka partitions it reads (call and
+        # agent events) of each partition's newest event time, idle partitions left out. The sessionizer, the
+        # agent states and the real-time view read it; this pipeline observes every event into it.
+        self.watermark = PartitionWatermark(settings.allowed_lateness_s, settings.partition_idle_s)
         self.retrying = facts.RetryingClient(client, on_retry=self._on_retry)
         self.facts = facts.FactWriter(self.retrying)
         self.producer = producer
         self.sink_error: str | None = None
-        self.agents = AgentStateTracker(allowed_lateness_s=settings.allowed_lateness_s)
+        self.agents = AgentStateTracker(allowed_lateness_s=settings.allowed_lateness_s, watermark=self.watermark)
         self.sessionizer = Sessionizer(
             SessionizerSettings(session_timeout_s=settings.session_timeout_s,
                                 allowed_lateness_s=settings.allowed_lateness_s,
                                 default_short_abandon_s=settings.default_short_abandon_s),
-            team_of=self.agents.team_of)
+            team_of=self.agents.team_of, watermark=self.watermark)
         self.realtime = RealtimeView(
             RealtimeSettings(allowed_lateness_s=settings.allowed_lateness_s,
                              default_sl_threshold_s=settings.default_sl_threshold_s,
                              default_short_abandon_s=settings.default_short_abandon_s,
                              session_timeout_s=settings.session_timeout_s),
-            agents=self.agents)
+            agents=self.agents, watermark=self.watermark)
         self.alerts = AlertEvaluator()
         # Latest version of each recent contact, for the current interval's alert evaluation.
         self._recent: dict[tuple[str, int], ContactRecord] = {}
@@ -93,13 +92,35 @@ class KpiPipeline:
     def migrate(self) -> list[int]:
         return self.retrying.run(facts.apply_migrations)
 
+    # -- event time ----------------------------------------------------------------------------------
+    def note_offsets(self, taken: Mapping[Partition, int], end_offsets: Mapping[Partition, int | None]) -> None:
+        """The last offset taken per partition (decoded or dead-lettered) and the consumer's log end offsets:
+        a partition with records not taken yet is never idle."""
+        for partition, offset in taken.items():
+            self.watermark.note_taken(partition, offset)
+        for partition, end in end_offsets.items():
+            self.watermark.note_end_offset(partition, end)
+
+    def _observe(self, batch: Sequence[Received[Any]]) -> None:
+        now = self.monotonic()
+        for r in batch:
+            self.watermark.observe((r.topic, r.partition), r.value.envelope.occurred_at.ToDatetime(tzinfo=UTC), now,
+                                   r.offset)
+        self.watermark.advance(now)
+
     # -- inputs --------------------------------------------------------------------------------------
     def on_call_events(self, batch: Sequence[Received[call_events_pb2.CallEvent]]) -> None:
         EVENTS.labels("call").inc(len(batch))
         offsets = _offsets(batch)
         self.facts.insert("call_events", [facts.call_event_row(r.value, r.partition, r.offset) for r in batch],
                           facts.CALL_EVENT_COLUMNS, offsets)
+        self._observe(batch)
         events = [r.value for r in batch]
+        late = {e.call_id for e in events if self.sessionizer.needs_history(e)}
+        if late:  # rebuild those calls from what ClickHouse holds, so their late events revise them
+            ids = {e.envelope.event_id for e in events}
+            self.sessionizer.restore(e for e in self._stored_call_events(
+                "call_id IN {ids:Array(String)}", {"ids": sorted(late)}) if e.envelope.event_id not in ids)
         contacts = self.sessionizer.process_batch(events)
         self.realtime.process_batch(call_events=events)
         self._store_contacts(contacts)
@@ -110,14 +131,13 @@ class KpiPipeline:
         offsets = _offsets(batch)
         self.facts.insert("agent_events", [facts.agent_event_row(r.value, r.partition, r.offset) for r in batch],
                           facts.AGENT_EVENT_COLUMNS, offsets)
+        self._observe(batch)
         events = [r.value for r in batch]
-        # The tracker is shared with the real-time view: feed it once, and move the view's clock too.
+        # The tracker is shared with the real-time view: feed it once.
         intervals = self.agents.process_batch(events)
-        for event in events:
-            self.realtime.watermark.observe(event.envelope.occurred_at.ToDatetime(tzinfo=UTC))
         stamp = _version_stamp()
-        rows = [_interval_row(piece, stamp) for iv in intervals for piece in split_interval(iv)]
-        self.facts.insert("agent_state_intervals", rows, INTERVAL_COLUMNS, None)
+        rows = [facts.interval_row(piece, stamp) for iv in intervals for piece in split_interval(iv)]
+        self.facts.insert("agent_state_intervals", rows, facts.INTERVAL_COLUMNS, None)
         self.realtime.advance()
         self.sink_error = None
 
@@ -152,15 +172,28 @@ class KpiPipeline:
         session timeout before the newest event); consumption then resumes from the committed offsets and
         the sessionizer drops what it has seen by event id. Returns the number of events replayed."""
         timeout = self.settings.session_timeout_s
-        payloads = self.retrying.run(lambda c: c.query(
-            "SELECT payload FROM call_events FINAL WHERE occurred_at >= "
-            "(SELECT max(occurred_at) FROM call_events) - toIntervalSecond({t:UInt32}) ORDER BY occurred_at",
-            parameters={"t": int(timeout)}, column_formats={"payload": "bytes"}).result_rows)
-        events = [call_events_pb2.CallEvent.FromString(row[0]) for row in payloads]
+        rows = self._stored_call_event_rows(
+            "occurred_at >= (SELECT max(occurred_at) FROM call_events) - toIntervalSecond({t:UInt32})",
+            {"t": int(timeout)})
+        events = [call_events_pb2.CallEvent.FromString(row[0]) for row in rows]
+        topic = self.topic_prefix + "cc.call-events.v1"
+        now = self.monotonic()
+        for event, (_, partition, offset) in zip(events, rows, strict=True):
+            self.watermark.observe((topic, partition), event.envelope.occurred_at.ToDatetime(tzinfo=UTC), now, offset)
+        self.watermark.advance(now)
         self.realtime.process_batch(call_events=events)
         contacts = self.sessionizer.process_batch(events)
         self._store_contacts(contacts)
         return len(events)
+
+    def _stored_call_event_rows(self, where: str, parameters: dict[str, Any]) -> Sequence[Sequence[Any]]:
+        """(payload, partition, offset) of stored raw call events matching `where`, in event time order."""
+        return self.retrying.run(lambda c: c.query(
+            f"SELECT payload, kafka_partition, kafka_offset FROM call_events FINAL WHERE {where} ORDER BY occurred_at",
+            parameters=parameters, column_formats={"payload": "bytes"}).result_rows)
+
+    def _stored_call_events(self, where: str, parameters: dict[str, Any]) -> list[call_events_pb2.CallEvent]:
+        return [call_events_pb2.CallEvent.FromString(row[0]) for row in self._stored_call_event_rows(where, parameters)]
 
     def _store_contacts(self, contacts: list[ContactRecord]) -> None:
         if not contacts:
@@ -175,11 +208,17 @@ class KpiPipeline:
             self._recent[(c.call_id, c.segment)] = c
 
     def tick(self) -> tuple[list[kpi_events_pb2.RealtimeSnapshot], list[kpi_events_pb2.Alert]]:
-        """Real-time snapshots as of the watermark and alert transitions for the current interval."""
-        self.realtime.advance()
-        now = self.realtime.watermark.current
+        """Real-time snapshots as of the watermark and alert transitions for the current interval.
+
+        The watermark can move here with no new event (a partition went idle): calls it settles are stored
+        first, so a quiet stream still closes its last calls."""
+        before = self.watermark.current
+        now = self.watermark.advance(self.monotonic())
         if now is None:
             return [], []
+        if now != before:
+            self._store_contacts(self.sessionizer.sweep())
+        self.realtime.advance()
         WATERMARK.set(now.timestamp())
         OPEN_CALLS.set(self.sessionizer.open_calls)
         snapshots = [s.to_proto() for s in self.realtime.snapshots()]

@@ -62,9 +62,6 @@ def simple_reading(defect_lines: set[int]) -> dict[str, float]:
 
 @pytest.mark.skipif(not JANUARY.exists(), reason=f"{JANUARY} not found (set CALLSTREAM_SHARED_DIR)")
 @pytest.mark.timeout(600)  # 197,000 events through one worker on a 2-core machine
-@pytest.mark.skip(reason="known bug, issue 5 open: the watermark is the largest event time over all partitions, "
-                  "so in a fast replay a partition read ahead evicts calls still waiting in a slower one "
-                  "(~100 of 30,004 January calls lost; counts match when one batch holds the file)")
 def test_january_kpis_equal_a_direct_reading(kafka_bootstrap: str, clickhouse_url: str) -> None:
     mapper = AnonymousBankMapper(str(JANUARY))
     with JANUARY.open(newline="") as handle:

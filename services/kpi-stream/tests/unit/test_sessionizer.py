@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from datetime import UTC
 
 from kpi_builders import Call, at
 
@@ -14,6 +15,7 @@ from callstream_kpi.domain.sessionizer import (
     SessionizerSettings,
     fold_call,
 )
+from callstream_kpi.domain.watermark import PartitionWatermark
 
 NO_LATENESS = SessionizerSettings(allowed_lateness_s=0.0)
 
@@ -211,6 +213,87 @@ def test_eviction_keeps_ids_to_drop_late_duplicates() -> None:
     assert s.stats.late_dropped == 2
     s.process_batch(Call("z2").offered(791).events)  # past 130 + 60 + 600: forgotten
     assert s.tombstones == 0
+
+
+def test_late_event_revises_a_call_closed_by_time_out_after_its_grace() -> None:
+    """Past its grace a timed-out call is parked whole, not reduced to ids: its late events revise it, and
+    the flag stays honest (set while unfinished, cleared once complete)."""
+    settings = SessionizerSettings(allowed_lateness_s=0.0, session_timeout_s=600.0, grace_s=60.0,
+                                   dedup_retention_s=3600.0)
+    s = Sessionizer(settings)
+    waiting = Call("w").offered(0).queued(5)
+    s.process_batch(waiting.events)
+    out = s.process_batch(Call("tick1").offered(606).events)  # past 5 + 600: timed out
+    assert [(r.call_id, r.outcome, r.timed_out, r.version) for r in out] == [("w", "timed_out", True, 1)]
+    s.process_batch(Call("tick2").offered(700).events)  # past 5 + 60 of grace: evicted
+    assert s.parked_calls == 1 and s.tombstones == 0  # w parked whole, not a tombstone of ids
+    assert s.process_batch([waiting.events[1]]) == []  # a late duplicate is still a duplicate
+    assert s.stats.duplicates == 1 and s.parked_calls == 1
+    # answered late but still no end: revised, still flagged timed out
+    answered = s.process_batch(Call("w").answered(30, "a1").events)
+    assert [(r.outcome, r.timed_out, r.version, r.queue_s) for r in answered] == [("answered", True, 2, 25.0)]
+    assert s.stats.revived == 1 and s.stats.late_dropped == 0
+    # the end and the wrap-up arrive: complete, no longer timed out
+    done = s.process_batch(Call("w").ended(100, "a1").wrap(110, "a1").events)
+    assert [(r.outcome, r.timed_out, r.version, r.talk_s, r.acw_s) for r in done] == [
+        ("answered", False, 3, 70.0, 10.0)]
+    assert s.stats.late_dropped == 0
+
+
+def test_parked_call_is_kept_for_the_retention_after_it_was_parked() -> None:
+    """Counted from when it was parked, not from its last event: a stream out of order by more than the
+    retention (a file replayed in its own order) still brings the rest of the call to it."""
+    settings = SessionizerSettings(allowed_lateness_s=0.0, session_timeout_s=100.0, grace_s=10.0,
+                                   dedup_retention_s=1000.0)
+    s = Sessionizer(settings)
+    s.process_batch(Call("w").offered(0).events)
+    s.process_batch(Call("t1").blocked(5000).events)  # (blocked calls are complete at once)
+    assert s.stats.timed_out == 1 and s.parked_calls == 1  # timed out and parked at watermark 5000
+    s.process_batch(Call("t2").blocked(5999).events)  # not yet 5000 + 1000
+    assert s.parked_calls == 1
+    revised = s.process_batch(Call("w").queued(1).abandoned(30).events)
+    assert [(r.outcome, r.timed_out, r.version) for r in revised] == [("abandoned", False, 2)]
+    s.process_batch(Call("t3").blocked(6100).events)  # w closed (complete) and evicted as a tombstone
+    assert s.parked_calls == 0 and s.tombstones >= 1 and s.stats.late_dropped == 0
+    assert s.process_batch(Call("w").ended(31).events) == []  # a late new event of a complete call: dropped
+    assert s.stats.late_dropped == 1  # (counted; the raw event is in call_events), not a new call
+
+
+def test_parked_call_is_forgotten_after_the_retention() -> None:
+    settings = SessionizerSettings(allowed_lateness_s=0.0, session_timeout_s=100.0, grace_s=10.0,
+                                   dedup_retention_s=1000.0)
+    s = Sessionizer(settings)
+    s.process_batch(Call("w").offered(0).events)
+    s.process_batch(Call("t1").blocked(101).events)  # timed out, and past 0 + 10 of grace: parked at 101
+    assert s.stats.timed_out == 1 and s.parked_calls == 1
+    s.process_batch(Call("t2").blocked(1100).events)  # not yet 101 + 1000
+    assert s.parked_calls == 1
+    s.process_batch(Call("t3").blocked(1101).events)
+    assert s.parked_calls == 0
+
+
+def test_a_partition_read_ahead_does_not_time_out_calls_of_a_slower_one() -> None:
+    """The January replay bug in miniature: p0 is read a day ahead while p1's call is half delivered. With
+    the watermark the minimum over partitions the call is not timed out, and it settles once, complete."""
+    wm = PartitionWatermark(allowed_lateness_s=0, idle_timeout_s=5)
+    s = Sessionizer(SessionizerSettings(allowed_lateness_s=0.0, session_timeout_s=600.0), watermark=wm)
+    slow = answered_call()  # c1, 0..130 s, in p1
+    ahead = Call("ahead").offered(86400).queued(86400).abandoned(86460)  # in p0
+
+    def take(partition: str, events: list[call_events_pb2.CallEvent], now_s: float) -> list[ContactRecord]:
+        for ev in events:
+            wm.observe(partition, ev.envelope.occurred_at.ToDatetime(tzinfo=UTC), now_s)
+        wm.advance(now_s)
+        return s.process_batch(events)
+
+    assert take("p1", slow.events[:3], 0.0) == []
+    assert take("p0", ahead.events, 0.1) == []  # p1 (newest 10 s) holds the watermark
+    assert s.stats.timed_out == 0
+    out = take("p1", slow.events[3:], 0.2)
+    assert [(r.call_id, r.outcome, r.timed_out, r.version) for r in out] == [("c1", "answered", False, 1)]
+    assert s.stats.timed_out == 0
+    wm.advance(10.0)  # both partitions idle: the newest event time
+    assert [(r.call_id, r.outcome) for r in s.sweep()] == [("ahead", "abandoned")]
 
 
 def test_contact_proto_round_trip() -> None:

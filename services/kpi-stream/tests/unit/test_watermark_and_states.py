@@ -15,7 +15,14 @@ from callstream_kpi.domain.agent_states import (
     rollup_states,
     split_interval,
 )
-from callstream_kpi.domain.watermark import RollingWindow, Watermark, interval_end, interval_start, split_by_interval
+from callstream_kpi.domain.watermark import (
+    PartitionWatermark,
+    RollingWindow,
+    Watermark,
+    interval_end,
+    interval_start,
+    split_by_interval,
+)
 
 
 def test_interval_start() -> None:
@@ -40,6 +47,70 @@ def test_watermark_is_max_minus_lateness_and_monotonic() -> None:
     w.observe(at(50))  # an older event does not move it back
     assert w.current == at(90)
     assert w.is_late(at(89)) and not w.is_late(at(90))
+
+
+def test_partition_watermark_is_the_minimum_over_partitions() -> None:
+    w = PartitionWatermark(allowed_lateness_s=10, idle_timeout_s=5)
+    assert w.advance(0.0) is None and w.current is None and not w.is_late(at(0))
+    w.observe("p0", at(1000), now_s=0.0)  # p0 read far ahead (a replay fetching its backlog first)
+    w.observe("p1", at(100), now_s=0.0)
+    w.observe("p1", at(50), now_s=0.0)  # older event in p1: its newest stays 100
+    assert w.advance(0.0) == at(90)  # min(1000, 100) - 10: p1's calls are not timed out by p0's clock
+    assert w.is_late(at(89)) and not w.is_late(at(90))
+    w.observe("p1", at(400), now_s=1.0)
+    assert w.advance(1.0) == at(390)
+    w.observe("p2", at(200), now_s=1.5)  # a partition seen for the first time: never moves the watermark back
+    assert w.advance(1.5) == at(390) and w.partitions == 3
+
+
+def test_idle_partition_stops_holding_the_watermark_back() -> None:
+    w = PartitionWatermark(allowed_lateness_s=0, idle_timeout_s=5)
+    w.observe("quiet", at(100), now_s=0.0)
+    w.observe("busy", at(100), now_s=0.0)
+    for n in range(1, 10):  # busy keeps delivering, quiet delivers nothing
+        w.observe("busy", at(100 + 10 * n), now_s=float(n))
+        w.advance(float(n))
+        expected = at(100) if n < 5 else at(100 + 10 * n)  # quiet is idle from 5 s after its last event
+        assert w.current == expected, n
+    w.observe("quiet", at(95), now_s=10.0)  # quiet wakes up: busy again, but the watermark never moves back
+    assert w.advance(10.0) == at(190)
+    w.observe("busy", at(300), now_s=11.0)
+    assert w.advance(11.0) == at(190)  # held by quiet (newest 100) until it catches up or goes idle again
+
+
+def test_partition_with_a_backlog_is_never_idle() -> None:
+    """A replay: the consumer is busy with p0's backlog and takes nothing from p1 for a long time, but p1's
+    log end offset says records are waiting, so p1 keeps holding the watermark (no early time-outs)."""
+    w = PartitionWatermark(allowed_lateness_s=0, idle_timeout_s=5)
+    w.observe("p0", at(0), now_s=0.0, offset=0)
+    w.observe("p1", at(0), now_s=0.0, offset=0)
+    w.note_end_offset("p1", 500)  # 499 records in p1 not taken yet
+    w.note_end_offset("unseen", 10)  # ignored: no event from it yet
+    for n in range(1, 60):
+        w.observe("p0", at(3600 * n), now_s=float(n), offset=n)
+        w.note_end_offset("p0", n + 1)
+        assert w.advance(float(n)) == at(0), n
+    assert not w.idle("p1", 100.0) and w.idle("p0", 100.0)
+    w.observe("p1", at(10), now_s=60.0, offset=499)  # p1 caught up with its log end
+    assert w.advance(60.0) == at(10)
+    assert w.advance(65.0) == at(3600 * 59)  # both idle, nothing waiting anywhere: the newest event time
+
+
+def test_a_dead_lettered_last_record_is_not_a_backlog() -> None:
+    w = PartitionWatermark(allowed_lateness_s=0, idle_timeout_s=5)
+    w.observe("p0", at(0), now_s=0.0, offset=0)
+    w.observe("p1", at(100), now_s=0.0, offset=0)
+    w.note_end_offset("p0", 2)  # offset 1 could not be decoded: no event time from it
+    assert w.advance(10.0) == at(0)  # p0 looks busy: a record not taken
+    w.note_taken("p0", 1)
+    assert w.advance(10.0) == at(100)
+
+
+def test_partition_watermark_rejects_bad_settings() -> None:
+    with pytest.raises(ValueError):
+        PartitionWatermark(allowed_lateness_s=-1)
+    with pytest.raises(ValueError):
+        PartitionWatermark(idle_timeout_s=0)
 
 
 def _window_figures(order: list[int]) -> list[int]:

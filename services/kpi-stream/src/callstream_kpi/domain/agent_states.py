@@ -19,7 +19,7 @@ from typing import TypeAlias
 from callstream.agent.v1 import agent_events_pb2
 
 from .kpis import Rollup
-from .watermark import Watermark, split_by_interval
+from .watermark import EventClock, Watermark, split_by_interval
 
 AgentEvent: TypeAlias = agent_events_pb2.AgentEvent
 
@@ -112,8 +112,13 @@ class AgentStatus:
 
 
 class AgentStateTracker:
-    def __init__(self, *, allowed_lateness_s: float = 10.0, retention_s: float = 3600.0) -> None:
-        self.watermark = Watermark(allowed_lateness_s)
+    def __init__(self, *, allowed_lateness_s: float = 10.0, retention_s: float = 3600.0,
+                 watermark: EventClock | None = None) -> None:
+        """`watermark`: one observed by its owner (e.g. per Kafka partition); by default the tracker's own."""
+        self._own_watermark: Watermark | None = None
+        if watermark is None:
+            watermark = self._own_watermark = Watermark(allowed_lateness_s)
+        self.watermark: EventClock = watermark
         self.retention = timedelta(seconds=retention_s)
         self.stats = AgentStateStats()
         self._agents: dict[str, _Agent] = {}
@@ -135,7 +140,8 @@ class AgentStateTracker:
             return []
         if event_id:
             agent.ids.add(event_id)
-        self.watermark.observe(at)
+        if self._own_watermark is not None:
+            self._own_watermark.observe(at)
         if kind == "logged_in" and event.logged_in.team_id:
             agent.team_id = event.logged_in.team_id
         if kind == "queue_membership_changed":

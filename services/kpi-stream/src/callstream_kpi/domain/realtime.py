@@ -13,6 +13,7 @@ Undefined ratios are `None` here and NaN in the proto (proto3 doubles have no nu
 from __future__ import annotations
 
 import bisect
+import heapq
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ from . import kpis
 from .agent_states import AgentStateTracker
 from .sessionizer import KIND_RANK, CallEvent, event_kind, event_time
 from .targets import CENTER, ScopeRef
-from .watermark import ROLLING_WINDOWS_MIN, RollingWindow, Watermark
+from .watermark import ROLLING_WINDOWS_MIN, EventClock, RollingWindow, Watermark
 
 
 @dataclass(frozen=True)
@@ -142,12 +143,23 @@ def state_key(state: str, reason: str) -> str:
 
 
 class RealtimeView:
-    def __init__(self, settings: RealtimeSettings | None = None, agents: AgentStateTracker | None = None) -> None:
+    def __init__(self, settings: RealtimeSettings | None = None, agents: AgentStateTracker | None = None,
+                 watermark: EventClock | None = None) -> None:
+        """`watermark`: one observed by its owner (e.g. per Kafka partition); by default the view's own,
+        the largest event time it saw."""
         self.settings = settings or RealtimeSettings()
-        self.watermark = Watermark(self.settings.allowed_lateness_s)
+        self._own_watermark: Watermark | None = None
+        if watermark is None:
+            watermark = self._own_watermark = Watermark(self.settings.allowed_lateness_s)
+        self.watermark: EventClock = watermark
         self.agents = agents or AgentStateTracker(allowed_lateness_s=self.settings.allowed_lateness_s)
         self._calls: dict[str, _Live] = {}
         self._forgotten: dict[str, datetime] = {}
+        # An advance costs what changed, not what is held: calls with buffered events are kept in a set,
+        # forgetting is by deadline in heaps (entries made stale by later events are skipped).
+        self._with_pending: set[str] = set()
+        self._forget_calls: list[tuple[datetime, datetime, str]] = []  # (deadline, last event time, call id)
+        self._forget_ids: list[tuple[datetime, str]] = []
         self._window: RollingWindow[Decided] = RollingWindow(max(self.settings.windows_min))
         self.queues: set[str] = set()
 
@@ -163,13 +175,16 @@ class RealtimeView:
             return
         call.ids.add(event_id)
         at = event_time(event)
-        self.watermark.observe(at)
+        if self._own_watermark is not None:
+            self._own_watermark.observe(at)
         call.last_at = at if call.last_at is None else max(call.last_at, at)
         kind = event_kind(event)
         bisect.insort(call.pending, (at, KIND_RANK.get(kind, 99), event_id, event), key=lambda p: p[:3])
+        self._with_pending.add(event.call_id)
 
     def on_agent_event(self, event: agent_events_pb2.AgentEvent) -> None:
-        self.watermark.observe(event.envelope.occurred_at.ToDatetime(tzinfo=UTC))
+        if self._own_watermark is not None:
+            self._own_watermark.observe(event.envelope.occurred_at.ToDatetime(tzinfo=UTC))
         self.agents.process(event)
 
     def process_batch(self, call_events: Iterable[CallEvent] = (),
@@ -187,19 +202,30 @@ class RealtimeView:
         if now is None:
             return
         s = self.settings
-        for call_id in list(self._calls):
+        for call_id in list(self._with_pending):
             call = self._calls[call_id]
             while call.pending and call.pending[0][0] <= now:
                 at, _, _, ev = call.pending.pop(0)
                 self._apply(call, at, ev)
-            assert call.last_at is not None
-            done = call.ended and not call.pending
-            if (done and now > call.last_at + timedelta(seconds=s.retention_s)) or (
-                    now > call.last_at + timedelta(seconds=s.session_timeout_s)):
-                self._forgotten[call_id] = call.last_at + timedelta(seconds=s.dedup_retention_s)
-                del self._calls[call_id]
-        for call_id in [c for c, until in self._forgotten.items() if now > until]:
-            del self._forgotten[call_id]
+            if not call.pending:
+                self._with_pending.discard(call_id)
+                assert call.last_at is not None
+                # Forgotten `retention_s` after its last event once it ended, else after the session time-out.
+                keep = s.retention_s if call.ended else s.session_timeout_s
+                heapq.heappush(self._forget_calls, (call.last_at + timedelta(seconds=keep), call.last_at, call_id))
+        while self._forget_calls and self._forget_calls[0][0] < now:
+            _, last_at, call_id = heapq.heappop(self._forget_calls)
+            held = self._calls.get(call_id)
+            if held is None or held.pending or held.last_at != last_at:
+                continue  # stale: later events moved its deadline (a new entry was pushed then)
+            until = last_at + timedelta(seconds=s.dedup_retention_s)
+            self._forgotten[call_id] = until
+            heapq.heappush(self._forget_ids, (until, call_id))
+            del self._calls[call_id]
+        while self._forget_ids and self._forget_ids[0][0] < now:
+            until, call_id = heapq.heappop(self._forget_ids)
+            if self._forgotten.get(call_id) == until:
+                del self._forgotten[call_id]
         self._window.prune(now)
 
     def _decide(self, call: _Live, at: datetime, outcome: str) -> None:
@@ -272,13 +298,28 @@ class RealtimeView:
                                      kpis.abandon_rate(r)))
         return out
 
-    def snapshot(self, scope: ScopeRef = CENTER) -> Snapshot | None:
-        """None until the first event (no "now" yet)."""
+    def _waiting_by_queue(self) -> dict[str, tuple[int, datetime]]:
+        """queue -> (calls waiting, since when the longest has waited), in one pass over the calls."""
+        out: dict[str, tuple[int, datetime]] = {}
+        for c in self._calls.values():
+            if c.waiting_since is None:
+                continue
+            count, oldest = out.get(c.waiting_queue, (0, c.waiting_since))
+            out[c.waiting_queue] = (count + 1, min(oldest, c.waiting_since))
+        return out
+
+    def snapshot(self, scope: ScopeRef = CENTER,
+                 waiting: dict[str, tuple[int, datetime]] | None = None) -> Snapshot | None:
+        """None until the first event (no "now" yet). `waiting`: `_waiting_by_queue()` when several scopes
+        are taken at once."""
         now = self.watermark.current
         if now is None:
             return None
-        waits = [(now - c.waiting_since).total_seconds() for c in self._calls.values()
-                 if c.waiting_since is not None and _in_scope(c.waiting_queue, scope)]
+        if waiting is None:
+            waiting = self._waiting_by_queue()
+        in_scope = [v for q, v in waiting.items() if _in_scope(q, scope)]
+        calls_waiting = sum(count for count, _ in in_scope)
+        longest = max(((now - since).total_seconds() for _, since in in_scope), default=0.0)
         by_state: dict[str, int] = {}
         agents: list[AgentNow] = []
         for st in self.agents.statuses():
@@ -291,12 +332,13 @@ class RealtimeView:
             key = state_key(st.state, st.reason)
             by_state[key] = by_state.get(key, 0) + 1
             agents.append(AgentNow(st.agent_id, st.state, st.reason, st.time_in_state_s(now)))
-        return Snapshot(scope, now, len(waits), max(waits, default=0.0), by_state, self.window_figures(scope),
-                        agents)
+        return Snapshot(scope, now, calls_waiting, longest, by_state, self.window_figures(scope), agents)
 
     def snapshots(self) -> list[Snapshot]:
         """The center and every queue seen."""
-        out = [self.snapshot(CENTER)] + [self.snapshot(ScopeRef("queue", q)) for q in sorted(self.queues)]
+        waiting = self._waiting_by_queue()
+        out = [self.snapshot(CENTER, waiting)] + [self.snapshot(ScopeRef("queue", q), waiting)
+                                                  for q in sorted(self.queues)]
         return [s for s in out if s is not None]
 
 

@@ -1,16 +1,17 @@
 """Event-time watermark, 30-minute interval bucketing and rolling windows.
 
 "Now" of every rolling window is the watermark (largest event time seen minus the allowed
-lateness), never the wall clock, so a replay at any speed yields the same figures.
+lateness; over several partitions, the smallest of the partitions' largest event times), never the
+wall clock, so a replay at any speed yields the same figures.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 INTERVAL = timedelta(minutes=30)
 ROLLING_WINDOWS_MIN: tuple[int, ...] = (15, 30, 60)
@@ -68,6 +69,112 @@ class Watermark:
         """True when the event is behind the watermark: it must not move already published real-time figures."""
         now = self.current
         return now is not None and event_time < now
+
+
+class EventClock(Protocol):
+    """What the domain objects read of a watermark (they observe events only when they own it)."""
+
+    @property
+    def current(self) -> datetime | None: ...
+
+    def is_late(self, event_time: datetime) -> bool: ...
+
+
+@dataclass
+class _Partition:
+    max_event_time: datetime
+    last_seen_s: float  # processing time of the last event taken from it
+    next_offset: int | None = None  # one past the last offset taken
+    end_offset: int | None = None  # the log end offset last reported by the consumer (its "highwater")
+
+    @property
+    def backlog(self) -> bool:
+        """Records known to be in the log and not taken yet (unknown offsets: no known backlog)."""
+        return self.end_offset is not None and self.next_offset is not None and self.end_offset > self.next_offset
+
+
+class PartitionWatermark:
+    """The watermark of a stream read from several partitions: the minimum over the partitions of each one's
+    largest event time, minus the allowed lateness. Monotonic, and never ahead of the largest event time seen.
+
+    Why the minimum: a consumer reads partitions at different speeds (a replay fetches one partition's
+    backlog ahead of another's), so the largest event time of one partition says nothing about the calls
+    still waiting in another; taking it as "now" times those calls out early.
+
+    Idle partitions are left out, so one quiet partition cannot stall live figures: idle means no event
+    taken from it for `idle_timeout_s` of processing time *and* no known backlog (the consumer's log end
+    offset is not past the last offset taken). The backlog condition is what keeps a replay honest: a
+    partition starved by the consumer (busy with another partition's backlog) sees no events for seconds,
+    yet it is not idle while its log holds records not taken. When every partition is idle the watermark
+    is the largest event time seen (nothing is waiting anywhere). Partitions never seen hold no state that
+    a watermark could time out, so they do not count until their first event.
+
+    Processing time is an input (`now_s`, monotonic seconds): the class does no I/O and reads no clock.
+    `current` is the value computed by the last `advance`, so reading it is cheap.
+    """
+
+    def __init__(self, allowed_lateness_s: float = 10.0, idle_timeout_s: float = 5.0) -> None:
+        if allowed_lateness_s < 0:
+            raise ValueError("allowed_lateness_s must be >= 0")
+        if idle_timeout_s <= 0:
+            raise ValueError("idle_timeout_s must be > 0")
+        self.allowed_lateness = timedelta(seconds=allowed_lateness_s)
+        self.idle_timeout_s = idle_timeout_s
+        self._partitions: dict[Hashable, _Partition] = {}
+        self._current: datetime | None = None
+
+    def observe(self, partition: Hashable, event_time: datetime, now_s: float, offset: int | None = None) -> None:
+        """An event taken from `partition` (at `offset`, when known); call `advance` after a batch."""
+        state = self._partitions.get(partition)
+        if state is None:
+            self._partitions[partition] = _Partition(event_time, now_s, None if offset is None else offset + 1)
+            return
+        if event_time > state.max_event_time:
+            state.max_event_time = event_time
+        state.last_seen_s = max(state.last_seen_s, now_s)
+        if offset is not None and (state.next_offset is None or offset >= state.next_offset):
+            state.next_offset = offset + 1
+
+    def note_taken(self, partition: Hashable, offset: int) -> None:
+        """A record taken from a seen partition that carried no event time (e.g. dead-lettered): it is not
+        a backlog any more."""
+        state = self._partitions.get(partition)
+        if state is not None and (state.next_offset is None or offset >= state.next_offset):
+            state.next_offset = offset + 1
+
+    def note_end_offset(self, partition: Hashable, end_offset: int | None) -> None:
+        """The consumer's log end offset of a partition (None: not known); only seen partitions are tracked."""
+        state = self._partitions.get(partition)
+        if state is not None and end_offset is not None:
+            state.end_offset = end_offset
+
+    def idle(self, partition: Hashable, now_s: float) -> bool:
+        state = self._partitions[partition]
+        return now_s - state.last_seen_s >= self.idle_timeout_s and not state.backlog
+
+    def advance(self, now_s: float) -> datetime | None:
+        """Recompute the watermark as of processing time `now_s`; returns it."""
+        if not self._partitions:
+            return None
+        newest = max(p.max_event_time for p in self._partitions.values())
+        active = [p.max_event_time for key, p in self._partitions.items() if not self.idle(key, now_s)]
+        candidate = min(active, default=newest) - self.allowed_lateness
+        if self._current is None or candidate > self._current:
+            self._current = candidate
+        return self._current
+
+    @property
+    def current(self) -> datetime | None:
+        """None until the first `advance` after an event: no figure can be "as of" anything yet."""
+        return self._current
+
+    def is_late(self, event_time: datetime) -> bool:
+        now = self._current
+        return now is not None and event_time < now
+
+    @property
+    def partitions(self) -> int:
+        return len(self._partitions)
 
 
 @dataclass(order=True)

@@ -82,16 +82,44 @@ class KpiWorker:
                 self.settings.batch_max, within=self.settings.batch_within_s)
             async for events in batches:
                 received = decode_events(events, registered, self.dead_letters)
-                if received:
-                    await self._run(handler, received)
+                taken: dict[tuple[str, int], int] = {}
+                for event in events:
+                    tp = (event.message.topic, event.message.partition)
+                    taken[tp] = max(taken.get(tp, -1), event.message.offset)
+                await self._run(self._take, handler, received, taken, self._end_offsets())
                 self.batches += 1
 
         consume.__name__ = f"consume_{name.replace('.', '_').replace('-', '_')}"
         self.faust.agent(faust_topic(self.faust, registered), name=consume.__name__, concurrency=1)(consume)
 
-    async def _tick(self) -> None:
+    def _end_offsets(self) -> dict[tuple[str, int], int | None]:
+        """Log end offsets the consumer last learned from its fetches (read on the event loop, where the
+        consumer lives): the watermark counts a partition with records not taken yet as busy, never idle."""
+        consumer = self.faust.consumer
+        ends: dict[tuple[str, int], int | None] = {}
         try:
-            snapshots, alerts = await self._run(self.pipeline.tick)
+            for tp in consumer.assignment():
+                ends[(tp.topic, tp.partition)] = consumer.highwater(tp)
+        except (AssertionError, RuntimeError, KeyError):  # a rebalance is under way: no fresh figures
+            pass
+        return ends
+
+    def _take(self, handler: Callable[[Sequence[Received[Any]]], None], received: Sequence[Received[Any]],
+              taken: dict[tuple[str, int], int], end_offsets: dict[tuple[str, int], int | None]) -> None:
+        if received:
+            handler(received)
+        # After the handler: a partition seen for the first time in this batch is tracked by then.
+        self.pipeline.note_offsets(taken, end_offsets)
+
+    def _tick_at(self, end_offsets: dict[tuple[str, int], int | None]) -> Any:
+        self.pipeline.note_offsets({}, end_offsets)
+        return self.pipeline.tick()
+
+    async def _tick(self) -> None:
+        if not self.started:  # the consumer is not there yet
+            return
+        try:
+            snapshots, alerts = await self._run(self._tick_at, self._end_offsets())
         except Exception:  # a failed tick must not stop the timer; the next one recomputes everything
             log.exception("real-time tick failed")
             return
