@@ -14,7 +14,6 @@ import yaml
 
 from callstream.agent.v1 import agent_events_pb2
 from callstream.call.v1 import call_events_pb2
-from callstream_core.envelope import deterministic_event_id
 from callstream_ingest.simulator import (
     Engine,
     InProcessRouter,
@@ -25,7 +24,6 @@ from callstream_ingest.simulator import (
     queue_configs,
 )
 from callstream_ingest.simulator.clock import Pacer, parse_speed, run
-from callstream_ingest.simulator.engine import event_id
 
 ROOT = Path(__file__).resolve().parents[4]
 DEMO = ROOT / "deploy" / "local" / "demo-center.yaml"
@@ -85,11 +83,6 @@ def test_shipped_scenarios_load_and_router_queue_file_matches(tmp_path: Path) ->
     bad.write_text("name: [unclosed")
     with pytest.raises(ScenarioError, match=r"bad\.yaml"):
         load_scenario(bad)
-
-
-def test_fast_event_id_equals_core_helper() -> None:
-    assert event_id("demo/1/0", "call-1", "offered", "1") == deterministic_event_id("demo/1/0", "call-1", "offered",
-                                                                                      "1")
 
 
 # ------------------------------------------------------------------------------------------ the demo day

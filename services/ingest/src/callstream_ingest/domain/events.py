@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
+
+from google.protobuf import timestamp_pb2
 
 from callstream.agent.v1 import agent_events_pb2
 from callstream.call.v1 import call_events_pb2
@@ -19,12 +21,11 @@ def envelope(source: str, natural_key: str, kind: str, occurred_at: datetime) ->
     """A full envelope; ``occurred_at`` must be timezone-aware, stored in UTC at ms precision."""
     if occurred_at.tzinfo is None or occurred_at.utcoffset() is None:
         raise ValueError("occurred_at must be timezone-aware")
-    env = envelope_pb2.Envelope(
-        event_id=event_id(source, natural_key, kind), source=source, schema_version=SCHEMA_VERSION
+    ms = int(occurred_at.timestamp() * 1000)  # an aware datetime's timestamp() is UTC whatever its zone
+    return envelope_pb2.Envelope(
+        event_id=event_id(source, natural_key, kind), source=source, schema_version=SCHEMA_VERSION,
+        occurred_at=timestamp_pb2.Timestamp(seconds=ms // 1000, nanos=ms % 1000 * 1_000_000),
     )
-    ms = int(occurred_at.astimezone(UTC).timestamp() * 1000)
-    env.occurred_at.FromMilliseconds(ms)
-    return env
 
 
 def call_event(

@@ -7,7 +7,6 @@ Same scenario and seed → the same events with the same ids, in the same order.
 
 from __future__ import annotations
 
-import hashlib
 import heapq
 import math
 from dataclasses import dataclass, field
@@ -20,7 +19,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from callstream.agent.v1 import agent_events_pb2
 from callstream.call.v1 import call_events_pb2
 from callstream.common.v1 import envelope_pb2
-from callstream_core.envelope import EVENT_ID_NAMESPACE, SCHEMA_VERSION, hash_caller, to_millis
+from callstream_core.envelope import SCHEMA_VERSION, deterministic_event_id, hash_caller, to_millis
 from callstream_ingest.simulator.router import Router
 from callstream_ingest.simulator.scenario import (
     AgentGroup,
@@ -37,7 +36,6 @@ from callstream_ingest.simulator.sinks import EventSink
 from callstream_routing import domain as d
 
 CE = call_events_pb2
-_NS_BYTES = EVENT_ID_NAMESPACE.bytes
 AE = agent_events_pb2
 
 # event kinds on the heap
@@ -49,15 +47,6 @@ _REASONS = {
     "training": AE.NOT_READY_REASON_TRAINING, "meeting": AE.NOT_READY_REASON_MEETING,
     "coaching": AE.NOT_READY_REASON_COACHING, "other": AE.NOT_READY_REASON_OTHER,
 }
-
-
-def event_id(*parts: str) -> str:
-    """Same value as `callstream_core.envelope.deterministic_event_id` (UUID v5), computed faster."""
-    h = bytearray(hashlib.sha1(_NS_BYTES + "\x1f".join(parts).encode()).digest()[:16])
-    h[6] = (h[6] & 0x0F) | 0x50
-    h[8] = (h[8] & 0x3F) | 0x80
-    x = h.hex()
-    return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
 
 
 class Rand:
@@ -297,8 +286,8 @@ class Engine:
 
     def _envelope(self, entity: str, kind: str, seq: int) -> envelope_pb2.Envelope:
         ms = self._start_ms + round(self.now * 1000)
-        return envelope_pb2.Envelope(event_id=event_id(self._ns, entity, kind, str(seq)), source=self.sc.source,
-                                     schema_version=SCHEMA_VERSION,
+        return envelope_pb2.Envelope(event_id=deterministic_event_id(self._ns, entity, kind, str(seq)),
+                                     source=self.sc.source, schema_version=SCHEMA_VERSION,
                                      occurred_at=Timestamp(seconds=ms // 1000, nanos=(ms % 1000) * 1_000_000))
 
     def _call_event(self, call: _Call, kind: str, **fields: Any) -> None:
