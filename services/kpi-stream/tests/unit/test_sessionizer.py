@@ -272,6 +272,32 @@ def test_parked_call_is_forgotten_after_the_retention() -> None:
     assert s.parked_calls == 0
 
 
+def test_a_call_no_longer_held_is_restored_from_its_stored_events_before_its_late_event() -> None:
+    """What the pipeline does with the raw call_events table: a late event of a call reduced to a tombstone,
+    or of a call forgotten altogether, asks for the call's history; restored, the call is revised whole."""
+    settings = SessionizerSettings(allowed_lateness_s=0.0, session_timeout_s=600.0, grace_s=60.0,
+                                   dedup_retention_s=100.0)
+    s = Sessionizer(settings)
+    stored = Call("c").offered(0).queued(1).abandoned(40).events  # complete: abandoned
+    assert [r.outcome for r in s.process_batch(stored)] == ["abandoned"]
+    s.process_batch(Call("t1").blocked(200).events)  # c evicted to a tombstone (40 + 60 < 200)
+    late = Call("c")._ev(35, "hold_started", call_events_pb2.HoldStarted()).events[0]  # a new id: not a repeat
+    assert not s.needs_history(stored[1]) and s.needs_history(late)
+    s.restore(stored)
+    assert s.tombstones == 0 and s.held_calls == 2  # c held again (its tombstone gone), and t1
+    out = s.process_batch([late])
+    assert [(r.call_id, r.outcome, r.queue_s) for r in out] == [("c", "abandoned", 39.0)]
+    assert s.stats.late_dropped == 0 and s.stats.restored == 3 and s.stats.events == 5
+
+    forgotten = Sessionizer(settings)
+    forgotten.process_batch(Call("w").offered(5000).events)  # the watermark is far past c
+    rest = Call("c").ended(50).events[0]
+    assert forgotten.needs_history(rest)  # unknown and older than watermark - time-out: maybe forgotten
+    assert not forgotten.needs_history(Call("new").offered(4900).events[0])  # recent enough: a new call
+    forgotten.restore(stored)
+    assert [(r.call_id, r.outcome) for r in forgotten.process_batch([rest])] == [("c", "abandoned")]
+
+
 def test_a_partition_read_ahead_does_not_time_out_calls_of_a_slower_one() -> None:
     """The January replay bug in miniature: p0 is read a day ahead while p1's call is half delivered. With
     the watermark the minimum over partitions the call is not timed out, and it settles once, complete."""
