@@ -3,8 +3,8 @@ newest snapshot of every router is kept however old it is, on the same replicate
 
 Kafka rather than a file in a data directory: a standby or a rescheduled pod on another machine finds the
 snapshot without shared disk (the chart's pods have none), it is as durable as the log, and the leader writes it
-in the same transaction as the commands it covers, so a fenced leader cannot leave a snapshot of commands that
-were never committed. The state is the core's plain-data snapshot as zlib-compressed JSON in a protobuf record.
+through its fenced producer only after the commands it covers were confirmed, so no snapshot covers a command
+the log lacks. The state is the core's plain-data snapshot as zlib-compressed JSON in a protobuf record.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 class Lease:
-    """A standby's view of the leader: alive while its committed records (commands or heartbeats) keep coming.
+    """A standby's view of the leader: alive while its records (commands or heartbeats) keep coming.
 
     The times are the standby's own (monotonic) clock at receipt, never the leader's timestamps, so clock skew
     between machines cannot make a live leader look dead."""

@@ -132,7 +132,7 @@ class Router:
         for decision in decisions:
             message = pm.decision_proto(decision, self.settings.service_name)
             if self.writer is not None:
-                # In the leader's transactions: a fenced leader's decisions never become visible.
+                # Only while leading: a fenced leader publishes nothing more (TransactionalLogWriter.publish).
                 self.writer.publish(DECISIONS_TOPIC, message, key=decision.call_id)
             for queue, queue_ids in list(self.subscribers):
                 if not queue_ids or decision.queue_id in queue_ids:

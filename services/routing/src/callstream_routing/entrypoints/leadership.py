@@ -1,9 +1,9 @@
 """Which router writes a command log, and how a standby becomes that router (docs/routing.md, "Leadership").
 
-Every router of a log starts the same way: the newest snapshot, the queues file, then the committed log after
+Every router of a log starts the same way: the newest snapshot, the queues file, then the log after
 the snapshot's offset. A leader takes the log at once (`init_transactions()` fences any other writer) and serves.
-A standby keeps applying the committed log to its own core (a hot standby) and takes the log when the leader's
-committed records (commands or heartbeats) stop for the lease time, or the leader resigns on a clean stop;
+A standby keeps applying the log to its own core (a hot standby) and takes the log when the leader's records
+(commands or heartbeats) stop for the lease time, or the leader resigns on a clean stop;
 it then reads the log to its end (nothing can be added to it any more) and serves.
 """
 
@@ -45,7 +45,7 @@ def apply_entries(core: d.RoutingCore, entries: Iterable[LogEntry]) -> int:
 
 def rebuild(settings: RoutingSettings, configure: Callable[[d.RoutingCore], int]) -> tuple[d.RoutingCore,
                                                                                             CommandLogReader]:
-    """The state as the committed log has it now: newest snapshot + queues file + the log after the snapshot.
+    """The state as the log has it now: newest snapshot + queues file + the log after the snapshot.
     Blocking. The reader is left at the end of the log, to follow it or to take it over."""
     began = time.monotonic()
     snapshot = (snapshot_store.load_newest(settings.kafka_bootstrap_servers, settings.command_log_topic,
@@ -73,7 +73,7 @@ def new_writer(settings: RoutingSettings, on_lost: Callable[[LeadershipLost], No
 
 async def follow(core: d.RoutingCore, reader: CommandLogReader, settings: RoutingSettings,
                  stop: asyncio.Event) -> bool:
-    """Keep `core` up to date from the committed log until the leader is gone (True) or `stop` is set (False)."""
+    """Keep `core` up to date from the log until the leader is gone (True) or `stop` is set (False)."""
     lease = Lease(settings.lease_timeout_s, time.monotonic())
     while not stop.is_set():
         wait = min(0.2, max(0.01, lease.remaining(time.monotonic())))
