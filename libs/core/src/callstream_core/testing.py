@@ -14,10 +14,13 @@ from callstream_core.local_kafka import free_port
 
 
 @contextmanager
-def serve_in_thread(app: Any, *, start_timeout: float = 30.0) -> Iterator[str]:
-    """Serve `app` on 127.0.0.1 in a thread; yields its base URL and stops it (lifespan included) after."""
+def serve_in_thread(app: Any, *, start_timeout: float = 30.0, ssl_certfile: str | None = None,
+                    ssl_keyfile: str | None = None) -> Iterator[str]:
+    """Serve `app` on 127.0.0.1 in a thread (over TLS when given a certificate and its key); yields its base URL
+    and stops it (lifespan included) after."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on",
+                                           ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile))
     thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
     thread.start()
     deadline = time.monotonic() + start_timeout
@@ -26,7 +29,7 @@ def serve_in_thread(app: Any, *, start_timeout: float = 30.0) -> Iterator[str]:
             raise RuntimeError(f"uvicorn did not start on port {port}")
         time.sleep(0.02)  # uvicorn offers no start event to wait on; polled with a deadline
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"{'https' if ssl_certfile else 'http'}://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(15)

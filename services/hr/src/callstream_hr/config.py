@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field, field_validator, model_validator
 
 from callstream_core.settings import CoreSettings
@@ -25,12 +27,22 @@ class HrSettings(CoreSettings):
     kpi_api_token: str = ""
     # Seconds per KPI API request: a hung KPI API fails the forecast request instead of holding it.
     kpi_api_timeout_s: float = Field(default=30.0, gt=0, le=600)
+    # PEM bundle of the CA that signed the KPI API's certificate (in-cluster TLS with a private CA); empty = the
+    # system's CAs. Checked at start-up: a missing file would otherwise surface as a failed forecast much later.
+    kpi_api_ca_file: str = ""
 
     @field_validator("kpi_api_url")
     @classmethod
     def _kpi_url(cls, value: str) -> str:
         if value and not value.startswith(("http://", "https://")):
             raise ValueError("KPI_API_URL must be http(s)://host:port (or empty: no forecast)")
+        return value
+
+    @field_validator("kpi_api_ca_file")
+    @classmethod
+    def _kpi_ca_file(cls, value: str) -> str:
+        if value and not Path(value).is_file():
+            raise ValueError(f"KPI_API_CA_FILE {value!r} is not a file (a PEM CA bundle, or empty)")
         return value
 
     @model_validator(mode="after")

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
+import subprocess
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -51,6 +55,7 @@ SLOT = timedelta(minutes=30)
 class KpiApi:
     base_url: str
     expected: dict[str, list[IntervalFigures]]  # per queue, from the contacts as written
+    app: Any
 
 
 def _contacts(rng: random.Random) -> tuple[list[ContactRecord], dict[str, list[IntervalFigures]]]:
@@ -100,7 +105,7 @@ def kpi_api(clickhouse_url: str) -> Iterator[KpiApi]:
                                               CONTACT_COLUMNS, [("forecast-test", 0, 0)])
     app = create_kpi_app(KpiSettings(api_tokens=f"{KPI_TOKEN}:hr"), client, Broadcaster())
     with serve_in_thread(app) as base_url:
-        yield KpiApi(base_url, expected)
+        yield KpiApi(base_url, expected, app)
 
 
 @pytest.fixture(scope="module")
@@ -130,6 +135,44 @@ def test_adapter_reads_offered_calls_and_aht_per_interval(kpi_api: KpiApi) -> No
         assert source.intervals("no-such-queue", HISTORY_START, WEEK_START) == []
     finally:
         source.close()
+
+
+def _private_ca_and_server_cert(folder: Path) -> tuple[str, str, str]:
+    """A throwaway CA and a certificate it signed for 127.0.0.1 (openssl CLI): in-cluster TLS in miniature."""
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True, timeout=60)
+
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.crt", "-days", "1", "-subj", "/CN=test-ca")
+    openssl("req", *ec, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1")
+    (folder / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+            "-out", "server.crt", "-days", "1", "-extfile", "san.ext")
+    return str(folder / "ca.crt"), str(folder / "server.crt"), str(folder / "server.key")
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="the openssl command makes the test certificates")
+def test_tls_kpi_api_is_read_with_the_configured_ca_and_refused_without(kpi_api: KpiApi, tmp_path: Path) -> None:
+    ca_file, cert, key = _private_ca_and_server_cert(tmp_path)
+    with serve_in_thread(kpi_api.app, ssl_certfile=cert, ssl_keyfile=key) as https_url:
+        trusted = KpiApiHistory(https_url, KPI_TOKEN, 30, ca_file=ca_file)
+        try:
+            got = [p for p in trusted.intervals("sales", HISTORY_START, WEEK_START) if p.offered > 0]
+            assert [(p.start, p.offered) for p in got] == [(p.start, p.offered) for p in kpi_api.expected["sales"]]
+        finally:
+            trusted.close()
+        system_cas_only = KpiApiHistory(https_url, KPI_TOKEN, 30)
+        try:
+            with pytest.raises(HistoryUnavailable, match="CERTIFICATE_VERIFY_FAILED"):
+                system_cas_only.intervals("sales", HISTORY_START, WEEK_START)
+        finally:
+            system_cas_only.close()
+
+
+def test_a_missing_ca_file_fails_at_start_up(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="KPI_API_CA_FILE"):
+        settings_for("sqlite:///:memory:", kpi_api_url="https://kpi:8001", kpi_api_token=KPI_TOKEN,
+                     kpi_api_ca_file=str(tmp_path / "no-such-ca.crt"))
 
 
 def test_wrong_token_or_no_server_is_history_unavailable(kpi_api: KpiApi) -> None:

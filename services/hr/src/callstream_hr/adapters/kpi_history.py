@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import ssl
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,12 +17,15 @@ CHUNK = timedelta(days=7)
 
 
 class KpiApiHistory:
-    def __init__(self, base_url: str, token: str, timeout_s: float) -> None:
+    def __init__(self, base_url: str, token: str, timeout_s: float, ca_file: str = "") -> None:
         self._base_url = base_url.rstrip("/")
+        # The KPI API's certificate is always verified: against `ca_file` (a private CA, as in-cluster TLS
+        # usually has) or else the system's CAs.
+        verify = ssl.create_default_context(cafile=ca_file) if ca_file else True
         # A bounded timeout on every request: a hung KPI API fails one forecast request, it does not
         # hold the HR worker thread forever.
         self._client = httpx.Client(base_url=self._base_url, headers={"Authorization": f"Bearer {token}"},
-                                    timeout=timeout_s)
+                                    timeout=timeout_s, verify=verify)
 
     def close(self) -> None:
         self._client.close()

@@ -132,7 +132,8 @@ def create_app(settings: HrSettings) -> FastAPI:
     history: HistorySource | None = None
     kpi_history = None
     if settings.kpi_api_url:
-        history = kpi_history = KpiApiHistory(settings.kpi_api_url, settings.kpi_api_token, settings.kpi_api_timeout_s)
+        history = kpi_history = KpiApiHistory(settings.kpi_api_url, settings.kpi_api_token, settings.kpi_api_timeout_s,
+                                               settings.kpi_api_ca_file)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
