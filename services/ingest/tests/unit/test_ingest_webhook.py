@@ -47,6 +47,13 @@ def test_single_object_converts_to_utc() -> None:
     assert ev.call_id == "c1" and ev.answered.agent_id == "a1"
     assert ev.envelope.occurred_at.ToMilliseconds() % 1000 == 123
     assert ev.envelope.occurred_at.ToJsonString() == "2026-11-23T08:00:00.123Z"
+    fine = {**call_ev()["envelope"], "occurredAt": "1969-12-31T23:59:59.001999-00:30"}  # truncated to the ms
+    (ev,) = parse_body(body(call_ev(envelope=fine))).events
+    assert ev.envelope.occurred_at.ToJsonString() == "1970-01-01T00:29:59.001Z"
+    idle = {"envelope": agent_ev()["envelope"], "agentId": "a1", "ready": {}}  # an empty kind still sets it
+    (ev,) = parse_body(body(idle)).events
+    assert ev.WhichOneof("kind") == "ready"
+    assert parse_body(body(call_ev(answered=5))).errors[0].path == "event.answered"
 
 
 def test_array_and_ndjson() -> None:
