@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from enum import StrEnum
+from pathlib import Path
 
 import typer
 
@@ -30,6 +31,8 @@ def forecast(
     api: str = typer.Option("http://127.0.0.1:8001", envvar="KPI_API_URL", help="the KPI API"),
     token: str = typer.Option(..., envvar="CALLSTREAM_TOKEN", help="bearer token of a KPI reader (hr, manager)"),
     timeout: float = typer.Option(30.0, min=0.1, help="seconds per KPI API request"),
+    ca_file: Path | None = typer.Option(None, envvar="KPI_API_CA_FILE", exists=True, dir_okay=False,
+                                        help="PEM CA bundle that signed the KPI API's certificate"),
 ) -> None:
     """Forecast of the coming week per queue and interval, its hold-out accuracy and the agents it needs."""
     from callstream_hr.adapters.kpi_history import KpiApiHistory
@@ -37,7 +40,7 @@ def forecast(
 
     sl, t_s = service_target(target)
     week_start = week if week.tzinfo else week.replace(tzinfo=UTC)
-    source = KpiApiHistory(api, token, timeout)
+    source = KpiApiHistory(api, token, timeout, str(ca_file) if ca_file else "")
     try:
         plan = forecast_week(source, queues, week_start, history_weeks=weeks, holdout_weeks=holdout,
                              goals=StaffingGoals(sl, t_s, max_occupancy, patience_s=patience, shrinkage=shrinkage))

@@ -167,6 +167,17 @@ def test_tls_kpi_api_is_read_with_the_configured_ca_and_refused_without(kpi_api:
                 system_cas_only.intervals("sales", HISTORY_START, WEEK_START)
         finally:
             system_cas_only.close()
+        from typer.testing import CliRunner
+
+        from callstream_cli.main import app
+
+        cli = ["forecast", "--api", https_url, "--token", KPI_TOKEN, "--week", "2026-10-26", "--weeks", "3",
+               "--queue", "sales", "--format", "json"]
+        result = CliRunner().invoke(app, [*cli, "--ca-file", ca_file])
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.output)["queues"][0]["queue_id"] == "sales"
+        unverified = CliRunner().invoke(app, cli)
+        assert unverified.exit_code == 2 and "CERTIFICATE_VERIFY_FAILED" in unverified.output
 
 
 def test_a_missing_ca_file_fails_at_start_up(tmp_path: Path) -> None:
