@@ -65,6 +65,28 @@ class Decided:
 
 
 @dataclass
+class _Counts:
+    """Raw counters of the calls decided in one window and scope (summed in window order, as `sum` would)."""
+
+    offered: int = 0
+    answered: int = 0
+    answered_within_t: int = 0
+    abandoned: int = 0
+    short_abandons: int = 0
+    sum_wait_answered: float = 0
+
+    def add(self, d: Decided) -> None:
+        self.offered += 1
+        if d.outcome == "answered":
+            self.answered += 1
+            self.answered_within_t += d.within_t
+            self.sum_wait_answered += d.wait_s
+        elif d.outcome == "abandoned":
+            self.abandoned += 1
+            self.short_abandons += d.short_abandon
+
+
+@dataclass
 class _Live:
     call_id: str
     pending: list[tuple[datetime, int, str, CallEvent]] = field(default_factory=list)
@@ -281,18 +303,36 @@ class RealtimeView:
             self.queues.add(call.queue_id)
 
     # -- output -----------------------------------------------------------------------------------
-    def window_figures(self, scope: ScopeRef = CENTER) -> list[WindowFigures]:
+    def _window_counts(self) -> dict[tuple[int, str], _Counts]:
+        """(window minutes, queue id or "" for the center) -> counts, in one pass per window over the calls
+        decided in it, for every scope at once (a tick publishes the center and every queue)."""
         now = self.watermark.current
+        out: dict[tuple[int, str], _Counts] = {}
+        if now is None:
+            return out
+        for minutes in self.settings.windows_min:
+            center = out[(minutes, "")] = _Counts()
+            for d in self._window.within(now, minutes):
+                key = (minutes, d.queue_id)
+                queue = out.get(key)
+                if queue is None:
+                    queue = out[key] = _Counts()
+                center.add(d)
+                queue.add(d)
+        return out
+
+    def window_figures(self, scope: ScopeRef = CENTER,
+                       counts: dict[tuple[int, str], _Counts] | None = None) -> list[WindowFigures]:
+        """`counts`: `_window_counts()` when several scopes are taken at once."""
+        if counts is None:
+            counts = self._window_counts()
+        key = "" if scope.kind == "center" else scope.id if scope.kind == "queue" else None
         out: list[WindowFigures] = []
         for minutes in self.settings.windows_min:
-            window = [] if now is None else self._window.within(now, minutes)
-            items = [d for d in window if _in_scope(d.queue_id, scope)]
-            answered = [d for d in items if d.outcome == "answered"]
-            abandoned = [d for d in items if d.outcome == "abandoned"]
-            r = kpis.Rollup(offered=len(items), answered=len(answered),
-                            answered_within_t=sum(d.within_t for d in answered), abandoned=len(abandoned),
-                            short_abandons=sum(d.short_abandon for d in abandoned),
-                            sum_queue_s_answered=sum(d.wait_s for d in answered))
+            c = counts.get((minutes, key), _Counts()) if key is not None else _Counts()
+            r = kpis.Rollup(offered=c.offered, answered=c.answered, answered_within_t=c.answered_within_t,
+                            abandoned=c.abandoned, short_abandons=c.short_abandons,
+                            sum_queue_s_answered=c.sum_wait_answered)
             out.append(WindowFigures(minutes, r.offered, r.answered, r.answered_within_t, r.abandoned,
                                      r.short_abandons, kpis.service_level(r), kpis.average_speed_of_answer(r),
                                      kpis.abandon_rate(r)))
@@ -308,10 +348,10 @@ class RealtimeView:
             out[c.waiting_queue] = (count + 1, min(oldest, c.waiting_since))
         return out
 
-    def snapshot(self, scope: ScopeRef = CENTER,
-                 waiting: dict[str, tuple[int, datetime]] | None = None) -> Snapshot | None:
-        """None until the first event (no "now" yet). `waiting`: `_waiting_by_queue()` when several scopes
-        are taken at once."""
+    def snapshot(self, scope: ScopeRef = CENTER, waiting: dict[str, tuple[int, datetime]] | None = None,
+                 counts: dict[tuple[int, str], _Counts] | None = None) -> Snapshot | None:
+        """None until the first event (no "now" yet). `waiting`, `counts`: `_waiting_by_queue()` and
+        `_window_counts()` when several scopes are taken at once."""
         now = self.watermark.current
         if now is None:
             return None
@@ -332,13 +372,13 @@ class RealtimeView:
             key = state_key(st.state, st.reason)
             by_state[key] = by_state.get(key, 0) + 1
             agents.append(AgentNow(st.agent_id, st.state, st.reason, st.time_in_state_s(now)))
-        return Snapshot(scope, now, calls_waiting, longest, by_state, self.window_figures(scope), agents)
+        return Snapshot(scope, now, calls_waiting, longest, by_state, self.window_figures(scope, counts), agents)
 
     def snapshots(self) -> list[Snapshot]:
         """The center and every queue seen."""
-        waiting = self._waiting_by_queue()
-        out = [self.snapshot(CENTER, waiting)] + [self.snapshot(ScopeRef("queue", q), waiting)
-                                                  for q in sorted(self.queues)]
+        waiting, counts = self._waiting_by_queue(), self._window_counts()
+        out = [self.snapshot(CENTER, waiting, counts)] + [self.snapshot(ScopeRef("queue", q), waiting, counts)
+                                                          for q in sorted(self.queues)]
         return [s for s in out if s is not None]
 
 

@@ -7,11 +7,11 @@ wall clock, so a replay at any speed yields the same figures.
 
 from __future__ import annotations
 
-from collections import deque
+import bisect
 from collections.abc import Hashable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 INTERVAL = timedelta(minutes=30)
 ROLLING_WINDOWS_MIN: tuple[int, ...] = (15, 30, 60)
@@ -184,6 +184,14 @@ class _Entry(Generic[T]):
     item: T = field(compare=False)
 
 
+def _entry_at(entry: _Entry[Any]) -> datetime:
+    return entry.at
+
+
+def _entry_key(entry: _Entry[Any]) -> tuple[datetime, int]:
+    return entry.at, entry.seq
+
+
 class RollingWindow(Generic[T]):
     """Items stamped with an event time; `within(now, minutes)` returns those in (now - minutes, now].
 
@@ -193,37 +201,27 @@ class RollingWindow(Generic[T]):
 
     def __init__(self, horizon_min: int = max(ROLLING_WINDOWS_MIN)) -> None:
         self.horizon = timedelta(minutes=horizon_min)
-        self._items: deque[_Entry[T]] = deque()
+        # Kept sorted by (time, arrival): items come out of order (calls are decided in any order within a
+        # batch), so they are inserted by bisection; windows and pruning are cut by bisection too.
+        self._items: list[_Entry[T]] = []
         self._seq = 0
 
     def add(self, at: datetime, item: T) -> None:
         self._seq += 1
         entry = _Entry(at, self._seq, item)
-        if not self._items or self._items[-1] <= entry:
+        if not self._items or self._items[-1].at <= at:
             self._items.append(entry)
-            return
-        # Out of order: insert keeping time order (rare; deque small).
-        items = list(self._items)
-        lo, hi = 0, len(items)
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if items[mid] <= entry:
-                lo = mid + 1
-            else:
-                hi = mid
-        items.insert(lo, entry)
-        self._items = deque(items)
+        else:
+            bisect.insort(self._items, entry, key=_entry_key)
 
     def prune(self, now: datetime) -> None:
-        limit = now - self.horizon
-        while self._items and self._items[0].at <= limit:
-            self._items.popleft()
+        del self._items[:bisect.bisect_right(self._items, now - self.horizon, key=_entry_at)]
 
     def within(self, now: datetime, minutes: int) -> Iterator[T]:
-        start = now - timedelta(minutes=minutes)
-        for entry in self._items:
-            if start < entry.at <= now:
-                yield entry.item
+        lo = bisect.bisect_right(self._items, now - timedelta(minutes=minutes), key=_entry_at)
+        hi = bisect.bisect_right(self._items, now, key=_entry_at)
+        for entry in self._items[lo:hi]:
+            yield entry.item
 
     def __len__(self) -> int:
         return len(self._items)
