@@ -39,6 +39,9 @@ WEBHOOK_BATCH = 100
 WEBHOOK_CONCURRENCY = 8
 WEBHOOK_SECONDS = 10.0
 TOKEN = "bench-token-0123456789abcdef"
+# Idle connections are dropped before uvicorn's 5 s keep-alive ends them: reusing one the server is just
+# closing fails the request (httpx.ReadError), which says nothing about the service.
+_LIMITS = httpx.Limits(max_connections=64, keepalive_expiry=2.0)
 
 
 PRODUCE_ROUNDS = 3
@@ -105,7 +108,7 @@ async def _throughput(url: str) -> float:
     bodies = _bodies(400)
     sent = 0
     headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
-    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=60) as client:
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=60, limits=_LIMITS) as client:
         end = time.perf_counter() + WEBHOOK_SECONDS
 
         async def worker(k: int) -> None:
@@ -129,8 +132,7 @@ async def _paced_latency(url: str, events_per_s: float) -> list[float]:
     interval = WEBHOOK_BATCH / events_per_s
     headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
     latencies: list[float] = []
-    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=60,
-                                 limits=httpx.Limits(max_connections=64)) as client:
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=60, limits=_LIMITS) as client:
 
         async def one(body: bytes) -> None:
             t0 = time.perf_counter()
