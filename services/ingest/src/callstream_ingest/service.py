@@ -97,7 +97,9 @@ class EventSink:
     def __init__(self, producer: EventProducer) -> None:
         self.producer = producer
         self._lock = threading.Lock()
-        self._failures: dict[str, list[str]] = {}
+        # Per adapter: how many deliveries failed since its last confirm(), and the first of them. Bounded:
+        # the AMI/ESL clients have no upstream to confirm to, so an outage must not grow a list without end.
+        self._failures: dict[str, tuple[int, str]] = {}
         self._counters: dict[str, _Counters] = {}
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
@@ -110,7 +112,8 @@ class EventSink:
 
     def _failed(self, adapter: str, failure: str) -> None:
         with self._lock:
-            self._failures.setdefault(adapter, []).append(failure)
+            count, first = self._failures.get(adapter, (0, failure))
+            self._failures[adapter] = (count + 1, first)
 
     # -- metrics of what happens before the produce path --------------------------------------------
     def received(self, adapter: str, n: int = 1) -> None:
@@ -159,12 +162,13 @@ class EventSink:
         self.producer.flush(timeout)
         with self._lock:
             if adapter is None:
-                failures = [f for fs in self._failures.values() for f in fs]
+                failures = list(self._failures.values())
                 self._failures = {}
             else:
-                failures = self._failures.pop(adapter, [])
+                failures = [self._failures.pop(adapter)] if adapter in self._failures else []
         if failures:
-            raise DeliveryError(f"{len(failures)} events not confirmed by Kafka; first: {failures[0]}")
+            count = sum(n for n, _ in failures)
+            raise DeliveryError(f"{count} events not confirmed by Kafka; first: {failures[0][1]}")
 
     def pending(self) -> int:
         return len(self.producer)
