@@ -15,6 +15,7 @@ import base64
 import json
 import keyword
 import math
+import threading
 import time
 from collections.abc import Callable
 from functools import partial
@@ -99,6 +100,8 @@ _FLOAT_TYPES = frozenset({FieldDescriptor.CPPTYPE_DOUBLE, FieldDescriptor.CPPTYP
 _FLOAT_SPECIALS = {"nan": '"NaN"', "inf": '"Infinity"', "-inf": '"-Infinity"'}
 
 _encoders: dict[Descriptor, JsonEncoder] = {}
+_building: dict[Descriptor, JsonEncoder] = {}
+_building_lock = threading.RLock()
 # The date part of timestamps by day since the epoch (formatting a date costs more than the rest).
 _dates: dict[int, str] = {}
 _DATES_KEPT = 4096
@@ -111,13 +114,24 @@ _MILLIS = [f'.{ms:03d}Z"' for ms in range(1000)]
 def json_encoder(descriptor: Any) -> JsonEncoder:
     """The JSON encoder of one message type (its Descriptor, pure-Python or upb), built on first use and kept."""
     encoder = _encoders.get(descriptor)
-    if encoder is None:
-        if descriptor.file.name.startswith("google/protobuf/") or descriptor.extension_ranges:
-            encoder = _encoders[descriptor] = _reference_encoder(descriptor)
-        else:
-            encoder, bind = _generate_encoder(descriptor)
-            _encoders[descriptor] = encoder
-            bind()  # after caching it: a message type that contains itself finds its own encoder
+    if encoder is not None:
+        return encoder
+    with _building_lock:  # producers encode in several threads: each type is built once, and used whole
+        encoder = _encoders.get(descriptor) or _building.get(descriptor)
+        if encoder is None:
+            outermost = not _building
+            try:
+                if descriptor.file.name.startswith("google/protobuf/") or descriptor.extension_ranges:
+                    encoder = _building[descriptor] = _reference_encoder(descriptor)
+                else:
+                    encoder, bind = _generate_encoder(descriptor)
+                    _building[descriptor] = encoder
+                    bind()  # builds the nested types; a type that contains itself finds its own encoder here
+                if outermost:  # published together, once every encoder they call is bound
+                    _encoders.update(_building)
+            finally:
+                if outermost:
+                    _building.clear()
     return encoder
 
 
