@@ -223,15 +223,37 @@ def _dead_letters(consume: Callable[..., Records], origin: str, expected: int) -
     return {h["ingest.reason"].decode(): (value, h["dlq.error"].decode()) for _, value, h in got}
 
 
-async def _run_until(client: AmiClient | EslClient, sink: EventSink, events: int, dead: int) -> None:
+async def _through_kafka(handle: Callable[..., Any], done: asyncio.Event,
+                         make_client: Callable[[int, EventSink], AmiClient | EslClient], bootstrap: str,
+                         consume: Callable[..., Records], source: str, *, events: int, dead: int, calls: int,
+                         agents: int) -> tuple[Records, Records, int]:
+    """Serve `handle`, run the real client into Kafka until it handed over `events` events and `dead` dead
+    letters and Kafka confirmed them, then read the source's call and agent events back, checking keys and
+    partitions. Returns them and the server's port."""
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    sink = EventSink(make_producer(bootstrap))
+    client = make_client(port, sink)
     task = asyncio.create_task(client.run())
     try:
         await wait_for(lambda: client.stats.events >= events and client.stats.dead_lettered >= dead, 60)
-    finally:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-    await asyncio.to_thread(sink.confirm, 60)  # Kafka confirmed all of it (and the DLQ records)
+        await asyncio.to_thread(sink.confirm, 60)
+    finally:
+        task.cancel()
+        done.set()
+        server.close()
+        sink.close()
+    assert client.stats.connects == 2 and client.stats.logins == 2
+    call_partitions: dict[str | None, set[int]] = {}
+    agent_partitions: dict[str | None, set[int]] = {}
+    got_calls = consume(CALL_TOPIC, calls, source=source, partitions=call_partitions)
+    got_agents = consume(AGENT_TOPIC, agents, source=source, partitions=agent_partitions)
+    _check_keys_and_partitions(got_calls, lambda v: v.call_id, call_partitions, CALL_TOPIC)
+    _check_keys_and_partitions(got_agents, lambda v: v.agent_id, agent_partitions, AGENT_TOPIC)
+    return got_calls, got_agents, port
 
 
 async def test_ami_client_into_kafka_reconnects_mid_message_without_loss(ingest_kafka: str,
@@ -277,24 +299,11 @@ async def test_ami_client_into_kafka_reconnects_mid_message_without_loss(ingest_
         await done.wait()
         writer.close()
 
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    sink = EventSink(make_producer(ingest_kafka))
-    client = AmiClient("127.0.0.1", port, "callstream", "s3cret", sink, source=source, backoff=Backoff(0.01, 0.05))
-    try:
-        await _run_until(client, sink, events=13, dead=2)
-    finally:
-        done.set()
-        server.close()
-        sink.close()
-    assert sessions == 2 and client.stats.logins == 2
-
-    call_partitions: dict[str | None, set[int]] = {}
-    agent_partitions: dict[str | None, set[int]] = {}
-    calls = consume(CALL_TOPIC, 8, source=source, partitions=call_partitions)
-    agents = consume(AGENT_TOPIC, 5, source=source, partitions=agent_partitions)
-    _check_keys_and_partitions(calls, lambda v: v.call_id, call_partitions, CALL_TOPIC)
-    _check_keys_and_partitions(agents, lambda v: v.agent_id, agent_partitions, AGENT_TOPIC)
+    calls, agents, port = await _through_kafka(
+        handle, done, lambda port, sink: AmiClient("127.0.0.1", port, "callstream", "s3cret", sink, source=source,
+                                                   backoff=Backoff(0.01, 0.05)),
+        ingest_kafka, consume, source, events=13, dead=2, calls=8, agents=5)
+    assert sessions == 2
     assert _kinds(calls, call_a) == ["offered", "queued", "answered", "answered", "ended"]
     assert _kinds(calls, call_b) == ["offered", "queued", "abandoned"]
     assert _kinds(agents, member) == ["talking", "not_ready", "talking", "after_call_work", "ready"]
@@ -364,24 +373,11 @@ async def test_esl_client_into_kafka_reconnects_mid_frame_without_loss(ingest_ka
         await done.wait()
         writer.close()
 
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    sink = EventSink(make_producer(ingest_kafka))
-    client = EslClient("127.0.0.1", port, "ClueCon", sink, source=source, backoff=Backoff(0.01, 0.05))
-    try:
-        await _run_until(client, sink, events=15, dead=2)
-    finally:
-        done.set()
-        server.close()
-        sink.close()
-    assert sessions == 2 and client.stats.logins == 2
-
-    call_partitions: dict[str | None, set[int]] = {}
-    agent_partitions: dict[str | None, set[int]] = {}
-    calls = consume(CALL_TOPIC, 10, source=source, partitions=call_partitions)
-    agents = consume(AGENT_TOPIC, 5, source=source, partitions=agent_partitions)
-    _check_keys_and_partitions(calls, lambda v: v.call_id, call_partitions, CALL_TOPIC)
-    _check_keys_and_partitions(agents, lambda v: v.agent_id, agent_partitions, AGENT_TOPIC)
+    calls, agents, port = await _through_kafka(
+        handle, done, lambda port, sink: EslClient("127.0.0.1", port, "ClueCon", sink, source=source,
+                                                   backoff=Backoff(0.01, 0.05)),
+        ingest_kafka, consume, source, events=15, dead=2, calls=10, agents=5)
+    assert sessions == 2
     assert _kinds(calls, call_a) == ["offered", "queued", "ringing", "answered", "answered", "ended"]
     assert _kinds(calls, call_b) == ["offered", "queued", "abandoned", "ended"]
     assert _kinds(agents, agent) == ["reserved", "talking", "talking", "after_call_work", "ready"]
