@@ -174,8 +174,8 @@ def random_step(draw: Any, run: Run, versions: dict[str, int]) -> None:
         version = versions.get(aid, 0) + draw(st.sampled_from([1, 1, 1, 0, -1]))
         versions[aid] = max(versions.get(aid, 0), version)
         action = draw(st.sampled_from(list(AgentAction)))
-        if action is AgentAction.LOGIN:
-            run.do(SetAgentState, **login_cmd(draw, aid, version))
+        if action in (AgentAction.LOGIN, AgentAction.UPDATE_PROFILE):  # both carry a whole profile
+            run.do(SetAgentState, **{**login_cmd(draw, aid, version), "action": action})
         else:
             run.do(SetAgentState, agent_id=aid, action=action, version=version)
     elif kind == "priority":

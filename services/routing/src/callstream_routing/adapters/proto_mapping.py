@@ -29,11 +29,13 @@ ACTIONS = {
     routing_pb2.AgentStateRequest.ACTION_READY: d.AgentAction.READY,
     routing_pb2.AgentStateRequest.ACTION_NOT_READY: d.AgentAction.NOT_READY,
     routing_pb2.AgentStateRequest.ACTION_WRAP_UP_DONE: d.AgentAction.WRAP_UP_DONE,
+    routing_pb2.AgentStateRequest.ACTION_UPDATE_PROFILE: d.AgentAction.UPDATE_PROFILE,
 }
 REASONS = {
     value: d.NotReadyReason(name.removeprefix("NOT_READY_REASON_").lower())
     for name, value in agent_events_pb2.NotReadyReason.items()
 }
+REASON_NUMBERS = {reason: number for number, reason in REASONS.items()}
 DESTINATIONS = {
     d.OverflowDestination.QUEUE: routing_pb2.Overflowed.DESTINATION_QUEUE,
     d.OverflowDestination.VOICEMAIL: routing_pb2.Overflowed.DESTINATION_VOICEMAIL,
@@ -189,7 +191,10 @@ def queue_state_proto(view: d.QueueView) -> routing_pb2.QueueState:
 
 
 def agent_state_proto(view: d.AgentView) -> routing_pb2.AgentState:
-    state = routing_pb2.AgentState(agent_id=view.agent_id, state=view.state.value, call_ids=list(view.call_ids),
-                                   version=view.version)
+    state = routing_pb2.AgentState(
+        agent_id=view.agent_id, state=view.state.value, call_ids=list(view.call_ids), version=view.version,
+        reason=REASON_NUMBERS.get(view.reason, agent_events_pb2.NOT_READY_REASON_UNSPECIFIED),
+        queues=[routing_pb2.QueueMembership(queue_id=m.queue_id, priority=m.priority) for m in view.queues],
+        skills=[envelope_pb2.Skill(skill_id=s.skill_id, proficiency=s.proficiency) for s in view.skills])
     state.since.FromMilliseconds(seconds_to_ms(view.since))
     return state

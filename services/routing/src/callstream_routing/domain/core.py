@@ -987,12 +987,17 @@ class RoutingCore:
         if a is not None and cmd.version and cmd.version <= a.version:
             return False, "stale version"
         if a is None:
-            if cmd.action is not AgentAction.LOGIN:
+            if cmd.action not in (AgentAction.LOGIN, AgentAction.UPDATE_PROFILE):
                 return False, "unknown agent"
             self._agent_seq += 1
             a = self._agents[cmd.agent_id] = _Agent(cmd.agent_id, self._agent_seq)
         if cmd.action is AgentAction.LOGIN:
             self._login(a, cmd)
+        elif cmd.action is AgentAction.UPDATE_PROFILE:
+            # Before a login too: the profile (from HR, say) is what a later login without one keeps.
+            self._set_profile(a, cmd)
+            self._reindex_agent(a)
+            self._serve(a)
         elif a.status == _LOGGED_OUT:
             return False, "agent not logged in"
         elif cmd.action is AgentAction.LOGOUT:
@@ -1022,17 +1027,6 @@ class RoutingCore:
 
     def _login(self, a: _Agent, cmd: SetAgentState) -> None:
         was_in = a.status != _LOGGED_OUT
-        for qid in a.queues:
-            q = self._queues.get(qid)
-            if q is not None:
-                q.members.pop(a.agent_id, None)
-        a.queues = {m.queue_id: m.priority for m in cmd.queues}
-        a.skills = {s.skill_id: s.proficiency for s in cmd.skills}
-        a.capacity = {Channel.VOICE: 1}
-        for cc in cmd.capacity:
-            a.capacity[capacity_channel(cc.channel)] = cc.capacity
-        for ch, held in a.load.items():  # a re-login never leaves calls held above capacity
-            a.capacity[ch] = max(a.capacity.get(ch, 0), held)
         a.wrap_up_s = cmd.wrap_up_s
         a.status, a.reason, a.since = _READY, NotReadyReason.UNSPECIFIED, self._now
         if not was_in:
@@ -1040,35 +1034,58 @@ class RoutingCore:
             a.busy_s = 0.0
             a.handled = 0
             a.misses = 0
-        for qid in a.queues:
-            q = self._queues.get(qid)
-            if q is not None:
-                q.members[a.agent_id] = None
-        a.pools = self._agent_pools(a)
+        self._set_profile(a, cmd)
         self._reindex_agent(a)
         self._serve(a)
 
-    def _logout(self, a: _Agent) -> None:
-        a.status, a.reason, a.since = _LOGGED_OUT, NotReadyReason.UNSPECIFIED, self._now
+    def _set_profile(self, a: _Agent, cmd: SetAgentState) -> None:
+        """Queues, skills and capacity from `cmd`; queue member lists follow while the agent is logged in. The
+        calls waiting in a queue this leaves without agents (one set to leave when empty) overflow."""
+        emptied = self._leave_queues(a, [qid for qid in a.queues if qid not in {m.queue_id for m in cmd.queues}])
+        a.queues = {m.queue_id: m.priority for m in cmd.queues}
+        a.skills = {s.skill_id: s.proficiency for s in cmd.skills}
+        a.capacity = {Channel.VOICE: 1}
+        for cc in cmd.capacity:
+            a.capacity[capacity_channel(cc.channel)] = cc.capacity
+        for ch, held in a.load.items():  # a new profile never leaves calls held above capacity
+            a.capacity[ch] = max(a.capacity.get(ch, 0), held)
+        if a.status != _LOGGED_OUT:
+            for qid in a.queues:
+                q = self._queues.get(qid)
+                if q is not None:
+                    q.members[a.agent_id] = None
+        a.pools = self._agent_pools(a)
+        self._overflow_emptied(emptied)
+
+    def _leave_queues(self, a: _Agent, queue_ids: Iterable[str]) -> list[_Queue]:
+        """Out of these queues' member lists; returns those left with no agent that are set to leave when empty."""
         emptied = []
-        for qid in a.queues:
+        for qid in queue_ids:
             q = self._queues.get(qid)
             if q is not None:
                 q.members.pop(a.agent_id, None)
                 if not q.members and q.cfg.leave_when_empty:
                     emptied.append(q)
-        released = [self._calls[cid] for cid in a.reservations.values()]
-        for c in released:
-            self._release_reservation(c, a)
-        self._reindex_agent(a)
-        for c in released:
-            self._requeue(c)
+        return emptied
+
+    def _overflow_emptied(self, emptied: Iterable[_Queue]) -> None:
         for q in emptied:
             for key in list(q.order):
                 c = self._calls[key[3]]
                 if c.state is CallState.WAITING and not c.callback and c.queue_id == q.cfg.queue_id:
                     self._stop_waiting(c, abandoned=False)
                     self._overflow(c, "no agents logged in")
+
+    def _logout(self, a: _Agent) -> None:
+        a.status, a.reason, a.since = _LOGGED_OUT, NotReadyReason.UNSPECIFIED, self._now
+        emptied = self._leave_queues(a, a.queues)
+        released = [self._calls[cid] for cid in a.reservations.values()]
+        for c in released:
+            self._release_reservation(c, a)
+        self._reindex_agent(a)
+        for c in released:
+            self._requeue(c)
+        self._overflow_emptied(emptied)
 
     # ------------------------------------------------------------------------------------ snapshot
 

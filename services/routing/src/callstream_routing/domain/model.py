@@ -42,6 +42,7 @@ class AgentAction(StrEnum):
     READY = "ready"
     NOT_READY = "not_ready"
     WRAP_UP_DONE = "wrap_up_done"
+    UPDATE_PROFILE = "update_profile"  # queues, skills, capacity; the state stays as it is
 
 
 class NotReadyReason(StrEnum):
@@ -240,9 +241,9 @@ class SetAgentState(Command):
     agent_id: str
     action: AgentAction
     reason: NotReadyReason = NotReadyReason.UNSPECIFIED
-    queues: tuple[QueueMembership, ...] = ()  # LOGIN
-    skills: tuple[Skill, ...] = ()  # LOGIN
-    capacity: tuple[ChannelCapacity, ...] = ()  # LOGIN; voice 1 unless given
+    queues: tuple[QueueMembership, ...] = ()  # LOGIN, UPDATE_PROFILE
+    skills: tuple[Skill, ...] = ()  # LOGIN, UPDATE_PROFILE
+    capacity: tuple[ChannelCapacity, ...] = ()  # LOGIN, UPDATE_PROFILE; voice 1 unless given
     wrap_up_s: float | None = None  # LOGIN; overrides the queue's wrap-up
     version: int = 0  # the agent's own version; 0 = unversioned, else must grow
 

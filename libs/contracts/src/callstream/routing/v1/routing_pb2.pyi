@@ -270,6 +270,10 @@ class AgentStateRequest(_message.Message):
         ACTION_READY: AgentStateRequest._Action.ValueType  # 3
         ACTION_NOT_READY: AgentStateRequest._Action.ValueType  # 4
         ACTION_WRAP_UP_DONE: AgentStateRequest._Action.ValueType  # 5
+        ACTION_UPDATE_PROFILE: AgentStateRequest._Action.ValueType  # 6
+        """New queues, skills and capacity (from HR or a switch) without changing the agent's state; for an agent
+        the router has not seen yet, the profile its first login will carry.
+        """
 
     class Action(_Action, metaclass=_ActionEnumTypeWrapper): ...
     ACTION_UNSPECIFIED: AgentStateRequest.Action.ValueType  # 0
@@ -278,6 +282,10 @@ class AgentStateRequest(_message.Message):
     ACTION_READY: AgentStateRequest.Action.ValueType  # 3
     ACTION_NOT_READY: AgentStateRequest.Action.ValueType  # 4
     ACTION_WRAP_UP_DONE: AgentStateRequest.Action.ValueType  # 5
+    ACTION_UPDATE_PROFILE: AgentStateRequest.Action.ValueType  # 6
+    """New queues, skills and capacity (from HR or a switch) without changing the agent's state; for an agent
+    the router has not seen yet, the profile its first login will carry.
+    """
 
     @_typing.final
     class CapacityEntry(_message.Message):
@@ -681,14 +689,23 @@ class AgentState(_message.Message):
     SINCE_FIELD_NUMBER: _builtins.int
     CALL_IDS_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    QUEUES_FIELD_NUMBER: _builtins.int
+    SKILLS_FIELD_NUMBER: _builtins.int
     agent_id: _builtins.str
     state: _builtins.str
     """ready, reserved, talking, wrap_up, cool_down, not_ready, logged_out"""
     version: _builtins.int
+    reason: _agent_events_pb2.NotReadyReason.ValueType
+    """Why the agent is not ready (state not_ready)."""
     @_builtins.property
     def since(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def call_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def queues(self) -> _containers.RepeatedCompositeFieldContainer[Global___QueueMembership]: ...
+    @_builtins.property
+    def skills(self) -> _containers.RepeatedCompositeFieldContainer[_envelope_pb2.Skill]: ...
     def __init__(
         self,
         *,
@@ -697,10 +714,13 @@ class AgentState(_message.Message):
         since: _timestamp_pb2.Timestamp | None = ...,
         call_ids: _abc.Iterable[_builtins.str] | None = ...,
         version: _builtins.int = ...,
+        reason: _agent_events_pb2.NotReadyReason.ValueType = ...,
+        queues: _abc.Iterable[Global___QueueMembership] | None = ...,
+        skills: _abc.Iterable[_envelope_pb2.Skill] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["since", b"since"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "call_ids", b"call_ids", "since", b"since", "state", b"state", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "call_ids", b"call_ids", "queues", b"queues", "reason", b"reason", "since", b"since", "skills", b"skills", "state", b"state", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
