@@ -78,7 +78,7 @@ class PartitionReader:
             "receive.message.max.bytes": MAX_RECORD_BYTES + 1024 * 1024,
         })
         metadata = self._consumer.list_topics(topic, timeout=timeout_s).topics.get(topic)
-        if metadata is None or metadata.error is not None:
+        if metadata is None or not metadata.partitions:
             self._consumer.close()
             raise RuntimeError(f"topic {topic} does not exist (create it: `callstream topics apply`)")
         if len(metadata.partitions) != 1:
@@ -270,7 +270,8 @@ class TransactionalLogWriter:
             self._cond.notify()
         if self._thread is not None:
             self._thread.join(self.timeout_s * 2)
-        self._producer.flush(self.timeout_s)
+        if self.lost is None:  # a fenced producer has nothing to flush: it raises its fatal error instead
+            self._producer.flush(self.timeout_s)
         self._decisions.flush(self.timeout_s)
 
     # -- queueing (event loop thread) ---------------------------------------------------------------------------
@@ -360,12 +361,20 @@ class TransactionalLogWriter:
         errors: list[KafkaError] = []
         for item in batch:
             self._produce(item, errors)
-        if self._producer.flush(self.timeout_s):
-            raise LeadershipLost(f"the command log {self.log_topic} did not confirm within {self.timeout_s} s")
+        self._confirmed(errors)
         if errors:
             # The core applied these commands; a log without one of them (or with a later one before it) is
             # not the state any more: stop, and let the next leader rebuild from what the log has.
             raise self._lost(errors[0])
+
+    def _confirmed(self, errors: list[KafkaError]) -> None:
+        """Serve delivery reports until every record is confirmed or one failed (flush() would wait out its
+        whole time-out after a fencing error)."""
+        deadline = time.monotonic() + self.timeout_s
+        while len(self._producer) and not errors:
+            if time.monotonic() > deadline:
+                raise LeadershipLost(f"the command log {self.log_topic} did not confirm within {self.timeout_s} s")
+            self._producer.poll(0.05)
 
     def _commit(self) -> None:
         deadline = time.monotonic() + self.timeout_s
@@ -392,8 +401,9 @@ class TransactionalLogWriter:
         message = item.message
         if not isinstance(message, ProtoMessage):
             # The records before it must be confirmed (and their offsets known) before it covers them.
-            if self._producer.flush(self.timeout_s):
-                raise LeadershipLost(f"the command log {self.log_topic} did not confirm within {self.timeout_s} s")
+            self._confirmed(errors)
+            if errors:
+                raise self._lost(errors[0])
             message = message(self.next_offset)
         fmt = item.wire_format or self.wire_format
         value = wire.encode(message, fmt)
