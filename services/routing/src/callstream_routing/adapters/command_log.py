@@ -248,7 +248,6 @@ class TransactionalLogWriter:
         self.lost: LeadershipLost | None = None
         # The offset after the newest log record: where a snapshot taken now starts the replay.
         self.next_offset = 0
-        self.commits = 0
         self.submitted = 0  # log records queued by submit(): the commands logged since start()
 
     # -- lifecycle (blocking: call from a thread) --------------------------------------------------------------
@@ -381,7 +380,6 @@ class TransactionalLogWriter:
         while True:
             try:
                 self._producer.commit_transaction(self.timeout_s)
-                self.commits += 1
                 return
             except KafkaException as exc:
                 error: KafkaError = exc.args[0]
