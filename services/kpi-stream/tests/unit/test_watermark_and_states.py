@@ -91,9 +91,10 @@ def test_partition_with_a_backlog_is_never_idle() -> None:
         w.note_end_offset("p0", n + 1)
         assert w.advance(float(n)) == at(0), n
     assert not w.idle("p1", 100.0) and w.idle("p0", 100.0)
-    w.observe("p1", at(10), now_s=60.0, offset=499)  # p1 caught up with its log end
+    w.observe("p1", at(10), now_s=60.0, offset=498)  # one record left in p1
     assert w.advance(60.0) == at(10)
-    assert w.advance(65.0) == at(3600 * 59)  # both idle, nothing waiting anywhere: the newest event time
+    w.observe("p1", at(20), now_s=60.5, offset=499)  # the consumer took every record of every partition
+    assert w.advance(60.5) == at(3600 * 59)  # nothing waiting anywhere: the newest event time, at once
 
 
 def test_a_dead_lettered_last_record_is_not_a_backlog() -> None:

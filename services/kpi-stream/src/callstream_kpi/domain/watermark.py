@@ -88,6 +88,11 @@ class _Partition:
     end_offset: int | None = None  # the log end offset last reported by the consumer (its "highwater")
 
     @property
+    def caught_up(self) -> bool:
+        """Known to have no record left to take (both offsets known)."""
+        return self.end_offset is not None and self.next_offset is not None and self.end_offset <= self.next_offset
+
+    @property
     def backlog(self) -> bool:
         """Records known to be in the log and not taken yet (unknown offsets: no known backlog)."""
         return self.end_offset is not None and self.next_offset is not None and self.end_offset > self.next_offset
@@ -106,7 +111,9 @@ class PartitionWatermark:
     offset is not past the last offset taken). The backlog condition is what keeps a replay honest: a
     partition starved by the consumer (busy with another partition's backlog) sees no events for seconds,
     yet it is not idle while its log holds records not taken. When every partition is idle the watermark
-    is the largest event time seen (nothing is waiting anywhere). Partitions never seen hold no state that
+    is the largest event time seen (nothing is waiting anywhere); so it is when the consumer is known to
+    have taken every record of every partition (it has caught up: no event sits behind another partition's
+    read-ahead, and live figures need not wait for the idle timeout). Partitions never seen hold no state that
     a watermark could time out, so they do not count until their first event.
 
     Processing time is an input (`now_s`, monotonic seconds): the class does no I/O and reads no clock.
@@ -157,8 +164,11 @@ class PartitionWatermark:
         if not self._partitions:
             return None
         newest = max(p.max_event_time for p in self._partitions.values())
-        active = [p.max_event_time for key, p in self._partitions.items() if not self.idle(key, now_s)]
-        candidate = min(active, default=newest) - self.allowed_lateness
+        if all(p.caught_up for p in self._partitions.values()):
+            candidate = newest - self.allowed_lateness  # every record in the log is taken: none is behind
+        else:
+            active = [p.max_event_time for key, p in self._partitions.items() if not self.idle(key, now_s)]
+            candidate = min(active, default=newest) - self.allowed_lateness
         if self._current is None or candidate > self._current:
             self._current = candidate
         return self._current
