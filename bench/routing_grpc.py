@@ -133,7 +133,8 @@ def measure(bootstrap: str, log_ack: str, workdir: Path) -> dict[str, float]:
     queues.write_text("queues:\n  - queue_id: q\n")
     settings = RoutingSettings(kafka_bootstrap_servers=bootstrap, grpc_port=0, queues_file=queues,
                                api_tokens=f"{TOKEN}:service", command_log_topic=topic,
-                               log_ack=log_ack)  # type: ignore[arg-type]
+                               log_ack=log_ack,  # type: ignore[arg-type]
+                               agent_events_topic="")  # the RPC path alone: no agent events consumer beside it
     receiver, sender = multiprocessing.Pipe(duplex=False)
     server = multiprocessing.Process(target=_server, args=(settings, sender), daemon=True)
     server.start()

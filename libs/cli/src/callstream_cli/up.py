@@ -31,9 +31,11 @@ class Service:
 def services(run_dir: str) -> list[Service]:
     """The services this checkout has (a service takes part once its package has a __main__)."""
     queues = find_repo_root() / "deploy" / "local" / "demo-queues.yaml"
+    # The demo's switch is the simulator: it sets agent states over gRPC, and the agent events it also emits
+    # are for the KPI stream; the router reading them too would apply every state twice, out of step.
+    routing_env = {"AGENT_EVENTS_TOPIC": "", **({"QUEUES_FILE": str(queues)} if queues.exists() else {})}
     known = [
-        Service("routing", "callstream_routing", "grpc://127.0.0.1:50051",
-                {"QUEUES_FILE": str(queues)} if queues.exists() else {}),
+        Service("routing", "callstream_routing", "grpc://127.0.0.1:50051", routing_env),
         Service("ingest", "callstream_ingest", "http://127.0.0.1:8000/docs (webhooks)", {}),
         Service("kpi", "callstream_kpi", "http://127.0.0.1:8001/wallboard (KPI API: /docs)",
                 {"CLICKHOUSE_URL": f"chdb://{run_dir}/chdb"}),

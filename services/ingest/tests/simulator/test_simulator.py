@@ -320,7 +320,8 @@ def test_grpc_router_matches_in_process(kafka_bootstrap: str, tmp_path: Path) ->
     queues.write_text(yaml.safe_dump({"queues": [{"queue_id": c.queue_id, "wrap_up_s": c.wrap_up_s}
                                                  for c in queue_configs(sc)]}))
     settings = RoutingSettings(kafka_bootstrap_servers=kafka_bootstrap, grpc_port=0, queues_file=queues,
-                               api_tokens="sim-test-token:service", command_log_topic=topic)
+                               api_tokens="sim-test-token:service", command_log_topic=topic,
+                               agent_events_topic="")  # the simulator sets agent states over gRPC, as a switch
     ctx = multiprocessing.get_context("fork")
     receiver, sender = ctx.Pipe(duplex=False)
     server = ctx.Process(target=_serve_router, args=(settings, sender), daemon=True)

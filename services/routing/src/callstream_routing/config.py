@@ -42,6 +42,11 @@ class RoutingSettings(CoreSettings):
     # Who this router is, in heartbeats and logs (pod name + pid by default).
     instance_id: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}", min_length=1)
 
+    # -- agent events (docs/routing.md) ----------------------------------------------------------------------
+    # The leader applies the agent states and profiles on this topic (switches through ingest, HR's skills) as
+    # agent state commands, logged like any command; empty: only the SetAgentState RPC changes agents.
+    agent_events_topic: str = "cc.agent-events.v1"
+
     # -- snapshots ----------------------------------------------------------------------------------------------
     # The core's state with the log offset it covers, on a compacted topic keyed by the command log topic.
     snapshot_topic: str = "cc.routing-snapshots.v1"
@@ -60,6 +65,12 @@ class RoutingSettings(CoreSettings):
             raise ValueError(f"LEASE_TIMEOUT_S ({self.lease_timeout_s}) must be at least 3 × HEARTBEAT_INTERVAL_S "
                              f"({self.heartbeat_interval_s})")
         return self
+
+    @property
+    def agent_events_group(self) -> str:
+        """Every router of one command log (leader and standbys) shares the group: a new leader goes on from the
+        offsets the old one stored, and each command log (each partition of queues) reads every agent event."""
+        return f"routing-agents-{self.command_log_topic}"
 
     @property
     def transactional_id(self) -> str:

@@ -26,7 +26,8 @@ def _settings(kafka_bootstrap: str, tmp_path: Path, log_topic: str) -> RoutingSe
     queues = tmp_path / "queues.yaml"
     queues.write_text("queues:\n  - queue_id: sales\n    wrap_up_s: 0\n  - queue_id: billing\n")
     return RoutingSettings(kafka_bootstrap_servers=kafka_bootstrap, grpc_port=0, queues_file=queues,
-                           api_tokens=f"{TOKEN}:service,viewer-token-1:team_lead", command_log_topic=log_topic)
+                           api_tokens=f"{TOKEN}:service,viewer-token-1:team_lead", command_log_topic=log_topic,
+                           agent_events_topic="")  # agents set over gRPC only: other suites' agent events stay out
 
 
 async def _start(settings: RoutingSettings) -> tuple[asyncio.Task[None], asyncio.Event, int]:

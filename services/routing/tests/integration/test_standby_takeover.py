@@ -66,7 +66,9 @@ def queues_file(tmp_path: Path) -> Path:
 def _settings(kafka_bootstrap: str, queues_file: Path, log_topic: str, **kw: Any) -> RoutingSettings:
     return RoutingSettings(kafka_bootstrap_servers=kafka_bootstrap, grpc_port=0, queues_file=queues_file,
                            api_tokens=f"{TOKEN}:service", command_log_topic=log_topic,
-                           heartbeat_interval_s=HEARTBEAT_S, lease_timeout_s=LEASE_S, **kw)
+                           heartbeat_interval_s=HEARTBEAT_S, lease_timeout_s=LEASE_S,
+                           agent_events_topic="",  # agents set over gRPC only: other suites' agent events stay out
+                           **kw)
 
 
 async def _start(settings: RoutingSettings) -> tuple[asyncio.Task[None], asyncio.Event, str]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import logging
 import signal
@@ -19,11 +20,13 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import Counter, Histogram
 
+from callstream.agent.v1 import agent_events_pb2
 from callstream.routing.v1 import routing_pb2, routing_pb2_grpc
-from callstream_core.kafka import apply_topics
+from callstream_core.kafka import DeadLetters, EventConsumer, EventProducer, apply_topics
 from callstream_core.topics import BY_NAME
 from callstream_routing import domain as d
 from callstream_routing.adapters import proto_mapping as pm
+from callstream_routing.adapters.agent_events import AgentEventFeed
 from callstream_routing.adapters.command_log import LeadershipLost, TransactionalLogWriter
 from callstream_routing.adapters.queue_config import load_queues
 from callstream_routing.config import RoutingSettings
@@ -31,6 +34,7 @@ from callstream_routing.entrypoints import leadership
 
 log = logging.getLogger(__name__)
 DECISIONS_TOPIC = "cc.routing-decisions.v1"
+AGENT_EVENTS_TOPIC = "cc.agent-events.v1"
 SERVICE = "callstream.routing.v1.Router"
 # Routing commands come from switches and the ingest service: machine roles only.
 ALLOWED_ROLES = frozenset({"service", "admin"})
@@ -71,6 +75,8 @@ class Router:
         self._armed: float | None = None  # the deadline the timer sleeps until (None: no deadline)
         self._timer: asyncio.Task[None] | None = None
         self._snapshots: asyncio.Task[None] | None = None
+        self._agent_events: asyncio.Task[None] | None = None
+        self._agent_events_stop = asyncio.Event()
 
     # -- start-up ------------------------------------------------------------------------------------------
     def configure(self, core: d.RoutingCore) -> int:
@@ -88,8 +94,30 @@ class Router:
         if self.settings.snapshots_enabled:
             self._snapshots = asyncio.create_task(leadership.snapshot_periodically(
                 lambda: self.core, self.lock, writer, self.settings, commands_before))
+        if self.settings.agent_events_topic:
+            self._agent_events = asyncio.create_task(self._agent_event_feed().run(self._agent_events_stop))
+            self._agent_events.add_done_callback(_log_feed_end)
+
+    def _agent_event_feed(self) -> AgentEventFeed:
+        bootstrap = self.settings.kafka_bootstrap_servers
+        topic = dataclasses.replace(BY_NAME[AGENT_EVENTS_TOPIC], name=self.settings.agent_events_topic)
+        dlq = EventProducer(bootstrap, client_id=f"{self.settings.service_name}-agent-events")
+        consumer: EventConsumer[agent_events_pb2.AgentEvent] = EventConsumer(
+            bootstrap, group_id=self.settings.agent_events_group, topic=topic, dead_letters=DeadLetters(dlq))
+
+        async def apply(request: routing_pb2.AgentStateRequest) -> bool:
+            applied = await self.apply("set_agent_state", request, lambda now: pm.to_command(request, now))
+            return applied.result.accepted
+
+        # The profile is read in the event loop's thread, where the core only changes under the lock's holder.
+        return AgentEventFeed(consumer, dlq, lambda agent_id: self.core.agent_state(agent_id), apply)
 
     async def stop(self) -> None:
+        if self._agent_events is not None:
+            # Stopped, not cancelled: its poll runs in a thread, and the consumer must not close under it.
+            self._agent_events_stop.set()
+            with contextlib.suppress(Exception):  # logged when it ended (_log_feed_end)
+                await self._agent_events
         for task in (self._timer, self._snapshots):
             if task is not None:
                 task.cancel()
@@ -310,6 +338,12 @@ def _deny(code: grpc.StatusCode, message: str) -> grpc.RpcMethodHandler:
         await context.abort(code, message)
 
     return grpc.unary_unary_rpc_method_handler(deny)
+
+
+def _log_feed_end(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        # A lost leadership ends it too; the router then stops serving, and the next leader feeds on.
+        log.error("routing: the agent events feed stopped: %r", task.exception())
 
 
 def _registry_topics(settings: RoutingSettings) -> list[Any]:
