@@ -191,8 +191,11 @@ class RoutingCore:
         self._queues: dict[str, _Queue] = {}
         self._agents: dict[str, _Agent] = {}
         self._calls: dict[str, _Call] = {}
-        self._outcomes: dict[str, CallOutcome] = {}
-        self._last_agent: dict[str, tuple[str, float]] = {}
+        # Both bounded, so a router that runs for months holds no more than its traffic needs: outcomes up to
+        # `outcomes_kept` finished calls; a caller's last agent only while some queue's sticky window covers it.
+        self._outcomes: OrderedDict[str, CallOutcome] = OrderedDict()
+        self._last_agent: OrderedDict[str, tuple[str, float]] = OrderedDict()
+        self._sticky_horizon = 0.0  # the longest sticky window of any queue
         # Insertion-ordered with O(1) eviction of the oldest id: deleting the first key of a plain dict makes the
         # next `next(iter(d))` skip every slot deleted before it (about 60 us per command at 200k ids kept).
         self._processed: OrderedDict[str, Result] = OrderedDict()
@@ -678,7 +681,13 @@ class RoutingCore:
 
     def _finish(self, c: _Call, outcome: CallOutcome) -> None:
         del self._calls[c.call_id]
-        self._outcomes[c.call_id] = outcome
+        self._record_outcome(c.call_id, outcome)
+
+    def _record_outcome(self, call_id: str, outcome: CallOutcome) -> None:
+        self._outcomes[call_id] = outcome
+        self._outcomes.move_to_end(call_id)
+        if len(self._outcomes) > self._cfg.outcomes_kept:
+            self._outcomes.popitem(last=False)
 
     def _admit(self, c: _Call, queue_id: str) -> None:
         """The call (not waiting, not with an agent) joins a queue: guards, sticky agent, match or wait."""
@@ -781,6 +790,7 @@ class RoutingCore:
             return True, "reconfigured"
         q = _Queue(cfg)
         self._queues[cfg.queue_id] = q
+        self._sticky_horizon = max(self._sticky_horizon, cfg.sticky_window_s)
         for a in self._agents.values():
             if a.status != _LOGGED_OUT and cfg.queue_id in a.queues:
                 q.members[a.agent_id] = None
@@ -792,7 +802,7 @@ class RoutingCore:
         if cmd.queue_id not in self._queues:
             self._out.append(Decision(call_id=cmd.call_id, queue_id=cmd.queue_id,
                                       outcome=Rejected(reason="unknown queue"), at=self._now))
-            self._outcomes[cmd.call_id] = CallOutcome.REJECTED
+            self._record_outcome(cmd.call_id, CallOutcome.REJECTED)
             return True, ""
         self._call_seq += 1
         c = _Call(cmd.call_id, self._call_seq)
@@ -838,8 +848,12 @@ class RoutingCore:
         a.misses = 0
         a.handled += 1
         a.since = self._now
-        if c.caller_hash:
-            self._last_agent[c.caller_hash] = (a.agent_id, self._now)
+        if c.caller_hash and self._sticky_horizon > 0:
+            last = self._last_agent
+            last[c.caller_hash] = (a.agent_id, self._now)
+            last.move_to_end(c.caller_hash)  # kept in time order (the core's clock never goes back) ...
+            while self._now - next(iter(last.values()))[1] > self._sticky_horizon:
+                last.popitem(last=False)  # ... so the oldest, past every sticky window, go from the front
         self._reindex_agent(a)
 
     def _reject(self, cmd: RejectReservation) -> tuple[bool, str]:
@@ -1162,13 +1176,14 @@ class RoutingCore:
             c.accepted_at, c.relax_stage = cd["accepted_at"], cd["relax_stage"]
             c.sticky_agent, c.sticky_until, c.visited = cd["sticky_agent"], cd["sticky_until"], list(cd["visited"])
             core._calls[c.call_id] = c
-        core._outcomes = {k: CallOutcome(v) for k, v in snap["outcomes"].items()}
-        core._last_agent = {k: (v[0], float(v[1])) for k, v in snap["last_agent"].items()}
+        core._outcomes = OrderedDict((k, CallOutcome(v)) for k, v in snap["outcomes"].items())
+        core._last_agent = OrderedDict((k, (v[0], float(v[1]))) for k, v in snap["last_agent"].items())
         core._processed = OrderedDict((k, from_plain(v)) for k, v in snap["processed"])
         core._rebuild_indexes()
         return core
 
     def _rebuild_indexes(self) -> None:
+        self._sticky_horizon = max((q.cfg.sticky_window_s for q in self._queues.values()), default=0.0)
         self._pools = {}
         self._sticky_pools = {}
         self._timers = []

@@ -158,6 +158,7 @@ class RouterConfig:
     cool_down_s: float = 90.0
     global_longest_waiting: bool = False  # agent takes the longest waiter across its queues
     processed_ids_kept: int = 200_000  # command ids remembered for idempotency
+    outcomes_kept: int = 200_000  # finished calls whose outcome a query can still read (oldest forgotten first)
     handle_time_alpha: float = 0.1  # EWMA weight of the handle-time estimate
 
 
