@@ -6,6 +6,7 @@ Structural tests run everywhere (no helm needed). Rendering tests need a `helm` 
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import shutil
@@ -189,6 +190,7 @@ def test_rendered_objects(helm: str, chart_copy: Path, variant: str) -> None:
     for name in ["qa", "hr"]:
         env = {e["name"]: e for e in deployments[name]["spec"]["template"]["spec"]["containers"][0]["env"]}
         assert "secretKeyRef" in env["DATABASE_URL"]["valueFrom"]
+    _assert_hr_reads_the_kpi_api(by_kind, deployments["hr"], tls)
 
     policies = by_kind["NetworkPolicy"]
     components = {p["metadata"].get("labels", {}).get("app.kubernetes.io/component") for p in policies}
@@ -213,3 +215,27 @@ def test_rendered_objects(helm: str, chart_copy: Path, variant: str) -> None:
     assert bool(by_kind.get("ServiceMonitor")) is (variant == "servicemonitor")
     if os.environ.get("CALLSTREAM_DEBUG_HELM"):
         print(yaml.safe_dump_all(docs))
+
+
+def _assert_hr_reads_the_kpi_api(by_kind: dict[str, list[dict[str, Any]]], hr: dict[str, Any], tls: bool) -> None:
+    """The forecast's path: HR has the KPI API's address, a reader token listed with role hr, the CA to verify
+    kpi-stream's certificate, and the network policies let exactly that traffic through."""
+    env = {e["name"]: e for e in hr["spec"]["template"]["spec"]["containers"][0]["env"]}
+    (kpi_service,) = [s for s in by_kind["Service"]
+                      if s["metadata"]["labels"]["app.kubernetes.io/component"] == "kpi-stream"]
+    port = kpi_service["spec"]["ports"][0]["port"]
+    assert env["KPI_API_URL"]["value"] == f"{'https' if tls else 'http'}://{kpi_service['metadata']['name']}:{port}"
+    token_ref = env["KPI_API_TOKEN"]["valueFrom"]["secretKeyRef"]
+    assert ("KPI_API_CA_FILE" in env) is tls
+    for secret in by_kind.get("Secret", []):  # the generated token Secret (absent with auth.existingSecret)
+        if secret["metadata"]["name"] == token_ref["name"]:
+            data = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
+            assert f"{data[token_ref['key']]}:hr" in data["API_TOKENS"].split(",")
+    policies = {p["metadata"].get("labels", {}).get("app.kubernetes.io/component"): p
+                for p in by_kind["NetworkPolicy"] if p["spec"]["podSelector"]}
+    hr_labels = hr["spec"]["selector"]["matchLabels"]
+    assert any(peer.get("podSelector", {}).get("matchLabels") == hr_labels
+               for rule in policies["kpi-stream"]["spec"]["ingress"] for peer in rule.get("from", []))
+    kpi_labels = kpi_service["spec"]["selector"]
+    assert any(peer.get("podSelector", {}).get("matchLabels") == kpi_labels
+               for rule in policies["hr"]["spec"]["egress"] for peer in rule.get("to", []))
