@@ -105,7 +105,8 @@ class NaiveRouter:
             cfg = self.queues[cmd.queue_id]
             req = {r.skill_id: r.min_proficiency for r in (*cfg.skills, *cmd.required_skills)}
             self.seq += 1
-            call = {"id": cmd.call_id, "queue": cmd.queue_id, "req": req, "key": (-cmd.priority, self.now, self.seq)}
+            call: dict[str, Any] = {"id": cmd.call_id, "queue": cmd.queue_id, "req": req,
+                                    "key": (-cmd.priority, self.now, self.seq)}
             self.calls[cmd.call_id] = call
             best = None
             for a in self.agents.values():
@@ -122,15 +123,15 @@ class NaiveRouter:
         elif isinstance(cmd, AcceptReservation):
             pass
         elif isinstance(cmd, CancelCall):
-            call = self.calls.pop(cmd.call_id, None)
-            if call is not None and call in self.waiting:
-                self.waiting.remove(call)
+            cancelled = self.calls.pop(cmd.call_id, None)
+            if cancelled is not None and cancelled in self.waiting:
+                self.waiting.remove(cancelled)
         elif isinstance(cmd, EndCall):
-            call = self.calls.pop(cmd.call_id, None)
+            ended = self.calls.pop(cmd.call_id, None)
             for a in self.agents.values():
-                if call is not None and a["call"] == cmd.call_id:
+                if ended is not None and a["call"] == cmd.call_id:
                     a["call"] = None
-                    wrap = self.queues[call["queue"]].wrap_up_s
+                    wrap = self.queues[ended["queue"]].wrap_up_s
                     if wrap > 0:
                         a["wrap_until"] = self.now + wrap
                     else:
@@ -223,7 +224,7 @@ def simulate(router: Router, n_agents: int, measured_calls: int, seed: int = 7, 
     events: list[tuple[float, int, str, str]] = []  # (time, seq, kind, call_id)
     seq = 0
     waiting: set[str] = set()
-    timed = [0, 0, 0.0]  # commands, decisions, seconds
+    timed: list[float] = [0, 0, 0.0]  # commands, decisions, seconds
     chunk = [0, 0.0, 0]  # decisions, seconds, commands of the current chunk
     chunk_us: list[float] = []
     chunk_command_us: list[float] = []
@@ -310,7 +311,7 @@ def simulate(router: Router, n_agents: int, measured_calls: int, seed: int = 7, 
         elif kind == "abandon" and ref in waiting:
             waiting.discard(ref)
             send(CancelCall(now=now, call_id=ref))
-    return Figures(agents=n_agents, commands=timed[0], decisions=timed[1], seconds=timed[2],
+    return Figures(agents=n_agents, commands=int(timed[0]), decisions=int(timed[1]), seconds=timed[2],
                    chunk_us=chunk_us, chunk_command_us=chunk_command_us)
 
 
