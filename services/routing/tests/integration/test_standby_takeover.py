@@ -317,7 +317,9 @@ def frozen_capable_leader(kafka_bootstrap: str, queues_file: Path, log_topic: st
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "GRPC_PORT": str(port),
            "METRICS_PORT": str(free_port([port])), "QUEUES_FILE": str(queues_file), "API_TOKENS": f"{TOKEN}:service",
            "COMMAND_LOG_TOPIC": log_topic, "ROUTING_ROLE": "leader", "INSTANCE_ID": "router-frozen",
-           "HEARTBEAT_INTERVAL_S": str(HEARTBEAT_S), "LEASE_TIMEOUT_S": str(LEASE_S)}
+           "HEARTBEAT_INTERVAL_S": str(HEARTBEAT_S), "LEASE_TIMEOUT_S": str(LEASE_S),
+           # As in _settings: agents over gRPC only, other suites' agent events on the shared broker stay out.
+           "AGENT_EVENTS_TOPIC": ""}
     with open(tmp_path / "leader.log", "wb") as out:
         process = subprocess.Popen([sys.executable, "-m", "callstream_routing"], env=env, stdout=out, stderr=out)
     try:
