@@ -37,7 +37,7 @@ import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -71,7 +71,7 @@ class _Agent:
     queues: list[str]
     shift_start: float  # seconds from the day's scenario start
     shift_end: float
-    breaks: list[tuple[float, float, str]]  # (start, end, reason)
+    breaks: Sequence[tuple[float, float, str]]  # (start, end, reason)
     free_at: float = 0.0
     busy: list[tuple[float, float, float, float]] = field(default_factory=list)  # answer, talk, hold, acw
 
@@ -117,7 +117,7 @@ def simulate_day(sc: Scenario, day: datetime, seed: int) -> tuple[list[ContactRe
     for n, (t, ct) in enumerate(arrivals):
         call_id = f"{day:%Y%m%d}-{n:06d}"
         caller = f"caller-{int(rng.random() * 200_000)}"
-        common = {"call_id": call_id, "segment": 0, "offered_at": at(t), "queue_id": ct.queue_id,
+        common: dict[str, Any] = {"call_id": call_id, "segment": 0, "offered_at": at(t), "queue_id": ct.queue_id,
                   "call_type": ct.call_type, "caller_hash": caller, "priority": ct.priority, "topic": ct.call_type}
         ivr_s = 0.0
         if ct.ivr is not None and rng.random() < ct.ivr.share:

@@ -113,6 +113,11 @@ def produce_paced(bootstrap: str, samples: multiprocessing.Queue[tuple[str, floa
     samples.put(None)
 
 
+def _event_ids_stored(worker: KpiWorker, event_ids: list[str]) -> list[tuple[str]]:
+    return worker.client.query("SELECT event_id FROM call_events WHERE event_id IN {ids:Array(String)}",
+                               parameters={"ids": event_ids}).result_rows  # type: ignore[return-value]
+
+
 def freshness(bootstrap: str, chdb: Path) -> dict[str, float]:
     """Events stamped with the wall clock at 1,000/s; ClickHouse is polled for sampled event ids, and the
     real-time topic is read for the first snapshot whose watermark covers each sampled event ("covered":
@@ -177,9 +182,7 @@ def freshness(bootstrap: str, chdb: Path) -> dict[str, float]:
                 stop_at[0] = time.monotonic()
             waiting = [e for e in list(sent) if e not in seen]
             if waiting:
-                rows = await asyncio.to_thread(lambda ids=waiting: worker.client.query(
-                    "SELECT event_id FROM call_events WHERE event_id IN {ids:Array(String)}",
-                    parameters={"ids": ids}).result_rows)
+                rows = await asyncio.to_thread(_event_ids_stored, worker, waiting)
                 now = time.time()
                 for (event_id,) in rows:
                     if event_id not in seen:
