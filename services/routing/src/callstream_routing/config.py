@@ -34,8 +34,8 @@ class RoutingSettings(CoreSettings):
     # standby: replay it, keep applying it (hot standby, health NOT_SERVING) and take over when the leader's
     # heartbeats stop for lease_timeout_s or it resigns. Several standbys may run; one wins, the others follow.
     routing_role: Literal["leader", "standby"] = "leader"
-    # The leader writes a heartbeat into its log when it had nothing else to write for this long, and commits
-    # its transaction this often (the broker aborts one older than 10 s: hence at most 5).
+    # The leader writes a heartbeat into its log when it had nothing else to write for this long (at most 5: a
+    # standby's lease must cover three of them). Its transaction is committed every 4 s (command_log.py).
     heartbeat_interval_s: float = Field(default=1.0, gt=0, le=5)
     # A standby takes over after this long without a record (heartbeat or command) from the leader.
     lease_timeout_s: float = Field(default=5.0, gt=0)
