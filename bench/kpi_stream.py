@@ -30,7 +30,7 @@ from callstream_core.local_kafka import free_port
 from callstream_kpi.config import KpiSettings
 from callstream_kpi.entrypoints.worker import KpiWorker
 
-AIOKAFKA_BASELINE_MSGS_PER_S = 301_356  # docs/benchmarks.md, measured by bench/kafka_baseline.py
+AIOKAFKA_BASELINE_MSGS_PER_S = 424_073  # docs/benchmarks.md: bench/kafka_baseline.py, quiet machine, 2026-12-01
 THROUGHPUT_CALLS = 20_000
 FRESHNESS_RATE = 1_000
 FRESHNESS_SECONDS = 20
