@@ -52,8 +52,6 @@ def agent_state_request(event: agent_events_pb2.AgentEvent, profile: d.AgentView
     if kind in _ECHOES:
         return None
     request = AgentStateRequest(command_id=event.envelope.event_id, agent_id=event.agent_id)
-    queues = {m.queue_id: m.priority for m in profile.queues} if profile else {}
-    skills = {s.skill_id: s.proficiency for s in profile.skills} if profile else {}
     if kind in _STATE_ACTIONS:
         request.action = _STATE_ACTIONS[kind]
         return request
@@ -61,6 +59,8 @@ def agent_state_request(event: agent_events_pb2.AgentEvent, profile: d.AgentView
         request.action = AgentStateRequest.ACTION_NOT_READY
         request.reason = event.not_ready.reason
         return request
+    queues = {m.queue_id: m.priority for m in profile.queues} if profile else {}
+    skills = {s.skill_id: s.proficiency for s in profile.skills} if profile else {}
     if kind == "logged_in":
         request.action = AgentStateRequest.ACTION_LOGIN
         if profile is not None:

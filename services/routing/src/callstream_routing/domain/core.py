@@ -1055,7 +1055,8 @@ class RoutingCore:
     def _set_profile(self, a: _Agent, cmd: SetAgentState) -> None:
         """Queues, skills and capacity from `cmd`; queue member lists follow while the agent is logged in. The
         calls waiting in a queue this leaves without agents (one set to leave when empty) overflow."""
-        emptied = self._leave_queues(a, [qid for qid in a.queues if qid not in {m.queue_id for m in cmd.queues}])
+        kept = {m.queue_id for m in cmd.queues}
+        emptied = self._leave_queues(a, [qid for qid in a.queues if qid not in kept])
         a.queues = {m.queue_id: m.priority for m in cmd.queues}
         a.skills = {s.skill_id: s.proficiency for s in cmd.skills}
         a.capacity = {Channel.VOICE: 1}
