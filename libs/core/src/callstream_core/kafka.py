@@ -219,6 +219,10 @@ class DeadLetters:
         ]
         self._producer.produce_raw(topic + DLQ_SUFFIX, value, key=key, headers=all_headers)
 
+    def flush(self, timeout: float = 30.0) -> None:
+        """Wait until the DLQ confirmed everything sent: only then may the originals count as consumed."""
+        self._producer.flush(timeout)
+
 
 class EventConsumer(Generic[M]):
     """Consumes one contract topic in batches; `commit` stores offsets only after the sink succeeded.
@@ -240,6 +244,7 @@ class EventConsumer(Generic[M]):
 
     def poll_batch(self, max_messages: int = 500, timeout: float = 0.5) -> list[Received[M]]:
         batch: list[Received[M]] = []
+        dead: list[tuple[str, int, int]] = []
         for msg in self._consumer.consume(max_messages, timeout):
             err = msg.error()
             if err is not None:
@@ -252,7 +257,7 @@ class EventConsumer(Generic[M]):
             except wire.WireError as exc:
                 self._dead_letters.send(msg, str(exc))
                 self.dead_lettered += 1
-                self._store(msg.topic() or self.topic.name, msg.partition() or 0, msg.offset() or 0)
+                dead.append((msg.topic() or self.topic.name, msg.partition() or 0, msg.offset() or 0))
                 continue
             key = msg.key()
             batch.append(Received(
@@ -261,6 +266,10 @@ class EventConsumer(Generic[M]):
                 value=value,  # type: ignore[arg-type]  # decode() returns topic.message_type
                 timestamp_ms=msg.timestamp()[1],
             ))
+        if dead:
+            self._dead_letters.flush()  # consumed only once the DLQ has them: nothing is lost on the way
+            for topic, partition, offset in dead:
+                self._store(topic, partition, offset)
         return batch
 
     def _store(self, topic: str, partition: int, offset: int) -> None:

@@ -22,7 +22,7 @@ from prometheus_client import Counter
 from callstream.agent.v1 import agent_events_pb2
 from callstream.routing.v1.routing_pb2 import AgentStateRequest
 from callstream_core import wire
-from callstream_core.kafka import DeadLetters, EventConsumer, EventProducer, Received
+from callstream_core.kafka import DeadLetters, EventConsumer, Received
 from callstream_routing.domain import model as d
 
 log = logging.getLogger(__name__)
@@ -95,13 +95,10 @@ class AgentEventFeed:
     """
 
     consumer: EventConsumer[agent_events_pb2.AgentEvent]
-    dlq_producer: EventProducer
+    dead_letters: DeadLetters
     profile: Callable[[str], d.AgentView | None]
     apply: Callable[[AgentStateRequest], Awaitable[bool]]
     batch: int = 500
-
-    def __post_init__(self) -> None:
-        self._dead_letters = DeadLetters(self.dlq_producer)
 
     async def run(self, stop: asyncio.Event) -> None:
         try:
@@ -113,7 +110,7 @@ class AgentEventFeed:
                     dead_lettered += await self._one(item)
                 if dead_lettered:
                     # An event is consumed only once the DLQ has it: nothing is lost on the way there.
-                    await asyncio.to_thread(self.dlq_producer.flush, 30.0)
+                    await asyncio.to_thread(self.dead_letters.flush)
                 # Stored only now: every command of the batch is applied and (durable mode) in the log.
                 self.consumer.commit(received)
         finally:
@@ -125,9 +122,9 @@ class AgentEventFeed:
         try:
             request = agent_state_request(event, self.profile(event.agent_id))
         except NotACommand as exc:
-            self._dead_letters.send_record(item.topic, item.partition, item.offset, item.key,
-                                           event.SerializeToString(), [(wire.CONTENT_TYPE, wire.PROTOBUF)],
-                                           f"not an agent state command: {exc}")
+            self.dead_letters.send_record(item.topic, item.partition, item.offset, item.key,
+                                          event.SerializeToString(), [(wire.CONTENT_TYPE, wire.PROTOBUF)],
+                                          f"not an agent state command: {exc}")
             EVENTS.labels("dead_lettered").inc()
             return 1
         if request is None:

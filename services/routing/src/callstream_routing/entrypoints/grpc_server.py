@@ -101,16 +101,16 @@ class Router:
     def _agent_event_feed(self) -> AgentEventFeed:
         bootstrap = self.settings.kafka_bootstrap_servers
         topic = dataclasses.replace(BY_NAME[AGENT_EVENTS_TOPIC], name=self.settings.agent_events_topic)
-        dlq = EventProducer(bootstrap, client_id=f"{self.settings.service_name}-agent-events")
+        dead_letters = DeadLetters(EventProducer(bootstrap, client_id=f"{self.settings.service_name}-agent-events"))
         consumer: EventConsumer[agent_events_pb2.AgentEvent] = EventConsumer(
-            bootstrap, group_id=self.settings.agent_events_group, topic=topic, dead_letters=DeadLetters(dlq))
+            bootstrap, group_id=self.settings.agent_events_group, topic=topic, dead_letters=dead_letters)
 
         async def apply(request: routing_pb2.AgentStateRequest) -> bool:
             applied = await self.apply("set_agent_state", request, lambda now: pm.to_command(request, now))
             return applied.result.accepted
 
         # The profile is read in the event loop's thread, where the core only changes under the lock's holder.
-        return AgentEventFeed(consumer, dlq, lambda agent_id: self.core.agent_state(agent_id), apply)
+        return AgentEventFeed(consumer, dead_letters, lambda agent_id: self.core.agent_state(agent_id), apply)
 
     async def stop(self) -> None:
         if self._agent_events is not None:
