@@ -1,5 +1,6 @@
 """The command log adapter on a real broker: a log that retention cut short is refused with a clear error, a
-log of several partitions is refused, and a fenced writer fails every pending command instead of confirming."""
+log of several partitions is refused, and a fenced writer fails every pending command instead of confirming; the
+writer's two producers take turns without reordering the log, and both are fenced."""
 
 from __future__ import annotations
 
@@ -93,3 +94,50 @@ def test_a_fenced_writer_confirms_nothing_more(kafka_bootstrap: str) -> None:
     reader.close()
     assert calls == ["a", "c"], "the fenced writer's command must not be in the log"
     assert second > first
+
+
+def test_the_two_producers_take_turns_in_order_and_both_are_fenced(kafka_bootstrap: str,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Commits every 50 ms: records written across many hand-overs keep the submit order, every transaction
+    commits (a failed background commit would fail the next submit), and a new leader fences the old one while
+    the turn is with its second producer."""
+    from callstream_routing.adapters import command_log
+
+    monkeypatch.setattr(command_log, "COMMIT_EVERY_S", 0.05)
+    topic = _topic(kafka_bootstrap)
+
+    def writer(instance: str) -> TransactionalLogWriter:
+        return TransactionalLogWriter(kafka_bootstrap, transactional_id=f"routing-leader-{topic}", log_topic=topic,
+                                      instance_id=instance, heartbeat_s=0.2)
+
+    async def scenario() -> tuple[list[int], int, str]:
+        old = writer("old")
+        await asyncio.to_thread(old.open)
+        old.start(0)
+        offsets = []
+        for i in range(40):
+            offsets.append(await asyncio.wait_for(old.submit(topic, _cancel(f"a{i}"), key="router"), 30))
+            await asyncio.sleep(0.01)  # pacing, so that transactions fall due between the records
+        turns = len(old._commits)  # the producers that committed at least once
+        # Until the turn is with the second producer (the writer's own field; only this test looks at it).
+        deadline = asyncio.get_running_loop().time() + 30
+        while old._producer is not old._producers[1]:
+            assert asyncio.get_running_loop().time() < deadline, "the turn never passed to the second producer"
+            await old.submit(topic, _cancel("filler"), key="router")
+            await asyncio.sleep(0.01)
+        new = writer("new")
+        await asyncio.to_thread(new.open)
+        with pytest.raises(LeadershipLost) as refused:
+            await asyncio.wait_for(old.submit(topic, _cancel("zombie"), key="router"), 30)
+        await asyncio.to_thread(old.close, resign=False)
+        await asyncio.to_thread(new.close, resign=False)
+        return offsets, turns, str(refused.value)
+
+    offsets, turns, refused = asyncio.run(scenario())
+    assert offsets == sorted(offsets) and len(set(offsets)) == 40
+    assert turns == 2, "both producers must have committed transactions"
+    assert "taken over" in refused
+    reader = CommandLogReader(kafka_bootstrap, topic)
+    calls = [e.command.cancel_call.call_id for e in reader.read_to_end() if e.heartbeat is None]
+    reader.close()
+    assert [c for c in calls if c != "filler"] == [f"a{i}" for i in range(40)]

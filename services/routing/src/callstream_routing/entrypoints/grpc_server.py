@@ -30,7 +30,7 @@ from callstream_routing.adapters.agent_events import AgentEventFeed
 from callstream_routing.adapters.command_log import LeadershipLost, TransactionalLogWriter
 from callstream_routing.adapters.queue_config import load_queues
 from callstream_routing.config import RoutingSettings
-from callstream_routing.entrypoints import leadership
+from callstream_routing.entrypoints import heap, leadership
 
 log = logging.getLogger(__name__)
 DECISIONS_TOPIC = "cc.routing-decisions.v1"
@@ -141,9 +141,13 @@ class Router:
             result = self.core.handle(command)
             record = pm.log_record(field, request, now, self.settings.service_name)
             # Queued under the lock: the log's order is the order the core applied them in.
-            delivery = writer.submit(self.settings.command_log_topic, record, key="router")
+            if self.settings.log_ack == "durable":
+                delivery = writer.submit(self.settings.command_log_topic, record, key="router")
+            else:
+                delivery = None
+                writer.submit_unwaited(self.settings.command_log_topic, record, key="router")
             deadline = self.core.next_deadline()
-        if self.settings.log_ack == "durable":
+        if delivery is not None:
             await delivery
         messages = self._publish(result.decisions)
         if deadline is not None and (self._armed is None or deadline < self._armed):
@@ -405,6 +409,7 @@ async def serve(settings: RoutingSettings, *, ready: Callable[[int], None] | Non
         else:
             writer.start(reader.position)
         router.lead(writer, reader.commands)
+        heap.settle()  # the rebuilt state and the imported modules: out of the collector's way (heap.py)
         await health_servicer.set(SERVICE, health_pb2.HealthCheckResponse.SERVING)
         if settings.routing_role == "leader" and ready is not None:
             ready(port)

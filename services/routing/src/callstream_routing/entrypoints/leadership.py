@@ -27,6 +27,7 @@ from callstream_routing.adapters.command_log import (
 )
 from callstream_routing.config import RoutingSettings
 from callstream_routing.domain.leadership import Lease, SnapshotSchedule
+from callstream_routing.entrypoints import heap
 
 log = logging.getLogger(__name__)
 # How often the leader looks whether a snapshot is due (a schedule check, not a synchronisation).
@@ -126,3 +127,4 @@ async def snapshot_periodically(get_core: Callable[[], d.RoutingCore], lock: asy
 
         writer.snapshot(settings.snapshot_topic, settings.command_log_topic, build)
         schedule.taken(commands, time.monotonic())
+        heap.settle()  # what accumulated since the last settle (heap.py): a few ms, then never traversed again
