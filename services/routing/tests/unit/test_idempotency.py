@@ -114,6 +114,21 @@ def test_snapshot_is_plain_data_and_restores_exactly(center):
     assert json.loads(json.dumps(c.core.snapshot())) == json.loads(json.dumps(restored.snapshot()))
 
 
+def test_a_capture_is_the_snapshot_of_its_instant_whatever_happens_after(center):
+    """The router captures under its lock and converts later: later commands must not change the capture."""
+    from callstream_routing.domain import plain_snapshot
+
+    c = _busy_center(center)
+    expected = json.loads(json.dumps(c.core.snapshot()))
+    captured = c.core.capture()
+    c.t = 30
+    c.offer("later", "q")
+    c.end("x2")
+    c.do(SetAgentState, agent_id="a", action=AgentAction.NOT_READY)
+    assert json.loads(json.dumps(c.core.snapshot())) != expected
+    assert json.loads(json.dumps(plain_snapshot(captured))) == expected
+
+
 def test_replaying_the_log_rebuilds_the_same_state(center):
     c = _busy_center(center)
     fresh = RoutingCore(c.core.config)

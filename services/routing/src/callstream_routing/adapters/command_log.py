@@ -191,12 +191,20 @@ class CommandLogReader:
 
 
 @dataclass
+class LogMark:
+    """A point in the writer's queue (`TransactionalLogWriter.mark`): `next_offset` is the end of the log once
+    every record queued before the mark is confirmed, i.e. where a replay of what follows the mark starts."""
+
+    next_offset: int = -1
+
+
+@dataclass
 class _Item:
     topic: str
     key: str
-    # The encoded record, or a function of the log offset it must follow (a snapshot covers the records before
-    # it), built and encoded in the writer thread.
-    value: bytes | Callable[[int], ProtoMessage]
+    # The encoded record; a mark (nothing is written); or a snapshot record, built in the writer thread once its
+    # mark's offset is known.
+    value: bytes | LogMark | Callable[[], ProtoMessage]
     headers: list[tuple[str, str | bytes | None]]
     done: asyncio.Future[int] | None = None  # None: nobody waits for this record
     loop: asyncio.AbstractEventLoop | None = None
@@ -337,12 +345,21 @@ class TransactionalLogWriter:
         if self.lost is None:
             self._decisions.produce(topic, message, key=key)
 
-    def snapshot(self, topic: str, key: str, build: Callable[[int], ProtoMessage]) -> None:
-        """Queue a snapshot after every record queued so far; `build(next_offset)` runs in the writer thread
-        once those records are confirmed (their offsets known), so a snapshot never covers a record the log lacks."""
+    def mark(self) -> LogMark:
+        """Mark the queue here (call it where the core's state is captured for a snapshot): the mark's
+        `next_offset` is set once the records queued before it are confirmed."""
+        mark = LogMark()
+        if self.lost is None:
+            self._queue(_Item(self.log_topic, "", mark, []))
+        return mark
+
+    def snapshot(self, topic: str, key: str, mark: LogMark, build: Callable[[int], ProtoMessage]) -> None:
+        """Queue a snapshot of the state captured at `mark` (queued earlier); `build(mark.next_offset)` runs in the
+        writer thread, so a snapshot never covers a record the log lacks. Records queued between the mark and
+        the snapshot are not in it, and a replay from the snapshot applies them."""
         if self.lost is None:
             # Binary always: the state is compressed bytes (the JSON mapping would base64 them, a third more).
-            self._queue(_Item(topic, key, build, _headers("protobuf")))
+            self._queue(_Item(topic, key, lambda: build(mark.next_offset), _headers("protobuf")))
 
     def _queue(self, item: _Item) -> None:
         with self._cond:
@@ -455,12 +472,15 @@ class TransactionalLogWriter:
 
     def _produce(self, item: _Item, errors: list[KafkaError]) -> None:
         value = item.value
-        if not isinstance(value, bytes):
-            # The records before it must be confirmed (and their offsets known) before it covers them.
+        if isinstance(value, LogMark):
+            # The records before it must be confirmed (their offsets known) for the log's end there to be known.
             self._confirmed(errors)
             if errors:
                 raise self._lost(errors[0])
-            value = wire.encode(value(self.next_offset), "protobuf")
+            value.next_offset = self.next_offset
+            return
+        if not isinstance(value, bytes):
+            value = wire.encode(value(), "protobuf")
         item.in_log = item.topic == self.log_topic
 
         def delivered(err: KafkaError | None, msg: Message) -> None:

@@ -1,7 +1,7 @@
 """The deterministic routing core (ACD): pure domain code, no I/O, the clock passed in with every command."""
 
 from callstream_routing.domain.codec import from_plain, to_plain
-from callstream_routing.domain.core import RoutingCore
+from callstream_routing.domain.core import RoutingCore, plain_snapshot
 from callstream_routing.domain.ewt import expected_wait, queue_length_estimate
 from callstream_routing.domain.model import (
     AcceptCallback,
@@ -55,5 +55,5 @@ __all__ = [
     "OverflowTarget", "Overflowed", "QueueConfig", "QueueMembership", "QueueView", "Queued", "RejectReservation",
     "Rejected", "RelaxStep", "RequiredSkill", "Result", "RouterConfig", "RoutingCore", "SetAgentState", "Skill",
     "Strategy", "Tick", "TimeoutReservation", "TransferCall", "UpdatePriority", "capacity_channel", "expected_wait",
-    "from_plain", "queue_length_estimate", "to_plain",
+    "from_plain", "plain_snapshot", "queue_length_estimate", "to_plain",
 ]
