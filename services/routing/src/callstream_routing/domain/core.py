@@ -175,7 +175,7 @@ class _Pool:
         self.channel = channel
         self.req = req
         self.strategy = strategy
-        self.agents: list[tuple[tuple[Any, ...], str, int]] = []
+        self.agents: list[tuple[Any, ...]] = []  # (*strategy key, agent id, token): _agent_entry
         self.calls: list[tuple[int, float, int, str, int]] = []
         self.n_calls = 0  # live waiting calls
         self.agent_floor = 0
@@ -438,18 +438,24 @@ class RoutingCore:
         end = a.hold_end()
         return end is None or end <= self._now
 
-    def _agent_key(self, p: _Pool, a: _Agent) -> tuple[Any, ...]:
+    def _agent_entry(self, p: _Pool, a: _Agent) -> tuple[Any, ...]:
+        """The agent's heap entry in the pool: the strategy's key, then agent id and token.
+
+        One flat tuple, not (key, id, token): a pop compares entries at every level of the heap, and a nested
+        key costs another object to reach (a cache miss in a large center) and another comparison per level.
+        Keys are as long as each other within a pool (one strategy) and end with the agent's seq, so the order
+        is the nested one's."""
         pen = -1 if p.queue_id.startswith("@") else a.queues.get(p.queue_id, 0)
         s = p.strategy
         if s is Strategy.LEAST_OCCUPIED:
-            return (pen, a.busy_s, a.idle_since, a.seq)
+            return (pen, a.busy_s, a.idle_since, a.seq, a.agent_id, a.token)
         if s is Strategy.FEWEST_CALLS:
-            return (pen, a.handled, a.idle_since, a.seq)
+            return (pen, a.handled, a.idle_since, a.seq, a.agent_id, a.token)
         if s is Strategy.ROUND_ROBIN:
-            return (pen, a.rr.get(p.queue_id, -1), a.seq)
+            return (pen, a.rr.get(p.queue_id, -1), a.seq, a.agent_id, a.token)
         if s is Strategy.SKILLS:
-            return (pen, -sum(a.skills.get(sk, 0) for sk, _ in p.req), a.idle_since, a.seq)
-        return (pen, a.idle_since, a.seq)
+            return (pen, -sum(a.skills.get(sk, 0) for sk, _ in p.req), a.idle_since, a.seq, a.agent_id, a.token)
+        return (pen, a.idle_since, a.seq, a.agent_id, a.token)
 
     def _qualifies(self, a: _Agent, queue_id: str, req: Req) -> bool:
         return queue_id in a.queues and all(a.skills.get(s, 0) >= lvl for s, lvl in req)
@@ -465,15 +471,15 @@ class RoutingCore:
                 self._push_agent(p, a)
 
     def _push_agent(self, p: _Pool, a: _Agent) -> None:
-        heapq.heappush(p.agents, (self._agent_key(p, a), a.agent_id, a.token))
+        heapq.heappush(p.agents, self._agent_entry(p, a))
         if len(p.agents) > 2 * p.agent_floor + 64:
             p.agents = [e for e in p.agents if self._agent_entry_valid(p, e)]
             heapq.heapify(p.agents)
             p.agent_floor = len(p.agents)
 
-    def _agent_entry_valid(self, p: _Pool, e: tuple[tuple[Any, ...], str, int]) -> bool:
-        a = self._agents[e[1]]
-        return a.token == e[2] and self._available(a, p.channel)
+    def _agent_entry_valid(self, p: _Pool, e: tuple[Any, ...]) -> bool:
+        a = self._agents[e[-2]]
+        return a.token == e[-1] and self._available(a, p.channel)
 
     def _call_entry_valid(self, e: tuple[int, float, int, str, int]) -> bool:
         c = self._calls.get(e[3])
@@ -578,8 +584,9 @@ class RoutingCore:
         h = p.agents
         while h:
             e = h[0]
-            if self._agent_entry_valid(p, e):
-                return self._agents[e[1]]
+            a = self._agents[e[-2]]  # _agent_entry_valid, without looking the agent up twice
+            if a.token == e[-1] and self._available(a, p.channel):
+                return a
             heapq.heappop(h)
         return None
 
@@ -1111,6 +1118,13 @@ class RoutingCore:
 
     def snapshot(self) -> dict[str, Any]:
         """The whole state as plain (JSON-ready) data; indexes are derived and not included."""
+        return plain_snapshot(self.capture())
+
+    def capture(self) -> dict[str, Any]:
+        """The state at this instant, for `plain_snapshot()` to finish later: the snapshot less the conversion
+        of the remembered commands' results, which are immutable and only referenced here. At 5,000 agents
+        (23,000 results) `snapshot()` took 620-630 ms and `capture()` 205-215 ms: the router holds its lock for
+        the capture only."""
         return {
             "format": 1,
             "config": to_plain(self._cfg),
@@ -1140,19 +1154,6 @@ class RoutingCore:
                  "accepted_at": c.accepted_at, "relax_stage": c.relax_stage, "sticky_agent": c.sticky_agent,
                  "sticky_until": c.sticky_until, "visited": list(c.visited)}
                 for c in self._calls.values()
-        return plain_snapshot(self.capture())
-
-    def capture(self) -> dict[str, Any]:
-        """The state at this instant, for `plain_snapshot()` to finish later: the snapshot less the conversion
-        of the remembered commands' results, which are immutable and only referenced here. At 5,000 agents
-        (23,000 results) `snapshot()` took 620-630 ms and `capture()` 205-215 ms: the router holds its lock for
-        the capture only."""
-        return plain_snapshot(self.capture())
-
-    def capture(self) -> dict[str, Any]:
-        """The state at this instant, for `plain_snapshot()` to finish later: the snapshot less the conversion
-        of the remembered commands' results, which are immutable and only referenced here. That conversion was
-        800 of the 815 ms a snapshot took at 5,000 agents (23,000 results); the router does it outside its lock."""
             ],
             "outcomes": {k: v.value for k, v in self._outcomes.items()},
             "last_agent": {k: [v[0], v[1]] for k, v in self._last_agent.items()},
