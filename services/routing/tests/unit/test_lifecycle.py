@@ -12,6 +12,8 @@ from callstream_routing.domain import (
     Queued,
     RejectReservation,
     RouterConfig,
+    RoutingCore,
+    Tick,
     TimeoutReservation,
     TransferCall,
     UpdatePriority,
@@ -256,3 +258,21 @@ def test_logout_releases_reservations(center, assigned):
     assert c.state("b") is AgentStatus.LOGGED_OUT
     r = c.end("x")
     assert assigned(r) == {"y": "a"}
+
+
+def test_a_call_id_offered_again_is_timed_as_the_new_call(center):
+    """The first x's reservation timer is left behind when it is cancelled; the second x, reserved at the same
+    instant after y, expires at the same time. It is timed out in its own turn (after y), as in a core restored
+    from a snapshot, which has no leftover timers."""
+    c = center(RouterConfig(rna_delay_s=5))
+    c.queue("q", reservation_timeout_s=15.0)
+    c.login("a", ["q"])
+    c.login("b", ["q"])
+    c.offer("x", "q")
+    c.do(CancelCall, call_id="x")
+    c.offer("y", "q")
+    c.offer("x", "q")
+    restored = RoutingCore.restore(c.core.snapshot())
+    live = c.do(Tick, command_id="", now=20.0)
+    assert [d.call_id for d in live.decisions][:2] == ["y", "x"]
+    assert restored.handle(Tick(now=20.0)) == live

@@ -208,6 +208,8 @@ class RoutingCore:
         self._pools: dict[tuple[str, Channel, Req], _Pool] = {}
         self._sticky_pools: dict[str, list[_Pool]] = {}
         self._timers: list[tuple[float, int, int, str]] = []
+        self._timer_floor = 0  # live timers at the last compaction (_compact_timers) ...
+        self._timer_pushes = 0  # ... and timers pushed since
         self._agent_seq = 0
         self._call_seq = 0
         self._res_seq = 0
@@ -251,6 +253,8 @@ class RoutingCore:
         self._advance(now)
         accepted, reason = handler(cmd)
         self._advance(now)
+        if self._timer_pushes > self._timer_floor + 64:
+            self._compact_timers()
         result = Result(accepted=accepted, reason=reason, decisions=tuple(self._out))
         self._out = []
         if cmd.command_id:
@@ -364,18 +368,40 @@ class RoutingCore:
         self._now = now
 
     def _timer_valid(self, entry: tuple[float, int, int, str]) -> bool:
-        t, kind, _, ident = entry
+        """Whether the timer still fires. A call's timer belongs to the call that pushed it (its seq): a call id
+        offered again after it finished is a new call, and its predecessor's leftover timer, due at the same
+        instant as its own, would fire it out of its seq's turn -- and only in a core that kept the leftover,
+        not in one restored from a snapshot or compacted (`_compact_timers`)."""
+        t, kind, seq, ident = entry
         if kind == _TIMER_RES:
             c = self._calls.get(ident)
-            return c is not None and c.state is CallState.RESERVED and c.res_expires == t
+            return c is not None and c.seq == seq and c.state is CallState.RESERVED and c.res_expires == t
         if kind == _TIMER_AGENT:
             a = self._agents.get(ident)
             return a is not None and a.hold_end() == t
         c = self._calls.get(ident)
-        return c is not None and c.state is CallState.WAITING and self._call_next_time(c) == t
+        return c is not None and c.seq == seq and c.state is CallState.WAITING and self._call_next_time(c) == t
 
     def _push_timer(self, t: float, kind: int, seq: int, ident: str) -> None:
         heapq.heappush(self._timers, (t, kind, seq, ident))
+        self._timer_pushes += 1
+
+    def _compact_timers(self) -> None:
+        """Drop the timers that can no longer fire.
+
+        Lazy deletion leaves one behind per accepted reservation (until its timeout) and per call served before
+        its max wait (for up to that wait, 15 minutes say): in a large center they are most of the heap, which
+        every timer that fires and every `next_deadline()` pays for in depth. Called between commands, when
+        every live timer's state is settled; an invalid timer never becomes valid again (a state change that
+        moves a deadline pushes a new timer), so this changes no firing. Triggered by pushes, not by the heap's
+        length: timers also leave by firing, and a heap that was large once (a burst of calls waiting) would
+        otherwise keep a threshold that the live ones, fewer later, never reach again. The heap holds at most
+        the live timers of the last compaction plus the pushes since, so a compaction is O(1) per push."""
+        h = self._timers
+        h[:] = [e for e in h if self._timer_valid(e)]
+        heapq.heapify(h)
+        self._timer_floor = len(h)
+        self._timer_pushes = 0
 
     def _schedule_agent(self, a: _Agent) -> None:
         end = a.hold_end()
@@ -1207,6 +1233,7 @@ class RoutingCore:
         self._pools = {}
         self._sticky_pools = {}
         self._timers = []
+        self._timer_floor = self._timer_pushes = 0
         self._res_index = {}
         for q in self._queues.values():
             q.pools = {}
