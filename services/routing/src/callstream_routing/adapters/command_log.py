@@ -393,12 +393,12 @@ class TransactionalLogWriter:
                 batch = [self._heartbeat(resigning=False)]
             try:
                 if batch:
-                    logged = any(not item.published for item in batch)
-                    if logged and txn_since is None:
+                    in_transaction = any(not item.published and not isinstance(item.value, LogMark) for item in batch)
+                    if in_transaction and txn_since is None:
                         self._producer.begin_transaction()
                         txn_since = time.monotonic()
                     self._write(batch)
-                    if logged:  # decisions alone are not the leader's sign of life in the log
+                    if any(item.in_log for item in batch):  # only a log record is the leader's sign of life
                         last_write = time.monotonic()
                     _settle_all(batch, None)
                 if txn_since is not None and (closing or time.monotonic() - txn_since >= COMMIT_EVERY_S):
