@@ -1,13 +1,16 @@
 """Routing over gRPC on loopback: OfferCall p50/p99 as a ratio to an empty unary call (gRPC health Check)
 on the same server, calls/s per process, and p99 at half that rate. The router runs in its own process
 with its command log on Kafka (log_ack=durable: a command is answered after Kafka confirmed it, and with
-log_ack=async for comparison). Run by `make bench`."""
+log_ack=async for comparison). The router has a core of its own where the machine has two or more, as in a
+deployment where the switch and Kafka are other machines: the client and the broker run on the others. Run by
+`make bench`."""
 
 from __future__ import annotations
 
 import asyncio
 import gc
 import multiprocessing
+import os
 import tempfile
 import time
 import uuid
@@ -32,9 +35,28 @@ AUTH = (("authorization", f"Bearer {TOKEN}"),)
 AGENTS = 200
 SAMPLES = 3000
 PACED_S = 15.0
+# The broker is started for this bench, and its JIT compiles the transactional produce path under this load for
+# about a minute (its C2 compiler threads took 0.44 cores in the first 5 s, 0.25 after 30 s, under 0.05 after
+# 65 s; a router's pair of calls cost the broker 3.4 ms of CPU in the first 20 s): on two cores that CPU is taken
+# from the router and its client. A broker in service compiled it long ago, so the first router warms it first.
+BROKER_WARM_UP_S = 70.0
+CALLERS = 32
 
 
-def _server(settings: RoutingSettings, port_out: Connection) -> None:
+def _placement() -> tuple[set[int], set[int]]:
+    """(the router's CPUs, everyone else's): the last CPU for the router, the rest for the client and broker.
+
+    Unpinned on two cores, the router's event loop waited behind the client and the broker's threads: paced at
+    200 offers/s, OfferCall p99 was 12-164 ms unpinned against 3.8-8.9 ms pinned (same machine, same minutes,
+    alternating runs), with the same CPU per call. One CPU (or none to spare): nothing is pinned."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return set(cpus), set(cpus)
+    return {cpus[-1]}, set(cpus[:-1])
+
+
+def _server(settings: RoutingSettings, cpus: set[int], port_out: Connection) -> None:
+    os.sched_setaffinity(0, cpus)  # before any thread starts: gRPC's and librdkafka's threads inherit it
     asyncio.run(serve(settings, ready=port_out.send))
 
 
@@ -55,7 +77,22 @@ async def _paced(call: Callable[[], Awaitable[float]], rate: float, seconds: flo
     return list(await asyncio.gather(*tasks))
 
 
-async def _measure(port: int) -> dict[str, float]:
+async def _closed_loop(offer: Callable[[], Awaitable[float]], seconds: float) -> float:
+    """CALLERS in flight for `seconds`, each starting its next offer when the last one ended; offers per second."""
+    done, deadline = 0, time.perf_counter() + seconds
+
+    async def caller() -> None:
+        nonlocal done
+        while time.perf_counter() < deadline:
+            await offer()
+            done += 1
+
+    began = time.perf_counter()
+    await asyncio.gather(*(caller() for _ in range(CALLERS)))
+    return done / (time.perf_counter() - began)
+
+
+async def _measure(port: int, broker_warm_up_s: float) -> dict[str, float]:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
         stub = routing_pb2_grpc.RouterStub(channel)
         health = channel.unary_unary("/grpc.health.v1.Health/Check", request_serializer=None,
@@ -85,6 +122,8 @@ async def _measure(port: int) -> dict[str, float]:
         for _ in range(300):  # warm-up of both paths
             await health(request, timeout=5)
             await offer()
+        if broker_warm_up_s:
+            await _closed_loop(offer, broker_warm_up_s)
         # The client's own garbage collector off while it measures (as timeit does): a full collection of this
         # process paused every call in flight (one 200 ms stall in 20 s made the paced p99), and that is the
         # client's cost, not the router's. The router runs with its production GC policy (entrypoints/heap.py).
@@ -102,18 +141,8 @@ async def _measure(port: int) -> dict[str, float]:
             empty.append(await empty_call())
             offers.append(await offer())
 
-        # Throughput: 32 callers in flight for 5 s (each offer is followed by its cancel, not counted).
-        done, deadline = 0, time.perf_counter() + 5
-
-        async def caller() -> None:
-            nonlocal done
-            while time.perf_counter() < deadline:
-                await offer()
-                done += 1
-
-        began = time.perf_counter()
-        await asyncio.gather(*(caller() for _ in range(32)))
-        rate = done / (time.perf_counter() - began)
+        # Throughput: CALLERS in flight for 5 s (each offer is followed by its cancel, not counted).
+        rate = await _closed_loop(offer, 5)
 
         # p99 at half that rate, paced (open loop); the empty call paced the same way is the floor of this
         # machine at that moment (on a shared machine its p99 is mostly other processes).
@@ -135,7 +164,8 @@ async def _measure(port: int) -> dict[str, float]:
     }
 
 
-def measure(bootstrap: str, log_ack: str, workdir: Path) -> dict[str, float]:
+def measure(bootstrap: str, log_ack: str, workdir: Path, router_cpus: set[int],
+            broker_warm_up_s: float = 0.0) -> dict[str, float]:
     topic = f"bench-routing-log-{uuid.uuid4().hex[:8]}"
     client = admin(bootstrap)
     for future in client.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)]).values():
@@ -147,23 +177,28 @@ def measure(bootstrap: str, log_ack: str, workdir: Path) -> dict[str, float]:
                                log_ack=log_ack,  # type: ignore[arg-type]
                                agent_events_topic="")  # the RPC path alone: no agent events consumer beside it
     receiver, sender = multiprocessing.Pipe(duplex=False)
-    server = multiprocessing.Process(target=_server, args=(settings, sender), daemon=True)
+    server = multiprocessing.Process(target=_server, args=(settings, router_cpus, sender), daemon=True)
     server.start()
     try:
-        return asyncio.run(_measure(int(receiver.recv())))
+        return asyncio.run(_measure(int(receiver.recv()), broker_warm_up_s))
     finally:
         server.terminate()
         server.join(10)
 
 
 def main() -> None:
+    router_cpus, other_cpus = _placement()
+    # The client (this process) and the broker it starts (a child: it inherits this) stay off the router's CPU.
+    os.sched_setaffinity(0, other_cpus)
+    placement = f"router on CPU {sorted(router_cpus)}, client and broker on CPU {sorted(other_cpus)}"
     with ExitStack() as stack:
         bootstrap = bootstrap_servers(stack)
         apply_topics(bootstrap)
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory()))
-        for log_ack in ("durable", "async"):
-            print_figures(f"Router over gRPC, {AGENTS} agents, command log ack {log_ack}",
-                          measure(bootstrap, log_ack, workdir))
+        for i, log_ack in enumerate(("durable", "async")):
+            print_figures(f"Router over gRPC, {AGENTS} agents, command log ack {log_ack}, {placement}",
+                          measure(bootstrap, log_ack, workdir, router_cpus,
+                                  broker_warm_up_s=0.0 if i else BROKER_WARM_UP_S))
 
 
 if __name__ == "__main__":
