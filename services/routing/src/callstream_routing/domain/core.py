@@ -206,6 +206,13 @@ class RoutingCore:
         self._processed: OrderedDict[str, Result] = OrderedDict()
         self._res_index: dict[str, str] = {}
         self._pools: dict[tuple[str, Channel, Req], _Pool] = {}
+        # A call's requirement and pools, worked out once per (queue, channel, requirement, relaxation stage), not
+        # at every offer (_effective, _call_pools): a fixed saving per offer, A/B 2.7-4.5% less time per command
+        # at 5,000 agents, about 1% at 50,000 (within that machine's noise). Keyed by what they depend on besides
+        # the queues' configuration, so forgotten when a queue is configured and when the pools are rebuilt; as
+        # many entries as pools (_pools grows with the distinct requirements too).
+        self._effective_memo: dict[tuple[str, Req, int], tuple[Req, tuple[str, ...]]] = {}
+        self._pools_memo: dict[tuple[str, Channel, Req, int], list[_Pool]] = {}
         self._sticky_pools: dict[str, list[_Pool]] = {}
         self._timers: list[tuple[float, int, int, str]] = []
         self._timer_floor = 0  # live timers at the last compaction (_compact_timers) ...
@@ -332,14 +339,14 @@ class RoutingCore:
             return None
         position = ewt = None
         req: Req = ()
-        queues: list[str] = []
+        queues: tuple[str, ...] = ()
         if c.state is CallState.WAITING:
             q = self._queues[c.queue_id]
             position = self._position(c)
             ewt = self._ewt(q, position - 1)
             if c.sticky_agent is None:
                 req, queues = self._effective(c)
-                queues = [x for x in queues if x in self._queues]
+                queues = tuple(x for x in queues if x in self._queues)
         return CallView(
             call_id=call_id, state=c.state, queue_id=c.queue_id, priority=c.priority, virtual_enqueue_time=c.venq,
             entered_at=c.entered_at, channel=c.channel, callback=c.callback, agent_id=c.agent_id,
@@ -542,7 +549,16 @@ class RoutingCore:
                 pools.extend(p for p in q.pools.values() if self._qualifies(a, qid, p.req))
         return pools
 
-    def _effective(self, c: _Call) -> tuple[Req, list[str]]:
+    def _effective(self, c: _Call) -> tuple[Req, tuple[str, ...]]:
+        """The call's requirement and queues at its relaxation stage: a function of the queue's configuration,
+        the call's own requirement and its stage only, so remembered for each (until a queue is configured)."""
+        key = (c.queue_id, c.required, c.relax_stage)
+        found = self._effective_memo.get(key)
+        if found is None:
+            found = self._effective_memo[key] = self._compute_effective(c)
+        return found
+
+    def _compute_effective(self, c: _Call) -> tuple[Req, tuple[str, ...]]:
         cfg = self._queues[c.queue_id].cfg
         levels: dict[str, int] = {}
         for rs in cfg.skills:
@@ -557,14 +573,20 @@ class RoutingCore:
                 levels = {k: max(1, v - step.lower_min_by) for k, v in levels.items()}
             if step.add_queue_id and step.add_queue_id not in queues:
                 queues.append(step.add_queue_id)
-        return tuple(sorted(levels.items())), queues
+        return tuple(sorted(levels.items())), tuple(queues)
 
     def _call_pools(self, c: _Call) -> list[_Pool]:
+        """The pools the call waits in. Shared by every call of the same queue, channel, requirement and stage
+        (remembered until the pools are rebuilt or a queue is configured): never changed in place."""
         ch = capacity_channel(c.channel)
         if c.sticky_agent is not None:
             return [self._get_pool("@" + c.sticky_agent, ch, ())]
-        req, queues = self._effective(c)
-        return [self._get_pool(qid, ch, req) for qid in queues if qid in self._queues]
+        key = (c.queue_id, ch, c.required, c.relax_stage)
+        pools = self._pools_memo.get(key)
+        if pools is None:
+            req, queues = self._effective(c)
+            pools = self._pools_memo[key] = [self._get_pool(qid, ch, req) for qid in queues if qid in self._queues]
+        return pools
 
     def _enter_waiting(self, c: _Call, pools: list[_Pool] | None = None) -> None:
         c.state = CallState.WAITING
@@ -819,6 +841,8 @@ class RoutingCore:
 
     def _configure(self, cmd: ConfigureQueue) -> tuple[bool, str]:
         cfg = cmd.config
+        self._effective_memo = {}
+        self._pools_memo = {}
         existing = self._queues.get(cfg.queue_id)
         if existing is not None:
             existing.cfg = cfg
@@ -1231,6 +1255,7 @@ class RoutingCore:
     def _rebuild_indexes(self) -> None:
         self._sticky_horizon = max((q.cfg.sticky_window_s for q in self._queues.values()), default=0.0)
         self._pools = {}
+        self._pools_memo = {}
         self._sticky_pools = {}
         self._timers = []
         self._timer_floor = self._timer_pushes = 0
