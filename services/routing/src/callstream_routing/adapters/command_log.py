@@ -241,8 +241,7 @@ class TransactionalLogWriter:
 
     def __init__(self, bootstrap_servers: str, *, transactional_id: str, log_topic: str, instance_id: str,
                  heartbeat_s: float, wire_format: str = "json", client_id: str = "routing",
-                 on_lost: Callable[[LeadershipLost], None] | None = None, timeout_s: float = 30.0,
-                 linger_ms: int = 0) -> None:
+                 on_lost: Callable[[LeadershipLost], None] | None = None, timeout_s: float = 30.0) -> None:
         self.log_topic = log_topic
         self.instance_id = instance_id
         self.heartbeat_s = heartbeat_s
@@ -261,9 +260,8 @@ class TransactionalLogWriter:
             # librdkafka requires a record's delivery time-out within the transaction's; an undelivered record
             # makes this router give up the log (the core has a command the log has not).
             "delivery.timeout.ms": 10_000,
-            # 0 when every command waits for its record (log_ack=durable): batching comes from the group commit.
-            # Nobody waits with log_ack=async, and lingering batches commands into fewer requests (see new_writer).
-            "linger.ms": linger_ms,
+            # Every command waits for its record: batching comes from the group commit, not from lingering.
+            "linger.ms": 0,
             "message.max.bytes": MAX_RECORD_BYTES,
         }) for turn in (0, 1)]
         self._producer = self._producers[0]  # the producer whose turn it is (writer thread only)

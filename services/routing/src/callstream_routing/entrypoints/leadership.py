@@ -64,21 +64,12 @@ def rebuild(settings: RoutingSettings, configure: Callable[[d.RoutingCore], int]
     return core, reader
 
 
-# With log_ack=async the log's records are produced up to this long after their commands were answered, a few
-# commands per request: at 200 offers/s (each with its cancel), librdkafka's thread in the router took 0.5-1.9 ms
-# of CPU per offer with one record per request and 0.2-0.3 ms lingering 5 ms, CPU taken from the event loop on a
-# small machine. It is the platform producers' linger (callstream_core.kafka); a crash loses no more than the
-# answered-but-unconfirmed commands that async accepts already, now up to these milliseconds' worth.
-ASYNC_LOG_LINGER_MS = 5
-
-
 def new_writer(settings: RoutingSettings, on_lost: Callable[[LeadershipLost], None]) -> TransactionalLogWriter:
     return TransactionalLogWriter(
         settings.kafka_bootstrap_servers, transactional_id=settings.transactional_id,
         log_topic=settings.command_log_topic, instance_id=settings.instance_id,
         heartbeat_s=settings.heartbeat_interval_s, wire_format=settings.wire_format,
-        client_id=settings.service_name, on_lost=on_lost,
-        linger_ms=ASYNC_LOG_LINGER_MS if settings.log_ack == "async" else 0)
+        client_id=settings.service_name, on_lost=on_lost)
 
 
 async def follow(core: d.RoutingCore, reader: CommandLogReader, settings: RoutingSettings,
