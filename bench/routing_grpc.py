@@ -1,16 +1,13 @@
 """Routing over gRPC on loopback: OfferCall p50/p99 as a ratio to an empty unary call (gRPC health Check)
 on the same server, calls/s per process, and p99 at half that rate. The router runs in its own process
 with its command log on Kafka (log_ack=durable: a command is answered after Kafka confirmed it, and with
-log_ack=async for comparison). The router has a core of its own where the machine has two or more, as in a
-deployment where the switch and Kafka are other machines: the client and the broker run on the others. Run by
-`make bench`."""
+log_ack=async for comparison). Client, router and broker share the machine's CPUs. Run by `make bench`."""
 
 from __future__ import annotations
 
 import asyncio
 import gc
 import multiprocessing
-import os
 import tempfile
 import time
 import uuid
@@ -43,20 +40,7 @@ BROKER_WARM_UP_S = 70.0
 CALLERS = 32
 
 
-def _placement() -> tuple[set[int], set[int]]:
-    """(the router's CPUs, everyone else's): the last CPU for the router, the rest for the client and broker.
-
-    Unpinned on two cores, the router's event loop waited behind the client and the broker's threads: paced at
-    200 offers/s, OfferCall p99 was 12-164 ms unpinned against 3.8-8.9 ms pinned (same machine, same minutes,
-    alternating runs), with the same CPU per call. One CPU (or none to spare): nothing is pinned."""
-    cpus = sorted(os.sched_getaffinity(0))
-    if len(cpus) < 2:
-        return set(cpus), set(cpus)
-    return {cpus[-1]}, set(cpus[:-1])
-
-
-def _server(settings: RoutingSettings, cpus: set[int], port_out: Connection) -> None:
-    os.sched_setaffinity(0, cpus)  # before any thread starts: gRPC's and librdkafka's threads inherit it
+def _server(settings: RoutingSettings, port_out: Connection) -> None:
     asyncio.run(serve(settings, ready=port_out.send))
 
 
@@ -164,8 +148,7 @@ async def _measure(port: int, broker_warm_up_s: float) -> dict[str, float]:
     }
 
 
-def measure(bootstrap: str, log_ack: str, workdir: Path, router_cpus: set[int],
-            broker_warm_up_s: float = 0.0) -> dict[str, float]:
+def measure(bootstrap: str, log_ack: str, workdir: Path, broker_warm_up_s: float = 0.0) -> dict[str, float]:
     topic = f"bench-routing-log-{uuid.uuid4().hex[:8]}"
     client = admin(bootstrap)
     for future in client.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)]).values():
@@ -177,7 +160,7 @@ def measure(bootstrap: str, log_ack: str, workdir: Path, router_cpus: set[int],
                                log_ack=log_ack,  # type: ignore[arg-type]
                                agent_events_topic="")  # the RPC path alone: no agent events consumer beside it
     receiver, sender = multiprocessing.Pipe(duplex=False)
-    server = multiprocessing.Process(target=_server, args=(settings, router_cpus, sender), daemon=True)
+    server = multiprocessing.Process(target=_server, args=(settings, sender), daemon=True)
     server.start()
     try:
         return asyncio.run(_measure(int(receiver.recv()), broker_warm_up_s))
@@ -187,18 +170,13 @@ def measure(bootstrap: str, log_ack: str, workdir: Path, router_cpus: set[int],
 
 
 def main() -> None:
-    router_cpus, other_cpus = _placement()
-    # The client (this process) and the broker it starts (a child: it inherits this) stay off the router's CPU.
-    os.sched_setaffinity(0, other_cpus)
-    placement = f"router on CPU {sorted(router_cpus)}, client and broker on CPU {sorted(other_cpus)}"
     with ExitStack() as stack:
         bootstrap = bootstrap_servers(stack)
         apply_topics(bootstrap)
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory()))
         for i, log_ack in enumerate(("durable", "async")):
-            print_figures(f"Router over gRPC, {AGENTS} agents, command log ack {log_ack}, {placement}",
-                          measure(bootstrap, log_ack, workdir, router_cpus,
-                                  broker_warm_up_s=0.0 if i else BROKER_WARM_UP_S))
+            print_figures(f"Router over gRPC, {AGENTS} agents, command log ack {log_ack}",
+                          measure(bootstrap, log_ack, workdir, broker_warm_up_s=0.0 if i else BROKER_WARM_UP_S))
 
 
 if __name__ == "__main__":
