@@ -856,7 +856,30 @@ class RoutingCore:
         for a in self._agents.values():
             if a.status != _LOGGED_OUT and cfg.queue_id in a.queues:
                 q.members[a.agent_id] = None
+        self._join_new_queue(cfg.queue_id)
         return True, ""
+
+    def _join_new_queue(self, queue_id: str) -> None:
+        """A queue just configured: the calls already waiting whose relaxation adds it (reached before it existed)
+        left it out of their pools (`_call_pools` skips unknown queues), so nothing would offer them to its agents
+        (an idle member now, one logging in later) unless a later relaxation step re-entered them: a call would
+        wait while an eligible agent is idle. They re-enter their pools with the same key (position and virtual
+        enqueue time kept), in service order, and each takes an idle agent of its pools as at a relaxation
+        (`_call_deadline`); these are the pools a core restored from a snapshot would give them. A call waiting
+        for its sticky agent is in that agent's pool only and gets its queues' pools when that wait ends. No other
+        call's pools or decisions change: the new queue has no pools, agents or calls of its own yet."""
+        calls = [
+            c
+            for q in self._queues.values()
+            if any(step.add_queue_id == queue_id for step in q.cfg.relaxation)
+            for c in (self._calls[key[3]] for key in q.order)
+            if c.state is CallState.WAITING and c.sticky_agent is None and queue_id in self._effective(c)[1]
+        ]
+        calls.sort(key=_Call.order_key)
+        for c in calls:
+            self._leave_waiting(c)
+            self._enter_waiting(c)
+            self._try_assign(c)
 
     def _offer(self, cmd: OfferCall) -> tuple[bool, str]:
         if cmd.call_id in self._calls:
