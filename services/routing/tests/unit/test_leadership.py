@@ -16,6 +16,7 @@ from callstream_routing.domain import (
     RoutingCore,
     Tick,
     UpdatePriority,
+    plain_snapshot,
 )
 from callstream_routing.domain.leadership import Lease, SnapshotSchedule
 
@@ -101,8 +102,10 @@ def test_snapshot_record_plus_tail_equals_full_replay(center) -> None:  # type: 
         head = RoutingCore()
         _configure(head)
         head.handle_all(log[:k])
-        record = snapshot_store.encode(head.snapshot(), command_log_topic="t", next_offset=k, commands=k,
-                                       source="test")
+        # What the leader does: capture, then convert and compress (outside its lock), then the record.
+        captured = head.capture()
+        record = snapshot_store.record(snapshot_store.compress(plain_snapshot(captured)), captured["format"],
+                                       command_log_topic="t", next_offset=k, commands=k, source="test")
         loaded = snapshot_store.decode(type(record).FromString(record.SerializeToString()))
         assert (loaded.next_offset, loaded.commands) == (k, k)
         rebuilt = RoutingCore.restore(loaded.state)

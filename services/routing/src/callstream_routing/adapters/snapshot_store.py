@@ -32,12 +32,6 @@ class Snapshot:
     state: dict[str, Any]
 
 
-def encode(state: dict[str, Any], *, command_log_topic: str, next_offset: int, commands: int,
-           source: str) -> routing_pb2.RouterSnapshot:
-    return record(compress(state), int(state["format"]), command_log_topic=command_log_topic,
-                  next_offset=next_offset, commands=commands, source=source)
-
-
 def compress(state: dict[str, Any]) -> bytes:
     # Level 1: a 10 MB state compresses to ~1.6 MB in ~50 ms; higher levels cost more time than they save.
     return zlib.compress(json.dumps(state, separators=(",", ":")).encode(), 1)
