@@ -1,11 +1,20 @@
-"""Small helpers shared by the benchmarks: percentiles, printing, the machine line."""
+"""Small helpers shared by the benchmarks: percentiles, printing, the machine line, the Go load generator."""
 
 from __future__ import annotations
 
+import json
 import os
 import platform
+import subprocess
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+LOADGEN_SOURCE = Path(__file__).parent / "loadgen"
+# Besides half its closed-loop rate, a gRPC bench paces its call at these fractions of it (with run_loadgen's
+# sweep=...): at which load the p99 is under 5 ms, and whether a lighter load is any faster.
+SWEEP = {"0.25": "quarter", "0.125": "eighth"}
 
 
 def percentile(samples: Sequence[float], pct: float) -> float:
@@ -28,3 +37,29 @@ def print_figures(title: str, figures: dict[str, float], baseline: dict[str, flo
         if baseline and name in baseline and baseline[name]:
             ratio = f"   ({value / baseline[name]:.2f}x baseline)"
         print(f"  {name:28} {value:14,.3f}{ratio}")
+
+
+def build_loadgen(out_dir: Path) -> Path:
+    """Build the gRPC load generator (bench/loadgen, Go): its modules come from the Go module proxy, cached after."""
+    binary = out_dir / "loadgen"
+    try:
+        subprocess.run(["go", "build", "-o", str(binary), "."], cwd=LOADGEN_SOURCE, check=True)
+    except FileNotFoundError as exc:
+        raise SystemExit("this bench needs the go command (Go 1.26) to build bench/loadgen") from exc
+    return binary
+
+
+def run_loadgen(binary: Path, port: int, **flags: object) -> dict[str, Any]:
+    """Run the load generator against 127.0.0.1:`port` (flags as in bench/loadgen/main.go, `_` for `-`); its
+    latencies, in seconds."""
+    args = [f"-{name.replace('_', '-')}={value}" for name, value in flags.items()]
+    done = subprocess.run([str(binary), f"-addr=127.0.0.1:{port}", *args], capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"bench/loadgen failed ({done.returncode}): {done.stderr.strip()}")
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+def sweep_figures(run: dict[str, Any]) -> dict[str, float]:
+    """The p99 of each SWEEP step of a load generator run, in ms."""
+    return {f"p99_ms_at_{name}_rate": percentile(run["sweep"][fraction], 99) * 1000 for fraction, name in SWEEP.items()}

@@ -1,8 +1,10 @@
-"""Baseline: an empty unary gRPC call (grpc.aio, loopback): p50/p99 latency and calls/s per process.
+"""Baseline: an empty unary gRPC call to a server doing nothing (loopback): p50/p99 latency, calls/s per process
+(32 calls in flight), and the p99 paced at a half, a quarter and an eighth of that rate.
 
-The server runs in its own process (as a real service would) and the client in this one, so the
-figures are the server's, not a shared event loop's. Later ratios (routing's OfferCall) divide by
-these figures. Run by `make bench`.
+Two servers, each in its own process: a grpc.aio one (the Python gRPC stack the router is built on: the router's
+figures cannot be better than these) and a grpc-go one (bench/loadgen -serve: what this machine allows any gRPC
+server). The load comes from bench/loadgen (Go), whose own CPU per call is small beside a Python server's, as
+for bench/routing_grpc.py. Run by `make bench`.
 """
 
 from __future__ import annotations
@@ -10,14 +12,19 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import statistics
-import time
+import subprocess
+import tempfile
 from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
 
 import grpc
 
-from bench.common import percentile, print_figures
+from bench.common import SWEEP, build_loadgen, percentile, print_figures, run_loadgen, sweep_figures
 
 METHOD = "/callstream.bench.v1.Empty/Call"
+SAMPLES = 5_000
+PACED_S = 15.0
 
 
 async def _serve(port_out: Connection) -> None:
@@ -40,53 +47,47 @@ def _server_process(port_out: Connection) -> None:
     asyncio.run(_serve(port_out))
 
 
-async def measure_unary(port: int, method: str, request: bytes, latency_calls: int = 5_000,
-                        throughput_s: float = 5.0, concurrency: int = 32) -> dict[str, float]:
-    """p50/p99 of sequential calls, then calls/s with `concurrency` calls in flight."""
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-        stub = channel.unary_unary(method, request_serializer=None, response_deserializer=None)
-        for _ in range(500):  # warm-up: connection, HTTP/2 windows, code paths
-            await stub(request, timeout=5)
-        samples = []
-        for _ in range(latency_calls):
-            start = time.perf_counter()
-            await stub(request, timeout=5)
-            samples.append(time.perf_counter() - start)
-        done = 0
-        deadline = time.perf_counter() + throughput_s
-
-        async def worker() -> None:
-            nonlocal done
-            while time.perf_counter() < deadline:
-                await stub(request, timeout=5)
-                done += 1
-
-        began = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        elapsed = time.perf_counter() - began
-    return {
-        "p50_ms": percentile(samples, 50) * 1000,
-        "p99_ms": percentile(samples, 99) * 1000,
-        "mean_ms": statistics.fmean(samples) * 1000,
-        "calls_per_s": done / elapsed,
+def _figures(run: dict[str, Any]) -> dict[str, float]:
+    figures = {
+        "p50_ms": percentile(run["empty"], 50) * 1000,
+        "p99_ms": percentile(run["empty"], 99) * 1000,
+        "mean_ms": statistics.fmean(run["empty"]) * 1000,
+        "calls_per_s": run["calls_per_s"],
+        "p99_ms_at_half_rate": percentile(run["paced_empty"], 99) * 1000,
     }
+    return figures | sweep_figures(run)
 
 
-def measure() -> dict[str, float]:
+def _load(loadgen: Path, port: int) -> dict[str, float]:
+    return _figures(run_loadgen(loadgen, port, offers="false", empty_method=METHOD, samples=SAMPLES, warm_up=500,
+                                paced_s=PACED_S, sweep=",".join(SWEEP)))
+
+
+def measure_python(loadgen: Path) -> dict[str, float]:
     receiver, sender = multiprocessing.Pipe(duplex=False)
     server = multiprocessing.Process(target=_server_process, args=(sender,), daemon=True)
     server.start()
     try:
-        port = int(receiver.recv())
-        return asyncio.run(measure_unary(port, METHOD, b""))
+        return _load(loadgen, int(receiver.recv()))
     finally:
         server.terminate()
         server.join(10)
 
 
+def measure_go(loadgen: Path) -> dict[str, float]:
+    with subprocess.Popen([str(loadgen), "-serve"], stdout=subprocess.PIPE, text=True) as server:
+        try:
+            assert server.stdout is not None
+            return _load(loadgen, int(server.stdout.readline()))
+        finally:
+            server.kill()
+
+
 def main() -> None:
-    figures = measure()
-    print_figures("gRPC empty unary call (grpc.aio, loopback, one process)", figures)
+    with tempfile.TemporaryDirectory() as workdir:
+        loadgen = build_loadgen(Path(workdir))
+        print_figures("gRPC empty unary call, grpc.aio server (Python), loopback", measure_python(loadgen))
+        print_figures("gRPC empty unary call, grpc-go server (the machine's floor), loopback", measure_go(loadgen))
 
 
 if __name__ == "__main__":
