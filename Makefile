@@ -59,7 +59,7 @@ test: install lint typecheck proto-check ## everything CI runs: install, lint, t
 	$(RUN) pytest
 
 .PHONY: bench
-bench: install ## run every benchmark in bench/ and print the figures
+bench: install ## run every benchmark in bench/ and print the figures (gRPC ones build bench/loadgen: go)
 	@for b in $(BENCHES); do echo "== bench/$$b.py"; $(RUN) python -m bench.$$b || exit 1; done
 
 .PHONY: run

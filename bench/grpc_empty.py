@@ -20,7 +20,7 @@ from typing import Any
 
 import grpc
 
-from bench.common import SWEEP, build_loadgen, percentile, print_figures, run_loadgen, sweep_figures
+from bench.common import SWEEP, build_loadgen, percentile, print_figures, run_loadgen, steal_figure, sweep_figures
 
 METHOD = "/callstream.bench.v1.Empty/Call"
 SAMPLES = 5_000
@@ -54,6 +54,7 @@ def _figures(run: dict[str, Any]) -> dict[str, float]:
         "mean_ms": statistics.fmean(run["empty"]) * 1000,
         "calls_per_s": run["calls_per_s"],
         "p99_ms_at_half_rate": percentile(run["paced_empty"], 99) * 1000,
+        **steal_figure("steal_pct_at_half_rate", run, "paced_empty"),
     }
     return figures | sweep_figures(run)
 

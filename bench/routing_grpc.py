@@ -16,7 +16,7 @@ from pathlib import Path
 import grpc
 from confluent_kafka.admin import NewTopic
 
-from bench.common import SWEEP, build_loadgen, percentile, print_figures, run_loadgen, sweep_figures
+from bench.common import SWEEP, build_loadgen, percentile, print_figures, run_loadgen, steal_figure, sweep_figures
 from bench.kafka_baseline import bootstrap_servers
 from callstream.routing.v1 import routing_pb2, routing_pb2_grpc
 from callstream_core.kafka import admin, apply_topics
@@ -66,7 +66,9 @@ def _drive(loadgen: Path, port: int, broker_warm_up_s: float) -> dict[str, float
         "offer_calls_per_s": run["calls_per_s"],
         "p99_ms_at_half_rate": percentile(run["paced"], 99) * 1000,
         "p50_ms_at_half_rate": percentile(run["paced"], 50) * 1000,
+        **steal_figure("steal_pct_at_half_rate", run, "paced"),
         "empty_p99_ms_same_pacing": percentile(run["paced_empty"], 99) * 1000,
+        **steal_figure("steal_pct_empty_same_pacing", run, "paced_empty"),
     }
     return figures | sweep_figures(run)
 

@@ -147,6 +147,45 @@ func closedLoop(call func() (float64, error), callers int, seconds float64) (flo
 	return float64(done.Load()) / time.Since(began).Seconds(), nil
 }
 
+// cpuTimes reads the machine's CPU time counters (the first line of /proc/stat, clock ticks): all of them, and
+// steal, the time the hypervisor gave this machine's runnable vCPUs to someone else.
+func cpuTimes() (total, steal uint64, err error) {
+	stat, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0, err
+	}
+	line, _, _ := strings.Cut(string(stat), "\n")
+	fields := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal guest guest_nice
+	if len(fields) < 9 || fields[0] != "cpu" {
+		return 0, 0, fmt.Errorf("/proc/stat: unexpected first line %q", line)
+	}
+	for i, field := range fields[1:9] { // guest time is counted in user time already
+		ticks, err := strconv.ParseUint(field, 10, 64)
+		if err != nil {
+			return 0, 0, fmt.Errorf("/proc/stat: %w", err)
+		}
+		total += ticks
+		if i == 7 {
+			steal = ticks
+		}
+	}
+	return total, steal, nil
+}
+
+// stealDuring runs `measure` and returns the share of the machine's CPU time stolen meanwhile (-1 where the
+// counters cannot be read, as outside Linux).
+func stealDuring(measure func() error) (float64, error) {
+	total0, steal0, err0 := cpuTimes()
+	if err := measure(); err != nil {
+		return 0, err
+	}
+	total1, steal1, err1 := cpuTimes()
+	if err0 != nil || err1 != nil || total1 == total0 {
+		return -1, nil
+	}
+	return float64(steal1-steal0) / float64(total1-total0), nil
+}
+
 // paced starts `call` at `rate` per second for `seconds` without waiting for the earlier ones (open loop).
 func paced(call func() (float64, error), rate, seconds float64) ([]float64, error) {
 	n := int(rate * seconds)
@@ -184,6 +223,9 @@ type figures struct {
 	PacedEmpty []float64 `json:"paced_empty"`
 	// Offers paced at each -sweep fraction of Rate, keyed by the fraction as given.
 	Sweep map[string][]float64 `json:"sweep,omitempty"`
+	// The share of the machine's CPU time the hypervisor stole during each paced load ("paced", "paced_empty",
+	// and the sweep's fractions): on a shared host, what the machine had of its CPUs while it was measured.
+	Steal map[string]float64 `json:"steal"`
 }
 
 // serve answers every unary call with an empty message (no routing, no log) until killed; it prints its port.
@@ -280,12 +322,20 @@ func run() error {
 	if f.Rate, err = closedLoop(measured, *callers, *closedS); err != nil {
 		return err
 	}
+	f.Steal = map[string]float64{}
+	pace := func(phase string, call func() (float64, error), rate, seconds float64) (latencies []float64, err error) {
+		f.Steal[phase], err = stealDuring(func() (err error) {
+			latencies, err = paced(call, rate, seconds)
+			return err
+		})
+		return latencies, err
+	}
 	if *offers {
-		if f.Paced, err = paced(c.offer, f.Rate/2, *pacedS); err != nil {
+		if f.Paced, err = pace("paced", c.offer, f.Rate/2, *pacedS); err != nil {
 			return err
 		}
 	}
-	if f.PacedEmpty, err = paced(c.empty, f.Rate/2, *pacedS); err != nil {
+	if f.PacedEmpty, err = pace("paced_empty", c.empty, f.Rate/2, *pacedS); err != nil {
 		return err
 	}
 	if len(fractions) > 0 {
@@ -294,7 +344,8 @@ func run() error {
 	for _, fraction := range fractions {
 		v, _ := strconv.ParseFloat(fraction, 64)
 		rate := f.Rate * v
-		if f.Sweep[fraction], err = paced(measured, rate, max(*pacedS, float64(*sweepCalls)/rate)); err != nil {
+		seconds := max(*pacedS, float64(*sweepCalls)/rate)
+		if f.Sweep[fraction], err = pace(fraction, measured, rate, seconds); err != nil {
 			return err
 		}
 	}

@@ -96,6 +96,9 @@ def test_empty_calls_are_counted_as_asked(loadgen: Path, go_server: int) -> None
     assert len(run["sweep"]["0.5"]) == int(rate * 0.5 * max(0.5, 50 / (rate * 0.5)))
     assert len(run["sweep"]["0.25"]) == int(rate * 0.25 * max(0.5, 50 / (rate * 0.25)))
     assert all(0 < latency < 5 for key in ("empty", "paced_empty") for latency in run[key])
+    # The stolen share of CPU time of every paced phase (this is Linux: /proc/stat is there).
+    assert set(run["steal"]) == {"paced_empty", "0.5", "0.25"}
+    assert all(0 <= share <= 1 for share in run["steal"].values())
 
 
 def test_offers_are_measured_when_assigned(loadgen: Path) -> None:
@@ -104,6 +107,7 @@ def test_offers_are_measured_when_assigned(loadgen: Path) -> None:
         run = run_loadgen(loadgen, router.port, samples=50, warm_up=5, callers=2, closed_s=0.3, paced_s=0.3)
     assert len(run["offers"]) == len(run["empty"]) == 50
     assert len(run["paced"]) == int(run["calls_per_s"] / 2 * 0.3)
+    assert set(run["steal"]) == {"paced", "paced_empty"}
     assert router.offers >= 5 + 50 + len(run["paced"])
 
 
