@@ -41,6 +41,7 @@ from callstream_routing.domain import (
     RelaxStep,
     RequiredSkill,
     Result,
+    RouterConfig,
     RoutingCore,
     SetAgentState,
     Skill,
@@ -251,6 +252,7 @@ class Simulation:
         self._waiting: set[str] = set()
         self._timing = False
         self._chunk = _Chunk()
+        self._now = 0.0  # the time of the last command sent
         n_warm = int(n_agents * LOAD)
         for i in range(n_warm):
             self._offer(0.0, i)
@@ -261,6 +263,15 @@ class Simulation:
     def warm_up(self) -> None:
         while self._step(until=WARM_UP_S) is not _LATER:
             pass
+
+    def remember_ids(self, count: int) -> None:
+        """Send `count` Ticks with command ids at the center's current time, untimed: they change nothing but the
+        router's memory of command ids (for idempotency), which a router in service that gets an id with every
+        command keeps full (`processed_ids_kept`) whatever its size. The warm-up alone filled it only at 50,000
+        agents (about 19,000 ids at 5,000): the smaller centers were measured with a smaller memory, kinder to the
+        CPU caches, and without the eviction of the oldest id that every command with an id costs at the cap."""
+        for k in range(count):
+            self._send(Tick(now=self._now, command_id=f"remembered-{k}"))
 
     def measure(self, calls: int, lead_in: int = 0) -> None:
         """Time the next `calls` arrivals (and every command between them): one more chunk in `figures`; the
@@ -316,6 +327,7 @@ class Simulation:
         heapq.heappush(self._events, (t, self._seq, kind, call_id))
 
     def _send(self, cmd: Command) -> None:
+        self._now = cmd.now
         if self._timing:
             t0 = time.thread_time()
             r = self.router.handle(cmd)
@@ -371,6 +383,8 @@ def main() -> None:
     naive = {n: Simulation(NaiveRouter(), n, full_mix=False) for n in NAIVE_CHUNKS}
     for sim in (*scaling.values(), *plain.values(), *naive.values()):
         sim.warm_up()
+    for sim in (*scaling.values(), *plain.values()):  # the naive router remembers no ids
+        sim.remember_ids(RouterConfig().processed_ids_kept)
     # What the router does once it has rebuilt its state and starts to lead (and again after every snapshot):
     # collect, then freeze what is alive out of the cyclic collector's way (entrypoints/heap.py). Without it a
     # full collection traverses the whole 50k-agent state from time to time, inside some command, a pause the
