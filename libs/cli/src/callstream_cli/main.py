@@ -9,6 +9,7 @@ from callstream_cli import (
     forecast_cmd,
     kafka_cmd,
     kpi_cmd,
+    plan_cmd,
     replay_cmd,
     simulate_cmd,
     staffing_cmd,
@@ -21,6 +22,7 @@ app = typer.Typer(help="Callstream: contact-center operations platform.", no_arg
 app.add_typer(topics_cmd.app, name="topics")
 app.add_typer(kafka_cmd.app, name="kafka")
 app.add_typer(replay_cmd.app, name="replay")
+app.add_typer(plan_cmd.app, name="plan")
 app.command("doctor")(doctor.doctor)
 app.command("up")(up.up)
 app.command("kpi")(kpi_cmd.kpi)

@@ -57,6 +57,9 @@ class StaffingGoals:
     shrinkage: float = 0.0
 
     def agents(self, calls: float, aht_s: float) -> StaffingResult:
+        if aht_s == 0:  # the interval's calls took no handling time (history of 0-second services): no load
+            return StaffingResult(0, 0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, "erlang_c" if self.patience_s is None
+                                  else "erlang_a")
         return required_agents(calls, INTERVAL.total_seconds(), aht_s, self.sl_target, self.t_s,
                                max_occupancy=self.max_occupancy, asa_goal=self.asa_goal,
                                abandon_goal=self.abandon_goal, patience_s=self.patience_s, shrinkage=self.shrinkage)
@@ -285,6 +288,7 @@ class RosterPlan:
     def as_dict(self) -> dict[str, Any]:
         """The JSON form (HR's ``POST /v1/plans/week`` answer and ``callstream plan week --format json``)."""
         week = self.forecast.as_dict()
+        del week["shift_plan"]  # one plan per queue here, under each queue
         for q, t in zip(week["queues"], self.targets, strict=True):
             q["targets"] = asdict(t)
             q["requirement"] = [i["agents"] for i in q["intervals"]]

@@ -77,6 +77,7 @@ class Employee:
     name: str
     skills: frozenset[str]
     contract: Contract = Contract()
+    team_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
