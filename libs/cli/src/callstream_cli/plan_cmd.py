@@ -200,7 +200,7 @@ def week(
         estimated = history[q].patience_s if q in history else None
         targets.append(QueueTargets(q, q_sl, q_t, per_queue_patience.get(q, estimated)))
     try:
-        plan = plan_week(RecordedHistory(history), targets, start,
+        plan = plan_week(RecordedHistory.of(history), targets, start,
                          RosterOptions(templates, employees, RosterRules(min_rest_hours=min_rest_hours,
                                                                          time_limit_s=time_limit),
                                        shrinkage=shrinkage, shift_time_limit_s=time_limit),

@@ -281,7 +281,7 @@ class RosterPlan:
         rows = self.roster_rows()
         return {"schedule_id": schedule_id, "period_start": self.forecast.week_start.isoformat(),
                 "period_end": (self.forecast.week_start + WEEK).isoformat(),
-                "shifts": [{"shift_id": f"{schedule_id}:{r['employee_id']}:{i}", "employee_id": r["employee_id"],
+                "shifts": [{"shift_id": f"{schedule_id}:{i}", "employee_id": r["employee_id"],
                             "team_id": teams[r["employee_id"]], "start": r["start"], "end": r["end"],
                             "breaks": r["breaks"]} for i, r in enumerate(rows)]}
 

@@ -33,7 +33,7 @@ def test_intervals_count_offered_calls_and_average_handle_time_of_answered_ones(
     assert (q.offered, q.answered, q.abandoned) == (4, 2, 1)
     assert q.patience_s == pytest.approx((10 + 0 + 30) / 1)
     assert history["r"].patience_s == 5.0
-    assert RecordedHistory(history).intervals("q", MONDAY + HALF_HOUR, MONDAY + 2 * HALF_HOUR) == q.intervals[1:]
+    assert RecordedHistory.of(history).intervals("q", MONDAY + HALF_HOUR, MONDAY + 2 * HALF_HOUR) == q.intervals[1:]
 
 
 def test_patience_estimate_recovers_an_exponential_patience_from_censored_waits() -> None:
@@ -84,7 +84,7 @@ def _employees(n: int) -> tuple[Employee, ...]:
 
 def test_plan_week_goes_from_records_to_a_roster_with_the_queue_targets() -> None:
     rates = {"sales": _rates(40.0), "support": _rates(15.0)}
-    source = RecordedHistory(aggregate_history(_records(rates, 5, 240.0, seed=3), MONDAY))
+    source = RecordedHistory.of(aggregate_history(_records(rates, 5, 240.0, seed=3), MONDAY))
     targets = (QueueTargets("sales", 0.8, 20.0, patience_s=120.0), QueueTargets("support", 0.9, 30.0))
     week = MONDAY + 5 * 7 * timedelta(days=1)
     plan = plan_week(source, targets, week, RosterOptions(TEMPLATES, _employees(60), RosterRules(time_limit_s=8.0),
@@ -121,7 +121,7 @@ def test_plan_week_goes_from_records_to_a_roster_with_the_queue_targets() -> Non
 
 
 def test_a_queue_without_history_is_named() -> None:
-    source = RecordedHistory(aggregate_history(_records({"sales": _rates(5.0)}, 2, 200.0, seed=1), MONDAY))
+    source = RecordedHistory.of(aggregate_history(_records({"sales": _rates(5.0)}, 2, 200.0, seed=1), MONDAY))
     with pytest.raises(BadHistory, match="'billing'"):
         plan_week(source, (QueueTargets("billing"),), MONDAY + timedelta(days=14),
                   RosterOptions(TEMPLATES, _employees(2)), history_weeks=2)

@@ -103,12 +103,15 @@ def aggregate_history(
 
 
 class RecordedHistory:
-    """The aggregated history as the planner's history source (``HistorySource`` of ``planning``)."""
+    """Interval figures per queue held in memory, as the planner's history source (``planning.HistorySource``)."""
 
-    def __init__(self, queues: dict[str, QueueHistory]) -> None:
-        self.queues = queues
+    def __init__(self, intervals: dict[str, list[IntervalFigures]]) -> None:
+        self._intervals = intervals
+
+    @classmethod
+    def of(cls, queues: dict[str, QueueHistory]) -> RecordedHistory:
+        return cls({q: h.intervals for q, h in queues.items()})
 
     def intervals(self, queue_id: str, start: datetime, end: datetime) -> list[IntervalFigures]:
         """The queue's intervals in [start, end); none for a queue the records do not have."""
-        history = self.queues.get(queue_id)
-        return [p for p in history.intervals if start <= p.start < end] if history else []
+        return [p for p in self._intervals.get(queue_id, []) if start <= p.start < end]
