@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from callstream_hr.domain.history import RecordedHistory
 from callstream_hr.domain.forecast import IntervalFigures
+from callstream_hr.domain.history import RecordedHistory
 
 from .conftest import Server
 from .test_hr_api import hire, make_team, uid
