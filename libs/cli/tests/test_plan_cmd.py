@@ -51,9 +51,11 @@ def test_a_queue_log_becomes_a_roster_csv_that_respects_skills_and_hours(tmp_pat
     out = tmp_path / "roster.csv"
     result = runner.invoke(app, ["plan", "week", str(tmp_path / "queue_log"), "--employees", str(staff),
                                  "--time-limit", "5", "--out", str(out), "--queue-target", "support=90/30",
-                                 "--patience", "support=120"])
+                                 "--patience", "support=120", "--replay"])
     assert result.exit_code == 0, result.output
     assert "support" in result.output and "90%/30s" in result.output
+    # the replay judged the planned week's intervals against the queue's 90/30 target
+    assert "replay: " in result.output and "(target 90%/30s)" in result.output
     rows = list(csv.DictReader(io.StringIO(out.read_text())))
     assert rows and {r["queue_id"] for r in rows} == {"support"}
     hours: dict[str, float] = {}

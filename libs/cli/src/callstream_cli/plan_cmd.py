@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, tzinfo
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import typer
@@ -20,6 +20,7 @@ from callstream_cli.staffing_cmd import service_target
 if TYPE_CHECKING:
     from callstream.call.v1 import call_events_pb2 as ce
     from callstream_hr.domain.history import QueueHistory
+    from callstream_hr.domain.service_report import WeekService
     from callstream_hr.domain.shifts import ShiftTemplate
     from callstream_hr.planning import RosterPlan
 
@@ -146,6 +147,9 @@ def week(
     min_rest_hours: float = typer.Option(11.0, min=0, max=48, help="rest between two shifts of a person"),
     time_limit: float = typer.Option(20.0, min=1, max=600, help="seconds for each solver run"),
     out: Path | None = typer.Option(None, "--out", help="write the roster: .csv (one row a shift) or .json (all)"),
+    replay: bool = typer.Option(False, "--replay", help="simulate the planned week with the roster and say, "
+                                                        "interval by interval, whether the targets were met"),
+    seed: int = typer.Option(1, help="the replay's random seed"),
     fmt: Format = typer.Option(Format.table, "--format", help="what to print"),
 ) -> None:
     """Next week's roster from a history file: forecast, agents, shifts and named employees."""
@@ -211,6 +215,10 @@ def week(
     teams = {e.employee_id: e.team_id for e in employees}
     if all(teams.values()):
         doc["schedule"] = plan.schedule(f"plan-{start.date().isoformat()}", teams)
+    if replay:
+        from callstream_cli.closed_loop import replay as replay_week
+
+        doc["replay"] = _replay_doc(replay_week(plan, seed=seed), plan)
     if out is not None:
         out.write_text(roster_csv(plan.roster_rows()) if out.suffix == ".csv" else json.dumps(doc, indent=2))
     if fmt is Format.json:
@@ -219,6 +227,8 @@ def week(
         typer.echo(roster_csv(plan.roster_rows()), nl=False)
     else:
         _print_summary(plan, kind)
+        if "replay" in doc:
+            _print_replay(doc["replay"])
     if plan.roster.unfilled or plan.roster.status not in ("OPTIMAL", "FEASIBLE"):
         raise _fail(f"the roster is incomplete ({plan.roster.status}): "
                     f"{sum(u.count for u in plan.roster.unfilled)} shift(s) have nobody who may work them", 3)
@@ -240,3 +250,34 @@ def _print_summary(plan: RosterPlan, kind: str) -> None:
     typer.echo(f"roster ({r.status}): {len(r.shifts)} shifts for {r.employees} employees, {r.paid_hours:.1f} paid h "
                f"(LP bound {plan.lp_bound_hours:.1f} h, gap {plan.gap:.1%}), cost {r.cost:.2f}, "
                f"weekend spread {r.weekend_spread}, night spread {r.night_spread}")
+
+
+def _replay_doc(week: WeekService, plan: RosterPlan) -> dict[str, Any]:
+    """The replay's figures: per queue the week's service level and share of intervals meeting the target;
+    every judged interval with its calls, service level and verdict."""
+    queues = []
+    for t in plan.targets:
+        sl = week.service_level(t.queue_id)
+        queues.append({"queue_id": t.queue_id, "sl_target": t.sl_target, "t_s": t.t_s, "service_level": sl,
+                       "intervals_judged": len(week.judged(t.queue_id)),
+                       "share_met": week.share_met(t.queue_id),
+                       "share_met_plain": week.share_met(t.queue_id, plain=True)})
+    return {"share_met": week.share_met(), "share_met_plain": week.share_met(plain=True), "queues": queues,
+            "intervals": [{"queue_id": i.queue_id, "start": i.start.isoformat(), "offered": i.offered,
+                           "answered": i.answered, "abandoned": i.abandoned, "service_level": i.service_level,
+                           "met": i.met, "met_plain": i.met_plain} for i in week.judged()]}
+
+
+def _print_replay(doc: dict[str, Any]) -> None:
+    typer.echo(f"replay: {doc['share_met']:.1%} of intervals met their target "
+               f"({doc['share_met_plain']:.1%} at or above it)")
+    for q in doc["queues"]:
+        sl = "-" if q["service_level"] is None else f"{q['service_level']:.1%}"
+        typer.echo(f"  {q['queue_id']:10} week SL {sl:>6} (target {q['sl_target']:.0%}/{q['t_s']:g}s), "
+                   f"{q['share_met']:.1%} of {q['intervals_judged']} intervals met")
+    short = [i for i in doc["intervals"] if i["met"] is False]
+    for i in short[:20]:
+        typer.echo(f"  short: {i['queue_id']} {i['start']} SL {i['service_level']:.0%} of "
+                   f"{i['answered'] + i['abandoned']} calls")
+    if len(short) > 20:
+        typer.echo(f"  ... {len(short) - 20} more short intervals (--format json lists them all)")

@@ -217,6 +217,37 @@ def _break_offsets(k: _Kind, n: int) -> list[tuple[int, ...]]:
     return [tuple(r[i] for r in per_rule) for i in range(n)]
 
 
+def _greedy(kinds: list[_Kind], employees: Sequence[Employee], w: dict[tuple[int, int], cp_model.IntVar],
+            day_of: list[int], clashes: dict[int, dict[int, list[int]]], rules: RosterRules) -> set[tuple[int, int]]:
+    """Each kind's shifts, earliest first, to the allowed employee with the fewest hours so far who is free
+    that day, rested, and under their maximum hours and working days."""
+    eligible: dict[int, list[int]] = defaultdict(list)
+    for ei, ki in w:
+        eligible[ki].append(ei)
+    hours = [0] * len(employees)
+    taken: list[dict[int, int]] = [{} for _ in employees]  # day -> kind
+    chosen: set[tuple[int, int]] = set()
+    for ki in sorted(range(len(kinds)), key=lambda i: kinds[i].start):
+        k = kinds[ki]
+        for _ in range(k.count):
+            best = None
+            for ei in eligible[ki]:
+                c = employees[ei].contract
+                mine = taken[ei]
+                if (day_of[ki] in mine or (hours[ei] + k.paid) * rules.slot_hours > c.max_weekly_hours + 1e-9
+                        or len(mine) >= DAYS - c.min_days_off
+                        or any(mine.get(d) in others for d, others in clashes[ki].items())):
+                    continue
+                if best is None or hours[ei] < hours[best]:
+                    best = ei
+            if best is None:
+                break
+            hours[best] += k.paid
+            taken[best][day_of[ki]] = ki
+            chosen.add((best, ki))
+    return chosen
+
+
 def build_roster(
     demand: Sequence[QueueShifts], employees: Sequence[Employee], rules: RosterRules | None = None
 ) -> Roster:
@@ -261,8 +292,13 @@ def build_roster(
             if day_of[a] != day_of[b] and _clash(kinds[a], kinds[b], horizon, rest_slots):
                 clashes[a][day_of[b]].append(b)
 
+    # A greedy roster as CP-SAT's starting hint, complete down to the spreads so that CP-SAT takes it as its
+    # first solution: a good roster early, even when the time limit cuts the search on a busy machine.
+    hint = _greedy(kinds, employees, w, day_of, clashes, rules)
     weekend_counts: list[cp_model.LinearExprT] = []
     night_counts: list[cp_model.LinearExprT] = []
+    weekend_hint: list[int] = []
+    night_hint: list[int] = []
     for ei, e in enumerate(employees):
         mine = by_employee[ei]
         mine_set = set(mine)
@@ -283,28 +319,38 @@ def build_roster(
         model.add(hours <= math.floor(c.max_weekly_hours / rules.slot_hours + 1e-9))
         if works:
             model.add(sum(works) <= DAYS - c.min_days_off)
-        weekend = [w[ei, ki] for ki in mine if day_of[ki] in rules.weekend_days]
+        weekend = [ki for ki in mine if day_of[ki] in rules.weekend_days]
         if weekend:
-            weekend_counts.append(cp_model.LinearExpr.sum(weekend))
-        nights = [w[ei, ki] for ki in mine if night[ki]]
+            weekend_counts.append(cp_model.LinearExpr.sum([w[ei, ki] for ki in weekend]))
+            weekend_hint.append(sum((ei, ki) in hint for ki in weekend))
+        nights = [ki for ki in mine if night[ki]]
         if nights:
-            night_counts.append(cp_model.LinearExpr.sum(nights))
+            night_counts.append(cp_model.LinearExpr.sum([w[ei, ki] for ki in nights]))
+            night_hint.append(sum((ei, ki) in hint for ki in nights))
 
-    def spread(counts: Sequence[cp_model.LinearExprT], name: str) -> cp_model.IntVar:
+    def spread(counts: Sequence[cp_model.LinearExprT], hinted: list[int], name: str) -> cp_model.IntVar:
         hi, lo = model.new_int_var(0, DAYS, f"{name}_max"), model.new_int_var(0, DAYS, f"{name}_min")
         for cnt in counts:
             model.add(hi >= cnt)
             model.add(lo <= cnt)
         out = model.new_int_var(0, DAYS, f"{name}_spread")
         model.add(out == hi - lo)
+        model.add_hint(hi, max(hinted))
+        model.add_hint(lo, min(hinted))
+        model.add_hint(out, max(hinted) - min(hinted))
         return out
 
-    weekend_spread = spread(weekend_counts, "weekend") if weekend_counts else None
-    night_spread = spread(night_counts, "night") if night_counts else None
+    weekend_spread = spread(weekend_counts, weekend_hint, "weekend") if weekend_counts else None
+    night_spread = spread(night_counts, night_hint, "night") if night_counts else None
     terms: list[cp_model.LinearExprT] = [_SHORT_PENALTY * k.paid * s for k, s in zip(kinds, shorts, strict=True)]
     terms += [cost_per_slot[ei] * kinds[ki].paid * v for (ei, ki), v in w.items()]
     terms += [rules.fairness_weight * s for s in (weekend_spread, night_spread) if s is not None]
     model.minimize(sum(terms))
+
+    for (ei, ki), v in w.items():
+        model.add_hint(v, (ei, ki) in hint)
+    for ki, k in enumerate(kinds):
+        model.add_hint(shorts[ki], k.count - sum((ei, ki) in hint for ei in by_kind[ki]))
 
     solver = cp_model.CpSolver()
     solver.parameters.max_time_in_seconds = rules.time_limit_s
