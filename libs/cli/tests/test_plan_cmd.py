@@ -8,8 +8,8 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import numpy as np
 import pytest
+from plan_files import employees_file, queue_log_file
 from typer.testing import CliRunner
 
 from callstream_cli.main import app
@@ -17,37 +17,11 @@ from callstream_cli.main import app
 runner = CliRunner()
 BANK = Path("/work/shared/data/anonymous-bank/january.txt")
 EXAMPLE_EMPLOYEES = Path(__file__).parents[3] / "services" / "hr" / "examples" / "bank-employees.csv"
-HEADER = ("employee_id,name,team_id,skills,min_weekly_hours,max_weekly_hours,min_days_off,unavailable_days,"
-          "nights_allowed,hourly_cost")
-
-
-def _queue_log(path: Path, weeks: int, seed: int) -> None:
-    """Asterisk queue_log lines of `weeks` weeks of one queue: Poisson arrivals, answered after a short wait."""
-    rng = np.random.default_rng(seed)
-    start = datetime(2026, 11, 2, tzinfo=UTC)
-    lines = []
-    n = 0
-    for slot in range(weeks * 336):
-        hour = (slot % 48) / 2
-        for offset in sorted(rng.uniform(0, 1800, rng.poisson(6.0 if 8 <= hour < 20 else 1.0))):
-            n += 1
-            t = int((start + timedelta(minutes=30 * slot, seconds=float(offset))).timestamp())
-            wait, talk = int(rng.integers(0, 15)), int(rng.exponential(180)) + 1
-            call = f"{t}.{n}"
-            lines += [f"{t}|{call}|support|NONE|ENTERQUEUE||555{n:04d}|1",
-                      f"{t + wait}|{call}|support|SIP/1001|CONNECT|{wait}|{call}.b|1",
-                      f"{t + wait + talk}|{call}|support|SIP/1001|COMPLETECALLER|{wait}|{talk}|1"]
-    path.write_text("\n".join(lines) + "\n")
-
-
-def _employees(path: Path, rows: list[str]) -> Path:
-    path.write_text(HEADER + "\n" + "\n".join(rows) + "\n")
-    return path
 
 
 def test_a_queue_log_becomes_a_roster_csv_that_respects_skills_and_hours(tmp_path: Path) -> None:
-    _queue_log(tmp_path / "queue_log", 3, seed=5)
-    staff = _employees(tmp_path / "staff.csv", [f"A{i:02d},Agent {i},T1,support,0,40,2,,yes,20" for i in range(14)])
+    queue_log_file(tmp_path / "queue_log", 3, seed=5)
+    staff = employees_file(tmp_path / "staff.csv", [f"A{i:02d},Agent {i},T1,support,0,40,2,,yes,20" for i in range(14)])
     out = tmp_path / "roster.csv"
     result = runner.invoke(app, ["plan", "week", str(tmp_path / "queue_log"), "--employees", str(staff),
                                  "--time-limit", "5", "--out", str(out), "--queue-target", "support=90/30",
@@ -101,15 +75,15 @@ def test_the_bank_month_plans_every_queue_and_the_json_is_a_schedule(tmp_path: P
 ])
 def test_a_bad_employees_file_is_refused_naming_file_and_line(tmp_path: Path, row: str, message: str) -> None:
     (tmp_path / "queue_log").write_text("1700000100|1.1|support|NONE|ENTERQUEUE||5551234|1\n")
-    staff = _employees(tmp_path / "staff.csv", ["A0,Al,T1,support,0,40,2,,yes,20", row])
+    staff = employees_file(tmp_path / "staff.csv", ["A0,Al,T1,support,0,40,2,,yes,20", row])
     result = runner.invoke(app, ["plan", "week", str(tmp_path / "queue_log"), "--employees", str(staff)])
     assert result.exit_code == 1
     assert message in result.output
 
 
 def test_a_history_too_short_to_hold_a_week_out_is_refused(tmp_path: Path) -> None:
-    _queue_log(tmp_path / "queue_log", 1, seed=1)
-    staff = _employees(tmp_path / "staff.csv", ["A0,Al,T1,support,0,40,2,,yes,20"])
+    queue_log_file(tmp_path / "queue_log", 1, seed=1)
+    staff = employees_file(tmp_path / "staff.csv", ["A0,Al,T1,support,0,40,2,,yes,20"])
     result = runner.invoke(app, ["plan", "week", str(tmp_path / "queue_log"), "--employees", str(staff)])
     assert result.exit_code == 1
     assert "queue_log: the history before" in result.output and "two or more are needed" in result.output

@@ -13,6 +13,7 @@ from callstream_cli import (
     replay_cmd,
     simulate_cmd,
     staffing_cmd,
+    targets_cmd,
     topics_cmd,
     up,
 )
@@ -23,6 +24,7 @@ app.add_typer(topics_cmd.app, name="topics")
 app.add_typer(kafka_cmd.app, name="kafka")
 app.add_typer(replay_cmd.app, name="replay")
 app.add_typer(plan_cmd.app, name="plan")
+app.add_typer(targets_cmd.app, name="targets")
 app.command("doctor")(doctor.doctor)
 app.command("up")(up.up)
 app.command("kpi")(kpi_cmd.kpi)

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from callstream_hr.domain.history import QueueHistory
     from callstream_hr.domain.service_report import WeekService
     from callstream_hr.domain.shifts import ShiftTemplate
-    from callstream_hr.planning import RosterPlan
+    from callstream_hr.planning import QueueTargets, RosterPlan
 
 app = typer.Typer(help="Workforce planning from history to roster.", no_args_is_help=True)
 
@@ -111,6 +111,21 @@ def _next_monday(after: datetime, zone: tzinfo) -> datetime:
     return datetime(monday.year, monday.month, monday.day, tzinfo=zone)
 
 
+def _stored_targets(api: str, token: str | None) -> dict[str, QueueTargets]:
+    from callstream_hr.adapters.kpi_history import KpiApiHistory
+    from callstream_hr.planning import HistoryUnavailable
+
+    if not token:
+        raise typer.BadParameter("--targets-api needs --token (or CALLSTREAM_TOKEN)", param_hint="--token")
+    source = KpiApiHistory(api, token, 30.0)
+    try:
+        return source.queue_targets()
+    except HistoryUnavailable as exc:
+        raise _fail(f"cannot read the queues' targets: {exc}", 2) from None
+    finally:
+        source.close()
+
+
 def _covered_queues(history: dict[str, QueueHistory], start: datetime, end: datetime) -> list[str]:
     """Queues with at least one call in every history week (the others cannot be forecast)."""
     weeks = int((end - start) / timedelta(days=7))
@@ -138,7 +153,11 @@ def week(
     target: str = typer.Option("80/20", help="service level goal PERCENT/SECONDS of every queue"),
     queue_target: list[str] = typer.Option([], "--queue-target", help="QUEUE=PERCENT/SECONDS (repeat)"),
     patience: list[str] = typer.Option([], "--patience", help="QUEUE=SECONDS mean patience (repeat); default: "
-                                                              "estimated from the history's abandonments"),
+                                                              "the stored one, else estimated from the "
+                                                              "history's abandonments"),
+    targets_api: str | None = typer.Option(None, "--targets-api", help="KPI API to read the queues' stored "
+                                                                       "targets from (callstream targets)"),
+    token: str | None = typer.Option(None, "--token", envvar="CALLSTREAM_TOKEN", help="KPI API reader token"),
     shrinkage: float = typer.Option(0.0, min=0, max=0.9, help="share of paid time lost to absence, training, "
                                                               "meetings (not breaks: the shifts place them)"),
     shift_hours: float = typer.Option(8.0, min=1, max=12, help="paid hours of a shift"),
@@ -177,7 +196,9 @@ def week(
     first, last = min(r.offered_at for r in records), max(r.offered_at for r in records)
     start = (week_start.replace(tzinfo=zone) if week_start and week_start.tzinfo is None else week_start) \
         or _next_monday(last, zone)
-    history_weeks = weeks or int((start - first) / timedelta(days=7))
+    # Whole weeks from the first call's day (its local midnight) to the planned week.
+    first_day = first.astimezone(zone).replace(hour=0, minute=0, second=0, microsecond=0)
+    history_weeks = weeks or int((start - first_day) / timedelta(days=7))
     if history_weeks < 2:
         raise _fail(f"{history_file}: the history before {start.isoformat()} has {history_weeks} whole week(s); "
                     "two or more are needed (one to fit, one to hold out)")
@@ -198,11 +219,14 @@ def week(
             per_queue_patience[q] = float(v)
         except ValueError:
             raise typer.BadParameter(f"{q}={v}: the patience is a number of seconds", param_hint="--patience") from None
+    stored = _stored_targets(targets_api, token) if targets_api else {}
     targets = []
     for q in chosen:
-        q_sl, q_t = per_queue_target.get(q, (sl, t_s))
+        known = stored.get(q)
+        q_sl, q_t = per_queue_target.get(q, (known.sl_target, known.t_s) if known else (sl, t_s))
         estimated = history[q].patience_s if q in history else None
-        targets.append(QueueTargets(q, q_sl, q_t, per_queue_patience.get(q, estimated)))
+        fallback = known.patience_s if known and known.patience_s is not None else estimated
+        targets.append(QueueTargets(q, q_sl, q_t, per_queue_patience.get(q, fallback)))
     try:
         plan = plan_week(RecordedHistory.of(history), targets, start,
                          RosterOptions(templates, employees, RosterRules(min_rest_hours=min_rest_hours,

@@ -985,8 +985,17 @@ def create_app(settings: HrSettings) -> FastAPI:
                                 frozenset(c.unavailable_days), c.nights_allowed, c.hourly_cost)
             staff.append(RosterEmployee(c.employee_id, emp.full_name, frozenset(skills), contract, emp.team_id or ""))
             teams[c.employee_id] = emp.team_id or ""
-        targets = [QueueTargets(q.queue_id, q.sl_target, q.t_s, q.patience_s, q.max_occupancy, q.asa_goal,
-                                q.abandon_goal) for q in body.queues]
+        try:
+            stored = kpi_history.queue_targets() if kpi_history is not None else {}
+        except HistoryUnavailable as exc:
+            raise HTTPException(502, str(exc)) from exc
+        targets = []
+        for q in body.queues:
+            known = stored.get(q.queue_id, QueueTargets(q.queue_id))
+            targets.append(QueueTargets(q.queue_id, known.sl_target if q.sl_target is None else q.sl_target,
+                                        known.t_s if q.t_s is None else q.t_s,
+                                        known.patience_s if q.patience_s is None else q.patience_s,
+                                        q.max_occupancy, q.asa_goal, q.abandon_goal))
         try:
             options = RosterOptions(tuple(_templates(body)), tuple(staff),
                                     RosterRules(min_rest_hours=body.min_rest_hours, time_limit_s=body.time_limit_s),

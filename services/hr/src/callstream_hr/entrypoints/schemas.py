@@ -262,11 +262,13 @@ class ForecastIn(BaseModel):
 
 
 class QueueTargetsIn(BaseModel):
-    """A queue's service targets for the planner: SL goal within t_s, patience (Erlang A; none: Erlang C)."""
+    """A queue's service targets for the planner: SL goal within t_s, patience (Erlang A; none: Erlang C).
+    A target left out is the queue's stored one (the KPI API's `/v1/queues/targets`), else 80 % in 20 s and
+    no patience."""
 
     queue_id: QueueId
-    sl_target: float = Field(default=0.8, ge=0, le=1)
-    t_s: float = Field(default=20, ge=0)
+    sl_target: float | None = Field(default=None, ge=0, le=1)
+    t_s: float | None = Field(default=None, ge=0)
     patience_s: float | None = Field(default=None, gt=0)
     max_occupancy: float = Field(default=1.0, gt=0, le=1)
     asa_goal: float | None = Field(default=None, ge=0)
