@@ -25,7 +25,8 @@ log = logging.getLogger("callstream_ingest")
 
 
 def build(settings: IngestSettings) -> tuple[FastAPI, EventSink]:
-    sink = EventSink(make_producer(settings.kafka_bootstrap_servers, wire_format=settings.wire_format))
+    sink = EventSink(make_producer(settings.kafka_bootstrap_servers, wire_format=settings.wire_format),
+                     topic_prefix=settings.topic_prefix)
 
     async def kafka_ready() -> str | None:
         try:
@@ -46,7 +47,8 @@ def build(settings: IngestSettings) -> tuple[FastAPI, EventSink]:
             path = Path(settings.queue_log_path)
             ckpt = Path(settings.queue_log_checkpoint) if settings.queue_log_checkpoint else default_checkpoint(path)
             follower = QueueLogFollower(path, sink, ckpt, source=settings.queue_log_source,
-                                        caller_salt=settings.caller_salt)
+                                        caller_salt=settings.caller_salt, wrap_up_s=settings.wrap_up(),
+                                        agents=settings.agent_directory())
             threads.append(threading.Thread(target=follower.run, args=(stop,), name="queue-log", daemon=True))
         tasks += _clients(settings, sink)
         for t in threads:

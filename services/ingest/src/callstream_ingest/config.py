@@ -3,10 +3,13 @@ start-up: a bad value stops the process with the variable's name instead of fail
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field, field_validator
 
 from callstream_core.settings import CoreSettings
 from callstream_ingest.domain import webhook
+from callstream_ingest.domain.identity import AgentDirectory, parse_agent_map
 
 
 def parse_sources(spec: str) -> dict[str, str]:
@@ -27,8 +30,25 @@ def parse_sources(spec: str) -> dict[str, str]:
     return sources
 
 
+def parse_wrap_up(spec: str) -> dict[str, float]:
+    """`sales=2,support=1.5` -> {"sales": 2.0, "support": 1.5}: seconds, 0 to 3600."""
+    wrap_up: dict[str, float] = {}
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        queue, sep, seconds = (part.strip() for part in item.partition("="))
+        try:
+            value = float(seconds)
+        except ValueError:
+            value = -1.0
+        if not sep or not queue or not 0 <= value <= 3600:
+            raise ValueError(f"QUEUE_WRAPUP_S entry {item[:60]!r} must be queue=seconds (0 to 3600)")
+        wrap_up[queue] = value
+    return wrap_up
+
+
 class IngestSettings(CoreSettings):
     service_name: str = "ingest"
+    # Before every topic name (as the KPI worker's TOPIC_PREFIX): several isolated platforms on one broker.
+    topic_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]*$")
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8000, ge=1, le=65535)
     # One bearer token per webhook source: "TOKEN=source-name,...". Events posted with a token must carry
@@ -58,6 +78,12 @@ class IngestSettings(CoreSettings):
     esl_port: int = Field(default=8021, ge=1, le=65535)
     esl_password: str = ""
     esl_source: str = Field(default="freeswitch-callcenter", min_length=1)
+    # Each Asterisk queue's `wrapuptime` (queues.conf), "sales=2,support=1": queue_log and AMI never say when a
+    # member's wrap-up ends, so the adapters announce this as the ACW of the queue's answered calls.
+    queue_wrapup_s: str = ""
+    # Switch identities -> Callstream agent ids (HR employee ids): a CSV file of `switch_id,agent_id` lines.
+    # Empty: the switch's names are the agent ids. Unknown agents keep their switch name and are counted.
+    agent_map: str = ""
     # Reconnect back-off of the AMI / event-socket clients: doubles from min to max, with jitter.
     reconnect_min_s: float = Field(default=0.5, gt=0)
     reconnect_max_s: float = Field(default=30.0, gt=0)
@@ -70,3 +96,28 @@ class IngestSettings(CoreSettings):
 
     def sources(self) -> dict[str, str]:
         return parse_sources(self.ingest_sources)
+
+    @field_validator("queue_wrapup_s")
+    @classmethod
+    def _wrap_up_parse(cls, value: str) -> str:
+        parse_wrap_up(value)
+        return value
+
+    @field_validator("agent_map")
+    @classmethod
+    def _agent_map_reads(cls, value: str) -> str:
+        if value:
+            path = Path(value)
+            if not path.is_file():
+                raise ValueError(f"AGENT_MAP {value}: no such file")
+            parse_agent_map(path.read_text().splitlines(), value)
+        return value
+
+    def wrap_up(self) -> dict[str, float]:
+        return parse_wrap_up(self.queue_wrapup_s)
+
+    def agent_directory(self) -> AgentDirectory:
+        """A directory per adapter: each counts its own unknown agents."""
+        if not self.agent_map:
+            return AgentDirectory()
+        return AgentDirectory(parse_agent_map(Path(self.agent_map).read_text().splitlines(), self.agent_map))

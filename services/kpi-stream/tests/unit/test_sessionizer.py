@@ -82,6 +82,9 @@ def test_transfer_out_of_the_acd_closes_the_call_with_the_transferring_leg() -> 
     s, out = run(call.events)
     assert [(r.segment, r.outcome, r.transfer_kind, r.talk_s) for r in out] == [(0, "answered", "blind", 30.0)]
     assert s.open_calls == 0
+    # the transferring agent's channel ends after the transfer and announces their wrap-up
+    revised = s.process_batch(Call("c10").ended(34, "a1", wrap_up_ms=2_000).events)
+    assert [(r.version, r.acw_s, r.talk_s) for r in revised] == [(2, 2.0, 30.0)]
 
 
 def test_not_queued_call_has_zero_queue_time_and_topic_defaults_to_call_type() -> None:

@@ -385,6 +385,9 @@ def fold_call(events: Iterable[CallEvent]) -> CallFold:
                 cur.outcome, cur.ended_at = "abandoned", t
         elif kind == "ended":
             ender = leg_of(ev.ended.agent_id) if ev.ended.agent_id else cur
+            if ender.answered_at is not None and ev.ended.wrap_up_ms:
+                # also for a leg a transfer closed: the agent's channel ends after it and announces the wrap-up
+                ender.announced_wrap_s = ev.ended.wrap_up_ms / 1000.0
             if ender is not cur and ender.conv_end is not None:
                 continue  # an earlier agent's channel closing after a transfer: not the end of the call
             if fold.ivr_open is not None:
@@ -393,7 +396,6 @@ def fold_call(events: Iterable[CallEvent]) -> CallFold:
             if cur.answered_at is not None and cur.conv_end is None:
                 cur.close_conversation(t)
                 cur.ended_at = t
-                cur.announced_wrap_s = ev.ended.wrap_up_ms / 1000.0
             elif open_unanswered:
                 reached_acd = cur.acd_entry is not None or fold.offered_at is not None or cur.segment > 0
                 cur.outcome, cur.ended_at = ("abandoned" if reached_acd else "ivr_abandoned"), t
