@@ -103,7 +103,7 @@ def test_run_thread_follows_live_appends(tmp_path: Path, ingest_kafka: str, cons
         stop.set()
         t.join(30)
     assert f.saved is not None and f.saved.line == 15
-    assert len(call_ids(consume, source, 5)) == 20
+    assert len(call_ids(consume, source, 5)) == 25
 
 
 def test_checkpoint_does_not_move_when_kafka_is_down(tmp_path: Path) -> None:
