@@ -51,7 +51,10 @@ def problems() -> list[str]:
 
 
 def doctor() -> None:
-    """Check Java, Maven and the ports `make run` uses."""
+    """Check Java, Maven and the ports `make run` uses; say whether the test switch (Asterisk) is built."""
+    from callstream_cli.asterisk_cmd import status
+
+    typer.echo(status())
     found = problems()
     for line in found:
         typer.echo(f"- {line}")

@@ -107,6 +107,21 @@ def test_a_dead_lettered_last_record_is_not_a_backlog() -> None:
     assert w.advance(10.0) == at(100)
 
 
+def test_a_quiet_caught_up_stream_closes_its_last_seconds() -> None:
+    """Live: the last event at 100 and nothing since. The watermark starts at 100 - lateness and moves up by the
+    quiet processing time, up to the newest event, so the last calls close without a next event."""
+    w = PartitionWatermark(allowed_lateness_s=10, idle_timeout_s=5)
+    w.observe("p0", at(90), now_s=1000.0, offset=0)
+    w.observe("p1", at(100), now_s=1000.0, offset=0)
+    w.note_end_offset("p0", 1)
+    w.note_end_offset("p1", 1)
+    assert w.advance(1000.0) == at(90)
+    assert w.advance(1004.0) == at(94)
+    assert w.advance(1030.0) == at(100)  # never ahead of the newest event seen
+    w.note_end_offset("p1", 2)  # a record came and is not taken yet: the quiet is over
+    assert w.advance(1031.0) == at(100)  # monotonic: it stays where it was
+
+
 def test_partition_watermark_rejects_bad_settings() -> None:
     with pytest.raises(ValueError):
         PartitionWatermark(allowed_lateness_s=-1)
