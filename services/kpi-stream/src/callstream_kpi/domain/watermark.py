@@ -114,8 +114,8 @@ class PartitionWatermark:
     is the largest event time seen (nothing is waiting anywhere); so it is when the consumer is known to
     have taken every record of every partition (it has caught up: no event sits behind another partition's
     read-ahead, and live figures need not wait for the idle timeout), minus the allowed lateness less the
-    processing time the stream has been quiet since: a stream that stops still closes its last calls. Partitions never seen hold no state that
-    a watermark could time out, so they do not count until their first event.
+    processing time the stream has been quiet since: a stream that stops still closes its last calls.
+    Partitions never seen hold no state that a watermark could time out, so they do not count until their first event.
 
     Processing time is an input (`now_s`, monotonic seconds): the class does no I/O and reads no clock.
     `current` is the value computed by the last `advance`, so reading it is cheap.
