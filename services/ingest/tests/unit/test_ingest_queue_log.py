@@ -118,6 +118,8 @@ def test_wrap_up_is_announced_and_agents_are_mapped_to_callstream_ids() -> None:
     evs = [e for e in m.map_lines(lines) if not isinstance(e, LineDefect)]
     ended = [e.ended for e in evs if isinstance(e, ce.CallEvent) and e.HasField("ended")]
     assert [(e.agent_id, e.wrap_up_ms) for e in ended] == [("emp-0001", 2000), ("zz", 1500)]
+    acw = [e.after_call_work.wrap_up_ms for e in evs if isinstance(e, ae.AgentEvent) and e.HasField("after_call_work")]
+    assert acw == [2000, 1500]
     talking = [e.agent_id for e in evs if isinstance(e, ae.AgentEvent) and e.HasField("talking")]
     assert talking == ["emp-0001", "zz"]
     assert agents.unknown == Counter({"zz": 2})  # a line each: CONNECT, BLINDTRANSFER

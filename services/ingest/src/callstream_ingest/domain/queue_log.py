@@ -199,7 +199,7 @@ class QueueLogMapper:
         elif verb in ("COMPLETECALLER", "COMPLETEAGENT"):
             party = ce.CallEnded.PARTY_CALLER if verb == "COMPLETECALLER" else ce.CallEnded.PARTY_AGENT
             call("ended", ce.CallEnded(agent_id=aid, hung_up_by=party, wrap_up_ms=self._wrap_up_ms(qid)))
-            agent_ev("after_call_work", ae.AfterCallWork(call_id=callid, queue_id=qid))
+            agent_ev("after_call_work", self._after_call_work(callid, qid))
             self._calls.pop(callid, None)
         elif verb == "ABANDON":
             call(
@@ -222,7 +222,7 @@ class QueueLogMapper:
             call("ended", ce.CallEnded(agent_id=aid, hung_up_by=ce.CallEnded.PARTY_AGENT,
                                        wrap_up_ms=self._wrap_up_ms(qid)))
             if aid:
-                agent_ev("after_call_work", ae.AfterCallWork(call_id=callid, queue_id=qid))
+                agent_ev("after_call_work", self._after_call_work(callid, qid))
             self._calls.pop(callid, None)
         elif verb == "RINGNOANSWER":
             call("ring_no_answer", ce.RingNoAnswer(agent_id=aid, queue_id=qid, ring_ms=_uint(d[0])))
@@ -248,3 +248,6 @@ class QueueLogMapper:
 
     def _wrap_up_ms(self, queue_id: str) -> int:
         return round(self.wrap_up_s.get(queue_id, 0.0) * 1000)
+
+    def _after_call_work(self, call_id: str, queue_id: str) -> ae.AfterCallWork:
+        return ae.AfterCallWork(call_id=call_id, queue_id=queue_id, wrap_up_ms=self._wrap_up_ms(queue_id))
