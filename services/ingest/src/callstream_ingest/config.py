@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
+from callstream_core.event_checks import EventTimeWindow
 from callstream_core.settings import CoreSettings
 from callstream_ingest.domain import webhook
 
@@ -37,6 +38,13 @@ class IngestSettings(CoreSettings):
     webhook_max_event_bytes: int = Field(default=webhook.MAX_EVENT_BYTES, ge=256)
     webhook_max_batch_bytes: int = Field(default=webhook.MAX_BATCH_BYTES, ge=1024)
     webhook_max_batch_events: int = Field(default=webhook.MAX_BATCH_EVENTS, ge=1)
+    # Event times the webhook accepts, around the clock at arrival. Ahead: a PBX clock a few minutes fast
+    # is normal (NTP drift, a skewed appliance); an event further ahead is a wrong clock or a forged date,
+    # and would hold the KPI stream's event time in the future. Behind: a PBX that buffered its events
+    # through an outage sends them late; a week covers a long weekend's outage, and history older than
+    # that is loaded with `callstream replay`, not the live webhook. 422 names the field otherwise.
+    webhook_max_future_s: float = Field(default=300.0, ge=0, le=7 * 24 * 3600.0)
+    webhook_max_age_s: float = Field(default=7 * 24 * 3600.0, gt=0)
     # Event ids remembered to acknowledge a repeat without producing it again (per process).
     webhook_dedup_ids: int = Field(default=200_000, ge=0)
     # How long a request waits for Kafka to confirm its batch before answering 503 (nothing acknowledged).
@@ -70,3 +78,6 @@ class IngestSettings(CoreSettings):
 
     def sources(self) -> dict[str, str]:
         return parse_sources(self.ingest_sources)
+
+    def webhook_window(self) -> EventTimeWindow:
+        return EventTimeWindow(max_future_s=self.webhook_max_future_s, max_age_s=self.webhook_max_age_s)
