@@ -6,8 +6,9 @@ topic and applies each event as the `SetAgentState` command the RPC would carry,
 it is in the command log like any command and a standby or a restart sees it too. Only the leader consumes
 (a standby follows the log instead). Offsets are stored only after the commands were applied and logged
 (at-least-once); a repeat is a no-op because the command id is the event id. An event that cannot be a
-command (no envelope, event id, event time, agent id or kind: `event_checks.event_problem`) goes to the DLQ with the reason; one the core refuses (a stale state, an
-unknown agent) is counted, not dead-lettered: it was a valid event the router's state had moved past.
+command (no envelope, event id, event time, agent id or kind: `event_checks.event_problem`) goes to the
+DLQ with the reason; one the core refuses (a stale state, an unknown agent) is counted, not dead-lettered:
+it was a valid event the router's state had moved past.
 """
 
 from __future__ import annotations
