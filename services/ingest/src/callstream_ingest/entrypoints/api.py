@@ -28,6 +28,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
+from callstream_core.http_errors import install_error_handlers
 from callstream_core.kafka import DeliveryError
 from callstream_core.observability import ReadinessCheck, ops_router
 from callstream_ingest.config import IngestSettings
@@ -114,6 +115,7 @@ def create_app(settings: IngestSettings, sink: EventSink,
 
     app = FastAPI(title="Callstream ingest", version="1", lifespan=lifespan,
                   description="Webhook intake of call and agent events for any PBX; see docs/ingest.md.")
+    install_error_handlers(app)
     app.include_router(ops_router(readiness))
     api = APIRouter(prefix="/v1", tags=["events"])
 
