@@ -66,7 +66,9 @@ def up(
         typer.echo(f"topics ready ({len(created)} created)")
         env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
                "API_TOKENS": f"{DEV_TOKEN}:manager,{DEV_SERVICE_TOKEN}:service",
-               "CALLSTREAM_TOKEN": DEV_SERVICE_TOKEN, "PYTHONUNBUFFERED": "1"}
+               "CALLSTREAM_TOKEN": DEV_SERVICE_TOKEN, "PYTHONUNBUFFERED": "1",
+               # A development run: public defaults (the caller-hash salt) are allowed.
+               "CALLSTREAM_ENV": "development"}
         manager = Manager(Printer(sys.stdout))
         chosen = services(str(run_dir))
         for service in chosen:

@@ -3,7 +3,7 @@ start-up: a bad value stops the process with the variable's name instead of fail
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from callstream_core.event_checks import EventTimeWindow
 from callstream_core.settings import CoreSettings
@@ -28,6 +28,12 @@ def parse_sources(spec: str) -> dict[str, str]:
     return sources
 
 
+# The caller-hash salt of development runs; with the old default, the public word "callstream", it is refused in
+# production (CALLSTREAM_ENV=production, the default).
+DEVELOPMENT_CALLER_SALT = "development-only-caller-salt"
+PUBLIC_CALLER_SALTS = frozenset({DEVELOPMENT_CALLER_SALT, "callstream"})
+
+
 class IngestSettings(CoreSettings):
     service_name: str = "ingest"
     http_host: str = "127.0.0.1"
@@ -49,8 +55,10 @@ class IngestSettings(CoreSettings):
     webhook_dedup_ids: int = Field(default=200_000, ge=0)
     # How long a request waits for Kafka to confirm its batch before answering 503 (nothing acknowledged).
     produce_timeout_s: float = Field(default=10.0, gt=0, le=300)
-    # Salt of the caller-number hash (analytics store numbers hashed).
-    caller_salt: str = Field(default="callstream", min_length=1)
+    # Salt of the caller-number hash (analytics store numbers hashed). A public salt lets anyone hash every
+    # phone number and read the hashes back: production must set a secret one (the Helm chart generates it);
+    # the default is for development only and says so.
+    caller_salt: str = Field(default=DEVELOPMENT_CALLER_SALT, min_length=1)
     # Asterisk queue_log to follow (empty = off) and where its checkpoint lives.
     queue_log_path: str = ""
     queue_log_checkpoint: str = ""
@@ -69,6 +77,14 @@ class IngestSettings(CoreSettings):
     # Reconnect back-off of the AMI / event-socket clients: doubles from min to max, with jitter.
     reconnect_min_s: float = Field(default=0.5, gt=0)
     reconnect_max_s: float = Field(default=30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _secret_salt_in_production(self) -> IngestSettings:
+        if self.callstream_env == "production" and self.caller_salt in PUBLIC_CALLER_SALTS:
+            raise ValueError("CALLER_SALT must be set to a secret of your own in production (the default is public: "
+                             "anyone could hash every phone number and match the stored hashes); for a "
+                             "development run set CALLSTREAM_ENV=development")
+        return self
 
     @field_validator("ingest_sources")
     @classmethod

@@ -26,7 +26,7 @@ def settings(**kw: Any) -> IngestSettings:
     # (the window itself is tested with events dated relative to the clock).
     return IngestSettings(ingest_sources=f"{TOKEN}=pbx-one,{OTHER}=pbx-two", webhook_max_event_bytes=2048,
                           webhook_max_batch_bytes=64 * 1024, webhook_max_batch_events=100,
-                          webhook_max_age_s=50 * 365 * 86400.0, **kw)
+                          webhook_max_age_s=50 * 365 * 86400.0, callstream_env="development", **kw)
 
 
 @pytest.fixture(scope="module")

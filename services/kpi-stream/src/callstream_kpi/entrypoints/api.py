@@ -122,8 +122,7 @@ def create_app(settings: KpiSettings, client: Client, broadcaster: Broadcaster,
         """Server-sent events `snapshot` and `alert`. EventSource cannot send headers: the token may come as
         `?access_token=`."""
         header = request.headers.get("authorization", "")
-        token = header[7:] if header.lower().startswith("bearer ") else access_token
-        principal = auth.authenticate(token) if token else None
+        principal = auth.from_header(header) if header else auth.authenticate(access_token) if access_token else None
         if principal is None:
             raise HTTPException(401, "a bearer token is required (header or ?access_token=)")
         if principal.role not in {*READERS, "agent", "admin"}:
