@@ -13,8 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from confluent_kafka import Consumer, TopicPartition
-from scenarios import T0, TOKEN, isolated_topics, scenario, worker_settings
+from scenarios import T0, TOKEN, isolated_topics, read_dead_letters, scenario, worker_settings
 
 from callstream_core.kafka import EventProducer
 from callstream_kpi.entrypoints.worker import KpiWorker
@@ -27,23 +26,8 @@ def _event(call_id: str, **envelope: Any) -> dict[str, Any]:
                          "schemaVersion": 1, **envelope}, "callId": call_id, "offered": {"context": {"queueId": "q"}}}
 
 
-def _read_dlq(bootstrap: str, name: str, expected: int, timeout: float = 60.0) -> dict[bytes, str]:
-    """key -> dlq.error of the records on `name`, read until `expected` are there or the deadline."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"t-{uuid.uuid4()}",
-                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
-    meta = consumer.list_topics(name, timeout=10)
-    consumer.assign([TopicPartition(name, p, 0) for p in meta.topics[name].partitions])
-    found: dict[bytes, str] = {}
-    deadline = time.monotonic() + timeout
-    try:
-        while len(found) < expected and time.monotonic() < deadline:
-            for msg in consumer.consume(100, 0.5):
-                if msg.error() is None:
-                    headers = dict(msg.headers() or [])
-                    found[msg.key() or b""] = headers["dlq.error"].decode()
-    finally:
-        consumer.close()
-    return found
+def _reasons(bootstrap: str, name: str, expected: int) -> dict[bytes, str]:
+    return {key or b"": headers["dlq.error"] for key, _value, headers in read_dead_letters(bootstrap, name, expected)}
 
 
 def test_non_events_and_impossible_times_go_to_the_dlq(kafka_bootstrap: str, clickhouse_url: str) -> None:
@@ -106,7 +90,7 @@ def test_non_events_and_impossible_times_go_to_the_dlq(kafka_bootstrap: str, cli
     # Exactly the scenario's calls (scenarios.scenario: 5 received, 1 blocked): nothing bad was counted.
     assert seen["counters"]["received"] == 5 and seen["counters"]["offered"] == 4
     assert seen["epoch"]["received"] == 0, "a phantom call at 1970-01-01"
-    reasons = _read_dlq(kafka_bootstrap, prefix + "cc.call-events.v1.dlq", len(bad))
+    reasons = _reasons(kafka_bootstrap, prefix + "cc.call-events.v1.dlq", len(bad))
     assert set(reasons) == set(bad)
     assert "not an object" in reasons[b"list"]
     assert reasons[b"empty"] == reasons[b"no-envelope"] == "the event has no envelope"
@@ -116,6 +100,6 @@ def test_non_events_and_impossible_times_go_to_the_dlq(kafka_bootstrap: str, cli
     assert reasons[b"no-call-id"] == "call_id is empty"
     for key in (b"year-9999", b"year-2300"):
         assert reasons[key].startswith("envelope.occurred_at: event time") and "ahead of the clock" in reasons[key]
-    agent_reasons = _read_dlq(kafka_bootstrap, prefix + "cc.agent-events.v1.dlq", len(agent_bad))
+    agent_reasons = _reasons(kafka_bootstrap, prefix + "cc.agent-events.v1.dlq", len(agent_bad))
     assert set(agent_reasons) == set(agent_bad)
     assert "ahead of the clock" in agent_reasons[b"agent-9999"]
