@@ -163,7 +163,8 @@ async def _paced_latency(url: str, events_per_s: float) -> list[float]:
 def webhook(bootstrap: str) -> dict[str, float]:
     port = free_port()
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "HTTP_PORT": str(port),
-           "INGEST_SOURCES": f"{TOKEN}=bench-pbx", "LOG_LEVEL": "WARNING", "WEBHOOK_DEDUP_IDS": "0"}
+           "INGEST_SOURCES": f"{TOKEN}=bench-pbx", "LOG_LEVEL": "WARNING", "WEBHOOK_DEDUP_IDS": "0",
+           "CALLSTREAM_ENV": "development"}
     proc = subprocess.Popen([sys.executable, "-m", "callstream_ingest"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"

@@ -16,6 +16,7 @@ from fastapi import FastAPI
 
 from callstream_core.kafka import admin
 from callstream_core.observability import configure_logging
+from callstream_core.settings import load_settings
 from callstream_ingest.adapters.queue_log_follow import QueueLogFollower, default_checkpoint
 from callstream_ingest.config import IngestSettings
 from callstream_ingest.entrypoints.api import create_app
@@ -90,7 +91,7 @@ def _clients(settings: IngestSettings, sink: EventSink) -> list[asyncio.Task[Non
 
 
 def main() -> None:
-    settings = IngestSettings()
+    settings = load_settings(IngestSettings)
     configure_logging(settings.service_name, settings.log_level)
     app, _sink = build(settings)
     uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_config=None)

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
+from callstream_core.event_checks import EventTimeWindow
 from callstream_core.settings import CoreSettings
 from callstream_ingest.domain import webhook
 from callstream_ingest.domain.identity import AgentDirectory, parse_agent_map
@@ -45,6 +46,12 @@ def parse_wrap_up(spec: str) -> dict[str, float]:
     return wrap_up
 
 
+# The caller-hash salt of development runs; with the old default, the public word "callstream", it is refused in
+# production (CALLSTREAM_ENV=production, the default).
+DEVELOPMENT_CALLER_SALT = "development-only-caller-salt"
+PUBLIC_CALLER_SALTS = frozenset({DEVELOPMENT_CALLER_SALT, "callstream"})
+
+
 class IngestSettings(CoreSettings):
     service_name: str = "ingest"
     # Before every topic name (as the KPI worker's TOPIC_PREFIX): several isolated platforms on one broker.
@@ -57,12 +64,21 @@ class IngestSettings(CoreSettings):
     webhook_max_event_bytes: int = Field(default=webhook.MAX_EVENT_BYTES, ge=256)
     webhook_max_batch_bytes: int = Field(default=webhook.MAX_BATCH_BYTES, ge=1024)
     webhook_max_batch_events: int = Field(default=webhook.MAX_BATCH_EVENTS, ge=1)
+    # Event times the webhook accepts, around the clock at arrival. Ahead: a PBX clock a few minutes fast
+    # is normal (NTP drift, a skewed appliance); an event further ahead is a wrong clock or a forged date,
+    # and would hold the KPI stream's event time in the future. Behind: a PBX that buffered its events
+    # through an outage sends them late; a week covers a long weekend's outage, and history older than
+    # that is loaded with `callstream replay`, not the live webhook. 422 names the field otherwise.
+    webhook_max_future_s: float = Field(default=300.0, ge=0, le=7 * 24 * 3600.0)
+    webhook_max_age_s: float = Field(default=7 * 24 * 3600.0, gt=0)
     # Event ids remembered to acknowledge a repeat without producing it again (per process).
     webhook_dedup_ids: int = Field(default=200_000, ge=0)
     # How long a request waits for Kafka to confirm its batch before answering 503 (nothing acknowledged).
     produce_timeout_s: float = Field(default=10.0, gt=0, le=300)
-    # Salt of the caller-number hash (analytics store numbers hashed).
-    caller_salt: str = Field(default="callstream", min_length=1)
+    # Salt of the caller-number hash (analytics store numbers hashed). A public salt lets anyone hash every
+    # phone number and read the hashes back: production must set a secret one (the Helm chart generates it);
+    # the default is for development only and says so.
+    caller_salt: str = Field(default=DEVELOPMENT_CALLER_SALT, min_length=1)
     # Asterisk queue_log to follow (empty = off) and where its checkpoint lives.
     queue_log_path: str = ""
     queue_log_checkpoint: str = ""
@@ -87,6 +103,14 @@ class IngestSettings(CoreSettings):
     # Reconnect back-off of the AMI / event-socket clients: doubles from min to max, with jitter.
     reconnect_min_s: float = Field(default=0.5, gt=0)
     reconnect_max_s: float = Field(default=30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _secret_salt_in_production(self) -> IngestSettings:
+        if self.callstream_env == "production" and self.caller_salt in PUBLIC_CALLER_SALTS:
+            raise ValueError("CALLER_SALT must be set to a secret of your own in production (the default is public: "
+                             "anyone could hash every phone number and match the stored hashes); for a "
+                             "development run set CALLSTREAM_ENV=development")
+        return self
 
     @field_validator("ingest_sources")
     @classmethod
@@ -121,3 +145,6 @@ class IngestSettings(CoreSettings):
         if not self.agent_map:
             return AgentDirectory()
         return AgentDirectory(parse_agent_map(Path(self.agent_map).read_text().splitlines(), self.agent_map))
+
+    def webhook_window(self) -> EventTimeWindow:
+        return EventTimeWindow(max_future_s=self.webhook_max_future_s, max_age_s=self.webhook_max_age_s)
