@@ -206,6 +206,12 @@ def test_rendered_objects(helm: str, chart_copy: Path, variant: str) -> None:
     assert any(p["metadata"]["name"].endswith("kpi-stream") for p in by_kind["PodDisruptionBudget"])
     secrets = by_kind.get("Secret", [])
     assert bool(secrets) is ("auth.existingSecret=my-token" not in VARIANTS[variant])
+    # issue 17 item 9: ingest hashes caller numbers with a secret salt from the Secret, never the public default.
+    ingest_env = {e["name"]: e for e in deployments["ingest"]["spec"]["template"]["spec"]["containers"][0]["env"]}
+    salt_ref = ingest_env["CALLER_SALT"]["valueFrom"]["secretKeyRef"]
+    for secret in secrets:
+        if secret["metadata"]["name"] == salt_ref["name"]:
+            assert len(base64.b64decode(secret["data"][salt_ref["key"]])) == 40
 
     stubs = [d for d in by_kind.get("ConfigMap", []) if d["metadata"]["name"].endswith("-stub")]
     assert bool(stubs) is (variant == "deps-on")

@@ -22,6 +22,7 @@ from callstream.agent.v1 import agent_events_pb2
 from callstream.common.v1 import envelope_pb2
 from callstream.hr.v1 import hr_events_pb2
 from callstream_core.auth import Principal, TokenAuth
+from callstream_core.http_errors import install_error_handlers
 from callstream_core.observability import ops_router
 from callstream_hr.adapters import db
 from callstream_hr.adapters.kpi_history import KpiApiHistory
@@ -169,6 +170,7 @@ def create_app(settings: HrSettings) -> FastAPI:
         return None
 
     app = FastAPI(title="Callstream HR", version="1", lifespan=lifespan)
+    install_error_handlers(app)
     app.include_router(ops_router({"database": db_ready}))
     app.state.sessions = sessions
     app.state.engine = engine
