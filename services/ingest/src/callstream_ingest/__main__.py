@@ -78,6 +78,8 @@ def _clients(settings: IngestSettings, sink: EventSink) -> list[asyncio.Task[Non
     if settings.ami_host:
         ami = switch_clients.AmiClient(settings.ami_host, settings.ami_port, settings.ami_username,
                                        settings.ami_secret, sink, source=settings.ami_source,
+                                       caller_salt=settings.caller_salt, wrap_up_s=settings.wrap_up(),
+                                       agents=settings.agent_directory(),
                                        backoff=switch_clients.Backoff(settings.reconnect_min_s,
                                                                       settings.reconnect_max_s))
         tasks.append(asyncio.create_task(ami.run()))

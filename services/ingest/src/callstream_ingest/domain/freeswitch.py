@@ -67,6 +67,12 @@ class EslParser:
     max_frame_bytes: int = MAX_FRAME_BYTES
     _buf: bytearray = field(default_factory=bytearray)
 
+    def unfinished(self) -> bytes:
+        """The bytes of a frame begun and not ended (what a dropped connection cut off); clears them."""
+        rest = bytes(self._buf)
+        self._buf.clear()
+        return rest
+
     def feed(self, data: bytes) -> list[EslFrame]:
         self._buf += data
         out: list[EslFrame] = []
