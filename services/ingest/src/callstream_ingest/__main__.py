@@ -85,7 +85,8 @@ def _clients(settings: IngestSettings, sink: EventSink) -> list[asyncio.Task[Non
         tasks.append(asyncio.create_task(ami.run()))
     if settings.esl_host:
         esl = switch_clients.EslClient(settings.esl_host, settings.esl_port, settings.esl_password, sink,
-                                       source=settings.esl_source,
+                                       source=settings.esl_source, caller_salt=settings.caller_salt,
+                                       agents=settings.agent_directory(),
                                        backoff=switch_clients.Backoff(settings.reconnect_min_s,
                                                                       settings.reconnect_max_s))
         tasks.append(asyncio.create_task(esl.run()))

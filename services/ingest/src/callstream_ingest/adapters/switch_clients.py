@@ -241,11 +241,12 @@ class EslClient(_Client):
     SUBSCRIBE = b"event plain CUSTOM callcenter::info\n\n"
 
     def __init__(self, host: str, port: int, password: str, sink: EventSink, *,
-                 source: str = "freeswitch-callcenter", backoff: Backoff | None = None,
+                 source: str = "freeswitch-callcenter", caller_salt: str = "callstream",
+                 agents: AgentDirectory | None = None, backoff: Backoff | None = None,
                  connect_timeout_s: float = 10.0, login_timeout_s: float = 10.0) -> None:
         super().__init__(host, port, sink, backoff, connect_timeout_s)
         self.password = password
-        self.mapper = CallcenterMapper(source)
+        self.mapper = CallcenterMapper(source, caller_salt, agents=agents)
         self.login_timeout_s = login_timeout_s
 
     async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
