@@ -11,7 +11,15 @@ import pytest
 
 from callstream.agent.v1 import agent_events_pb2 as ae
 from callstream.call.v1 import call_events_pb2 as ce
-from callstream_ingest.domain.ami import AmiEventMapper, AmiFramingError, AmiParser, Event, Message, login_action
+from callstream_ingest.domain.ami import (
+    IGNORED_EVENTS,
+    AmiEventMapper,
+    AmiFramingError,
+    AmiParser,
+    Event,
+    Message,
+    login_action,
+)
 from callstream_ingest.domain.identity import AgentDirectory, caller_hash
 
 STREAM = (
@@ -268,3 +276,22 @@ def test_a_message_cut_off_by_a_dropped_connection_is_kept() -> None:
         {"Event": "FullyBooted"}]
     assert p.unfinished() == b"Event: Hangup\r\nUniq"
     assert p.unfinished() == b""
+
+
+def test_every_ignored_event_has_its_reason_in_the_docs() -> None:
+    docs = (Path(__file__).parents[4] / "docs" / "ingest.md").read_text()
+    section = docs[docs.index("## Asterisk AMI"):docs.index("## FreeSWITCH mod_callcenter")]
+    assert [name for name in IGNORED_EVENTS if name not in section] == []
+
+
+def test_a_ring_no_answer_published_after_the_caller_left_is_the_call_the_member_rang_for() -> None:
+    """When the caller's channel is gone as the member's ring times out, app_queue publishes AgentRingNoAnswer
+    without channel fields (as seen on the real Asterisk for AgentComplete): the member's last ring says whose."""
+    m = AmiEventMapper()
+    member = {"Queue": "sales", "Interface": "Local/rna@agents/n", "MemberName": "a9"}
+    m.map(JOIN, NOW)
+    m.map(frame(Event="AgentCalled", Timestamp="1700000001", Uniqueid="9.2", Linkedid="9.1", DestUniqueid="9.5",
+                **member), NOW)
+    rona = m.map(frame(Event="AgentRingNoAnswer", Timestamp="1700000003", RingTime="2000", **member), NOW)
+    assert [(e.call_id, e.WhichOneof("kind")) for e in rona] == [("9.2", "ring_no_answer")]
+    assert AmiEventMapper().map(frame(Event="AgentRingNoAnswer", RingTime="2000", **member), NOW) == []

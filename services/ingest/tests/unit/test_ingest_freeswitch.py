@@ -181,3 +181,9 @@ def test_a_recorded_callcenter_session() -> None:
     kinds_of_agents = [(e.agent_id, e.WhichOneof("kind")) for e in evs if isinstance(e, ae.AgentEvent)]
     assert ("1001@default", "not_ready") in kinds_of_agents and ("emp-1000", "logged_out") in kinds_of_agents
     assert len({e.envelope.event_id for e in evs}) == len(evs)
+
+
+def test_every_ignored_action_has_its_reason_in_the_docs() -> None:
+    docs = (Path(__file__).parents[4] / "docs" / "ingest.md").read_text()
+    section = docs[docs.index("## FreeSWITCH mod_callcenter"):docs.index("## Settings (environment)")]
+    assert [name.split("(")[0] for name in IGNORED_ACTIONS if name.split("(")[0] not in section] == []

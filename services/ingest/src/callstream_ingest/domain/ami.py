@@ -197,8 +197,9 @@ class AmiEventMapper:
         self.last_defect: str | None = None  # reason code when the last map() found the event defective
         self._calls: dict[str, _QueueCall] = {}
         self._call_of_link: dict[str, str] = {}
-        # (queue, member interface) -> the call the member answered: an AgentComplete without channel fields
-        self._answering: dict[tuple[str, str], str] = {}
+        # (queue, member interface) -> the call the member was last rung for or answered: app_queue publishes
+        # AgentRingNoAnswer / AgentComplete without channel fields when the caller's channel is gone already
+        self._member_call: dict[tuple[str, str], str] = {}
 
     @property
     def open_calls(self) -> int:
@@ -271,6 +272,9 @@ class AmiEventMapper:
 
         queue_call_events = {"QueueCallerJoin", "QueueCallerAbandon", "AgentCalled", "AgentConnect",
                              "AgentRingNoAnswer", "AgentDump"}
+        member_key = (queue, msg.get("Interface", ""))
+        if name == "AgentRingNoAnswer" and not uniqueid:
+            uniqueid = self._member_call.get(member_key, "")  # published after the caller's channel was gone
         if name in queue_call_events and not uniqueid:
             return self._bad("missing_call_id")
         member_events = {"AgentCalled", "AgentConnect", "AgentComplete", "AgentRingNoAnswer", "AgentDump",
@@ -295,6 +299,7 @@ class AmiEventMapper:
                  key=f"{uniqueid}|ring|{msg.get('DestUniqueid') or aid}")
             agent(aid, "reserved", ae.Reserved(call_id=uniqueid, queue_id=queue))
             self._track(uniqueid, queue, linkedid)
+            self._member_call[member_key] = uniqueid
         elif name == "AgentConnect":
             c = self._track(uniqueid, queue, linkedid)
             aid = self._agent(msg)
@@ -307,10 +312,10 @@ class AmiEventMapper:
             call(uniqueid, "answered", ce.CallAnswered(agent_id=aid, queue_id=queue), key=f"{uniqueid}|answer")
             agent(aid, "talking", ae.Talking(call_id=uniqueid, queue_id=queue))
             c.answered, c.agent_id, c.member_channel = True, aid, msg.get("DestChannel", "")
-            self._answering[queue, msg.get("Interface", "")] = uniqueid
+            self._member_call[member_key] = uniqueid
         elif name == "AgentComplete":
             aid = self._agent(msg)
-            answered_here = self._answering.pop((queue, msg.get("Interface", "")), "")
+            answered_here = self._member_call.pop(member_key, "")
             if not uniqueid:
                 # Published after the caller's channel was gone (it hung up first): no channel fields. That
                 # channel's Hangup ended the call already, unless it is still open under this member.
