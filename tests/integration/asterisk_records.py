@@ -11,9 +11,12 @@ readings allow.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+
+CENTER = Path(__file__).resolve().parents[2] / "deploy" / "local" / "asterisk"  # the test center's configuration
 
 END_OF_TALK = {"COMPLETEAGENT", "COMPLETECALLER", "BLINDTRANSFER", "ATTENDEDTRANSFER", "TRANSFER"}
 
@@ -84,3 +87,16 @@ def read_queue_log(path: Path, *, sl_threshold_s: float, short_abandon_s: float,
             if abs(int(calltime) - talk) > 1:
                 figures.duration_mismatches.append(f"{line}: calltime {calltime} vs {talk}")
     return figures
+
+
+def center_wrap_up() -> dict[str, float]:
+    """Each queue's wrapuptime, as Asterisk reads it from the test center's queues.conf."""
+    wrap: dict[str, float] = {}
+    queue = ""
+    for line in (CENTER / "queues.conf").read_text().splitlines():
+        line = line.split(";")[0].strip()
+        if m := re.fullmatch(r"\[(\w+)\]", line):
+            queue = m[1]
+        elif m := re.fullmatch(r"wrapuptime\s*=\s*(\d+)", line):
+            wrap[queue] = float(m[1])
+    return wrap
