@@ -52,6 +52,12 @@ def login_action(username: str, secret: str, action_id: str = "login-1", events:
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
+def filter_actions(action_id: str, filters: tuple[str, ...]) -> bytes:
+    """``Action: Filter`` messages adding whitelist filters (only events matching one of them are sent)."""
+    return b"".join(f"Action: Filter\r\nActionID: {_escape(action_id)}\r\nOperation: Add\r\n"
+                    f"Filter: {_escape(f)}\r\n\r\n".encode() for f in filters)
+
+
 @dataclass(slots=True)
 class AmiParser:
     """Feed bytes, get complete messages (dict of headers; repeated keys: last wins).
