@@ -18,6 +18,10 @@ from callstream_core.local_kafka import find_repo_root
 DEV_TOKEN = "dev-manager-token"
 # The simulator and ingest talk to the router as a switch would: with a machine-role token.
 DEV_SERVICE_TOKEN = "dev-service-token"
+# How long the demo's simulator waits for the routing service to lead: its start-up applies topics, takes the
+# log and replays it from the newest snapshot (up to 600 s or 50,000 commands of earlier runs), a few seconds
+# on a warm machine; two minutes covers a cold JVM broker and a loaded laptop.
+ROUTER_START_S = 120.0
 
 
 @dataclass(frozen=True)
@@ -76,8 +80,14 @@ def up(
                                 env={**env, **service.env})
         scenario = find_repo_root() / "deploy" / "local" / "demo-center.yaml"
         if simulate and scenario.exists() and importlib.util.find_spec("callstream_ingest.simulator"):
+            # The simulator is the demo's switch and the routing service its ACD, over gRPC as a real switch
+            # would use it: the wallboard's expected wait is the router's, and the router's metrics move.
+            # It waits for the router to lead (start-up replays the command log of earlier runs).
+            router = [s for s in chosen if s.name == "routing"]
+            routed = (f"--router {router[0].address} --router-wait {ROUTER_START_S:g}" if router
+                      else "--router inproc")
             manager.add_process("simulator", f"{sys.executable} -m callstream_cli.main simulate {scenario} "
-                                "--speed 1", env=env)
+                                f"--speed 1 {routed}", env={**env, "ROUTER_TOKEN": DEV_SERVICE_TOKEN})
         typer.echo(f"\nKafka            {bootstrap}")
         for service in chosen:
             typer.echo(f"{service.name:16} {service.address}")
