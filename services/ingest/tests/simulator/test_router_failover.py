@@ -6,7 +6,7 @@ leader is SIGKILLed. Before the fix the simulator died on the first UNAVAILABLE;
 it finishes the day, every call it offered reaches an end, no call rings two agents at once, and every
 assignment on the decisions topic (the router's own record) is one the simulator heard of, each reservation once.
 The take-over is measured and printed (kill -> standby SERVING, and the longest a command of the simulator
-waited) and held to the bound docs/routing.md states: LEASE_TIMEOUT_S + 3 s with the production defaults.
+waited) and held to the bound docs/routing.md states: LEASE_TIMEOUT_S + 4 s with the production defaults.
 
 A second router started on a port already taken fails at start-up with one clear line (it used to bind too,
 through SO_REUSEPORT, and answer half the connections UNAVAILABLE).
@@ -24,18 +24,16 @@ from typing import Any
 import pytest
 import yaml
 from confluent_kafka import Consumer, TopicPartition
-from confluent_kafka.admin import NewTopic
 
 from callstream.routing.v1 import routing_pb2
 from callstream_core import wire
-from callstream_core.kafka import admin, apply_topics
 from callstream_ingest.simulator import Engine, ListSink, parse_scenario, queue_configs
 from callstream_ingest.simulator.clock import Pacer, run
 from callstream_ingest.simulator.grpc_router import GrpcRouter
 from callstream_routing import domain as d
 from callstream_routing.client import RetryPolicy, RouterClient
 from callstream_routing.entrypoints.grpc_server import DECISIONS_TOPIC
-from callstream_routing.testing import SERVING, start_router
+from callstream_routing.testing import SERVING, new_log_topic, start_router
 
 from .test_simulator import check_call, kinds_by_call, small
 
@@ -44,20 +42,15 @@ TOKEN = "failover-test-token"
 # The production defaults (RoutingSettings): the bound asserted is the one docs/routing.md gives for them.
 HEARTBEAT_S = 1.0
 LEASE_S = 5.0
-# docs/routing.md, "Standby and take-over": a SIGKILLed leader is replaced within LEASE_TIMEOUT_S + 3 s.
-TAKEOVER_BOUND_S = LEASE_S + 3.0
+# docs/routing.md, "Standby and take-over": a SIGKILLed leader is replaced within LEASE_TIMEOUT_S + 4 s.
+TAKEOVER_BOUND_S = LEASE_S + 4.0
 # Virtual seconds per wall second: ~50 s of wall time for the day, a take-over in the middle of it.
 SPEED = 40.0
 
 
 @pytest.fixture
 def log_topic(kafka_bootstrap: str) -> str:
-    apply_topics(kafka_bootstrap)
-    name = f"test-failover-log-{uuid.uuid4().hex[:8]}"
-    client = admin(kafka_bootstrap)  # kept referenced until the futures resolve
-    for future in client.create_topics([NewTopic(name, num_partitions=1, replication_factor=1)]).values():
-        future.result(30)
-    return name
+    return new_log_topic(kafka_bootstrap, "test-failover-log")
 
 
 class TimedRouter(GrpcRouter):
@@ -139,6 +132,7 @@ def test_the_simulator_rides_out_a_leader_killed_mid_load(kafka_bootstrap: str, 
         def kill_mid_load() -> None:
             while engine.summary.received < expected_calls * 0.4 and not engine.done:
                 time.sleep(0.01)  # polling interval (bounded: the day ends)
+            found["killed_virtual_s"] = engine.now
             found["killed"] = leader.kill()
             found["serving"] = standby.wait_for(SERVING, timeout=60)
 
@@ -149,8 +143,7 @@ def test_the_simulator_rides_out_a_leader_killed_mid_load(kafka_bootstrap: str, 
         finally:
             router.close()
             killer.join(90)
-        after_kill = [(sent, answered) for sent, answered in router.commands if answered > found["killed"]]
-        found["first_answer_s"] = min(answered for _sent, answered in after_kill) - found["killed"]
+        # The gap the switch sees: the command in flight at the kill, retried until the new leader answered it.
         found["longest_command_s"] = max(answered - sent for sent, answered in router.commands)
         found["retries"] = router.client.retries
         found["served_by_standby"] = router.client.leader == standby.address
@@ -160,12 +153,12 @@ def test_the_simulator_rides_out_a_leader_killed_mid_load(kafka_bootstrap: str, 
 
     takeover = found["serving"] - found["killed"]
     print(f"\nleader SIGKILLed mid-load (lease {LEASE_S:g} s, heartbeat {HEARTBEAT_S:g} s): standby SERVING after "
-          f"{takeover:.2f} s; the simulator's first answer after {found['first_answer_s']:.2f} s; its longest "
-          f"command {found['longest_command_s']:.2f} s; {found['retries']} retries; bound {TAKEOVER_BOUND_S:g} s")
+          f"{takeover:.2f} s; the simulator's longest command {found['longest_command_s']:.2f} s; "
+          f"{found['retries']} retries; bound {TAKEOVER_BOUND_S:g} s")
     assert found["served_by_standby"], "the simulator must end on the new leader"
     assert found["retries"] > 0, "the kill must have been felt by the switch (retries), else nothing was tested"
     assert takeover <= TAKEOVER_BOUND_S
-    assert found["first_answer_s"] <= TAKEOVER_BOUND_S + RetryPolicy().backoff_max_s
+    assert found["longest_command_s"] <= TAKEOVER_BOUND_S + RetryPolicy().backoff_max_s
 
     # The simulator's record: every call it offered reached an end, in a switch's order (check_call).
     calls = kinds_by_call(sink)
@@ -176,14 +169,17 @@ def test_the_simulator_rides_out_a_leader_killed_mid_load(kafka_bootstrap: str, 
     assert summary.answered > 0 and fates["answered"] + fates["transferred"] == summary.answered
     # No call rings two agents at once: a ring is followed by its answer or its ring-no-answer before the next.
     rings: dict[str, list[tuple[str, str]]] = {}
+    ring_at: dict[tuple[str, str], float] = {}  # virtual seconds from the start
     for call_id, events in calls.items():
         open_ring = None
         for event in events:
+            virtual_s = event.envelope.occurred_at.ToMilliseconds() / 1000 - engine.start.timestamp()
             kind = event.WhichOneof("kind")
             if kind == "ringing":
                 assert open_ring is None, f"{call_id} rings {event.ringing.agent_id} while ringing {open_ring}"
                 open_ring = event.ringing.agent_id
                 rings.setdefault(call_id, []).append((call_id, open_ring))
+                ring_at[(call_id, open_ring)] = virtual_s
             elif kind in ("answered", "ring_no_answer", "abandoned"):
                 open_ring = None
 
@@ -198,4 +194,6 @@ def test_the_simulator_rides_out_a_leader_killed_mid_load(kafka_bootstrap: str, 
     decided = {(x.call_id, x.assigned.agent_id) for x in on_topic.values()}
     assert decided <= heard, f"assignments the simulator never heard of: {sorted(decided - heard)[:5]}"
     print(f"{summary.received} calls ({summary.answered} answered, {summary.abandoned} abandoned), "
-          f"{len(on_topic)} assignments on the decisions topic, {len(heard - decided)} heard but not on it")
+          f"{len(on_topic)} assignments on the decisions topic, {len(heard - decided)} heard but not on it "
+          f"(rung at {sorted(round(ring_at[p] - found['killed_virtual_s'], 1) for p in heard - decided)} virtual s "
+          f"from the kill; {SPEED:g} virtual s a wall second)")

@@ -289,19 +289,13 @@ def test_grpc_router_matches_in_process(kafka_bootstrap: str, tmp_path: Path) ->
     """The same scenario through the Router gRPC service (paced, 60×) and the in-process core: same outcome.
     No hard calls: the remote router's cool-down runs on its wall clock (docs/simulator.md). The router is its
     own process (not a fork of this one: gRPC does not survive a fork after other tests used it in threads)."""
-    import uuid
 
-    from confluent_kafka.admin import NewTopic
 
-    from callstream_core.kafka import admin
     from callstream_ingest.simulator.grpc_router import GrpcRouter
     from callstream_routing.client import RouterClient
-    from callstream_routing.testing import SERVING, start_router
+    from callstream_routing.testing import SERVING, new_log_topic, start_router
 
-    topic = f"sim-test-routing-log-{uuid.uuid4().hex[:8]}"
-    client = admin(kafka_bootstrap)
-    for future in client.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)]).values():
-        future.result(30)
+    topic = new_log_topic(kafka_bootstrap, "sim-test-routing-log")
     sc = parse_scenario(small(
         call_types=[{"call_type": "A", "queue_id": "q1", "arrivals": {"rate_per_hour": 300, "hours": 0.15},
                      "talk": {"dist": "exponential", "mean": 60}, "acw": {"dist": "constant", "value": 10},

@@ -8,16 +8,29 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+from confluent_kafka.admin import NewTopic
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from callstream_core.kafka import admin, apply_topics
 from callstream_core.local_kafka import free_port
 from callstream_routing.entrypoints.grpc_server import SERVICE
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
+
+
+def new_log_topic(kafka_bootstrap: str, prefix: str) -> str:
+    """A fresh single-partition command log `prefix-<random>` (and the registry topics), for one test or round."""
+    apply_topics(kafka_bootstrap)
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    client = admin(kafka_bootstrap)  # kept referenced until the futures resolve
+    for future in client.create_topics([NewTopic(name, num_partitions=1, replication_factor=1)]).values():
+        future.result(30)
+    return name
 
 
 def health(address: str, service: str = SERVICE) -> int | None:

@@ -10,19 +10,16 @@ The take-over itself, under load with the simulator, is services/ingest/tests/si
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
 import pytest
-from confluent_kafka.admin import NewTopic
 
 from callstream.routing.v1 import routing_pb2, routing_pb2_grpc
-from callstream_core.kafka import admin, apply_topics
 from callstream_core.local_kafka import free_port
 from callstream_routing.client import RetryPolicy, RouterClient, RouterUnavailable
-from callstream_routing.testing import SERVING, RouterProcess, start_router
+from callstream_routing.testing import SERVING, RouterProcess, new_log_topic, start_router
 
 pytestmark = pytest.mark.integration
 TOKEN = "test-switch-token"
@@ -30,12 +27,7 @@ TOKEN = "test-switch-token"
 
 @pytest.fixture
 def log_topic(kafka_bootstrap: str) -> str:
-    apply_topics(kafka_bootstrap)
-    name = f"test-client-log-{uuid.uuid4().hex[:8]}"
-    client = admin(kafka_bootstrap)  # kept referenced until the futures resolve
-    for future in client.create_topics([NewTopic(name, num_partitions=1, replication_factor=1)]).values():
-        future.result(30)
-    return name
+    return new_log_topic(kafka_bootstrap, "test-client-log")
 
 
 @pytest.fixture
@@ -105,7 +97,7 @@ def test_the_client_raises_answers_at_once_and_gives_up_at_its_deadline(leader: 
     try:
         with pytest.raises(grpc.RpcError) as refused:
             wrong.call("GetQueueState", routing_pb2.GetQueueStateRequest(queue_id="sales"))
-        assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED and wrong.retries == 0  # type: ignore[attr-defined]
+        assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED and wrong.retries == 0
     finally:
         wrong.close()
     nobody = f"127.0.0.1:{free_port()}"  # nothing listens there: UNAVAILABLE on every attempt
