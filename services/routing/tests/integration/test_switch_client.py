@@ -3,7 +3,8 @@
 - a router started on a port already taken exits at once with one clear line, and fences nobody (it used to
   bind too, through gRPC's SO_REUSEPORT, and answer half the connections UNAVAILABLE);
 - a StreamAssignments re-opened with replay_last_s gets the decisions published before it was opened;
-- RouterClient raises the router's answer at once, and gives up on routers that never lead at its deadline.
+- RouterClient finds the leader by its health, raises the router's answer at once, and gives up on routers that
+  never lead at its deadline.
 The take-over itself, under load with the simulator, is services/ingest/tests/simulator/test_router_failover.py.
 """
 
@@ -102,6 +103,13 @@ def test_the_client_raises_answers_at_once_and_gives_up_at_its_deadline(leader: 
         wrong.close()
     nobody = f"127.0.0.1:{free_port()}"  # nothing listens there: UNAVAILABLE on every attempt
     policy = RetryPolicy(attempt_timeout_s=0.5, deadline_s=1.5, backoff_initial_s=0.05, backoff_max_s=0.2)
+    both = RouterClient([nobody, leader.address], TOKEN, policy=policy)
+    try:
+        assert both.wait_for_leader(10) == leader.address == both.leader  # found by its health, tried first
+        both.call("GetQueueState", routing_pb2.GetQueueStateRequest(queue_id="sales"))
+        assert both.retries == 0
+    finally:
+        both.close()
     absent = RouterClient([nobody], TOKEN, policy=policy)
     began = time.monotonic()
     try:
