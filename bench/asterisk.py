@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import statistics
-import sys
 import tempfile
 import threading
 import time
@@ -31,7 +30,7 @@ from pathlib import Path
 import httpx
 
 from bench import kafka_baseline
-from bench.common import percentile, print_figures
+from bench.common import percentile, print_figures, selected_parts
 from bench.kafka_baseline import bootstrap_servers
 from callstream_core import wire
 from callstream_core.kafka import apply_topics
@@ -265,10 +264,7 @@ PARTS = ("queue_log", "ami", "latency")
 
 
 def main(argv: list[str] | None = None) -> None:
-    parts = (argv if argv is not None else sys.argv[1:]) or list(PARTS)
-    unknown = set(parts) - set(PARTS)
-    if unknown:
-        raise SystemExit(f"unknown part(s) {sorted(unknown)}; choose from {', '.join(PARTS)}")
+    parts = selected_parts(argv, PARTS)
     figures: dict[str, float] = {}
     with ExitStack() as stack:
         bootstrap = bootstrap_servers(stack)

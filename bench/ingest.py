@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 
 from bench import kafka_baseline
-from bench.common import percentile, print_figures
+from bench.common import percentile, print_figures, selected_parts
 from bench.kafka_baseline import bootstrap_servers
 from callstream.call.v1 import call_events_pb2 as ce
 from callstream_core import wire
@@ -194,10 +194,7 @@ PARTS = ("produce", "replay", "webhook")
 
 def main(argv: list[str] | None = None) -> None:
     """All parts, or the ones named on the command line (`python -m bench.ingest produce webhook`)."""
-    parts = (argv if argv is not None else sys.argv[1:]) or list(PARTS)
-    unknown = set(parts) - set(PARTS)
-    if unknown:
-        raise SystemExit(f"unknown part(s) {sorted(unknown)}; choose from {', '.join(PARTS)}")
+    parts = selected_parts(argv, PARTS)
     figures: dict[str, float] = {}
     with ExitStack() as stack:
         bootstrap = bootstrap_servers(stack)

@@ -16,16 +16,14 @@ import contextlib
 import fcntl
 import os
 import secrets
-import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 from types import TracebackType
 
-from callstream_core.local_kafka import find_repo_root, free_port
+from callstream_core.local_kafka import die_with_parent, find_repo_root, free_port
 
 TARBALL_ENV = "CALLSTREAM_ASTERISK_TARBALL"
 CACHE_ENV = "CALLSTREAM_CACHE"
@@ -86,12 +84,6 @@ def ensure_built(tarball: Path | None = None, *, quiet: bool = True) -> Path:
     return prefix
 
 
-def _die_with_parent() -> list[str]:
-    """SIGTERM to Asterisk when the process that started it dies (even by SIGKILL), as for the local broker."""
-    setpriv = shutil.which("setpriv")
-    return [setpriv, "--pdeathsig", "TERM", "--"] if setpriv and sys.platform == "linux" else []
-
-
 class LocalAsterisk:
     """An Asterisk process with the test center's dialplan and queues; a context manager.
 
@@ -139,7 +131,7 @@ class LocalAsterisk:
         try:
             # -f: stay in the foreground (we own the process); -n: no colors; -C: our configuration only.
             self.process = subprocess.Popen(
-                [*_die_with_parent(), str(prefix / "sbin" / "asterisk"), "-f", "-n", "-C", str(self.config)],
+                [*die_with_parent(), str(prefix / "sbin" / "asterisk"), "-f", "-n", "-C", str(self.config)],
                 stdout=console, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
         finally:
             console.close()

@@ -199,7 +199,7 @@ Configuration:
         - ref: file
 """
 
-def _die_with_parent() -> list[str]:
+def die_with_parent() -> list[str]:
     """A command prefix (Linux, util-linux) that gives the broker SIGTERM when the process that started it
     dies, even by SIGKILL. setpriv rather than a preexec_fn: nothing runs between fork and exec in a
     process whose other threads (librdkafka's) may hold locks."""
@@ -297,7 +297,7 @@ class LocalKafka:
         config.write_text(server_properties(self.data_dir, self.port, self.controller_port))
         (self.data_dir / "log4j2.yaml").write_text(LOG4J2)
         self._format(config)
-        prefix = _die_with_parent() if attached else []
+        prefix = die_with_parent() if attached else []
         with (self.logs_dir / "console.log").open("ab") as console:
             # Its own session: stop() signals the whole group, and Ctrl-C in a terminal reaches us first.
             # setpriv execs java: the pid stays the broker's.

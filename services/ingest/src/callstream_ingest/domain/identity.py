@@ -12,10 +12,11 @@ Caller identity: analytics store caller numbers hashed with a salt (`caller_hash
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+
+from callstream_core.envelope import hash_caller
 
 
 class AgentMapError(ValueError):
@@ -60,5 +61,6 @@ class AgentDirectory:
 
 
 def caller_hash(salt: str, number: str) -> str:
-    """sha256 of salt and number; empty for an unknown number (anonymous callers are not one caller)."""
-    return hashlib.sha256(f"{salt}:{number}".encode()).hexdigest() if number else ""
+    """The platform's caller hash (`callstream_core.envelope.hash_caller`, as the simulator's); empty for an
+    unknown number (anonymous callers are not one caller)."""
+    return hash_caller(number, salt)
