@@ -386,13 +386,18 @@ async def serve(settings: RoutingSettings, *, ready: Callable[[int], None] | Non
         (routing_pb2.DESCRIPTOR.services_by_name["Router"].full_name, reflection.SERVICE_NAME, health.SERVICE_NAME),
         server)
     address = f"{settings.grpc_host}:{settings.grpc_port}"
-    if settings.tls_cert_file and settings.tls_key_file:
+    if settings.tls_enabled and settings.tls_cert_file and settings.tls_key_file:
         credentials = grpc.ssl_server_credentials(
             [(settings.tls_key_file.read_bytes(), settings.tls_cert_file.read_bytes())])
         port = server.add_secure_port(address, credentials)
     else:
         port = server.add_insecure_port(address)
     await server.start()
+    health_server = grpc.aio.server()
+    if settings.health_port is not None:
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, health_server)
+        health_server.add_insecure_port(f"{settings.grpc_host}:{settings.health_port}")
+        await health_server.start()
     # The process is up ("" SERVING, for liveness); the Router service only once it leads (for readiness).
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     await health_servicer.set(SERVICE, health_pb2.HealthCheckResponse.NOT_SERVING)
@@ -418,6 +423,7 @@ async def serve(settings: RoutingSettings, *, ready: Callable[[int], None] | Non
         reader.close()
         await health_servicer.enter_graceful_shutdown()
         await server.stop(grace=2)
+        await health_server.stop(grace=None)
         await router.stop()
 
 
