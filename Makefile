@@ -19,7 +19,7 @@ tools: ## install what the machine lacks: uv, Java/Maven, PostgreSQL, Chromium, 
 install: tools ## install the workspace (.venv from uv.lock), fetch the Kafka jars, build helm (cached)
 	$(UV) sync --frozen --all-packages
 	$(RUN) callstream kafka fetch
-	bash deploy/helm/install-helm.sh
+	bash deploy/helm/install-helm.sh --if-go
 
 .PHONY: proto
 proto: ## regenerate Python code and descriptors from proto/ (refuses breaking changes)
