@@ -37,7 +37,9 @@ from callstream_core.local_postgres import LocalPostgres
 
 from .conftest import ROOT, Render
 
-pytestmark = pytest.mark.integration
+# The first test builds the image when its inputs changed (about 7 minutes cold on a 2-core machine, see
+# docs/deploy-kubernetes.md): longer than the suite's 300 s per test.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(3600)]
 VARIANTS = {"tls-on": [], "tls-off": ["tls.enabled=false"]}
 PORT_VARIABLES = ("HTTP_PORT", "GRPC_PORT", "METRICS_PORT", "HEALTH_PORT")
 # A cold start of the slowest service (kpi-stream: migrations, recovery, consumer group) on a loaded machine.
