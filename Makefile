@@ -21,6 +21,10 @@ install: tools ## install the workspace (.venv from uv.lock), fetch the Kafka ja
 	$(RUN) callstream kafka fetch
 	bash deploy/helm/install-helm.sh --if-go
 
+.PHONY: asterisk
+asterisk: install ## build the test switch, Asterisk, from shared/vendor once (~3 min; cached in ~/.cache/callstream)
+	$(RUN) callstream asterisk build
+
 .PHONY: proto
 proto: ## regenerate Python code and descriptors from proto/ (refuses breaking changes)
 	$(RUN) python proto/tools/protogen.py generate
@@ -55,7 +59,7 @@ typecheck: ## mypy on every package and bench/
 	$(RUN) mypy $(PY_PACKAGES)
 
 .PHONY: test
-test: install lint typecheck proto-check ## everything CI runs: install, lint, types, contracts, all tests
+test: install asterisk lint typecheck proto-check ## everything CI runs: install, lint, types, contracts, all tests
 	$(RUN) callstream topics doc | diff -u docs/topics.md - || (echo "docs/topics.md is stale: run make docs" && exit 1)
 	$(RUN) pytest
 

@@ -6,6 +6,7 @@ import json
 import os
 import platform
 import subprocess
+import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +24,15 @@ def percentile(samples: Sequence[float], pct: float) -> float:
         raise ValueError("no samples")
     rank = max(0, min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1))))
     return ordered[rank]
+
+
+def selected_parts(argv: list[str] | None, parts: Sequence[str]) -> list[str]:
+    """The parts of a bench named on its command line (all when none), or exit naming the unknown ones."""
+    chosen = (argv if argv is not None else sys.argv[1:]) or list(parts)
+    unknown = set(chosen) - set(parts)
+    if unknown:
+        raise SystemExit(f"unknown part(s) {sorted(unknown)}; choose from {', '.join(parts)}")
+    return chosen
 
 
 def machine() -> str:

@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 
 from bench import kafka_baseline
-from bench.common import percentile, print_figures
+from bench.common import percentile, print_figures, selected_parts
 from bench.kafka_baseline import bootstrap_servers
 from callstream.call.v1 import call_events_pb2 as ce
 from callstream_core import wire
@@ -163,7 +163,8 @@ async def _paced_latency(url: str, events_per_s: float) -> list[float]:
 def webhook(bootstrap: str) -> dict[str, float]:
     port = free_port()
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "HTTP_PORT": str(port),
-           "INGEST_SOURCES": f"{TOKEN}=bench-pbx", "LOG_LEVEL": "WARNING", "WEBHOOK_DEDUP_IDS": "0"}
+           "INGEST_SOURCES": f"{TOKEN}=bench-pbx", "LOG_LEVEL": "WARNING", "WEBHOOK_DEDUP_IDS": "0",
+           "CALLSTREAM_ENV": "development"}
     proc = subprocess.Popen([sys.executable, "-m", "callstream_ingest"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
@@ -193,10 +194,7 @@ PARTS = ("produce", "replay", "webhook")
 
 def main(argv: list[str] | None = None) -> None:
     """All parts, or the ones named on the command line (`python -m bench.ingest produce webhook`)."""
-    parts = (argv if argv is not None else sys.argv[1:]) or list(PARTS)
-    unknown = set(parts) - set(PARTS)
-    if unknown:
-        raise SystemExit(f"unknown part(s) {sorted(unknown)}; choose from {', '.join(PARTS)}")
+    parts = selected_parts(argv, PARTS)
     figures: dict[str, float] = {}
     with ExitStack() as stack:
         bootstrap = bootstrap_servers(stack)

@@ -230,6 +230,11 @@ def test_rendered_objects(render: Render, variant: str) -> None:
     secrets = by_kind.get("Secret", [])
     assert bool(secrets) is ("auth.existingSecret=my-token" not in VARIANTS[variant])
     _assert_dashboards_shipped(by_kind)
+    # issue 17 item 9: ingest hashes caller numbers with a secret salt from the Secret, never the public default.
+    salt_ref = _env(deployments["ingest"])["CALLER_SALT"]["valueFrom"]["secretKeyRef"]
+    for secret in secrets:
+        if secret["metadata"]["name"] == salt_ref["name"]:
+            assert len(base64.b64decode(secret["data"][salt_ref["key"]])) == 40
 
     stubs = [d for d in by_kind.get("ConfigMap", []) if d["metadata"]["name"].endswith("-stub")]
     assert bool(stubs) is (variant == "deps-on")

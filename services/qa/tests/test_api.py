@@ -247,3 +247,12 @@ def test_reports(qa_server: Any) -> None:
         kpis = mgr.get("/reports/qa-controller", params={"month": month}).json()
         assert kpis["evaluations_done"] >= 2 and kpis["turnaround_hours_mean"] > 0
         assert agent1.get("/reports/qa-controller", params={"month": month}).status_code == 403
+
+
+def test_a_lone_surrogate_in_a_json_body_is_a_422(qa_server: Any) -> None:
+    """issue 17 item 7: `"\\ud800"` is legal JSON but no UTF-8: the 422 that echoes it back was a 500."""
+    with qa_server.client("qa") as qa:
+        r = qa.post("/forms", content=b'{"form_id": "f-\\ud800", "name": "\\ud800", "sections": []}',
+                    headers={"Content-Type": "application/json"})
+    assert r.status_code == 422, r.text
+    assert ("body", "name") in {tuple(d["loc"]) for d in r.json()["detail"]}

@@ -95,6 +95,12 @@ seccompProfile:
     secretKeyRef:
       name: {{ include "callstream.apiTokenSecret" .root }}
       key: {{ .root.Values.auth.secretKey }}
+# Salt of the caller-number hash: a secret, never the public development default.
+- name: CALLER_SALT
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "callstream.apiTokenSecret" .root }}
+      key: {{ .root.Values.auth.callerSaltKey }}
 - name: TLS_ENABLED
   value: {{ .root.Values.tls.enabled | quote }}
 {{- if .root.Values.tls.enabled }}

@@ -4,13 +4,30 @@ from __future__ import annotations
 
 import re
 import shutil
-import socket
 import subprocess
 
 import typer
 
-DEFAULT_PORTS = {9092: "Kafka", 8000: "ingest webhooks", 8001: "KPI API and wallboard", 8002: "QA API",
-                 8003: "HR API", 50051: "routing gRPC"}
+from callstream_cli.kafka_cmd import DEV_CONTROLLER_PORT, DEV_PORT
+from callstream_core.local_kafka import port_free
+from callstream_hr.config import HrSettings
+from callstream_ingest.config import IngestSettings
+from callstream_kpi.config import KpiSettings
+from callstream_qa.config import QASettings
+from callstream_routing.config import RoutingSettings
+
+# Every port `make run` binds: the development broker's two (clients, KRaft controller), each service's
+# HTTP port and routing's gRPC and metrics ports. Taken from the settings themselves, so a changed default is
+# checked without editing this list.
+DEFAULT_PORTS = {
+    DEV_PORT: "Kafka", DEV_CONTROLLER_PORT: "Kafka controller",
+    IngestSettings.model_fields["http_port"].default: "ingest webhooks",
+    KpiSettings.model_fields["http_port"].default: "KPI API and wallboard",
+    QASettings.model_fields["http_port"].default: "QA API",
+    HrSettings.model_fields["http_port"].default: "HR API",
+    RoutingSettings.model_fields["grpc_port"].default: "routing gRPC",
+    RoutingSettings.model_fields["metrics_port"].default: "routing metrics",
+}
 
 
 def _java_major() -> int | None:
@@ -22,16 +39,6 @@ def _java_major() -> int | None:
         return None
     major = int(match.group(1))
     return int(match.group(2) or 0) if major == 1 else major
-
-
-def port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def problems() -> list[str]:
@@ -51,7 +58,10 @@ def problems() -> list[str]:
 
 
 def doctor() -> None:
-    """Check Java, Maven and the ports `make run` uses."""
+    """Check Java, Maven and the ports `make run` uses; say whether the test switch (Asterisk) is built."""
+    from callstream_cli.asterisk_cmd import status
+
+    typer.echo(status())
     found = problems()
     for line in found:
         typer.echo(f"- {line}")

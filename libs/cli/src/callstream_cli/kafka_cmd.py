@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from callstream_core.local_kafka import LocalKafka, ensure_jars, find_repo_root, stop_from_pid_file
+from callstream_core.local_kafka import LocalKafka, PortTaken, ensure_jars, find_repo_root, stop_from_pid_file
 
 app = typer.Typer(help="The local Kafka broker (KRaft, single node, official jars).", no_args_is_help=True)
 DEV_PORT = 9092
@@ -19,8 +19,17 @@ def dev_data_dir() -> Path:
     return find_repo_root() / ".local" / "kafka" / "dev"
 
 
-def dev_broker() -> LocalKafka:
-    return LocalKafka(dev_data_dir(), port=DEV_PORT, controller_port=DEV_CONTROLLER_PORT)
+def dev_broker(port: int = DEV_PORT, controller_port: int = DEV_CONTROLLER_PORT) -> LocalKafka:
+    return LocalKafka(dev_data_dir(), port=port, controller_port=controller_port)
+
+
+def start_or_exit(broker: LocalKafka) -> None:
+    """Start `broker`; a taken port is one clear line on stderr and exit status 1, not a traceback."""
+    try:
+        broker.start()
+    except PortTaken as exc:
+        typer.echo(f"cannot start Kafka: {exc}", err=True)
+        raise typer.Exit(1) from None
 
 
 @app.command()
@@ -30,14 +39,19 @@ def fetch() -> None:
 
 
 @app.command()
-def start() -> None:
+def start(port: int = typer.Option(DEV_PORT, help="client port"),
+          controller_port: int = typer.Option(DEV_CONTROLLER_PORT, help="controller (KRaft) port")) -> None:
     """Run the development broker on 127.0.0.1:9092 in the foreground until Ctrl-C."""
     stopped = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stopped.set())
-    with dev_broker() as broker:
+    broker = dev_broker(port, controller_port)
+    start_or_exit(broker)
+    try:
         typer.echo(f"Kafka ready at {broker.bootstrap_servers} (data in {broker.data_dir}); Ctrl-C stops it")
         stopped.wait()
+    finally:
+        broker.stop()
     typer.echo("Kafka stopped")
 
 

@@ -11,7 +11,7 @@ import typer
 from honcho.manager import Manager
 from honcho.printer import Printer
 
-from callstream_cli.kafka_cmd import dev_broker
+from callstream_cli.kafka_cmd import dev_broker, start_or_exit
 from callstream_core.kafka import apply_topics
 from callstream_core.local_kafka import find_repo_root
 
@@ -59,14 +59,16 @@ def up(
     broker = None if external else dev_broker()
     if broker is not None:
         typer.echo("starting Kafka (KRaft, single node) ...")
-        broker.start()
+        start_or_exit(broker)
     bootstrap = external or (broker.bootstrap_servers if broker else "")
     try:
         created = apply_topics(bootstrap)
         typer.echo(f"topics ready ({len(created)} created)")
         env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
                "API_TOKENS": f"{DEV_TOKEN}:manager,{DEV_SERVICE_TOKEN}:service",
-               "CALLSTREAM_TOKEN": DEV_SERVICE_TOKEN, "PYTHONUNBUFFERED": "1"}
+               "CALLSTREAM_TOKEN": DEV_SERVICE_TOKEN, "PYTHONUNBUFFERED": "1",
+               # A development run: public defaults (the caller-hash salt) are allowed.
+               "CALLSTREAM_ENV": "development"}
         manager = Manager(Printer(sys.stdout))
         chosen = services(str(run_dir))
         for service in chosen:

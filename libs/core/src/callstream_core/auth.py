@@ -18,19 +18,32 @@ class Principal:
     role: str
 
 
-class TokenAuth:
-    """Maps tokens to roles; `require(...)` gives a FastAPI dependency allowing only those roles."""
+class BearerTokens:
+    """The token -> role table and the one bearer check of every API, HTTP (TokenAuth) and gRPC (routing)."""
 
     def __init__(self, tokens: dict[str, str]) -> None:
-        # token -> (subject, role); the subject is the token's role plus a short fingerprint for audit logs.
-        self._tokens = dict(tokens)
+        self._tokens = [(known.encode(), known, role) for known, role in tokens.items()]
 
     def authenticate(self, token: str) -> Principal | None:
-        for known, role in self._tokens.items():
-            # Constant-time comparison: response timing must not reveal how much of a token matched.
-            if hmac.compare_digest(known.encode(), token.encode()):
-                return Principal(subject=f"{role}:{known[:4]}…", role=role)
-        return None
+        """The token's principal (subject: its role and a short fingerprint for audit logs), or None.
+
+        Constant time: every known token is compared with hmac.compare_digest and the loop never stops early,
+        so response timing reveals neither how much of a token matched nor which entry did."""
+        given = token.encode()
+        found: Principal | None = None
+        for known_bytes, known, role in self._tokens:
+            if hmac.compare_digest(known_bytes, given) and found is None:
+                found = Principal(subject=f"{role}:{known[:4]}…", role=role)
+        return found
+
+    def from_header(self, authorization: str) -> Principal | None:
+        """The principal of an `Authorization: Bearer <token>` value (any case of "Bearer"), or None."""
+        scheme, _, token = authorization.partition(" ")
+        return self.authenticate(token.strip()) if scheme.lower() == "bearer" and token.strip() else None
+
+
+class TokenAuth(BearerTokens):
+    """Bearer roles for FastAPI: `require(...)` gives a dependency allowing only those roles."""
 
     def require(self, *roles: str) -> Callable[..., Principal]:
         allowed = set(roles) | {"admin"}

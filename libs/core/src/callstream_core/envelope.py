@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 
 from callstream.common.v1 import envelope_pb2
 
@@ -39,10 +39,6 @@ def new_envelope(source: str, occurred_at: datetime, event_id: str | None = None
 
 def to_millis(moment: datetime) -> int:
     return round(moment.timestamp() * 1000)
-
-
-def from_millis(millis: int) -> datetime:
-    return datetime.fromtimestamp(millis / 1000, tz=UTC)
 
 
 def hash_caller(number: str, salt: str) -> str:

@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import faust
@@ -52,8 +52,10 @@ def faust_topic(app: faust.App, topic: Topic) -> faust.TopicT:
     return app.topic(topic.name, key_serializer="raw", value_serializer="raw", partitions=topic.partitions)
 
 
-def decode_events(events: Sequence[EventT], topic: Topic, dead_letters: DeadLetters) -> list[Received[Any]]:
-    """Decode a batch; what cannot be decoded is dead-lettered with its reason and left out."""
+def decode_events(events: Sequence[EventT], topic: Topic, dead_letters: DeadLetters,
+                  check: Callable[[Any], str | None] | None = None) -> list[Received[Any]]:
+    """Decode a batch; what cannot be decoded, or what `check` refuses (it returns the reason), is
+    dead-lettered with its reason and left out."""
     decoded: list[Received[Any]] = []
     for event in events:
         msg = event.message
@@ -63,9 +65,12 @@ def decode_events(events: Sequence[EventT], topic: Topic, dead_letters: DeadLett
         value = msg.value if isinstance(msg.value, bytes | None) else bytes(msg.value)
         try:
             body = wire.decode(value, topic.message_type, wire.header_value(headers, wire.CONTENT_TYPE))
+            problem = check(body) if check is not None else None
         except wire.WireError as exc:
+            problem = str(exc)
+        if problem is not None:
             key = msg.key if isinstance(msg.key, bytes | str | None) else bytes(msg.key)
-            dead_letters.send_record(msg.topic, msg.partition, msg.offset, key, value, headers, str(exc))
+            dead_letters.send_record(msg.topic, msg.partition, msg.offset, key, value, headers, problem)
             continue
         key_bytes = msg.key
         decoded.append(Received(topic=msg.topic, partition=msg.partition, offset=msg.offset,

@@ -7,9 +7,7 @@ that cannot be decoded or validated goes to T.dlq with headers naming where it c
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -137,50 +135,6 @@ class EventProducer:
 
     def __len__(self) -> int:
         return len(self._producer)
-
-
-class AsyncEventProducer:
-    """asyncio face of EventProducer for FastAPI/gRPC services: `await send(...)` resolves on confirmation."""
-
-    def __init__(self, producer: EventProducer) -> None:
-        self._producer = producer
-        self._stop = threading.Event()
-        # librdkafka delivers callbacks from poll(); a thread keeps polling so awaits resolve promptly.
-        self._poller = threading.Thread(target=self._poll_forever, name="kafka-delivery", daemon=True)
-        self._poller.start()
-
-    def _poll_forever(self) -> None:
-        while not self._stop.is_set():
-            self._producer.poll(0.05)
-
-    def submit(self, topic: str, message: ProtoMessage, *, key: str) -> asyncio.Future[None]:
-        """Queue the message now (the call order is the log order) and return a future of its confirmation."""
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[None] = loop.create_future()
-
-        def on_delivery(err: KafkaError | None, _msg: Message) -> None:
-            def settle() -> None:
-                if done.done():
-                    return
-                if err is None:
-                    done.set_result(None)
-                else:
-                    done.set_exception(DeliveryError(str(err)))
-            loop.call_soon_threadsafe(settle)
-
-        self._producer.produce(topic, message, key=key, on_delivery=on_delivery)
-        return done
-
-    async def send(self, topic: str, message: ProtoMessage, *, key: str) -> None:
-        await self.submit(topic, message, key=key)
-
-    async def send_many(self, topic: str, messages: Sequence[tuple[str, ProtoMessage]]) -> None:
-        await asyncio.gather(*(self.send(topic, m, key=k) for k, m in messages))
-
-    def close(self, timeout: float = 30.0) -> None:
-        self._stop.set()
-        self._poller.join(timeout)
-        self._producer.flush(timeout)
 
 
 @dataclass(frozen=True)

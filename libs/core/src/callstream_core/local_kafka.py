@@ -103,6 +103,22 @@ def _fetch(lib: Path) -> None:
     _stamp().write_text(_stamp_text())
 
 
+class PortTaken(RuntimeError):
+    """A port the broker needs is taken: the message is one line saying which and what to do."""
+
+
+def port_free(port: int) -> bool:
+    """Whether a loopback listener could bind `port` now (SO_REUSEADDR, as the broker binds: a port left in
+    TIME_WAIT by an earlier broker counts as free)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def free_port(avoid: Sequence[int] = ()) -> int:
     """A loopback port nobody listens on now (another process may still take it before the broker does)."""
     while True:
@@ -183,7 +199,7 @@ Configuration:
         - ref: file
 """
 
-def _die_with_parent() -> list[str]:
+def die_with_parent() -> list[str]:
     """A command prefix (Linux, util-linux) that gives the broker SIGTERM when the process that started it
     dies, even by SIGKILL. setpriv rather than a preexec_fn: nothing runs between fork and exec in a
     process whose other threads (librdkafka's) may hold locks."""
@@ -265,7 +281,15 @@ class LocalKafka:
             raise RuntimeError(f"formatting Kafka storage failed:\n{result.stdout}{result.stderr}")
 
     def start(self, ready_timeout: float = 90.0, *, attached: bool = True) -> LocalKafka:
-        """Start and wait until ready. attached: the broker dies with this process (Linux), even on SIGKILL."""
+        """Start and wait until ready. attached: the broker dies with this process (Linux), even on SIGKILL.
+
+        A taken port raises PortTaken before anything is written or launched (the broker itself would only
+        exit, leaving a 34-line traceback that said "see server.log")."""
+        for port, what in ((self.port, "Kafka clients"), (self.controller_port, "the Kafka controller")):
+            if not port_free(port):
+                raise PortTaken(f"port {port} ({what}) is taken by another program: stop it (`ss -ltnp 'sport = "
+                                f":{port}'` names it; `callstream kafka stop` ends a broker left running) or give "
+                                f"the broker other ports")
         _require("java")
         ensure_jars()
         self.logs_dir.mkdir(parents=True, exist_ok=True)
@@ -273,7 +297,7 @@ class LocalKafka:
         config.write_text(server_properties(self.data_dir, self.port, self.controller_port))
         (self.data_dir / "log4j2.yaml").write_text(LOG4J2)
         self._format(config)
-        prefix = _die_with_parent() if attached else []
+        prefix = die_with_parent() if attached else []
         with (self.logs_dir / "console.log").open("ab") as console:
             # Its own session: stop() signals the whole group, and Ctrl-C in a terminal reaches us first.
             # setpriv execs java: the pid stays the broker's.
@@ -420,7 +444,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     data_dir.mkdir(parents=True, exist_ok=True)
     broker = LocalKafka(data_dir, port=args.port, controller_port=args.controller_port)
     started = time.monotonic()
-    broker.start(attached=args.foreground)
+    try:
+        broker.start(attached=args.foreground)
+    except PortTaken as exc:
+        print(exc, file=sys.stderr)
+        return 1
     print(f"Kafka {KAFKA_VERSION} ready at {broker.bootstrap_servers} in {time.monotonic() - started:.1f} s "
           f"(data and logs in {data_dir})", flush=True)
     if not args.foreground:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -11,6 +12,17 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+# Bearer tokens that arrive in a URL (the wallboard's `?token=`, its EventSource's `?access_token=`: a
+# browser cannot send a header there) are cut out of every log line, the access log's request line included.
+_TOKEN_IN_URL = re.compile(r"(?i)([?&;][\w.-]*token=)[^&;\s\"']+")
+REDACTED = "[redacted]"
+
+
+def redact(text: str) -> str:
+    """`text` with the value of every URL parameter named `...token` (`token=`, `access_token=`) replaced."""
+    return _TOKEN_IN_URL.sub(r"\1" + REDACTED, text)
+
 
 # Fields a log call may pass in `extra=` that are worth keeping as JSON keys.
 CONTEXT_FIELDS = ("call_id", "event_id", "agent_id", "topic", "partition", "offset", "service")
@@ -27,14 +39,14 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "service": self.service,
             "logger": record.name,
-            "msg": record.getMessage(),
+            "msg": redact(record.getMessage()),
         }
         for field in CONTEXT_FIELDS:
             value = getattr(record, field, None)
             if value is not None:
                 entry[field] = value
         if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
+            entry["exc"] = redact(self.formatException(record.exc_info))
         return json.dumps(entry, default=str)
 
 

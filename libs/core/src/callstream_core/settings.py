@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+S = TypeVar("S", bound="CoreSettings")
 
 ROLES = frozenset({"agent", "team_lead", "qa", "hr", "manager", "admin", "service"})
 
@@ -17,6 +19,10 @@ class CoreSettings(BaseSettings):
     model_config = SettingsConfigDict(env_file=None, extra="ignore", frozen=True)
 
     service_name: str = Field(default="callstream", min_length=1)
+    # production (the default, so a deployment that forgets it is held to the strict rules) or development
+    # (`make run` / `callstream up`, tests): development may run on defaults that are public, e.g. the salt
+    # of the caller-number hash; production refuses to start on them.
+    callstream_env: Literal["production", "development"] = "production"
     kafka_bootstrap_servers: str = Field(default="127.0.0.1:9092", min_length=3)
     # chdb:///abs/path = embedded engine (one process per data directory); http(s)://host:8123 = a server.
     clickhouse_url: str = "chdb:///tmp/callstream-chdb"
@@ -92,3 +98,12 @@ def parse_tokens(spec: str) -> dict[str, str]:
             raise ValueError("API tokens must be at least 8 characters")
         tokens[token] = role
     return tokens
+
+
+def load_settings(settings_type: type[S]) -> S:
+    """The settings from the environment, or exit at once with one line per bad variable (no traceback)."""
+    try:
+        return settings_type()
+    except ValidationError as exc:
+        lines = [f"{'.'.join(str(p) for p in e['loc']).upper() or 'settings'}: {e['msg']}" for e in exc.errors()]
+        raise SystemExit(f"{settings_type.__name__}: cannot start:\n  " + "\n  ".join(lines)) from None

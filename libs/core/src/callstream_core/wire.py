@@ -69,7 +69,12 @@ def decode(data: bytes | None, message_type: type[M], ctype: str | None = None) 
         if ctype == PROTOBUF:
             message.ParseFromString(data)
         else:
-            json_format.Parse(data.decode("utf-8"), message, ignore_unknown_fields=False)
+            text = data.decode("utf-8")
+            # json_format.Parse takes `[]` for an empty message (it iterates any JSON value): a message is
+            # a JSON object, anything else is refused here.
+            if not text.lstrip().startswith("{"):
+                raise WireError(f"cannot decode {message_type.DESCRIPTOR.full_name}: the JSON value is not an object")
+            json_format.Parse(text, message, ignore_unknown_fields=False)
     except (DecodeError, json_format.ParseError, UnicodeDecodeError) as exc:
         raise WireError(f"cannot decode {message_type.DESCRIPTOR.full_name}: {exc}") from exc
     return message

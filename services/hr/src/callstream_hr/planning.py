@@ -12,7 +12,7 @@ upper bound when agents have several skills).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -24,6 +24,7 @@ from callstream_hr.domain.forecast import (
     evaluate_holdout,
     history_from_intervals,
 )
+from callstream_hr.domain.roster import Employee, QueueShifts, Roster, RosterRules, build_roster
 from callstream_hr.domain.shifts import ShiftPlan, ShiftTemplate, plan_shifts
 
 INTERVAL = timedelta(minutes=30)
@@ -56,6 +57,9 @@ class StaffingGoals:
     shrinkage: float = 0.0
 
     def agents(self, calls: float, aht_s: float) -> StaffingResult:
+        if aht_s == 0:  # the interval's calls took no handling time (history of 0-second services): no load
+            return StaffingResult(0, 0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, "erlang_c" if self.patience_s is None
+                                  else "erlang_a")
         return required_agents(calls, INTERVAL.total_seconds(), aht_s, self.sl_target, self.t_s,
                                max_occupancy=self.max_occupancy, asa_goal=self.asa_goal,
                                abandon_goal=self.abandon_goal, patience_s=self.patience_s, shrinkage=self.shrinkage)
@@ -127,6 +131,26 @@ def check_week_start(week_start: datetime) -> None:
         raise ValueError(f"the week must start on a 30-minute boundary (UTC), not {week_start.isoformat()}")
 
 
+def _forecast_queue(source: HistorySource, queue_id: str, history_start: datetime, history_weeks: int,
+                    holdout_weeks: int, model: SeasonalForecaster, goals: StaffingGoals | None) -> QueueForecast:
+    """One queue's forecast of the week after its history, its hold-out accuracy and, with goals, its agents."""
+    points = source.intervals(queue_id, history_start, history_start + history_weeks * WEEK)
+    try:
+        history = history_from_intervals(points, history_start, history_weeks, INTERVAL)
+    except ValueError as exc:
+        raise HistoryUnavailable(f"queue {queue_id!r}: {exc}") from exc
+    for week, total in enumerate(history.calls.sum(axis=1)):
+        if total == 0:
+            day = (history_start + week * WEEK).date().isoformat()
+            raise BadHistory(f"queue {queue_id!r} has no offered call in the week from {day}: missing "
+                             "history? Ask for fewer history weeks, or check the queue id")
+    fc = model.forecast(history, horizon_weeks=1)
+    calls, aht = [float(v) for v in fc.flat_calls()], [float(v) for v in fc.flat_aht_s()]
+    staffing = [goals.agents(c, a) for c, a in zip(calls, aht, strict=True)] if goals else None
+    return QueueForecast(queue_id, calls, aht, float(history.calls.sum()),
+                         evaluate_holdout(history, holdout_weeks, model), staffing)
+
+
 def forecast_week(
     source: HistorySource,
     queue_ids: Sequence[str],
@@ -153,23 +177,8 @@ def forecast_week(
         raise ValueError("a shift plan needs staffing goals (agents per interval to cover)")
     model = forecaster if forecaster is not None else SeasonalForecaster()
     history_start = week_start - history_weeks * WEEK
-    queues = []
-    for queue_id in queue_ids:
-        points = source.intervals(queue_id, history_start, week_start)
-        try:
-            history = history_from_intervals(points, history_start, history_weeks, INTERVAL)
-        except ValueError as exc:
-            raise HistoryUnavailable(f"queue {queue_id!r}: {exc}") from exc
-        for week, total in enumerate(history.calls.sum(axis=1)):
-            if total == 0:
-                day = (history_start + week * WEEK).date().isoformat()
-                raise BadHistory(f"queue {queue_id!r} has no offered call in the week from {day}: missing "
-                                 "history? Ask for fewer history weeks, or check the queue id")
-        fc = model.forecast(history, horizon_weeks=1)
-        calls, aht = [float(v) for v in fc.flat_calls()], [float(v) for v in fc.flat_aht_s()]
-        staffing = [goals.agents(c, a) for c, a in zip(calls, aht, strict=True)] if goals else None
-        queues.append(QueueForecast(queue_id, calls, aht, float(history.calls.sum()),
-                                    evaluate_holdout(history, holdout_weeks, model), staffing))
+    queues = [_forecast_queue(source, queue_id, history_start, history_weeks, holdout_weeks, model, goals)
+              for queue_id in queue_ids]
     requirement = None
     plan = None
     if goals is not None:
@@ -180,3 +189,158 @@ def forecast_week(
                            time_limit_s=shifts.time_limit_s,
                            understaffing_penalty_slots=shifts.understaffing_penalty_slots)
     return WeekPlan(week_start, history_start, history_weeks, queues, requirement, plan)
+
+
+@dataclass(frozen=True, slots=True)
+class QueueTargets:
+    """A queue's service targets as the planner staffs them (the queue settings of HR's targets API)."""
+
+    queue_id: str
+    sl_target: float = 0.8
+    t_s: float = 20.0
+    patience_s: float | None = None  # mean caller patience: Erlang A; None: Erlang C (nobody hangs up)
+    max_occupancy: float = 1.0
+    asa_goal: float | None = None
+    abandon_goal: float | None = None
+
+    def goals(self, shrinkage: float) -> StaffingGoals:
+        return StaffingGoals(self.sl_target, self.t_s, self.max_occupancy, self.asa_goal, self.abandon_goal,
+                             self.patience_s, shrinkage)
+
+
+@dataclass(frozen=True)
+class RosterOptions:
+    """How the week is staffed once the forecast is made.
+
+    ``shrinkage`` is the share of paid time lost to absence, training, meetings: everything except the
+    breaks, which the shift templates place (applying a break allowance here too would count breaks twice).
+    """
+
+    templates: tuple[ShiftTemplate, ...]
+    employees: tuple[Employee, ...]
+    rules: RosterRules = field(default_factory=RosterRules)
+    shrinkage: float = 0.0
+    shift_time_limit_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.shrinkage < 1.0:
+            raise ValueError("shrinkage must be in [0, 1)")
+        if not self.templates:
+            raise ValueError("at least one shift template is needed")
+        if not self.employees:
+            raise ValueError("at least one employee is needed")
+
+
+@dataclass(frozen=True)
+class RosterPlan:
+    """The week from history to roster: per queue the forecast and agents, the shift plans, the roster."""
+
+    forecast: WeekPlan
+    targets: tuple[QueueTargets, ...]
+    shift_plans: dict[str, ShiftPlan]
+    roster: Roster
+    employees: tuple[Employee, ...]
+
+    @property
+    def lp_bound_hours(self) -> float:
+        """Σ of the queues' LP bounds: no roster covering the requirement can pay fewer hours."""
+        return sum(p.lp_bound for p in self.shift_plans.values())
+
+    @property
+    def gap(self) -> float:
+        """(roster's paid hours − LP bound) / paid hours."""
+        paid = self.roster.paid_hours
+        return (paid - self.lp_bound_hours) / paid if paid > 0 else 0.0
+
+    def slot_start(self, slot: int) -> datetime:
+        return self.forecast.week_start + slot * INTERVAL
+
+    def roster_rows(self) -> list[dict[str, Any]]:
+        """One row per rostered shift (the CSV's rows): who works which queue when, breaks and paid hours."""
+        names = {e.employee_id: e.name for e in self.employees}
+        rows = []
+        for sh in self.roster.shifts:
+            rows.append({
+                "employee_id": sh.employee_id, "name": names[sh.employee_id], "queue_id": sh.queue_id,
+                "template": sh.template, "start": self.slot_start(sh.start_slot).isoformat(),
+                "end": self.slot_start(sh.start_slot + sh.length_slots).isoformat(),
+                "breaks": [{"start": self.slot_start(self._unwrap(sh.start_slot, b)).isoformat(),
+                            "end": self.slot_start(self._unwrap(sh.start_slot, b) + length).isoformat()}
+                           for b, length in sh.breaks],
+                "paid_hours": sh.paid_slots * self.roster.slot_hours, "extra": sh.extra,
+            })
+        return rows
+
+    def _unwrap(self, start_slot: int, slot: int) -> int:
+        """A slot of the week as an offset from the week start that is not before ``start_slot``."""
+        horizon = int(WEEK / INTERVAL)
+        return start_slot + (slot - start_slot) % horizon
+
+    def schedule(self, schedule_id: str, teams: dict[str, str]) -> dict[str, Any]:
+        """The roster as a body of HR's ``POST /v1/schedules`` (``teams``: employee id -> team id)."""
+        rows = self.roster_rows()
+        return {"schedule_id": schedule_id, "period_start": self.forecast.week_start.isoformat(),
+                "period_end": (self.forecast.week_start + WEEK).isoformat(),
+                "shifts": [{"shift_id": f"{schedule_id}:{i}", "employee_id": r["employee_id"],
+                            "team_id": teams[r["employee_id"]], "start": r["start"], "end": r["end"],
+                            "breaks": r["breaks"]} for i, r in enumerate(rows)]}
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON form (HR's ``POST /v1/plans/week`` answer and ``callstream plan week --format json``)."""
+        week = self.forecast.as_dict()
+        del week["shift_plan"]  # one plan per queue here, under each queue
+        for q, t in zip(week["queues"], self.targets, strict=True):
+            q["targets"] = asdict(t)
+            q["requirement"] = [i["agents"] for i in q["intervals"]]
+            q["shift_plan"] = plan_dict(self.shift_plans[t.queue_id])
+        r = self.roster
+        week["roster"] = {
+            "status": r.status, "employees": r.employees, "paid_hours": r.paid_hours, "cost": r.cost,
+            "lp_bound_hours": self.lp_bound_hours, "gap": self.gap, "weekend_spread": r.weekend_spread,
+            "night_spread": r.night_spread, "solve_time_s": r.solve_time_s, "shifts": self.roster_rows(),
+            "unfilled": [{"queue_id": u.queue_id, "template": u.template,
+                          "start": self.slot_start(u.start_slot).isoformat(), "count": u.count} for u in r.unfilled],
+        }
+        return week
+
+
+def plan_week(
+    source: HistorySource,
+    targets: Sequence[QueueTargets],
+    week_start: datetime,
+    options: RosterOptions,
+    *,
+    history_weeks: int,
+    holdout_weeks: int = 1,
+    forecaster: SeasonalForecaster | None = None,
+) -> RosterPlan:
+    """History -> forecast per queue and interval (with its hold-out accuracy) -> agents per interval
+    (Erlang A with each queue's patience and targets, ``options.shrinkage`` applied once) -> a shift
+    plan per queue (CP-SAT, breaks placed) -> a roster of ``options.employees`` under their contracts.
+
+    Each queue gets its own shift plan: its agents are staffed as if dedicated to it, and the roster gives
+    a queue's shifts only to employees with its skill.
+    """
+    check_week_start(week_start)
+    week_start = week_start.astimezone(UTC)
+    queue_ids = [t.queue_id for t in targets]
+    if not queue_ids or len(set(queue_ids)) != len(queue_ids):
+        raise ValueError("give one or more distinct queues")
+    if not 1 <= holdout_weeks < history_weeks:
+        raise ValueError("holdout_weeks must be >= 1 and leave at least one week to fit on")
+    model = forecaster if forecaster is not None else SeasonalForecaster()
+    history_start = week_start - history_weeks * WEEK
+    queues = [_forecast_queue(source, t.queue_id, history_start, history_weeks, holdout_weeks, model,
+                              t.goals(options.shrinkage)) for t in targets]
+    requirements = {q.queue_id: [r.agents for r in q.staffing or []] for q in queues}
+    total = [sum(col) for col in zip(*requirements.values(), strict=True)]
+    shift_plans = {
+        # A week of a 24/7 center wraps around: a Sunday-night shift covers Monday morning.
+        queue_id: plan_shifts(req, options.templates, cyclic=True, slot_hours=INTERVAL.total_seconds() / 3600,
+                              time_limit_s=options.shift_time_limit_s)
+        for queue_id, req in requirements.items()
+    }
+    roster = build_roster([QueueShifts(q, p, options.templates) for q, p in shift_plans.items()],
+                          options.employees, options.rules)
+    week = WeekPlan(week_start, history_start, history_weeks, queues, total, None)
+    return RosterPlan(week, tuple(targets), shift_plans, roster, options.employees)

@@ -540,3 +540,12 @@ def test_new_team_lead_takes_over_the_members_from_its_date(server: Server) -> N
               if e.employee_id in (a, b) and e.kind == e.KIND_TEAM_CHANGED]
     assert sorted((e.employee_id, e.team_id, e.team_lead_id) for e in events) == sorted(
         [(a, team, new_lead), (b, team, new_lead)])
+
+
+def test_a_lone_surrogate_in_a_json_body_is_a_422(server: Server) -> None:
+    """issue 17 item 7: `"\\ud800"` is legal JSON but no UTF-8: the 422 that echoes it back was a 500."""
+    with server.client("hr") as c:
+        r = c.post("/v1/teams", content=b'{"id": "t-\\ud800", "name": "\\udfff"}',
+                   headers={"Content-Type": "application/json"})
+    assert r.status_code == 422, r.text
+    assert {tuple(d["loc"]) for d in r.json()["detail"]} >= {("body", "id"), ("body", "name")}

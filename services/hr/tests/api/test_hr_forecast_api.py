@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from callstream_core.clickhouse import get_client
@@ -44,6 +45,7 @@ from .conftest import Server, settings_for
 
 pytestmark = pytest.mark.integration
 KPI_TOKEN = "kpi-reader-hr-0001"
+KPI_MANAGER = "kpi-manager-0001"
 HISTORY_START = datetime(2026, 10, 5, tzinfo=UTC)  # a Monday
 HISTORY_WEEKS = 3
 WEEK_START = HISTORY_START + timedelta(weeks=HISTORY_WEEKS)
@@ -103,7 +105,7 @@ def kpi_api(clickhouse_url: str) -> Iterator[KpiApi]:
     records, expected = _contacts(random.Random(11))
     FactWriter(RetryingClient(client)).insert("contacts", [contact_row(c.to_proto()) for c in records],
                                               CONTACT_COLUMNS, [("forecast-test", 0, 0)])
-    app = create_kpi_app(KpiSettings(api_tokens=f"{KPI_TOKEN}:hr"), client, Broadcaster())
+    app = create_kpi_app(KpiSettings(api_tokens=f"{KPI_TOKEN}:hr,{KPI_MANAGER}:manager"), client, Broadcaster())
     with serve_in_thread(app) as base_url:
         yield KpiApi(base_url, expected, app)
 
@@ -310,3 +312,24 @@ def test_cli_forecast_reads_the_same_history(kpi_api: KpiApi) -> None:
     assert ghost.exit_code == 1 and "'ghost'" in ghost.output
     refused = runner.invoke(app, [*[a if a != KPI_TOKEN else "wrong-token-0001" for a in common], "--queue", "sales"])
     assert refused.exit_code == 2 and "refused the token" in refused.output
+
+
+def test_plan_week_takes_the_targets_stored_in_the_kpi_api(hr: Server, kpi_api: KpiApi) -> None:
+    from .test_hr_api import hire, make_team
+
+    with httpx.Client(base_url=kpi_api.base_url, headers={"Authorization": f"Bearer {KPI_MANAGER}"}) as kpi:
+        stored = {"sl_threshold_s": 45, "sl_goal_pct": 85, "short_abandon_s": 5, "patience_s": 240}
+        assert kpi.put("/v1/queues/sales/targets", json=stored).status_code == 200
+    team = make_team(hr)
+    staff = [hire(hr, team) for _ in range(6)]
+    body = {"week_start": WEEK_START.isoformat(), "history_weeks": HISTORY_WEEKS,
+            "queues": [{"queue_id": "sales"}, {"queue_id": "billing", "sl_target": 0.7}],
+            "templates": [{"name": "8h", "length_slots": 16, "start_slots": list(range(0, 336, 4))}],
+            "employees": [{"employee_id": e, "skills": ["sales", "billing"]} for e in staff], "time_limit_s": 5}
+    with hr.client("hr") as c:
+        r = c.post("/v1/plans/week", json=body)
+    assert r.status_code == 200, r.text
+    sales, billing = (q["targets"] for q in r.json()["queues"])
+    # stored targets where the request leaves them out; the request's own where it gives them
+    assert (sales["sl_target"], sales["t_s"], sales["patience_s"]) == (0.85, 45.0, 240.0)
+    assert (billing["sl_target"], billing["t_s"], billing["patience_s"]) == (0.7, 20.0, None)

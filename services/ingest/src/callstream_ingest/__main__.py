@@ -16,6 +16,7 @@ from fastapi import FastAPI
 
 from callstream_core.kafka import admin
 from callstream_core.observability import configure_logging
+from callstream_core.settings import load_settings
 from callstream_ingest.adapters.queue_log_follow import QueueLogFollower, default_checkpoint
 from callstream_ingest.config import IngestSettings
 from callstream_ingest.entrypoints.api import create_app
@@ -25,7 +26,8 @@ log = logging.getLogger("callstream_ingest")
 
 
 def build(settings: IngestSettings) -> tuple[FastAPI, EventSink]:
-    sink = EventSink(make_producer(settings.kafka_bootstrap_servers, wire_format=settings.wire_format))
+    sink = EventSink(make_producer(settings.kafka_bootstrap_servers, wire_format=settings.wire_format),
+                     topic_prefix=settings.topic_prefix)
 
     async def kafka_ready() -> str | None:
         try:
@@ -46,7 +48,8 @@ def build(settings: IngestSettings) -> tuple[FastAPI, EventSink]:
             path = Path(settings.queue_log_path)
             ckpt = Path(settings.queue_log_checkpoint) if settings.queue_log_checkpoint else default_checkpoint(path)
             follower = QueueLogFollower(path, sink, ckpt, source=settings.queue_log_source,
-                                        caller_salt=settings.caller_salt)
+                                        caller_salt=settings.caller_salt, wrap_up_s=settings.wrap_up(),
+                                        agents=settings.agent_directory())
             threads.append(threading.Thread(target=follower.run, args=(stop,), name="queue-log", daemon=True))
         tasks += _clients(settings, sink)
         for t in threads:
@@ -88,7 +91,7 @@ def _clients(settings: IngestSettings, sink: EventSink) -> list[asyncio.Task[Non
 
 
 def main() -> None:
-    settings = IngestSettings()
+    settings = load_settings(IngestSettings)
     configure_logging(settings.service_name, settings.log_level)
     app, _sink = build(settings)
     uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_config=None,

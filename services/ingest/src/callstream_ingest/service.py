@@ -62,10 +62,11 @@ class _Counters:
     # report, and a 1-in-16 sample of tens of thousands per second still gives steady percentiles.
     LATENCY_SAMPLE = 16
 
-    def __init__(self, adapter: str, on_failure: Callable[[str, str], None]) -> None:
+    def __init__(self, adapter: str, on_failure: Callable[[str, str], None], topic_prefix: str = "") -> None:
         self.adapter = adapter
         self.received = RECEIVED.labels(adapter)
-        self.produced = {t: PRODUCED.labels(adapter, t) for t in (CALL_TOPIC, AGENT_TOPIC)}
+        self.produced = {topic_prefix + t: PRODUCED.labels(adapter, t) for t in (CALL_TOPIC, AGENT_TOPIC)}
+        self._call_topic = topic_prefix + CALL_TOPIC
         self.failed = DELIVERY_FAILED.labels(adapter)
         self.latency = PRODUCE_LATENCY.labels(adapter)
         self.dead = DEAD_LETTERED.labels(adapter)
@@ -76,7 +77,7 @@ class _Counters:
     def record(self, err: KafkaError | None, msg: Message) -> None:
         """Count one delivery report."""
         if err is None:
-            self.produced[msg.topic() or CALL_TOPIC].inc()
+            self.produced[msg.topic() or self._call_topic].inc()
             self._deliveries += 1
             if self._deliveries % self.LATENCY_SAMPLE == 1:
                 latency = msg.latency()
@@ -94,8 +95,10 @@ class _Counters:
 class EventSink:
     """Wraps an EventProducer for the adapters. Thread-safe; one per process is enough."""
 
-    def __init__(self, producer: EventProducer) -> None:
+    def __init__(self, producer: EventProducer, topic_prefix: str = "") -> None:
         self.producer = producer
+        # Before every topic name: one broker serving several isolated platforms (tests, tenants).
+        self.topic_prefix = topic_prefix
         self._lock = threading.Lock()
         # Per adapter: how many deliveries failed since its last confirm(), and the first of them. Bounded:
         # the AMI/ESL clients have no upstream to confirm to, so an outage must not grow a list without end.
@@ -107,7 +110,7 @@ class EventSink:
     def counters(self, adapter: str) -> _Counters:
         c = self._counters.get(adapter)
         if c is None:
-            c = self._counters.setdefault(adapter, _Counters(adapter, self._failed))
+            c = self._counters.setdefault(adapter, _Counters(adapter, self._failed, self.topic_prefix))
         return c
 
     def _failed(self, adapter: str, failure: str) -> None:
@@ -128,7 +131,8 @@ class EventSink:
         ``done`` when given (a batch reports its own failure through its future)."""
         topic, key = route(event)
         c = self._counters.get(adapter) or self.counters(adapter)
-        self.producer.produce(topic, event, key=key, on_delivery=c.on_delivery if done is None else done.on_delivery)
+        on_delivery = c.on_delivery if done is None else done.on_delivery
+        self.producer.produce(self.topic_prefix + topic, event, key=key, on_delivery=on_delivery)
 
     def send_all(self, events: Iterable[Event], adapter: str) -> int:
         n = 0
@@ -153,7 +157,7 @@ class EventSink:
         self.counters(adapter).dead.inc()
         pairs: list[tuple[str, str | bytes | None]] = [("content-type", b"text/plain; charset=utf-8")]
         pairs += [(k, v.encode()[:4000]) for k, v in headers.items()]
-        self.producer.produce_raw(topic + DLQ_SUFFIX, value, key=None, headers=pairs)
+        self.producer.produce_raw(self.topic_prefix + topic + DLQ_SUFFIX, value, key=None, headers=pairs)
 
     def confirm(self, timeout: float = 120.0, adapter: str | None = None) -> None:
         """Wait until Kafka confirmed everything queued so far; raise DeliveryError if it did not.

@@ -21,7 +21,8 @@ from callstream_ingest.service import AGENT_TOPIC, CALL_TOPIC, EventSink, make_p
 
 
 def call_lines(start: int, n: int, tag: str) -> str:
-    """n calls, each ENTERQUEUE + CONNECT + COMPLETECALLER: 2 + 2 + 2 events (call and agent)."""
+    """n calls, each ENTERQUEUE + CONNECT + COMPLETECALLER: 2 + 3 + 2 events (call and agent; CONNECT's ring
+    time of 1 s is a ringing event)."""
     out = []
     for i in range(start, start + n):
         t = 1700000000 + i * 10
@@ -38,7 +39,7 @@ def append(path: Path, text: str) -> None:
 
 
 def call_ids(consume: Callable[..., Any], source: str, n_calls: int) -> list[str]:
-    got = consume(CALL_TOPIC, 4 * n_calls, source=source, timeout=30)
+    got = consume(CALL_TOPIC, 5 * n_calls, source=source, timeout=30)
     return [k for k, _, _ in got]
 
 
@@ -75,9 +76,9 @@ def test_follow_rotation_truncation_and_restart(tmp_path: Path, ingest_kafka: st
     assert f2.rotations == 1 and f2.saved is not None and f2.saved.line == 3
 
     ids = call_ids(consume, source, 8)
-    # ENTERQUEUE of the completed line 10 (call "x") plus 8 calls x (offered, queued, answered, ended)
+    # ENTERQUEUE of the completed line 10 (call "x") plus 8 calls x (offered, queued, ringing, answered, ended)
     assert sorted(set(ids)) == sorted({f"a.{i}" for i in range(8)} | {"x"})
-    assert len(ids) == 8 * 4 + 2  # nothing read twice
+    assert len(ids) == 8 * 5 + 2  # nothing read twice
     agents = consume(AGENT_TOPIC, 16, source=source, timeout=30)
     assert len(agents) == 16 and {k for k, _, _ in agents} == {"SIP/1001"}
 
@@ -102,7 +103,7 @@ def test_run_thread_follows_live_appends(tmp_path: Path, ingest_kafka: str, cons
         stop.set()
         t.join(30)
     assert f.saved is not None and f.saved.line == 15
-    assert len(call_ids(consume, source, 5)) == 20
+    assert len(call_ids(consume, source, 5)) == 25
 
 
 def test_checkpoint_does_not_move_when_kafka_is_down(tmp_path: Path) -> None:

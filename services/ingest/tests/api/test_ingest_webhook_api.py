@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -21,8 +22,11 @@ OTHER = "pbx-two-token-0123456789"
 
 
 def settings(**kw: Any) -> IngestSettings:
+    # The events below carry fixed 2026-11-02 dates: a window of 50 years behind the clock keeps them in it
+    # (the window itself is tested with events dated relative to the clock).
     return IngestSettings(ingest_sources=f"{TOKEN}=pbx-one,{OTHER}=pbx-two", webhook_max_event_bytes=2048,
-                          webhook_max_batch_bytes=64 * 1024, webhook_max_batch_events=100, **kw)
+                          webhook_max_batch_bytes=64 * 1024, webhook_max_batch_events=100,
+                          webhook_max_age_s=50 * 365 * 86400.0, callstream_env="development", **kw)
 
 
 @pytest.fixture(scope="module")
@@ -153,3 +157,38 @@ def test_kafka_down_gives_503_and_nothing_is_acknowledged() -> None:
         again = c.post("/v1/events", json=ev)
         assert again.status_code == 503
     sink.close(0.5)
+
+
+def test_event_times_outside_the_window_give_422_naming_the_field(base_url: str,
+                                                                  consume: Callable[..., Any]) -> None:
+    """issue 17 item 1: years 9999, 2300 and 0001 were accepted and produced; a wrong clock now gets a 422."""
+    source = f"pbx-one/{uuid.uuid4().hex[:8]}"
+    near = call_ev(source, "near")
+    near["envelope"]["occurredAt"] = (datetime.now(UTC) + timedelta(seconds=60)).isoformat()
+    with client(base_url) as c:
+        answers = {}
+        for label, stamp in [("9999", "9999-12-31T23:59:59Z"), ("2300", "2300-01-01T00:00:00Z"),
+                             ("0001", "0001-01-01T00:00:00Z"),
+                             ("hour-ahead", (datetime.now(UTC) + timedelta(hours=1)).isoformat())]:
+            ev = call_ev(source, f"far-{label}")
+            ev["envelope"]["occurredAt"] = stamp
+            answers[label] = c.post("/v1/events", json=ev)
+        ok = c.post("/v1/events", json=near)  # a minute ahead: inside the 5-minute default
+    for label, r in answers.items():
+        assert r.status_code == 422, (label, r.text)
+        (detail,) = r.json()["detail"]
+        assert detail["loc"] == "event.envelope.occurredAt", label
+    assert "ahead of the clock" in answers["9999"].json()["detail"][0]["msg"]
+    assert ok.status_code == 202, ok.text
+    assert [k for k, _, _ in consume(CALL_TOPIC, 2, source=source, timeout=10)] == ["near"]
+
+
+def test_deeply_nested_json_is_a_422_not_a_dropped_connection(base_url: str) -> None:
+    """issue 17 item 7: 1,000 nested arrays raised RecursionError (a 500 and a dropped connection)."""
+    with client(base_url) as c:
+        nested_kind = {**call_ev("pbx-one", "deep"), "answered": {"agentId": json.loads("[" * 40 + "]" * 40)}}
+        for body in (b"[" * 1000 + b"]" * 1000, b'{"a":' * 1000 + b"1" + b"}" * 1000,
+                     json.dumps(nested_kind).encode()):
+            r = c.post("/v1/events", content=body, headers={"Content-Type": "application/json"})
+            assert r.status_code == 422, r.text
+            assert "nested deeper than" in r.json()["detail"][0]["msg"]

@@ -5,8 +5,11 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from callstream.agent.v1 import agent_events_pb2 as ae
 from callstream.call.v1 import call_events_pb2 as ce
+from callstream_ingest.domain.identity import AgentDirectory, AgentMapError, parse_agent_map
 from callstream_ingest.domain.queue_log import LineDefect, QueueLogMapper
 
 SAMPLE = Path(__file__).parent / "data" / "queue_log.sample"
@@ -32,7 +35,8 @@ def test_sample_file() -> None:
     assert k["abandoned"] == 1
     assert k["overflowed"] == 3
     assert k["transferred"] == 2
-    assert k["ended"] == 4  # 2 COMPLETE*, ABANDON, AGENTDUMP
+    assert k["ended"] == 6  # 2 COMPLETE*, ABANDON, 2 transfers out of the queue, AGENTDUMP
+    assert k["ringing"] == 4  # every CONNECT says how long the member's phone rang
     assert k["logged_in"] == 2 and k["logged_out"] == 2
     assert k["not_ready"] == 2 and k["ready"] == 2
     assert k["queue_membership_changed"] == 2
@@ -56,11 +60,17 @@ def test_sample_file() -> None:
     assert pause.not_ready.reason == ae.NOT_READY_REASON_LUNCH
     ended = [e for e in evs if isinstance(e, ce.CallEvent) and e.HasField("ended")]
     assert [e.ended.hung_up_by for e in ended] == [
-        ce.CallEnded.PARTY_CALLER,
-        ce.CallEnded.PARTY_CALLER,
-        ce.CallEnded.PARTY_AGENT,
-        ce.CallEnded.PARTY_AGENT,
+        ce.CallEnded.PARTY_CALLER,  # COMPLETECALLER
+        ce.CallEnded.PARTY_CALLER,  # ABANDON
+        ce.CallEnded.PARTY_AGENT,  # BLINDTRANSFER
+        ce.CallEnded.PARTY_AGENT,  # ATTENDEDTRANSFER
+        ce.CallEnded.PARTY_AGENT,  # COMPLETEAGENT
+        ce.CallEnded.PARTY_AGENT,  # AGENTDUMP
     ]
+    targets = [e.transferred.to_external for e in evs if isinstance(e, ce.CallEvent) and e.HasField("transferred")]
+    assert targets == ["2000@from-internal", "BRIDGE:1700000900.11"]
+    ring = next(e for e in evs if isinstance(e, ce.CallEvent) and e.HasField("ringing"))
+    assert (ring.envelope.occurred_at.seconds, ring.ringing.agent_id) == (1700000110 - 5, "SIP/1001")
     # deterministic ids, all distinct
     _, again, _ = run(SAMPLE.read_text().splitlines())
     ids = [e.envelope.event_id for e in evs]
@@ -92,3 +102,33 @@ def test_broken_lines_and_unknown_verbs() -> None:
     assert m.summary.unknown_by_verb == Counter({"FROBNICATE": 1})
     assert evs == []
     assert m.summary.lines == 7
+
+
+def test_wrap_up_is_announced_and_agents_are_mapped_to_callstream_ids() -> None:
+    lines = [
+        "1700000100|1.1|sales|NONE|ENTERQUEUE||+40721|1",
+        "1700000102|1.1|sales|a1|CONNECT|2|1.2|1",
+        "1700000150|1.1|sales|a1|COMPLETEAGENT|2|48|1",
+        "1700000200|2.1|support|NONE|ENTERQUEUE||+40722|1",
+        "1700000203|2.1|support|zz|CONNECT|3|2.2|1",
+        "1700000210|2.1|support|zz|BLINDTRANSFER|s|xfer-target|3|7|1",
+    ]
+    agents = AgentDirectory({"a1": "emp-0001"})
+    m = QueueLogMapper("q", wrap_up_s={"sales": 2.0, "support": 1.5}, agents=agents)
+    evs = [e for e in m.map_lines(lines) if not isinstance(e, LineDefect)]
+    ended = [e.ended for e in evs if isinstance(e, ce.CallEvent) and e.HasField("ended")]
+    assert [(e.agent_id, e.wrap_up_ms) for e in ended] == [("emp-0001", 2000), ("zz", 1500)]
+    acw = [e.after_call_work.wrap_up_ms for e in evs if isinstance(e, ae.AgentEvent) and e.HasField("after_call_work")]
+    assert acw == [2000, 1500]
+    talking = [e.agent_id for e in evs if isinstance(e, ae.AgentEvent) and e.HasField("talking")]
+    assert talking == ["emp-0001", "zz"]
+    assert agents.unknown == Counter({"zz": 2})  # a line each: CONNECT, BLINDTRANSFER
+
+
+def test_agent_map_file_errors_name_the_line() -> None:
+    assert parse_agent_map(["switch_id,agent_id", "# comment", "a1, emp-1", "", "b1,emp-2"], "m.csv") == {
+        "a1": "emp-1", "b1": "emp-2"}
+    with pytest.raises(AgentMapError, match=r"m.csv:2: expected"):
+        parse_agent_map(["a1,emp-1", "b1"], "m.csv")
+    with pytest.raises(AgentMapError, match=r"m.csv:2: 'a1' is mapped twice"):
+        parse_agent_map(["a1,emp-1", "a1,emp-2"], "m.csv")

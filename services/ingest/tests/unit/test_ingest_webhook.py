@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 from callstream.agent.v1 import agent_events_pb2 as ae
 from callstream.call.v1 import call_events_pb2 as ce
-from callstream_ingest.domain.webhook import parse_body
+from callstream_core.event_checks import EventTimeWindow
+from callstream_ingest.domain.webhook import MAX_JSON_DEPTH, parse_body
 
 EID = "0b6b3f9e-8f6f-4c55-9d3c-2a7b1b0b9c11"
 
@@ -126,3 +128,31 @@ def test_nan_and_caps_and_garbage() -> None:
     assert parse_body(body([1])).errors[0].message == "event must be a JSON object"
     long_key = call_ev(callId="c" * 129)
     assert parse_body(body(long_key)).errors[0].path == "event.callId"
+
+
+def test_event_time_window() -> None:
+    now = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+    window = EventTimeWindow(max_future_s=300, max_age_s=7 * 86400)
+
+    def at(stamp: str) -> list[str]:
+        r = parse_body(body(call_ev(envelope={**call_ev()["envelope"], "occurredAt": stamp})), window=window,
+                       now=now)
+        return [str(e) for e in r.errors]
+
+    assert at("2026-11-23T09:04:59Z") == [] and at("2026-11-16T09:00:01Z") == []
+    for stamp in ("9999-12-31T23:59:59.999Z", "2300-01-01T00:00:00Z", "2026-11-23T09:05:01Z"):
+        (error,) = at(stamp)
+        assert error.startswith("event.envelope.occurredAt: event time") and "ahead of the clock" in error
+    for stamp in ("0001-01-01T00:00:00Z", "1970-01-01T00:00:00Z", "2026-11-16T08:59:59Z"):
+        (error,) = at(stamp)
+        assert error.startswith("event.envelope.occurredAt: event time"), error
+
+
+def test_nesting_is_bounded_without_recursion() -> None:
+    for depth in (MAX_JSON_DEPTH + 1, 1000, 100_000):
+        for doc in ("[" * depth + "]" * depth, '{"a":' * depth + "1" + "}" * depth):
+            (error,) = parse_body(doc.encode()).errors
+            assert error.path == "body" and f"nested deeper than {MAX_JSON_DEPTH}" in error.message
+        nd = parse_body(("[" * depth + "]" * depth + "\n").encode(), "application/x-ndjson")
+        assert [e.path for e in nd.errors] == ["events[0]"]
+    assert parse_body(body([[[[]]]])).errors[0].message == "event must be a JSON object"

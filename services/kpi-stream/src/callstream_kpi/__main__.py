@@ -7,6 +7,7 @@ import asyncio
 import uvicorn
 
 from callstream_core.observability import configure_logging
+from callstream_core.settings import load_settings
 from callstream_kpi.config import KpiSettings
 from callstream_kpi.entrypoints.worker import KpiWorker
 
@@ -27,7 +28,7 @@ async def serve(worker: KpiWorker, settings: KpiSettings) -> None:
 
 
 def main() -> None:
-    settings = KpiSettings()
+    settings = load_settings(KpiSettings)
     configure_logging(settings.service_name, settings.log_level)
     asyncio.run(serve(KpiWorker(settings), settings))
 

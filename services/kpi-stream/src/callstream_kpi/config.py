@@ -30,6 +30,13 @@ class KpiSettings(CoreSettings):
     # stall live figures, and a busy one is never idle. Longer than the batch cadence (batch_within_s) and
     # than a broker round trip, so a partition is not dropped between two fetches of a steady stream.
     partition_idle_s: float = Field(default=5.0, gt=0)
+    # Call and agent events further ahead of the clock than this go to the DLQ with the reason, before the
+    # sessionizer, the watermark or ClickHouse see them: one event dated 9999 overflowed `event_time +
+    # timeout` and crashed the agent, one dated 2300 held a call open forever and would pull the watermark
+    # (and every open call's timeout) into the future. A day, not minutes: the simulator paced N× from "now"
+    # runs ahead of the clock by design (the demo center's day is 12 h); the webhook, the edge where a wrong
+    # PBX clock enters, keeps the tight bound. No age bound here: replays of old history are normal.
+    event_time_max_future_s: float = Field(default=24 * 3600.0, ge=0, le=366 * 24 * 3600.0)
     # A call with no end event this long after its last event is closed and flagged timed_out.
     session_timeout_s: float = Field(default=4 * 3600.0, gt=0)
     # Seconds between real-time snapshots (the wallboard's freshness). A figure waits for the next tick, up

@@ -23,7 +23,7 @@ from callstream.call.v1 import call_events_pb2
 from callstream.hr.v1 import hr_events_pb2
 from callstream.kpi.v1 import kpi_events_pb2
 from callstream.qa.v1 import qa_events_pb2
-from callstream_core.kafka import EventProducer, Received
+from callstream_core.kafka import DeadLetters, EventProducer, Received
 from callstream_kpi.adapters import clickhouse_facts as facts
 from callstream_kpi.config import KpiSettings
 from callstream_kpi.domain.agent_states import AgentStateTracker, split_interval
@@ -65,7 +65,8 @@ class KpiPipeline:
         # agent states and the real-time view read it; this pipeline observes every event into it.
         self.watermark = PartitionWatermark(settings.allowed_lateness_s, settings.partition_idle_s)
         self.retrying = facts.RetryingClient(client, on_retry=self._on_retry)
-        self.facts = facts.FactWriter(self.retrying)
+        # A row ClickHouse cannot store goes to its topic's DLQ with the reason; the stream goes on.
+        self.facts = facts.FactWriter(self.retrying, facts.RowDeadLetters(DeadLetters(producer), topic_prefix))
         self.producer = producer
         self.sink_error: str | None = None
         self.agents = AgentStateTracker(allowed_lateness_s=settings.allowed_lateness_s, watermark=self.watermark)

@@ -13,6 +13,7 @@ from clickhouse_connect.driver.client import Client
 from callstream_kpi.adapters.kpi_queries import (
     KpiQuery,
     agent_state_counters_sql,
+    call_event_counters_sql,
     contact_counters_sql,
     period_counters_sql,
     qa_counters_sql,
@@ -22,7 +23,7 @@ from callstream_kpi.adapters.kpi_queries import (
 from callstream_kpi.domain.kpis import Rollup, compute_all
 
 BUCKETED: tuple[Callable[[KpiQuery], str], ...] = (
-    contact_counters_sql, agent_state_counters_sql, schedule_counters_sql, qa_counters_sql,
+    contact_counters_sql, call_event_counters_sql, agent_state_counters_sql, schedule_counters_sql, qa_counters_sql,
 )
 
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from confluent_kafka import Consumer, TopicPartition
 
 from callstream.agent.v1 import agent_events_pb2
 from callstream.call.v1 import call_events_pb2
@@ -24,6 +27,26 @@ def isolated_topics(kafka_bootstrap: str) -> str:
     prefix = f"t{uuid.uuid4().hex[:8]}."
     apply_topics(kafka_bootstrap, [dataclasses.replace(t, name=prefix + t.name) for t in TOPICS])
     return prefix
+
+
+def read_dead_letters(bootstrap: str, name: str, expected: int,
+                      timeout: float = 60.0) -> list[tuple[bytes | None, bytes, dict[str, str]]]:
+    """(key, value, headers) of the records on the DLQ `name`, read until `expected` are there or the deadline."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"t-{uuid.uuid4()}",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    partitions = consumer.list_topics(name, timeout=10).topics[name].partitions
+    consumer.assign([TopicPartition(name, p, 0) for p in partitions])
+    found: list[tuple[bytes | None, bytes, dict[str, str]]] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(found) < expected and time.monotonic() < deadline:
+            for msg in consumer.consume(100, 0.5):
+                if msg.error() is None:
+                    found.append((msg.key(), msg.value() or b"",
+                                  {k: (v or b"").decode() for k, v in msg.headers() or []}))
+    finally:
+        consumer.close()
+    return found
 
 
 def worker_settings(kafka_bootstrap: str, clickhouse_url: str, topic_prefix: str = "") -> KpiSettings:

@@ -64,22 +64,25 @@ class Call:
         self._ev(s, "hold_started", call_events_pb2.HoldStarted(agent_id=agent))
         return self._ev(end, "hold_ended", call_events_pb2.HoldEnded(agent_id=agent))
 
-    def transferred(self, s: float, agent: str, kind: str = "blind", to_agent: str = "", to_queue: str = "") -> Call:
+    def transferred(self, s: float, agent: str, kind: str = "blind", to_agent: str = "", to_queue: str = "",
+                    to_external: str = "") -> Call:
         msg = call_events_pb2.CallTransferred(
             from_agent_id=agent, kind=call_events_pb2.CallTransferred.Kind.Value("KIND_" + kind.upper()))
         if to_agent:
             msg.to_agent_id = to_agent
         if to_queue:
             msg.to_queue_id = to_queue
+        if to_external:
+            msg.to_external = to_external
         return self._ev(s, "transferred", msg)
 
     def abandoned(self, s: float) -> Call:
         return self._ev(s, "abandoned", call_events_pb2.CallAbandoned(
             queue_id=self.queue, phase=call_events_pb2.CallAbandoned.PHASE_IN_QUEUE))
 
-    def ended(self, s: float, agent: str = "") -> Call:
-        return self._ev(s, "ended", call_events_pb2.CallEnded(agent_id=agent,
-                                                               hung_up_by=call_events_pb2.CallEnded.PARTY_CALLER))
+    def ended(self, s: float, agent: str = "", wrap_up_ms: int = 0) -> Call:
+        return self._ev(s, "ended", call_events_pb2.CallEnded(
+            agent_id=agent, hung_up_by=call_events_pb2.CallEnded.PARTY_CALLER, wrap_up_ms=wrap_up_ms))
 
     def wrap(self, s: float, agent: str, resolved: bool = False, topic: str = "", code: str = "done",
              hard: bool = False) -> Call:

@@ -107,6 +107,21 @@ def test_a_dead_lettered_last_record_is_not_a_backlog() -> None:
     assert w.advance(10.0) == at(100)
 
 
+def test_a_quiet_caught_up_stream_closes_its_last_seconds() -> None:
+    """Live: the last event at 100 and nothing since. The watermark starts at 100 - lateness and moves up by the
+    quiet processing time, up to the newest event, so the last calls close without a next event."""
+    w = PartitionWatermark(allowed_lateness_s=10, idle_timeout_s=5)
+    w.observe("p0", at(90), now_s=1000.0, offset=0)
+    w.observe("p1", at(100), now_s=1000.0, offset=0)
+    w.note_end_offset("p0", 1)
+    w.note_end_offset("p1", 1)
+    assert w.advance(1000.0) == at(90)
+    assert w.advance(1004.0) == at(94)
+    assert w.advance(1030.0) == at(100)  # never ahead of the newest event seen
+    w.note_end_offset("p1", 2)  # a record came and is not taken yet: the quiet is over
+    assert w.advance(1031.0) == at(100)  # monotonic: it stays where it was
+
+
 def test_partition_watermark_rejects_bad_settings() -> None:
     with pytest.raises(ValueError):
         PartitionWatermark(allowed_lateness_s=-1)
@@ -218,3 +233,30 @@ def test_split_interval_at_boundaries() -> None:
     assert [(p.start, p.duration_s) for p in parts] == [(at(1700), 100.0), (at(1800), 100.0)]
     assert sum(p.duration_s for p in parts) == iv.duration_s
     assert parts[0].end - parts[0].start == timedelta(seconds=100)
+
+
+def test_an_announced_wrap_up_returns_the_agent_to_ready_unless_another_state_came_first() -> None:
+    """Asterisk never says when wrap-up ends: the after_call_work announces it (wrap_up_ms) and the agent is
+    ready again after it; a pause during the wrap-up overrides that (its ready row is withdrawn)."""
+    def acw(agent: str, s: float, wrap_ms: int) -> agent_events_pb2.AgentEvent:
+        event = agent_event(agent, s, "after_call_work")
+        event.after_call_work.wrap_up_ms = wrap_ms
+        return event
+
+    t = AgentStateTracker(allowed_lateness_s=0)
+    out = t.process_batch([agent_event("a1", 0, "talking"), acw("a1", 60, 15_000),
+                           agent_event("a1", 100, "talking")])
+    latest = {(i.start, i.state): i for i in out}
+    assert [(i.state, i.duration_s) for i in sorted(latest.values(), key=lambda i: i.start)] == [
+        ("talking", 60.0), ("acw", 15.0), ("ready", 25.0)]
+    assert t.status("a1") is not None and t.status("a1").state == "talking"  # type: ignore[union-attr]
+
+    t = AgentStateTracker(allowed_lateness_s=0)
+    first = t.process_batch([agent_event("a1", 0, "talking"), acw("a1", 60, 15_000),
+                             agent_event("a1", 100, "talking")])
+    revised = t.process_batch([agent_event("a1", 70, "not_ready")])  # paused during the wrap-up, late
+    rows: dict[tuple[datetime, str], float] = {}
+    for i in sorted([*first, *revised], key=lambda i: i.version):
+        rows[(i.start, i.state)] = i.duration_s
+    assert sorted((start, state, d) for (start, state), d in rows.items() if d > 0) == [
+        (at(0), "talking", 60.0), (at(60), "acw", 10.0), (at(70), "not_ready", 30.0)]

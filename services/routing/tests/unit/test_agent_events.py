@@ -170,3 +170,17 @@ def test_leaving_a_queue_that_then_has_no_agent_overflows_its_callers(center) ->
     r = profile(c, "a", ["r"])
     assert [(x.call_id, x.outcome.destination) for x in r.decisions] == [("x", d.OverflowDestination.VOICEMAIL)]
     assert c.core.queue_state("q").agents_logged_in == 0 and c.core.queue_state("r").agents_logged_in == 1
+
+
+def test_an_event_without_envelope_id_or_time_is_refused() -> None:
+    """issue 17 item 4: an envelope-less event became a command with an empty command id."""
+    with pytest.raises(NotACommand, match="no envelope"):
+        agent_state_request(ae.AgentEvent(agent_id="a1", ready=ae.Ready()), PROFILE)
+    nameless = event("ready")
+    nameless.envelope.event_id = ""
+    with pytest.raises(NotACommand, match="event_id is empty"):
+        agent_state_request(nameless, PROFILE)
+    timeless = event("ready")
+    timeless.envelope.ClearField("occurred_at")
+    with pytest.raises(NotACommand, match="occurred_at is not set"):
+        agent_state_request(timeless, PROFILE)

@@ -32,6 +32,7 @@ from callstream_routing.domain import (
     OfferCall,
     OverflowDestination,
     OverflowTarget,
+    PriorityAging,
     QueueConfig,
     QueueMembership,
     RejectReservation,
@@ -114,6 +115,8 @@ def queue_configs(draw: Any, queue_id: str) -> QueueConfig:
         sticky_window_s=draw(st.sampled_from([0.0, 300.0])), sticky_wait_s=draw(st.sampled_from([0.0, 8.0])),
         callback_threshold_s=draw(st.none() | st.just(20.0)),
         service_time_s=draw(st.none() | st.just(60.0)),
+        aging=draw(st.none() | st.builds(PriorityAging, every_s=st.sampled_from([5.0, 20.0]),
+                                         max_boost=st.integers(1, 3))),
     )
 
 

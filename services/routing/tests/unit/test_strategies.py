@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
-from callstream_routing.domain import AgentAction, Queued, RouterConfig, Strategy
+import json
+
+from callstream_routing.domain import (
+    AgentAction,
+    Assigned,
+    OverflowDestination,
+    OverflowTarget,
+    PriorityAging,
+    Queued,
+    RouterConfig,
+    RoutingCore,
+    Strategy,
+    UpdatePriority,
+)
 
 
 def test_longest_idle_is_default(center, assigned):
@@ -208,3 +221,96 @@ def test_not_ready_agent_is_skipped(center, assigned):
     c.offer("x2", "q")
     r = c.agent("a1", AgentAction.READY)
     assert assigned(r) == {"x2": "a1"}
+
+
+def test_priority_aging_raises_a_waiting_calls_priority_with_its_wait(center):
+    c = center()
+    c.queue("q", aging=PriorityAging(every_s=30, max_boost=2))
+    c.offer("old", "q")  # priority 0 at t=0
+    c.t = 50
+    c.offer("new", "q", priority=1)
+    assert (c.core.call_state("old").priority, c.core.call_state("old").aging_boost) == (1, 1)  # waited 30 s
+    c.t = 70
+    c.offer("vip", "q", priority=3)
+    # "old" has waited 70 s: +2 (the most it may gain), above "new" (1, 20 s: +0), below "vip" (3, just came)
+    assert [c.core.call_state(x).priority for x in ("old", "new", "vip")] == [2, 1, 3]
+    c.login("a1", ["q"])
+    order = []
+    for _ in range(3):
+        (call_id,) = [d.call_id for d in c.results[-1].decisions if isinstance(d.outcome, Assigned)]
+        order.append(call_id)
+        c.talk(call_id)
+    assert order == ["vip", "old", "new"]  # without aging: vip, new, old (next test)
+    c.agent("a1", AgentAction.LOGOUT)
+    c.t = 1000
+    c.offer("late", "q")
+    c.tick(2000)  # the boost stops at max_boost however long a call waits
+    assert (c.core.call_state("late").priority, c.core.call_state("late").aging_boost) == (2, 2)
+
+
+def test_without_aging_the_younger_higher_priority_call_goes_first(center, assigned):
+    c = center()
+    c.queue("q")
+    c.offer("old", "q")
+    c.t = 50
+    c.offer("new", "q", priority=1)
+    c.t = 70
+    c.offer("vip", "q", priority=3)
+    c.tick(500)
+    assert c.core.call_state("old").priority == 0 and c.core.call_state("old").aging_boost == 0
+    c.login("a1", ["q"])
+    order = []
+    for _ in range(3):
+        (call_id,) = assigned(c.results[-1])
+        order.append(call_id)
+        c.talk(call_id)
+    assert order == ["vip", "new", "old"]
+
+
+def test_aging_restarts_in_the_next_queue_and_keeps_an_explicit_priority(center):
+    c = center()
+    c.queue("q", aging=PriorityAging(every_s=10, max_boost=5), max_wait_s=25,
+            overflow=OverflowTarget(destination=OverflowDestination.QUEUE, queue_id="r"))
+    c.queue("r", aging=PriorityAging(every_s=100, max_boost=1))
+    c.offer("x", "q", priority=2)
+    c.tick(15)
+    assert c.core.call_state("x").priority == 3
+    c.do(UpdatePriority, call_id="x", priority=4)  # an explicit change keeps what waiting earned
+    assert c.core.call_state("x").priority == 5
+    c.tick(26)  # past the max wait: overflows to "r", where it has waited 0 s
+    view = c.core.call_state("x")
+    assert (view.queue_id, view.priority, view.aging_boost) == ("r", 4, 0)
+    c.tick(126)
+    assert c.core.call_state("x").priority == 5
+
+
+def test_aging_replays_from_the_log_and_from_a_snapshot(center, assigned):
+    c = center()
+    c.queue("q", aging=PriorityAging(every_s=7, max_boost=3))
+    for i in range(6):
+        c.t = i * 4.0
+        c.offer(f"x{i}", "q", priority=i % 2)
+    c.tick(20)
+    half = len(c.log)
+    c.login("a1", ["q"])
+    served = []
+    while len(served) < 6:
+        got = assigned(c.results[-1])
+        if not got:
+            c.tick(c.t + 5)
+            continue
+        (call_id,) = got
+        served.append(call_id)
+        c.t += 3
+        c.talk(call_id)
+    # at 20 s x1 (1 + 2) goes first; then x0, oldest at priority 0 (0 + 3 at 23 s), before x3 and x5 of
+    # priority 1 (which would come first without aging)
+    assert served[:2] == ["x1", "x0"]
+    fresh = RoutingCore(c.core.config)
+    assert fresh.handle_all(c.log) == c.results
+    assert fresh.snapshot() == c.core.snapshot()
+    head = RoutingCore(c.core.config)
+    head.handle_all(c.log[:half])
+    restored = RoutingCore.restore(json.loads(json.dumps(head.snapshot())))
+    assert restored.handle_all(c.log[half:]) == c.results[half:]
+    assert restored.snapshot() == c.core.snapshot()

@@ -1,4 +1,5 @@
-"""Workforce-planning domain (pure, no I/O): Erlang staffing, seasonal forecasting, shift planning."""
+"""Workforce-planning domain (pure, no I/O): call history, Erlang staffing, seasonal forecasting, shift planning,
+rostering."""
 
 from callstream_hr.domain.erlang import (
     QueueMetrics,
@@ -25,21 +26,45 @@ from callstream_hr.domain.forecast import (
     mape,
     wape,
 )
+from callstream_hr.domain.history import CallOutcome, CallRecord, QueueHistory, RecordedHistory, aggregate_history
+from callstream_hr.domain.roster import (
+    Contract,
+    Employee,
+    QueueShifts,
+    Roster,
+    RosteredShift,
+    RosterRules,
+    UnfilledShift,
+    build_roster,
+)
 from callstream_hr.domain.shifts import BreakRule, ShiftAssignment, ShiftPlan, ShiftTemplate, plan_shifts
 
 __all__ = [
     "SLOTS_PER_WEEK",
     "BreakRule",
+    "CallOutcome",
+    "CallRecord",
+    "Contract",
+    "Employee",
     "Forecast",
     "HoldoutAccuracy",
     "IntervalFigures",
+    "QueueHistory",
     "QueueMetrics",
+    "QueueShifts",
+    "RecordedHistory",
+    "Roster",
+    "RosterRules",
+    "RosteredShift",
     "SeasonalForecaster",
     "ShiftAssignment",
     "ShiftPlan",
     "ShiftTemplate",
     "StaffingResult",
+    "UnfilledShift",
     "WeeklyHistory",
+    "aggregate_history",
+    "build_roster",
     "erlang_a_metrics",
     "erlang_b",
     "erlang_c",

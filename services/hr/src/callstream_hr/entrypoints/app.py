@@ -22,6 +22,7 @@ from callstream.agent.v1 import agent_events_pb2
 from callstream.common.v1 import envelope_pb2
 from callstream.hr.v1 import hr_events_pb2
 from callstream_core.auth import Principal, TokenAuth
+from callstream_core.http_errors import install_error_handlers
 from callstream_core.observability import ops_router
 from callstream_hr.adapters import db
 from callstream_hr.adapters.kpi_history import KpiApiHistory
@@ -44,19 +45,25 @@ from callstream_hr.adapters.models import (
 from callstream_hr.adapters.outbox import OutboxRelay, add_event
 from callstream_hr.config import HrSettings
 from callstream_hr.domain.erlang import required_agents
-from callstream_hr.domain.forecast import SeasonalForecaster
+from callstream_hr.domain.forecast import IntervalFigures, SeasonalForecaster
+from callstream_hr.domain.history import RecordedHistory
 from callstream_hr.domain.people import attendance as att
 from callstream_hr.domain.people import attrition as attr
 from callstream_hr.domain.people import org, training
+from callstream_hr.domain.roster import Contract, RosterRules
+from callstream_hr.domain.roster import Employee as RosterEmployee
 from callstream_hr.domain.shifts import BreakRule, ShiftTemplate, plan_shifts
 from callstream_hr.entrypoints import schemas as s
 from callstream_hr.planning import (
     HistorySource,
     HistoryUnavailable,
+    QueueTargets,
+    RosterOptions,
     ShiftOptions,
     StaffingGoals,
     forecast_week,
     plan_dict,
+    plan_week,
 )
 
 log = logging.getLogger(__name__)
@@ -163,6 +170,7 @@ def create_app(settings: HrSettings) -> FastAPI:
         return None
 
     app = FastAPI(title="Callstream HR", version="1", lifespan=lifespan)
+    install_error_handlers(app)
     app.include_router(ops_router({"database": db_ready}))
     app.state.sessions = sessions
     app.state.engine = engine
@@ -953,10 +961,67 @@ def create_app(settings: HrSettings) -> FastAPI:
             raise HTTPException(422, str(exc)) from exc
         return week.as_dict()
 
+    @app.post("/v1/plans/week")
+    def plan_roster(body: s.PlanWeekIn, session: Session = Depends(get_session),
+                    who: Principal = Depends(hr_mgr)) -> s.PlanWeekOut:
+        """History -> forecast -> agents -> shifts -> a roster of HR's employees under the given contracts;
+        with `publish_as`, published as that schedule."""
+        source: HistorySource | None = history
+        if body.history is not None:
+            source = RecordedHistory({q.queue_id: [IntervalFigures(_dt(i.start), i.offered, i.aht_s)
+                                                   for i in q.intervals] for q in body.history})
+        if source is None:
+            raise HTTPException(503, "no history: give `history`, or set KPI_API_URL and KPI_API_TOKEN")
+        staff, teams = [], {}
+        for n, c in enumerate(body.employees):
+            emp = session.get(Employee, c.employee_id)
+            if emp is None or emp.left_on is not None:
+                raise HTTPException(422, [{"loc": ["body", "employees", n, "employee_id"], "type": "value_error",
+                                           "msg": f"employee {c.employee_id!r} is not a current HR employee"}])
+            if body.publish_as and not emp.team_id:
+                raise HTTPException(422, [{"loc": ["body", "employees", n, "employee_id"], "type": "value_error",
+                                           "msg": f"employee {c.employee_id!r} has no team; a schedule needs one"}])
+            skills = c.skills if c.skills is not None else session.scalars(
+                select(Skill.skill).where(Skill.employee_id == c.employee_id)).all()
+            contract = Contract(c.min_weekly_hours, c.max_weekly_hours, c.min_days_off,
+                                frozenset(c.unavailable_days), c.nights_allowed, c.hourly_cost)
+            staff.append(RosterEmployee(c.employee_id, emp.full_name, frozenset(skills), contract, emp.team_id or ""))
+            teams[c.employee_id] = emp.team_id or ""
+        try:
+            stored = kpi_history.queue_targets() if kpi_history is not None else {}
+        except HistoryUnavailable as exc:
+            raise HTTPException(502, str(exc)) from exc
+        targets = []
+        for q in body.queues:
+            known = stored.get(q.queue_id, QueueTargets(q.queue_id))
+            targets.append(QueueTargets(q.queue_id, known.sl_target if q.sl_target is None else q.sl_target,
+                                        known.t_s if q.t_s is None else q.t_s,
+                                        known.patience_s if q.patience_s is None else q.patience_s,
+                                        q.max_occupancy, q.asa_goal, q.abandon_goal))
+        try:
+            options = RosterOptions(tuple(_templates(body)), tuple(staff),
+                                    RosterRules(min_rest_hours=body.min_rest_hours, time_limit_s=body.time_limit_s),
+                                    body.shrinkage, body.time_limit_s)
+            plan = plan_week(source, targets, body.week_start, options, history_weeks=body.history_weeks,
+                             holdout_weeks=body.holdout_weeks)
+        except HistoryUnavailable as exc:
+            raise HTTPException(502, str(exc)) from exc
+        except ValueError as exc:  # BadHistory included
+            raise HTTPException(422, str(exc)) from exc
+        out = s.PlanWeekOut.model_validate(plan.as_dict())
+        _audit(session, who, "plan_week", f"employees={len(staff)}")  # the answer names them: personal data
+        if body.publish_as:
+            published = publish_schedule(s.ScheduleIn.model_validate(plan.schedule(body.publish_as, teams)),
+                                         session, who)
+            out.published = s.PublishedOut.model_validate(published)
+        else:
+            session.commit()
+        return out
+
     return app
 
 
-def _templates(body: s.ShiftOptionsIn) -> list[ShiftTemplate]:
+def _templates(body: s.ShiftOptionsIn | s.PlanWeekIn) -> list[ShiftTemplate]:
     return [ShiftTemplate(t.name, t.length_slots, tuple(t.start_slots) if t.start_slots else None,
                           tuple(BreakRule(b.duration_slots, b.earliest_offset, b.latest_offset, b.paid)
                                 for b in t.breaks))

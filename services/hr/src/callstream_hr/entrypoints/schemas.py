@@ -7,6 +7,8 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, Field, model_validator
 
+from callstream_hr.domain.forecast import HoldoutAccuracy
+
 Role = Literal["agent", "senior_operator", "team_lead", "supervisor", "qa", "trainer", "hr"]
 ExitReason = Literal["supervisor", "work_environment", "workload_pressure", "pay", "other"]
 SessionType = Literal["business", "systems", "rules_ethics", "soft_skills"]
@@ -259,3 +261,178 @@ class ForecastIn(BaseModel):
         if self.shifts is not None and self.staffing is None:
             raise ValueError("a shift plan needs staffing goals (agents per interval to cover)")
         return self
+
+
+class QueueTargetsIn(BaseModel):
+    """A queue's service targets for the planner: SL goal within t_s, patience (Erlang A; none: Erlang C).
+    A target left out is the queue's stored one (the KPI API's `/v1/queues/targets`), else 80 % in 20 s and
+    no patience."""
+
+    queue_id: QueueId
+    sl_target: float | None = Field(default=None, ge=0, le=1)
+    t_s: float | None = Field(default=None, ge=0)
+    patience_s: float | None = Field(default=None, gt=0)
+    max_occupancy: float = Field(default=1.0, gt=0, le=1)
+    asa_goal: float | None = Field(default=None, ge=0)
+    abandon_goal: float | None = Field(default=None, ge=0, le=1)
+
+
+class IntervalIn(BaseModel):
+    start: AwareDatetime
+    offered: float = Field(ge=0)
+    aht_s: float | None = Field(default=None, ge=0)
+
+
+class QueueHistoryIn(BaseModel):
+    queue_id: QueueId
+    intervals: list[IntervalIn] = Field(max_length=52 * 336)
+
+
+class ContractIn(BaseModel):
+    """An HR employee to roster and their contract; skills default to the employee's skills in HR."""
+
+    employee_id: str = Ident
+    skills: list[QueueId] | None = None
+    min_weekly_hours: float = Field(default=0, ge=0, le=168)
+    max_weekly_hours: float = Field(default=40, ge=0, le=168)
+    min_days_off: int = Field(default=2, ge=0, le=7)
+    unavailable_days: list[int] = Field(default=[], description="0 = Monday of the planned week ... 6 = Sunday")
+    nights_allowed: bool = True
+    hourly_cost: float = Field(default=1.0, ge=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> ContractIn:
+        if self.min_weekly_hours > self.max_weekly_hours:
+            raise ValueError("min_weekly_hours must be <= max_weekly_hours")
+        if any(not 0 <= d <= 6 for d in self.unavailable_days):
+            raise ValueError("unavailable_days must be in 0..6 (0 = Monday)")
+        return self
+
+
+class PlanWeekIn(BaseModel):
+    # Start of the week to plan: a 30-minute boundary (Monday 00:00 UTC, or the center's local Monday).
+    week_start: AwareDatetime
+    history_weeks: int = Field(default=6, ge=2, le=52)
+    holdout_weeks: int = Field(default=1, ge=1, le=51)
+    queues: list[QueueTargetsIn] = Field(min_length=1, max_length=50)
+    # History per queue and 30-minute interval (e.g. aggregated from a file); none: read from the KPI API.
+    history: list[QueueHistoryIn] | None = None
+    shrinkage: float = Field(default=0.0, ge=0, lt=1, description="absence, training, meetings: not breaks")
+    templates: list[TemplateIn] = Field(min_length=1)
+    employees: list[ContractIn] = Field(min_length=1, max_length=2000)
+    min_rest_hours: float = Field(default=11, ge=0, le=48)
+    time_limit_s: float = Field(default=20, gt=0, le=120)
+    # Publish the roster as this HR schedule (POST /v1/schedules): adherence is then measured against it.
+    # (at most 56 characters: its shifts are numbered `<publish_as>:<n>`, and shift ids have at most 64).
+    publish_as: str | None = Field(default=None, min_length=1, max_length=56, pattern=r"^[A-Za-z0-9._:-]+$")
+
+    @model_validator(mode="after")
+    def _check(self) -> PlanWeekIn:
+        if self.holdout_weeks >= self.history_weeks:
+            raise ValueError("holdout_weeks must leave at least one history week to fit on")
+        if len({q.queue_id for q in self.queues}) != len(self.queues):
+            raise ValueError("queues: a queue_id appears twice")
+        if len({e.employee_id for e in self.employees}) != len(self.employees):
+            raise ValueError("employees: an employee_id appears twice")
+        return self
+
+
+# ------------------------------------------------------------------ answers of POST /v1/plans/week
+
+
+class IntervalOut(BaseModel):
+    start: str
+    calls: float
+    aht_s: float
+    agents: int
+    raw_agents: int
+    service_level: float
+    asa_s: float
+    occupancy: float
+    abandon_rate: float
+    model: str
+
+
+class AssignmentOut(BaseModel):
+    template: str
+    start_slot: int
+    count: int
+
+
+class ShiftPlanOut(BaseModel):
+    status: str
+    covered: bool
+    headcount: int
+    paid_hours: float
+    lp_bound_hours: float
+    gap: float
+    assignments: list[AssignmentOut]
+    coverage: list[int]
+    over: list[int]
+    under: list[int]
+
+
+class QueuePlanOut(BaseModel):
+    queue_id: str
+    history_calls: float
+    accuracy: HoldoutAccuracy
+    targets: QueueTargetsIn
+    intervals: list[IntervalOut]
+    requirement: list[int]
+    shift_plan: ShiftPlanOut
+
+
+class BreakOut(BaseModel):
+    start: str
+    end: str
+
+
+class RosteredShiftOut(BaseModel):
+    employee_id: str
+    name: str
+    queue_id: str
+    template: str
+    start: str
+    end: str
+    breaks: list[BreakOut]
+    paid_hours: float
+    extra: bool
+
+
+class UnfilledOut(BaseModel):
+    queue_id: str
+    template: str
+    start: str
+    count: int
+
+
+class RosterOut(BaseModel):
+    status: str
+    employees: int
+    paid_hours: float
+    cost: float
+    lp_bound_hours: float
+    gap: float
+    weekend_spread: int
+    night_spread: int
+    solve_time_s: float
+    shifts: list[RosteredShiftOut]
+    unfilled: list[UnfilledOut]
+
+
+class PublishedOut(BaseModel):
+    schedule_id: str
+    version: int
+    shifts: int
+    employees: int
+
+
+class PlanWeekOut(BaseModel):
+    week_start: str
+    history_start: str
+    history_weeks: int
+    interval_minutes: int
+    queues: list[QueuePlanOut]
+    requirement: list[int]
+    roster: RosterOut
+    published: PublishedOut | None = None

@@ -19,11 +19,14 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import IO
 
 from callstream_core.kafka import DeliveryError
+from callstream_ingest.domain.identity import AgentDirectory
 from callstream_ingest.domain.queue_log import LineDefect, QueueLogMapper
 from callstream_ingest.service import CALL_TOPIC, EventSink
 
@@ -70,12 +73,15 @@ class QueueLogFollower:
     """Call ``run(stop)`` in a thread (or ``step()`` repeatedly); reads complete lines only."""
 
     def __init__(self, path: Path, sink: EventSink, checkpoint: Path, *, source: str = "asterisk-queue-log",
-                 caller_salt: str = "callstream", poll_interval_s: float = 0.2, confirm_every_s: float = 1.0,
+                 caller_salt: str = "callstream", wrap_up_s: Mapping[str, float] | None = None,
+                 agents: AgentDirectory | None = None, poll_interval_s: float = 0.2, confirm_every_s: float = 1.0,
                  confirm_timeout_s: float = 120.0, dlq: bool = True) -> None:
         self.path = path
         self.sink = sink
         self.checkpoint = Checkpoint(checkpoint)
-        self.mapper = QueueLogMapper(path.name, source, caller_salt)
+        self._new_mapper = partial(QueueLogMapper, path.name, source, caller_salt, wrap_up_s=wrap_up_s,
+                                   agents=agents)
+        self.mapper = self._new_mapper()
         self.poll_interval_s = poll_interval_s
         self.confirm_every_s = confirm_every_s
         self.confirm_timeout_s = confirm_timeout_s
@@ -202,7 +208,7 @@ class QueueLogFollower:
             self._f.close()
             self._f = None
         self._buf, self._dirty = b"", False
-        self.mapper = QueueLogMapper(self.mapper.file, self.mapper.source, self.mapper.caller_salt)
+        self.mapper = self._new_mapper()
 
     def run(self, stop: threading.Event, retry_s: float = 5.0) -> None:
         """Follow until ``stop`` is set. ``retry_s`` > 0: a Kafka failure rewinds to the checkpoint and retries

@@ -6,7 +6,6 @@ docs/anonymous-bank-mapping.md for the column mapping and every defect reason.
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -15,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 from callstream.call.v1 import call_events_pb2 as ce
 from callstream.common.v1 import envelope_pb2
+from callstream_ingest.domain import identity
 from callstream_ingest.domain.events import call_event
 
 HEADER = (
@@ -99,9 +99,7 @@ class _Defect(Exception):
 
 def caller_hash(customer_id: str, salt: str) -> str:
     """Salted sha256 of the customer id; "0" (unidentified) -> ""."""
-    if customer_id in ("", "0"):
-        return ""
-    return hashlib.sha256(f"{salt}:{customer_id}".encode()).hexdigest()
+    return "" if customer_id == "0" else identity.caller_hash(salt, customer_id)
 
 
 def _parse_date(s: str) -> date:

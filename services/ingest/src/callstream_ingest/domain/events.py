@@ -44,8 +44,3 @@ def agent_event(
     ev = agent_events_pb2.AgentEvent(envelope=envelope(source, natural_key, kind, occurred_at), agent_id=agent_id)
     getattr(ev, kind).CopyFrom(payload)
     return ev
-
-
-def kind_of(ev: call_events_pb2.CallEvent | agent_events_pb2.AgentEvent) -> str:
-    """Name of the oneof ``kind`` set on the event ("" when none)."""
-    return ev.WhichOneof("kind") or ""

@@ -1,22 +1,27 @@
 """Asterisk queue_log lines -> CallEvent / AgentEvent.
 
 Format: ``epoch|callid|queuename|agent|event|data1|data2|...`` (Asterisk documentation,
-"Queue Logs"). Pure: lines in, events/defects out. ``QueueLogMapper`` keeps per-call context
-(queue, DID) to fill fields of later events.
+"Queue Logs"; the fields as app_queue writes them). Pure: lines in, events/defects out. ``QueueLogMapper``
+keeps per-call context (queue, DID) to fill fields of later events. Every verb is mapped or ignored with
+its reason in ``INFO_VERBS`` (docs/ingest.md has the table).
+
+queue_log never says when an agent's wrap-up ends: app_queue simply offers the member no call for the
+queue's ``wrapuptime``. So the ``ended`` of an answered call announces that wrap-up (``wrap_up_ms``, from
+the adapter's ``queue_wrapup_s``), and the agent's ``after_call_work`` carries it too.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TypeAlias
 
 from callstream.agent.v1 import agent_events_pb2 as ae
 from callstream.call.v1 import call_events_pb2 as ce
 from callstream_ingest.domain.events import agent_event, call_event
+from callstream_ingest.domain.identity import AgentDirectory, caller_hash
 
 CALL_VERBS = frozenset(
     {
@@ -49,8 +54,16 @@ AGENT_VERBS = frozenset(
         "AGENTCALLBACKLOGOFF",
     }
 )
-# Known verbs that carry no event of their own (DID is kept as call context).
-INFO_VERBS = frozenset({"CONFIGRELOAD", "QUEUESTART", "SYSCOMPAT", "DID", "INFO", "RINGCANCELED"})
+# Known verbs that carry no event of their own, and why.
+INFO_VERBS: Mapping[str, str] = {
+    "CONFIGRELOAD": "a configuration reload of Asterisk, no call or agent changed",
+    "QUEUESTART": "Asterisk started; members come with their own lines",
+    "SYSCOMPAT": "a member's channel could not be bridged (incompatible formats); the call goes on ringing others",
+    "DID": "the number the caller dialed: kept as the call's dialed_number, not an event",
+    "INFO": "free text a dialplan wrote; no fixed meaning",
+    "RINGCANCELED": "the ring of one member stopped because the caller hung up or another member answered: "
+                    "the ABANDON or CONNECT line of the call says which",
+}
 
 _PAUSE_REASONS = {
     "break": ae.NOT_READY_REASON_BREAK,
@@ -101,11 +114,15 @@ def _uint(s: str) -> int:
 
 class QueueLogMapper:
     def __init__(
-        self, file: str = "queue_log", source: str = "asterisk-queue-log", caller_salt: str = "callstream"
+        self, file: str = "queue_log", source: str = "asterisk-queue-log", caller_salt: str = "callstream",
+        *, wrap_up_s: Mapping[str, float] | None = None, agents: AgentDirectory | None = None,
     ) -> None:
         self.file = file
         self.source = source
         self.caller_salt = caller_salt
+        # queue -> its wrapuptime in seconds (queues.conf), announced as the ACW of its answered calls
+        self.wrap_up_s = dict(wrap_up_s or {})
+        self.agents = agents if agents is not None else AgentDirectory()
         self.summary = QueueLogSummary()
         self.defects: list[LineDefect] = []
         self._calls: dict[str, _CallCtx] = {}
@@ -145,7 +162,7 @@ class QueueLogMapper:
             self.summary.unknown_by_verb[verb] += 1
             return []
         d = [*data, "", "", "", "", ""]
-        aid = _agent_id(agent)
+        aid = self.agents.agent_id(_agent_id(agent))
         out: list[Event | LineDefect] = []
         key = line
 
@@ -167,18 +184,22 @@ class QueueLogMapper:
         if verb == "ENTERQUEUE":
             c = self._calls.setdefault(callid, _CallCtx(queue=qid))
             c.queue = qid
-            callerid = d[1]
-            h = hashlib.sha256(f"{self.caller_salt}:{callerid}".encode()).hexdigest() if callerid else ""
-            context = ce.CallContext(queue_id=qid, caller_hash=h, dialed_number=c.dialed)
+            context = ce.CallContext(queue_id=qid, caller_hash=caller_hash(self.caller_salt, d[1]),
+                                     dialed_number=c.dialed)
             call("offered", ce.CallOffered(context=context))
-            call("queued", ce.CallQueued(queue_id=qid))
+            call("queued", ce.CallQueued(queue_id=qid, position=_uint(d[2])))
         elif verb == "CONNECT":
+            # data: holdtime|bridged channel|ringtime (whole seconds): the member's phone rang that long.
+            ring_s = _uint(d[2])
+            if ring_s:
+                out.append(call_event(self.source, key, callid, when - timedelta(seconds=ring_s), "ringing",
+                                      ce.AgentRinging(agent_id=aid, queue_id=qid)))
             call("answered", ce.CallAnswered(agent_id=aid, queue_id=qid))
             agent_ev("talking", ae.Talking(call_id=callid, queue_id=qid))
         elif verb in ("COMPLETECALLER", "COMPLETEAGENT"):
             party = ce.CallEnded.PARTY_CALLER if verb == "COMPLETECALLER" else ce.CallEnded.PARTY_AGENT
-            call("ended", ce.CallEnded(agent_id=aid, hung_up_by=party))
-            agent_ev("after_call_work", ae.AfterCallWork(call_id=callid, queue_id=qid))
+            call("ended", ce.CallEnded(agent_id=aid, hung_up_by=party, wrap_up_ms=self._wrap_up_ms(qid)))
+            agent_ev("after_call_work", self._after_call_work(callid, qid))
             self._calls.pop(callid, None)
         elif verb == "ABANDON":
             call(
@@ -189,18 +210,20 @@ class QueueLogMapper:
         elif verb in _OVERFLOW_REASON:
             reason = _OVERFLOW_REASON[verb] + (f":{d[0]}" if verb == "EXITWITHKEY" and d[0] else "")
             call("overflowed", ce.CallOverflowed(from_queue_id=qid, reason=reason))
-        elif verb in ("TRANSFER", "BLINDTRANSFER"):
-            target = d[0] + (f"@{d[1]}" if d[1] else "")
-            call(
-                "transferred",
-                ce.CallTransferred(from_agent_id=aid, kind=ce.CallTransferred.KIND_BLIND, to_agent_id=target),
-            )
+        elif verb in ("TRANSFER", "BLINDTRANSFER", "ATTENDEDTRANSFER"):
+            # The queue's part of the call is over: app_queue writes no COMPLETE line after a transfer, and a
+            # dialplan extension is outside the ACD (a transfer into a queue shows as that queue's ENTERQUEUE).
+            # TRANSFER/BLINDTRANSFER data: exten|context|...; ATTENDEDTRANSFER: BRIDGE|id, APP|app or LINK|a|b.
+            if verb == "ATTENDEDTRANSFER":
+                kind, target = ce.CallTransferred.KIND_WARM, ":".join(filter(None, d[:2]))
+            else:
+                kind, target = ce.CallTransferred.KIND_BLIND, d[0] + (f"@{d[1]}" if d[1] else "")
+            call("transferred", ce.CallTransferred(from_agent_id=aid, kind=kind, to_external=target or "unknown"))
+            call("ended", ce.CallEnded(agent_id=aid, hung_up_by=ce.CallEnded.PARTY_AGENT,
+                                       wrap_up_ms=self._wrap_up_ms(qid)))
             if aid:
-                agent_ev("after_call_work", ae.AfterCallWork(call_id=callid, queue_id=qid))
-        elif verb == "ATTENDEDTRANSFER":
-            call("transferred", ce.CallTransferred(from_agent_id=aid, kind=ce.CallTransferred.KIND_WARM))
-            if aid:
-                agent_ev("after_call_work", ae.AfterCallWork(call_id=callid, queue_id=qid))
+                agent_ev("after_call_work", self._after_call_work(callid, qid))
+            self._calls.pop(callid, None)
         elif verb == "RINGNOANSWER":
             call("ring_no_answer", ce.RingNoAnswer(agent_id=aid, queue_id=qid, ring_ms=_uint(d[0])))
         elif verb == "AGENTDUMP":
@@ -222,3 +245,9 @@ class QueueLogMapper:
             if not isinstance(e, LineDefect):
                 self.summary.events_by_kind[e.WhichOneof("kind") or ""] += 1
         return out
+
+    def _wrap_up_ms(self, queue_id: str) -> int:
+        return round(self.wrap_up_s.get(queue_id, 0.0) * 1000)
+
+    def _after_call_work(self, call_id: str, queue_id: str) -> ae.AfterCallWork:
+        return ae.AfterCallWork(call_id=call_id, queue_id=queue_id, wrap_up_ms=self._wrap_up_ms(queue_id))

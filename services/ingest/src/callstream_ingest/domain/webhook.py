@@ -2,7 +2,9 @@
 CallEvent / AgentEvent, then conversion with ``json_format.ParseDict``.
 
 Bodies: one JSON object, a JSON array of objects, or NDJSON (one object per line).
-Errors carry the field path, e.g. ``events[3].envelope.occurredAt: ...``.
+Errors carry the field path, e.g. ``events[3].envelope.occurredAt: ...``. Event times outside the
+caller's window (``EventTimeWindow``: how far ahead of and behind the clock) are refused here, at the
+edge, so a year-9999 event never reaches a stream that does arithmetic on it.
 """
 
 from __future__ import annotations
@@ -19,10 +21,14 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, Str
 
 from callstream.agent.v1 import agent_events_pb2 as ae
 from callstream.call.v1 import call_events_pb2 as ce
+from callstream_core.event_checks import EventTimeWindow
 
 MAX_EVENT_BYTES = 16 * 1024
 MAX_BATCH_BYTES = 4 * 1024 * 1024
 MAX_BATCH_EVENTS = 5000
+# Deepest JSON nesting accepted: an event in the protobuf JSON mapping is at most ~6 levels deep; the
+# limit sits far below the interpreter's recursion limit, which a 1,000-deep body used to hit (a 500).
+MAX_JSON_DEPTH = 32
 
 Key = Annotated[str, StringConstraints(min_length=1, max_length=128, strip_whitespace=False)]
 Text = Annotated[str, StringConstraints(max_length=200)]
@@ -85,8 +91,35 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not allowed")
 
 
-def convert_event(obj: Any, path: str = "event") -> tuple[ce.CallEvent | ae.AgentEvent | None, list[WebhookError]]:
-    """Validate one decoded JSON object and convert it to a protobuf event."""
+def _too_deep(value: Any, limit: int) -> bool:
+    """Whether JSON `value` nests deeper than `limit` (iterative: no recursion on hostile input)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        for child in children:
+            if isinstance(child, dict | list):
+                if depth + 1 > limit:
+                    return True
+                stack.append((child, depth + 1))
+    return False
+
+
+def _load(text: str) -> Any:
+    """json.loads refusing NaN/Infinity and nesting deeper than MAX_JSON_DEPTH (ValueError with the reason)."""
+    try:
+        doc = json.loads(text, parse_constant=_reject_constant)
+    except RecursionError:
+        raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels") from None
+    if isinstance(doc, dict | list) and _too_deep(doc, MAX_JSON_DEPTH):
+        raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels")
+    return doc
+
+
+def convert_event(obj: Any, path: str = "event", *, window: EventTimeWindow | None = None,
+                  now: datetime | None = None) -> tuple[ce.CallEvent | ae.AgentEvent | None, list[WebhookError]]:
+    """Validate one decoded JSON object and convert it to a protobuf event; with `window`, its event time
+    must lie in the window around `now` (default: the clock)."""
     if not isinstance(obj, dict):
         return None, [WebhookError(path, "event must be a JSON object")]
     if not _finite(obj):
@@ -129,6 +162,10 @@ def convert_event(obj: Any, path: str = "event") -> tuple[ce.CallEvent | ae.Agen
     # timestamp printed and parsed again, was most of a webhook event's cost). Event time at ms precision.
     micros = (model.envelope.occurredAt - _EPOCH) // _MICROSECOND
     ms = micros // 1000
+    if window is not None:
+        problem = window.problem(ms // 1000, now or datetime.now(UTC))
+        if problem is not None:
+            return None, [WebhookError(f"{path}.envelope.occurredAt", problem)]
     msg: ce.CallEvent | ae.AgentEvent = (ce.CallEvent(call_id=model.callId) if is_call
                                          else ae.AgentEvent(agent_id=model.agentId))
     msg.envelope.event_id = model.envelope.eventId
@@ -157,12 +194,16 @@ def parse_body(
     max_event_bytes: int = MAX_EVENT_BYTES,
     max_batch_bytes: int = MAX_BATCH_BYTES,
     max_events: int = MAX_BATCH_EVENTS,
+    window: EventTimeWindow | None = None,
+    now: datetime | None = None,
 ) -> WebhookResult:
     """Parse a JSON object, JSON array or NDJSON body (``application/x-ndjson``).
 
     A body over ``max_batch_bytes`` or with more than ``max_events`` is rejected whole; an event over
-    ``max_event_bytes`` is rejected alone. Valid events are returned alongside per-event errors.
+    ``max_event_bytes`` is rejected alone. Valid events are returned alongside per-event errors. With
+    `window`, an event time outside it (around `now`, default the clock) is an error of that event.
     """
+    now = now or datetime.now(UTC)
     if len(body) > max_batch_bytes:
         return WebhookResult([], [WebhookError("body", f"body exceeds {max_batch_bytes} bytes")])
     try:
@@ -178,7 +219,7 @@ def parse_body(
                 idx += 1
     else:
         try:
-            doc = json.loads(text, parse_constant=_reject_constant)
+            doc = _load(text)
         except ValueError as e:
             return WebhookResult([], [WebhookError("body", f"invalid JSON: {e}")])
         if isinstance(doc, list):
@@ -193,11 +234,11 @@ def parse_body(
             result.errors.append(WebhookError(path, f"event exceeds {max_event_bytes} bytes"))
             continue
         try:
-            obj = json.loads(raw, parse_constant=_reject_constant)
+            obj = _load(raw)
         except ValueError as e:
             result.errors.append(WebhookError(path, f"invalid JSON: {e}"))
             continue
-        ev, errs = convert_event(obj, path)
+        ev, errs = convert_event(obj, path, window=window, now=now)
         if ev is not None:
             result.events.append(ev)
         result.errors.extend(errs)

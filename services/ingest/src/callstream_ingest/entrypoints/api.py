@@ -3,6 +3,8 @@
 - One event (JSON object), a batch (JSON array) or NDJSON (``application/x-ndjson``), bearer token per source
   (``INGEST_SOURCES=TOKEN=source-name,...``); every event's ``envelope.source`` must be that source name
   or ``source-name/<instance>``.
+- Event time within WEBHOOK_MAX_FUTURE_S ahead of and WEBHOOK_MAX_AGE_S behind the clock (else 422 naming
+  `envelope.occurredAt`): a wrong PBX clock must not move the KPI stream's event time.
 - Strict validation: any invalid event rejects the whole batch with 422 and the field paths; nothing of it is
   produced. 413 when the body, one event or the event count is above the caps.
 - 202 only after Kafka confirmed every event of the batch; Kafka down or slow -> 503 after
@@ -26,6 +28,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
+from callstream_core.http_errors import install_error_handlers
 from callstream_core.kafka import DeliveryError
 from callstream_core.observability import ReadinessCheck, ops_router
 from callstream_ingest.config import IngestSettings
@@ -112,6 +115,7 @@ def create_app(settings: IngestSettings, sink: EventSink,
 
     app = FastAPI(title="Callstream ingest", version="1", lifespan=lifespan,
                   description="Webhook intake of call and agent events for any PBX; see docs/ingest.md.")
+    install_error_handlers(app)
     app.include_router(ops_router(readiness))
     api = APIRouter(prefix="/v1", tags=["events"])
 
@@ -155,7 +159,7 @@ def create_app(settings: IngestSettings, sink: EventSink,
         result = webhook.parse_body(
             body, "application/x-ndjson" if ctype in NDJSON else ctype,
             max_event_bytes=settings.webhook_max_event_bytes, max_batch_bytes=settings.webhook_max_batch_bytes,
-            max_events=settings.webhook_max_batch_events)
+            max_events=settings.webhook_max_batch_events, window=settings.webhook_window())
         n = len(result.events) + len(result.errors)
         sink.received(ADAPTER, n)
         errors = list(result.errors)

@@ -9,7 +9,10 @@ ReplacingMergeTree and read away with FINAL.
 from __future__ import annotations
 
 import hashlib
+import json
 import pickle
+import re
+import struct
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -18,6 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import DatabaseError, DataError, OperationalError, ProgrammingError
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from callstream.agent.v1 import agent_events_pb2
@@ -26,6 +30,7 @@ from callstream.hr.v1 import hr_events_pb2
 from callstream.kpi.v1 import kpi_events_pb2
 from callstream.qa.v1 import qa_events_pb2
 from callstream_core.clickhouse import load_migrations, migrate
+from callstream_core.kafka import DeadLetters
 from callstream_kpi.domain.agent_states import StateInterval
 
 COMPONENT = "kpi-stream"
@@ -63,8 +68,31 @@ def dedup_token(table: str, offsets: Sequence[tuple[str, int, int]]) -> str:
     return f"{table}:" + ",".join(parts)
 
 
+# Errors of the rows themselves: a value its column cannot hold, a row of the wrong shape. Sending the same
+# rows again cannot help, so they are not retried: the writer stores the rest and dead-letters those rows.
+# Raised while clickhouse-connect serializes the rows (DataError wraps struct.error and None in a
+# non-Nullable column; the Python errors come from converting a value) ...
+_ROW_ERROR_TYPES = (DataError, ProgrammingError, ValueError, TypeError, AttributeError, OverflowError, struct.error)
+# ... or by ClickHouse parsing them (CANNOT_PARSE_*, TYPE_MISMATCH, ARGUMENT_OUT_OF_BOUND, CANNOT_CONVERT_TYPE,
+# TOO_LARGE_STRING_SIZE, VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE, ...).
+_ROW_ERROR_CODES = frozenset({6, 26, 27, 38, 41, 53, 69, 70, 72, 131, 321})
+_CODE = re.compile(r"\bCode: (\d+)\.")
+
+
+def is_row_error(exc: BaseException) -> bool:
+    """Whether `exc` says the rows cannot be stored, as opposed to the store being unable now (connection
+    refused, timeout, a read-only or full disk, too many parts: conditions that pass, so retried)."""
+    if isinstance(exc, OperationalError):
+        return False
+    if isinstance(exc, _ROW_ERROR_TYPES):
+        return True
+    code = _CODE.search(str(exc)) if isinstance(exc, DatabaseError) else None
+    return code is not None and int(code.group(1)) in _ROW_ERROR_CODES
+
+
 class RetryingClient:
-    """Retries a dependency outage (ClickHouse down) with back-off; it never gives up on good data.
+    """Retries a dependency outage (ClickHouse down, unwritable, slow) with back-off; it never gives up on good
+    data. A row error (`is_row_error`) is raised at once: retrying it would stall the stream forever.
 
     `on_retry` lets the caller count retries and report not-ready while they last.
     """
@@ -83,6 +111,8 @@ class RetryingClient:
             try:
                 return action(self.client)
             except Exception as exc:
+                if is_row_error(exc):
+                    raise
                 if self._on_retry is not None:
                     self._on_retry(exc)
                 self._sleep(backoff)
@@ -211,11 +241,39 @@ def content_token(table: str, rows: Sequence[Sequence[Any]]) -> str:
     return f"{table}:sha256:{digest}"
 
 
-class FactWriter:
-    """Inserts rows of one table with a dedup token, retrying outages."""
+# Where a row of each table came from: its rejection goes to that topic's DLQ.
+TABLE_TOPICS = {"call_events": "cc.call-events.v1", "agent_events": "cc.agent-events.v1",
+                "contacts": "cc.contacts.v1", "agent_state_intervals": "cc.agent-events.v1",
+                "qa_evaluations": "cc.qa-evaluations.v1", "hr_shifts": "cc.hr-schedules.v1",
+                "hr_attendance": "cc.hr-attendance.v1", "hr_employment": "cc.hr-employment.v1",
+                "hr_costs": "cc.hr-costs.v1"}
 
-    def __init__(self, client: RetryingClient) -> None:
+RejectRow = Callable[[str, dict[str, Any], str], None]
+
+
+class RowDeadLetters:
+    """A row ClickHouse cannot store, as JSON (column -> value) on the DLQ of the topic it came from, with the
+    reason; confirmed by Kafka before the batch goes on, so it is never lost on the way."""
+
+    def __init__(self, dead_letters: DeadLetters, topic_prefix: str = "") -> None:
+        self._dead_letters = dead_letters
+        self._prefix = topic_prefix
+
+    def __call__(self, table: str, row: dict[str, Any], reason: str) -> None:
+        value = json.dumps(row, default=repr, sort_keys=True).encode()
+        self._dead_letters.send_record(self._prefix + TABLE_TOPICS[table], int(row.get("kafka_partition", -1)),
+                                       int(row.get("kafka_offset", -1)), None, value,
+                                       [("dlq.table", table.encode())], f"ClickHouse refused the row: {reason}")
+        self._dead_letters.flush()
+
+
+class FactWriter:
+    """Inserts rows of one table with a dedup token, retrying outages; rows ClickHouse cannot store go to
+    `reject` with the reason (found by halving the batch) and the rest is stored."""
+
+    def __init__(self, client: RetryingClient, reject: RejectRow | None = None) -> None:
         self._client = client
+        self._reject = reject
 
     def insert(self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str],
                offsets: Sequence[tuple[str, int, int]] | None) -> None:
@@ -223,5 +281,30 @@ class FactWriter:
         if not rows:
             return
         token = dedup_token(table, offsets) if offsets is not None else content_token(table, rows)
+        try:
+            self._insert(table, rows, columns, token)
+        except Exception as exc:
+            if self._reject is None or not is_row_error(exc):
+                raise
+            self._insert_apart(table, rows, columns, exc)
+
+    def _insert(self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str], token: str) -> None:
         self._client.run(lambda c: c.insert(table, list(rows), column_names=list(columns),
                                             settings={"insert_deduplication_token": token}))
+
+    def _insert_apart(self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str],
+                      error: Exception) -> None:
+        """Store what can be stored of `rows` (which failed with `error`) and reject the rest, row by row.
+        Halves carry content tokens: a re-sent half is the same rows, so it is dropped as a repeat."""
+        assert self._reject is not None
+        if len(rows) == 1:
+            self._reject(table, dict(zip(columns, rows[0], strict=False)), f"{type(error).__name__}: {error}")
+            return
+        middle = len(rows) // 2
+        for half in (rows[:middle], rows[middle:]):
+            try:
+                self._insert(table, half, columns, content_token(table, half))
+            except Exception as exc:
+                if not is_row_error(exc):
+                    raise
+                self._insert_apart(table, half, columns, exc)

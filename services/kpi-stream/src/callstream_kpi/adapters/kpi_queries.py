@@ -119,6 +119,24 @@ ORDER BY bucket
 """
 
 
+def call_event_counters_sql(q: KpiQuery) -> str:
+    """Counters no contact carries: rings no agent answered (RONA), from the raw call events. A team's are its
+    agents' (the agents with a contact of the team in the period)."""
+    if q.scope == "team":
+        scope = ("agent_id IN (SELECT DISTINCT agent_id FROM contacts FINAL WHERE team_id = {scope_id:String} "
+                 "AND offered_at >= {start:DateTime64(3)} AND offered_at < {end:DateTime64(3)})")
+    else:
+        scope = q.scope_filter()
+    return f"""
+SELECT {q.bucket('occurred_at')} AS bucket, count() AS ring_no_answers
+FROM call_events FINAL
+WHERE kind = 'ring_no_answer' AND occurred_at >= {{start:DateTime64(3)}} AND occurred_at < {{end:DateTime64(3)}}
+  AND {scope}
+GROUP BY bucket
+ORDER BY bucket
+"""
+
+
 def agent_state_counters_sql(q: KpiQuery) -> str:
     """Seconds per state from agent state intervals (split at 30-minute boundaries when written)."""
     team_filter = "1"

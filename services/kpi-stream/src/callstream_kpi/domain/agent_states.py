@@ -1,6 +1,8 @@
 """Agent events -> state intervals (ready, reserved, talking, hold, acw, not_ready, logged_out).
 
-An interval is closed by the agent's next state change. Events are kept per agent, sorted by
+An interval is closed by the agent's next state change. An `after_call_work` that announces its wrap-up
+(`wrap_up_ms`, a switch such as Asterisk that never reports the end of wrap-up) implies a return to ready when
+it is over, unless another state change came first. Events are kept per agent, sorted by
 (event time, kind order, event id), for `retention_s` of event time behind the watermark: a late event
 inside that span splits or shortens the interval it falls in and the touched intervals are re-emitted
 with a higher `version` (the `agent_state_intervals` table keeps the highest version per
@@ -78,6 +80,8 @@ class _Point:
     event_id: str
     state: str = field(compare=False)
     reason: str = field(compare=False)
+    # A return to ready implied by an announced wrap-up: only in effect when it directly follows its ACW.
+    implied: bool = field(default=False, compare=False)
 
 
 @dataclass
@@ -152,6 +156,10 @@ class AgentStateTracker:
         if state is None:  # skills changes and unknown kinds do not change the state
             return []
         bisect.insort(agent.points, _Point(at, _KIND_RANK.get(kind, 99), event_id, state, _reason(event, kind)))
+        if kind == "after_call_work" and event.after_call_work.wrap_up_ms:
+            end = at + timedelta(milliseconds=event.after_call_work.wrap_up_ms)
+            bisect.insort(agent.points, _Point(end, _KIND_RANK["ready"], f"{event_id}/wrap-up-over", "ready", "",
+                                               implied=True))
         return self._emit(agent)
 
     def process_batch(self, events: Iterable[AgentEvent]) -> list[StateInterval]:
@@ -180,15 +188,31 @@ class AgentStateTracker:
         now = self.watermark.current
         return now is not None and agent.points[0].at < now - self.retention
 
+    @staticmethod
+    def _effective(points: list[_Point]) -> list[_Point]:
+        """The points in effect: an implied return to ready counts only right after an ACW (another state change
+        during the wrap-up, a pause say, overrides it)."""
+        return [p for i, p in enumerate(points) if not p.implied or (i > 0 and points[i - 1].state == "acw")]
+
     def _intervals(self, agent: _Agent) -> list[StateInterval]:
         # Consecutive points of the same state are not merged: a late event then only shortens or splits
         # rows, never leaves a stale one behind (rows are upserted by (agent, started_at, state)).
         return [StateInterval(agent.agent_id, a.state, a.at, b.at, a.reason, agent.team_id)
-                for a, b in itertools.pairwise(agent.points) if b.at > a.at]
+                for a, b in itertools.pairwise(self._effective(agent.points)) if b.at > a.at]
 
     def _emit(self, agent: _Agent) -> list[StateInterval]:
         out: list[StateInterval] = []
-        for interval in self._intervals(agent):
+        intervals = self._intervals(agent)
+        live = {interval.start for interval in intervals}
+        for start, withdrawn in list(agent.emitted.items()):
+            if start not in live and withdrawn.duration_s > 0:
+                # an implied return to ready that a state change during the wrap-up overrode: its row is
+                # revised to nothing (zero length), so no ready time is counted that never was
+                gone = replace(withdrawn, end=withdrawn.start, version=withdrawn.version + 1)
+                agent.emitted[start] = gone
+                self.stats.revisions += 1
+                out.append(gone)
+        for interval in intervals:
             prev = agent.emitted.get(interval.start)
             if prev is not None and prev.same_content(interval):
                 continue
@@ -201,11 +225,15 @@ class AgentStateTracker:
 
     def status(self, agent_id: str) -> AgentStatus | None:
         agent = self._agents.get(agent_id)
-        if agent is None or not agent.points:
+        now = self.watermark.current
+        # an implied return to ready is not the agent's state before its time has come
+        points = [p for p in self._effective(agent.points) if not p.implied or (now is not None and p.at <= now)] \
+            if agent is not None else []
+        if agent is None or not points:
             return None
-        last = agent.points[-1]
+        last = points[-1]
         since = last.at
-        for p in reversed(agent.points):  # same state re-announced: time in state runs from the first
+        for p in reversed(points):  # same state re-announced: time in state runs from the first
             if (p.state, p.reason) != (last.state, last.reason):
                 break
             since = p.at
@@ -224,8 +252,10 @@ class AgentStateTracker:
 
 
 def split_interval(interval: StateInterval, minutes: int = 30) -> list[StateInterval]:
-    """Cut at interval boundaries, so each 30-minute bucket gets the seconds that happened in it."""
-    return [replace(interval, start=a, end=b) for a, b in split_by_interval(interval.start, interval.end, minutes)]
+    """Cut at interval boundaries, so each 30-minute bucket gets the seconds that happened in it. A zero-length
+    interval (a withdrawn one) stays one row, which replaces what was written for it."""
+    pieces = [replace(interval, start=a, end=b) for a, b in split_by_interval(interval.start, interval.end, minutes)]
+    return pieces or [interval]
 
 
 def logged_in_seconds(intervals: Iterable[StateInterval]) -> float:

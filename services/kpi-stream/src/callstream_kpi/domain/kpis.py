@@ -57,6 +57,7 @@ class Rollup:
     transferred_blind: int = 0
     transferred_warm: int = 0
     hard_calls: int = 0
+    ring_no_answers: int = 0  # an agent's phone rang and the agent did not answer (RONA), from the call events
     # --- agent states (seconds) ---
     logged_in_s: float = 0.0
     productive_s: float = 0.0  # ready + reserved + talking + hold + acw (adherence numerator)

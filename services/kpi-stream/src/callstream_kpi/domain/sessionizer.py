@@ -7,9 +7,11 @@ the same rows. A revision of an emitted contact (a late event) carries a higher 
 Lifecycle of a call, all against the event-time watermark (never the wall clock):
 
 * open: events are collected; nothing is emitted until the call is complete.
-* complete: the last leg reached its end (answered legs: ended *and* wrap_up_ended; otherwise
-  abandoned, blocked, IVR end, callback, overflow to a non-queue destination): every segment is
-  emitted with version 1.
+* complete: the last leg reached its end (answered legs: the conversation ended; otherwise abandoned,
+  blocked, IVR end, callback, overflow to a non-queue destination, transfer out of the ACD): every segment
+  is emitted with version 1. No switch has to say when wrap-up ends: an answered leg's ACW is the wrap-up
+  its `ended` event announced (`wrap_up_ms`, e.g. Asterisk's queue `wrapuptime`), and a `wrap_up_ended`
+  that comes later (a webhook, an agent leaving wrap-up) revises the contact with what really happened.
 * timed out: no end and the watermark passed last event + `session_timeout_s`: emitted with
   `timed_out` set on the unfinished legs (outcome `timed_out` when the call never reached an answer
   or abandon), never lost.
@@ -206,6 +208,8 @@ class _Leg:
     hold_s: float = 0.0
     hold_count: int = 0
     wrap_at: datetime | None = None
+    # The wrap-up the switch announced when the conversation ended: the ACW until a wrap_up_ended says more.
+    announced_wrap_s: float = 0.0
     disposition: str = ""
     resolved: bool = False
     hard_call: bool = False
@@ -223,7 +227,7 @@ class _Leg:
     @property
     def complete(self) -> bool:
         if self.outcome == "answered":
-            return self.conv_end is not None and self.wrap_at is not None
+            return self.conv_end is not None
         return self.outcome in _TERMINAL_UNANSWERED
 
 
@@ -244,12 +248,9 @@ class CallFold:
 
     @property
     def complete(self) -> bool:
-        """Complete when the last leg ended; an earlier leg still waiting for its wrap-up does not hold the call
-        back (it is emitted with acw_s 0 and revised when the wrap-up arrives)."""
-        last = self.legs[-1]
-        if not last.complete:
-            return False
-        return all(leg.complete or (leg.outcome == "answered" and leg.conv_end is not None) for leg in self.legs)
+        """Complete when every leg reached its end (a leg's wrap-up does not hold the call back: its ACW is the
+        announced one, and a later wrap_up_ended revises the contact)."""
+        return all(leg.complete for leg in self.legs)
 
 
 def _fill_context(fold: CallFold, ctx: call_events_pb2.CallContext) -> None:
@@ -359,7 +360,8 @@ def fold_call(events: Iterable[CallEvent]) -> CallFold:
                 cur.ended_at = t
                 cur.transfer_kind = {call_events_pb2.CallTransferred.KIND_BLIND: "blind",
                                      call_events_pb2.CallTransferred.KIND_WARM: "warm"}.get(tr.kind, "blind")
-                new_leg(t, to_queue or cur.queue_id, to_agent)
+                if target != "to_external":  # out of the ACD: no further leg to wait for
+                    new_leg(t, to_queue or cur.queue_id, to_agent)
             elif open_unanswered and to_queue:
                 cur.queue_id = to_queue  # moved before anyone answered: same leg, new queue
         elif kind == "overflowed":
@@ -383,6 +385,9 @@ def fold_call(events: Iterable[CallEvent]) -> CallFold:
                 cur.outcome, cur.ended_at = "abandoned", t
         elif kind == "ended":
             ender = leg_of(ev.ended.agent_id) if ev.ended.agent_id else cur
+            if ender.answered_at is not None and ev.ended.wrap_up_ms:
+                # also for a leg a transfer closed: the agent's channel ends after it and announces the wrap-up
+                ender.announced_wrap_s = ev.ended.wrap_up_ms / 1000.0
             if ender is not cur and ender.conv_end is not None:
                 continue  # an earlier agent's channel closing after a transfer: not the end of the call
             if fold.ivr_open is not None:
@@ -410,8 +415,7 @@ def contacts_of(call_id: str, fold: CallFold, settings: SessionizerSettings, *, 
     records: list[ContactRecord] = []
     for leg in fold.legs:
         outcome = leg.outcome
-        leg_timed_out = timed_out and not (leg.complete or (outcome == "answered" and leg.conv_end is not None
-                                                             and leg is not fold.legs[-1]))
+        leg_timed_out = timed_out and not leg.complete
         if outcome is None:
             outcome = "timed_out"
         # Where the leg stops counting queue time: answer, abandon/overflow/callback, or (timed out) last event.
@@ -427,6 +431,8 @@ def contacts_of(call_id: str, fold: CallFold, settings: SessionizerSettings, *, 
             talk_s = max(0.0, (end - leg.answered_at).total_seconds() - hold_s)
             if conv_end is not None and leg.wrap_at is not None and leg.wrap_at >= conv_end:
                 acw_s = (leg.wrap_at - conv_end).total_seconds()
+            elif conv_end is not None:
+                acw_s = leg.announced_wrap_s
         short = False
         if outcome == "abandoned":
             waited_from = leg.queued_at or leg.acd_entry or leg.started_at

@@ -285,3 +285,32 @@ class AlertEvaluator:
         if state_value == kpi_events_pb2.Alert.STATE_FIRING:
             alert.likely_causes.extend(likely_causes(kpi, values, self.book, scope))
         return alert
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-queue settings (the queue_settings table, written through the KPI API)
+
+
+@dataclass(frozen=True)
+class QueueSettings:
+    """A queue's service targets: SL threshold T and goal, short-abandon threshold, callers' mean patience
+    (for the planner's Erlang A; None: not known) and KPI target values overriding the defaults for it."""
+
+    queue_id: str
+    sl_threshold_s: float = 20.0
+    sl_goal_pct: float = 80.0
+    short_abandon_s: float = 20.0
+    patience_s: float | None = None
+    kpi_targets: Mapping[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.kpi_targets) - set(DEFAULT_TARGETS))
+        if unknown:
+            raise ValueError(f"no KPI target named {unknown}; known: {sorted(DEFAULT_TARGETS)}")
+
+    def apply(self, book: TargetBook) -> None:
+        """Override the book's targets for this queue: the SL goal, then each KPI target given."""
+        scope = ScopeRef("queue", self.queue_id)
+        book.override("service_level", scope, value=self.sl_goal_pct)
+        for kpi, value in self.kpi_targets.items():
+            book.override(kpi, scope, value=value)

@@ -113,8 +113,9 @@ class PartitionWatermark:
     yet it is not idle while its log holds records not taken. When every partition is idle the watermark
     is the largest event time seen (nothing is waiting anywhere); so it is when the consumer is known to
     have taken every record of every partition (it has caught up: no event sits behind another partition's
-    read-ahead, and live figures need not wait for the idle timeout). Partitions never seen hold no state that
-    a watermark could time out, so they do not count until their first event.
+    read-ahead, and live figures need not wait for the idle timeout), minus the allowed lateness less the
+    processing time the stream has been quiet since: a stream that stops still closes its last calls.
+    Partitions never seen hold no state that a watermark could time out, so they do not count until their first event.
 
     Processing time is an input (`now_s`, monotonic seconds): the class does no I/O and reads no clock.
     `current` is the value computed by the last `advance`, so reading it is cheap.
@@ -165,7 +166,13 @@ class PartitionWatermark:
             return None
         newest = max(p.max_event_time for p in self._partitions.values())
         if all(p.caught_up for p in self._partitions.values()):
-            candidate = newest - self.allowed_lateness  # every record in the log is taken: none is behind
+            # Every record in the log is taken: none is behind. And the quiet since the last one counts: an
+            # event that happened then would be in the log by now (live sources send within the lateness), so
+            # the calls of the stream's last seconds close once it has been quiet for the allowed lateness,
+            # instead of waiting for a next event that may never come. Capped at the newest event time seen;
+            # an event that comes later still revises what it changes.
+            quiet = timedelta(seconds=max(0.0, now_s - max(p.last_seen_s for p in self._partitions.values())))
+            candidate = newest - max(timedelta(0), self.allowed_lateness - quiet)
         else:
             active = [p.max_event_time for key, p in self._partitions.items() if not self.idle(key, now_s)]
             candidate = min(active, default=newest) - self.allowed_lateness

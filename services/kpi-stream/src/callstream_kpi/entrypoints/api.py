@@ -14,26 +14,74 @@ from importlib.resources import files
 from typing import Annotated, Any, Literal
 
 from clickhouse_connect.driver.client import Client
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
+from fastapi import APIRouter, Body, Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.responses import FileResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from callstream_core.auth import Principal, TokenAuth
+from callstream_core.http_errors import install_error_handlers
 from callstream_core.observability import ReadinessCheck, ops_router
 from callstream_kpi.adapters.kpi_queries import KpiQuery
+from callstream_kpi.adapters.queue_settings import QueueSettingsStore
 from callstream_kpi.config import KpiSettings
 from callstream_kpi.domain.kpis import KPIS, VARIANTS
+from callstream_kpi.domain.targets import DEFAULT_TARGETS, QueueSettings
 from callstream_kpi.entrypoints.broadcast import Broadcaster
 from callstream_kpi.read_model import kpi_report
 
 READERS = ("team_lead", "manager", "qa", "hr")
+TARGET_WRITERS = ("manager", "admin")
 GRAIN_LIMIT = {"30m": timedelta(days=31), "hour": timedelta(days=93), "day": timedelta(days=3 * 366),
                "week": timedelta(days=10 * 366), "month": timedelta(days=20 * 366)}
 STATIC = files("callstream_kpi.entrypoints") / "static"
 
 
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+# What the facts can hold: ClickHouse's DateTime64 spans 1900-01-01 .. 2299-12-31, and the stream refuses
+# event times before 1970 (event_checks). A period outside it is a 422, never date arithmetic that overflows
+# (`from=9999-12-31` plus the default day was a 500).
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2299, 12, 31, tzinfo=UTC)
+# An agent scorecard is a daily report: the same span as the day grain of /v1/kpis.
+SCORECARD_LIMIT = GRAIN_LIMIT["day"]
+
+
+def _aware(moment: datetime, name: str) -> datetime:
+    """`moment` in UTC (naive = UTC), or a 422 naming the parameter when it is outside EARLIEST..LATEST."""
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    if not EARLIEST <= aware <= LATEST:
+        raise HTTPException(422, f"'{name}' must lie between {EARLIEST.date()} and {LATEST.date()}")
+    return aware
+
+
+class QueueTargetsIn(BaseModel):
+    """A queue's targets. A bad value is a 422 whose `loc` names the field."""
+
+    model_config = ConfigDict(extra="forbid")
+    sl_threshold_s: float = Field(default=20.0, gt=0, le=3600, description="T of the service level")
+    sl_goal_pct: float = Field(default=80.0, ge=0, le=100, description="share answered within T, percent")
+    short_abandon_s: float = Field(default=20.0, ge=0, le=600, description="abandons this fast are not counted")
+    patience_s: float | None = Field(default=None, gt=0, le=86400, description="callers' mean patience")
+    kpi_targets: dict[str, float] = Field(default={}, description="KPI name -> target value (its comparison "
+                                                                  "is the default target's)")
+
+    @field_validator("kpi_targets")
+    @classmethod
+    def _known(cls, value: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(value) - set(DEFAULT_TARGETS))
+        if unknown:
+            raise ValueError(f"no KPI target named {unknown}; known: {sorted(DEFAULT_TARGETS)}")
+        return value
+
+
+class QueueTargetsOut(QueueTargetsIn):
+    queue_id: str
+
+
+def _targets_out(settings: QueueSettings) -> QueueTargetsOut:
+    return QueueTargetsOut(queue_id=settings.queue_id, sl_threshold_s=settings.sl_threshold_s,
+                           sl_goal_pct=settings.sl_goal_pct, short_abandon_s=settings.short_abandon_s,
+                           patience_s=settings.patience_s, kpi_targets=dict(settings.kpi_targets))
 
 
 def create_app(settings: KpiSettings, client: Client, broadcaster: Broadcaster,
@@ -41,6 +89,7 @@ def create_app(settings: KpiSettings, client: Client, broadcaster: Broadcaster,
     auth = TokenAuth(settings.tokens())
     app = FastAPI(title="Callstream KPI API", version="1",
                   description="Contact-center KPIs (kpis.md) by queue, agent, team and center; real-time figures.")
+    install_error_handlers(app)
     app.include_router(ops_router(readiness))
     api = APIRouter(prefix="/v1")
     known_kpis = sorted([*KPIS, *VARIANTS])
@@ -57,8 +106,8 @@ def create_app(settings: KpiSettings, client: Client, broadcaster: Broadcaster,
         sl_threshold_s: Annotated[float | None, Query(gt=0, le=3600)] = None,
         variants: bool = False,
     ) -> dict[str, Any]:
-        begin = _aware(start)
-        finish = _aware(end) if end else begin + timedelta(days=1)
+        begin = _aware(start, "from")
+        finish = _aware(end, "to") if end else min(begin + timedelta(days=1), LATEST)
         if finish <= begin:
             raise HTTPException(422, "'to' must be after 'from'")
         if finish - begin > GRAIN_LIMIT[grain]:
@@ -81,16 +130,49 @@ def create_app(settings: KpiSettings, client: Client, broadcaster: Broadcaster,
         start: Annotated[datetime, Query(alias="from")],
         end: Annotated[datetime, Query(alias="to")],
     ) -> dict[str, Any]:
-        query = KpiQuery("agent", agent_id, "day", _aware(start), _aware(end),
+        query = KpiQuery("agent", agent_id, "day", _aware(start, "from"), _aware(end, "to"),
                          ring_cycle_s=settings.ring_cycle_s, fcr_window_s=settings.fcr_window_s,
                          default_sl_threshold_s=settings.default_sl_threshold_s)
         if query.end <= query.start:
             raise HTTPException(422, "'to' must be after 'from'")
+        if query.end - query.start > SCORECARD_LIMIT:
+            raise HTTPException(422, f"a scorecard covers at most {SCORECARD_LIMIT.days} days")
         report = await asyncio.to_thread(kpi_report, client, query)
         names = ["average_handle_time", "average_talk_time", "average_hold_time", "average_acw", "calls_per_hour",
                  "occupancy", "adherence", "first_call_resolution", "transfer_rate", "monitoring_score",
                  "attendance_rate"]
         return {"agent_id": agent_id, **report.as_dict(names)}
+
+    queue_settings = QueueSettingsStore(client)
+
+    @api.put("/queues/{queue_id}/targets")
+    async def put_queue_targets(
+        principal: Annotated[Principal, Depends(auth.require(*TARGET_WRITERS))],
+        queue_id: Annotated[str, Path(min_length=1, max_length=200)],
+        body: Annotated[QueueTargetsIn, Body()],
+    ) -> QueueTargetsOut:
+        """Write a queue's targets (a new version replaces the previous one); the KPI queries, dashboards
+        and the planner read them."""
+        settings = QueueSettings(queue_id, body.sl_threshold_s, body.sl_goal_pct, body.short_abandon_s,
+                                 body.patience_s, body.kpi_targets)
+        await asyncio.to_thread(queue_settings.put, settings)
+        return _targets_out(settings)
+
+    @api.get("/queues/targets")
+    async def list_queue_targets(
+        principal: Annotated[Principal, Depends(auth.require(*READERS, *TARGET_WRITERS))],
+    ) -> list[QueueTargetsOut]:
+        return [_targets_out(q) for q in await asyncio.to_thread(queue_settings.all)]
+
+    @api.get("/queues/{queue_id}/targets")
+    async def get_queue_targets(
+        principal: Annotated[Principal, Depends(auth.require(*READERS, *TARGET_WRITERS))],
+        queue_id: Annotated[str, Path(min_length=1, max_length=200)],
+    ) -> QueueTargetsOut:
+        found = await asyncio.to_thread(queue_settings.all, queue_id)
+        if not found:
+            raise HTTPException(404, f"queue {queue_id!r} has no targets (the defaults apply)")
+        return _targets_out(found[0])
 
     @api.get("/realtime")
     async def realtime(principal: Annotated[Principal, Depends(auth.require(*READERS, "agent"))]) -> dict[str, Any]:
@@ -105,8 +187,7 @@ def create_app(settings: KpiSettings, client: Client, broadcaster: Broadcaster,
         """Server-sent events `snapshot` and `alert`. EventSource cannot send headers: the token may come as
         `?access_token=`."""
         header = request.headers.get("authorization", "")
-        token = header[7:] if header.lower().startswith("bearer ") else access_token
-        principal = auth.authenticate(token) if token else None
+        principal = auth.from_header(header) if header else auth.authenticate(access_token) if access_token else None
         if principal is None:
             raise HTTPException(401, "a bearer token is required (header or ?access_token=)")
         if principal.role not in {*READERS, "agent", "admin"}:

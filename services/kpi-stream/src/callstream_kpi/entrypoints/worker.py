@@ -8,6 +8,7 @@ import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 import faust
@@ -16,6 +17,7 @@ from fastapi import FastAPI
 from google.protobuf import json_format
 
 from callstream_core.clickhouse import get_client
+from callstream_core.event_checks import EventTimeWindow, event_problem
 from callstream_core.faust_support import decode_events, faust_topic, make_app
 from callstream_core.kafka import DeadLetters, EventProducer, Received
 from callstream_core.topics import topic
@@ -67,11 +69,16 @@ class KpiWorker:
             ("cc.hr-employment.v1", self.pipeline.on_employment),
             ("cc.hr-costs.v1", self.pipeline.on_costs),
         ]
+        window = EventTimeWindow(max_future_s=self.settings.event_time_max_future_s)
+        # Call and agent events are counted, sessionized and timed: one without an envelope, id, event time
+        # or kind, or dated beyond the window, goes to the DLQ with the reason instead.
+        checked = {"cc.call-events.v1", "cc.agent-events.v1"}
         for name, handler in routes:
-            self._agent(name, handler)
+            self._agent(name, handler, partial(event_problem, window=window) if name in checked else None)
         self.faust.timer(self.settings.realtime_interval_s)(self._tick)
 
-    def _agent(self, name: str, handler: Callable[[Sequence[Received[Any]]], None]) -> None:
+    def _agent(self, name: str, handler: Callable[[Sequence[Received[Any]]], None],
+               check: Callable[[Any], str | None] | None) -> None:
         registered = dataclasses.replace(topic(name), name=self.settings.topic_prefix + name)
 
         async def consume(stream: faust.StreamT[Any]) -> None:
@@ -81,7 +88,7 @@ class KpiWorker:
             batches = stream.take_events(  # type: ignore[attr-defined]  # missing from faust-streaming's StreamT
                 self.settings.batch_max, within=self.settings.batch_within_s)
             async for events in batches:
-                received = decode_events(events, registered, self.dead_letters)
+                received = decode_events(events, registered, self.dead_letters, check)
                 taken: dict[tuple[str, int], int] = {}
                 for event in events:
                     tp = (event.message.topic, event.message.partition)

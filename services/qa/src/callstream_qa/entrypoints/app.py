@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from callstream.kpi.v1 import kpi_events_pb2
 from callstream_core.auth import Principal
+from callstream_core.http_errors import install_error_handlers
 from callstream_core.observability import configure_logging, ops_router
 from callstream_qa import service_layer as svc
 from callstream_qa.adapters.contacts import store_contacts
@@ -105,6 +106,7 @@ def create_app(settings: QASettings, *, producer: Producer | None = None) -> Fas
             container.stop()
 
     app = FastAPI(title="Callstream QA", version="1", lifespan=lifespan)
+    install_error_handlers(app)
     app.state.container = container
 
     async def database_ready() -> str | None:

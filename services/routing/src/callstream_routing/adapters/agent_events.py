@@ -6,8 +6,9 @@ topic and applies each event as the `SetAgentState` command the RPC would carry,
 it is in the command log like any command and a standby or a restart sees it too. Only the leader consumes
 (a standby follows the log instead). Offsets are stored only after the commands were applied and logged
 (at-least-once); a repeat is a no-op because the command id is the event id. An event that cannot be a
-command (no agent id, no kind) goes to the DLQ with the reason; one the core refuses (a stale state, an
-unknown agent) is counted, not dead-lettered: it was a valid event the router's state had moved past.
+command (no envelope, event id, event time, agent id or kind: `event_checks.event_problem`) goes to the
+DLQ with the reason; one the core refuses (a stale state, an unknown agent) is counted, not dead-lettered:
+it was a valid event the router's state had moved past.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from prometheus_client import Counter
 from callstream.agent.v1 import agent_events_pb2
 from callstream.routing.v1.routing_pb2 import AgentStateRequest
 from callstream_core import wire
+from callstream_core.event_checks import event_problem
 from callstream_core.kafka import DeadLetters, EventConsumer, Received
 from callstream_routing.domain import model as d
 
@@ -44,11 +46,12 @@ def agent_state_request(event: agent_events_pb2.AgentEvent, profile: d.AgentView
     """The command for one event, given the agent's profile in the core now (None: unknown agent); None when
     the event changes nothing in routing. A login or a change of skills or queues carries the whole profile:
     the command log must replay it without this process's memory."""
-    if not event.agent_id:
-        raise NotACommand("agent_id is empty")
+    # The same contract check as every consumer of call and agent events: an envelope-less event would
+    # become a command with an empty command id.
+    problem = event_problem(event)
+    if problem is not None:
+        raise NotACommand(problem)
     kind = event.WhichOneof("kind")
-    if kind is None:
-        raise NotACommand("the event has no kind")
     if kind in _ECHOES:
         return None
     request = AgentStateRequest(command_id=event.envelope.event_id, agent_id=event.agent_id)

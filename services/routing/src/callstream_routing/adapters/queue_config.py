@@ -28,6 +28,8 @@ def _queue(raw: dict[str, Any], where: str) -> d.QueueConfig:
             overflow = dict(fields["overflow"])
             overflow["destination"] = d.OverflowDestination(overflow["destination"])
             fields["overflow"] = d.OverflowTarget(**overflow)
+        if fields.get("aging") is not None:
+            fields["aging"] = d.PriorityAging(**fields["aging"])
         return d.QueueConfig(**fields)
     except (TypeError, ValueError, KeyError) as exc:
         raise QueueConfigError(f"{where}: {exc}") from exc

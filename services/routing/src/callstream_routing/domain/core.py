@@ -1,13 +1,14 @@
 """The routing core (ACD): a deterministic, event-driven state machine. Commands in, decisions out.
 
 No I/O and no clock of its own: every command carries `now`. A wrapper calls `handle(Tick(now=t))` at
-`next_deadline()` (reservation expiry, end of wrap-up / cool-down / delays, relaxation, sticky and
-max-wait deadlines); every command also fires the deadlines due before it.
+`next_deadline()` (reservation expiry, end of wrap-up / cool-down / delays, relaxation, priority aging,
+sticky and max-wait deadlines); every command also fires the deadlines due before it.
 
 Indexes (a decision costs O(log n) in the pools involved, never a scan of all agents or calls):
   * a *pool* is (queue, capacity channel, effective skill requirement) -- or (`@agent`, channel) for
     calls waiting for their sticky agent. It holds a heap of the idle eligible agents keyed by the
-    queue's strategy and a heap of waiting calls keyed by (-priority, virtual enqueue time, seq).
+    queue's strategy and a heap of waiting calls keyed by (-priority, virtual enqueue time, seq); the priority
+    includes what the call gained by waiting (a queue's PriorityAging: +1 every `every_s`, re-keyed by a timer).
     Heaps use lazy deletion (entries carry a token; stale ones are dropped when they surface).
   * an agent knows the pools it qualifies for; an arriving call peeks its pools' agent heaps; an agent
     becoming free peeks the call heaps of its pools (a few per queue).
@@ -133,16 +134,38 @@ class _Agent:
 
 class _Call:
     __slots__ = (
-        "accepted_at", "agent_id", "call_id", "callback", "callback_allowed", "caller_hash", "channel", "entered_at",
-        "pools", "priority", "queue_id", "relax_stage", "required", "res_expires", "reservation_id", "seq", "state",
-        "sticky_agent", "sticky_until", "token", "venq", "visited", "wait_mark",
+        "accepted_at",
+        "aged",
+        "agent_id",
+        "call_id",
+        "callback",
+        "callback_allowed",
+        "caller_hash",
+        "channel",
+        "entered_at",
+        "pools",
+        "priority",
+        "queue_id",
+        "relax_stage",
+        "required",
+        "res_expires",
+        "reservation_id",
+        "seq",
+        "state",
+        "sticky_agent",
+        "sticky_until",
+        "token",
+        "venq",
+        "visited",
+        "wait_mark",
     )
 
     def __init__(self, call_id: str, seq: int) -> None:
         self.call_id = call_id
         self.seq = seq
         self.queue_id = ""
-        self.priority = 0
+        self.priority = 0  # as given (offer, UpdatePriority)
+        self.aged = 0  # priority gained by waiting in the current queue (PriorityAging)
         self.required: Req = ()
         self.caller_hash = ""
         self.channel = Channel.VOICE
@@ -163,8 +186,13 @@ class _Call:
         self.token = 0
         self.pools: list[_Pool] = []
 
+    @property
+    def rank(self) -> int:
+        """The priority the queue serves it by."""
+        return self.priority + self.aged
+
     def order_key(self) -> tuple[int, float, int, str]:
-        return (-self.priority, self.venq, self.seq, self.call_id)
+        return (-self.rank, self.venq, self.seq, self.call_id)
 
 
 class _Pool:
@@ -358,11 +386,11 @@ class RoutingCore:
                 req, queues = self._effective(c)
                 queues = tuple(x for x in queues if x in self._queues)
         return CallView(
-            call_id=call_id, state=c.state, queue_id=c.queue_id, priority=c.priority, virtual_enqueue_time=c.venq,
+            call_id=call_id, state=c.state, queue_id=c.queue_id, priority=c.rank, virtual_enqueue_time=c.venq,
             entered_at=c.entered_at, channel=c.channel, callback=c.callback, agent_id=c.agent_id,
             reservation_id=c.reservation_id, position=position, expected_wait_s=ewt, eligible_queues=tuple(queues),
             requirement=tuple(RequiredSkill(skill_id=s, min_proficiency=lvl) for s, lvl in req),
-            preferred_agent_id=c.sticky_agent, relax_stage=c.relax_stage,
+            preferred_agent_id=c.sticky_agent, relax_stage=c.relax_stage, aging_boost=c.aged,
         )
 
     # ------------------------------------------------------------------------------------ time
@@ -441,6 +469,9 @@ class RoutingCore:
         if cfg.max_wait_s is not None and cfg.overflow is not None and not c.callback:
             t = c.entered_at + cfg.max_wait_s
             best = t if best is None else min(best, t)
+        if cfg.aging is not None and c.aged < cfg.aging.max_boost:
+            t = c.entered_at + (c.aged + 1) * cfg.aging.every_s
+            best = t if best is None else min(best, t)
         return best
 
     def _call_deadline(self, c: _Call) -> None:
@@ -458,8 +489,12 @@ class RoutingCore:
         while c.relax_stage < len(cfg.relaxation) and now >= c.entered_at + cfg.relaxation[c.relax_stage].after_s:
             c.relax_stage += 1
             changed = True
-        if changed:
-            self._leave_waiting(c)
+        aged, aging = c.aged, cfg.aging
+        while aging is not None and aged < aging.max_boost and now >= c.entered_at + (aged + 1) * aging.every_s:
+            aged += 1
+        if changed or aged != c.aged:
+            self._leave_waiting(c)  # under its old key: the boost changes the key
+            c.aged = aged
             self._enter_waiting(c)
             self._try_assign(c)
         else:
@@ -603,7 +638,7 @@ class RoutingCore:
         c.token = self._next_token()
         insort(self._queues[c.queue_id].order, c.order_key())
         c.pools = self._call_pools(c) if pools is None else pools
-        entry = (-c.priority, c.venq, c.seq, c.call_id, c.token)
+        entry = (-c.rank, c.venq, c.seq, c.call_id, c.token)
         for p in c.pools:
             p.n_calls += 1
             heapq.heappush(p.calls, entry)
@@ -675,7 +710,7 @@ class RoutingCore:
                         continue
                     sticky = p.queue_id.startswith("@")
                     pen = -1 if sticky else (0 if glob else a.queues.get(p.queue_id, 0))
-                    rank = (pen, -c.priority, c.venq, c.seq, p.queue_id)  # queue: a widened call is in 2 pools
+                    rank = (pen, -c.rank, c.venq, c.seq, p.queue_id)  # queue: a widened call is in 2 pools
                     if best_rank is None or rank < best_rank:
                         best, best_pool, best_rank = c, p, rank
                 if best is None or best_pool is None:
@@ -768,6 +803,7 @@ class RoutingCore:
         c.queue_id = queue_id
         c.entered_at = now
         c.relax_stage = 0
+        c.aged = 0
         c.sticky_agent = None
         c.visited.append(queue_id)
         if not c.callback:
@@ -1235,7 +1271,8 @@ class RoutingCore:
                  "venq": c.venq, "entered_at": c.entered_at, "wait_mark": c.wait_mark,
                  "callback_allowed": c.callback_allowed, "callback": c.callback, "state": c.state,
                  "agent_id": c.agent_id, "reservation_id": c.reservation_id, "res_expires": c.res_expires,
-                 "accepted_at": c.accepted_at, "relax_stage": c.relax_stage, "sticky_agent": c.sticky_agent,
+                 "accepted_at": c.accepted_at, "relax_stage": c.relax_stage, "aged": c.aged,
+                 "sticky_agent": c.sticky_agent,
                  "sticky_until": c.sticky_until, "visited": list(c.visited)}
                 for c in self._calls.values()
             ],
@@ -1278,6 +1315,7 @@ class RoutingCore:
             c.callback_allowed, c.callback, c.state = cd["callback_allowed"], cd["callback"], CallState(cd["state"])
             c.agent_id, c.reservation_id, c.res_expires = cd["agent_id"], cd["reservation_id"], cd["res_expires"]
             c.accepted_at, c.relax_stage = cd["accepted_at"], cd["relax_stage"]
+            c.aged = int(cd.get("aged", 0))  # snapshots from before priority aging have none
             c.sticky_agent, c.sticky_until, c.visited = cd["sticky_agent"], cd["sticky_until"], list(cd["visited"])
             core._calls[c.call_id] = c
         core._outcomes = OrderedDict((k, CallOutcome(v)) for k, v in snap["outcomes"].items())

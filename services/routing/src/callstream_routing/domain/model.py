@@ -124,6 +124,21 @@ class RelaxStep:
 
 
 @dataclass(frozen=True, kw_only=True)
+class PriorityAging:
+    """Every `every_s` seconds a call waits in the queue its priority rises by one, at most `max_boost` above
+    the priority it was given (by its offer or an UpdatePriority); the boost restarts in another queue."""
+
+    every_s: float
+    max_boost: int
+
+    def __post_init__(self) -> None:
+        if not self.every_s > 0:
+            raise ValueError("priority aging: every_s must be > 0")
+        if self.max_boost < 1:
+            raise ValueError("priority aging: max_boost must be >= 1")
+
+
+@dataclass(frozen=True, kw_only=True)
 class OverflowTarget:
     destination: OverflowDestination
     queue_id: str = ""  # for QUEUE
@@ -147,6 +162,7 @@ class QueueConfig:
     callback_threshold_s: float | None = None  # offer a callback when the expected wait reaches this
     service_time_s: float | None = None  # known mean handle time (else estimated)
     patience_s: float | None = None  # known mean patience (else estimated)
+    aging: PriorityAging | None = None  # a waiting call's priority rises with its wait
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -366,3 +382,4 @@ class CallView:
     requirement: tuple[RequiredSkill, ...]
     preferred_agent_id: str | None
     relax_stage: int = field(default=0)
+    aging_boost: int = field(default=0)  # priority gained by waiting (included in `priority`)

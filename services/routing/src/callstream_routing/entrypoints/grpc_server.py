@@ -22,6 +22,7 @@ from prometheus_client import Counter, Histogram
 
 from callstream.agent.v1 import agent_events_pb2
 from callstream.routing.v1 import routing_pb2, routing_pb2_grpc
+from callstream_core.auth import BearerTokens
 from callstream_core.kafka import DeadLetters, EventConsumer, EventProducer, apply_topics
 from callstream_core.topics import BY_NAME
 from callstream_routing import domain as d
@@ -305,16 +306,16 @@ class BearerAuth(grpc.aio.ServerInterceptor):
     stay open (probes and tools have no token)."""
 
     def __init__(self, tokens: dict[str, str]) -> None:
-        self.tokens = tokens
+        # The same constant-time check as the HTTP APIs (a dict lookup compared token bytes with ==).
+        self.tokens = BearerTokens(tokens)
 
     async def intercept_service(self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
                                 details: grpc.HandlerCallDetails) -> Any:
         if not details.method.startswith(f"/{SERVICE}/"):
             return await continuation(details)
         metadata = dict(details.invocation_metadata or ())
-        header = str(metadata.get("authorization", ""))
-        token = header[7:] if header.lower().startswith("bearer ") else ""
-        role = self.tokens.get(token)
+        principal = self.tokens.from_header(str(metadata.get("authorization", "")))
+        role = principal.role if principal else None
         if role in ALLOWED_ROLES:
             return await continuation(details)
         if role is None:

@@ -25,15 +25,15 @@ _sym_db = _symbol_database.Default()
 from callstream.common.v1 import envelope_pb2 as callstream_dot_common_dot_v1_dot_envelope__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&callstream/agent/v1/agent_events.proto\x12\x13\x63\x61llstream.agent.v1\x1a#callstream/common/v1/envelope.proto\".\n\x08LoggedIn\x12\x11\n\textension\x18\x01 \x01(\t\x12\x0f\n\x07team_id\x18\x02 \x01(\t\"\x0b\n\tLoggedOut\"\x07\n\x05Ready\"O\n\x08NotReady\x12\x33\n\x06reason\x18\x01 \x01(\x0e\x32#.callstream.agent.v1.NotReadyReason\x12\x0e\n\x06\x64\x65tail\x18\x02 \x01(\t\"-\n\x08Reserved\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12\x10\n\x08queue_id\x18\x02 \x01(\t\",\n\x07Talking\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12\x10\n\x08queue_id\x18\x02 \x01(\t\"\x19\n\x06OnHold\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\"2\n\rAfterCallWork\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12\x10\n\x08queue_id\x18\x02 \x01(\t\"<\n\rSkillsChanged\x12+\n\x06skills\x18\x01 \x03(\x0b\x32\x1b.callstream.common.v1.Skill\"R\n\x16QueueMembershipChanged\x12\x10\n\x08queue_id\x18\x01 \x01(\t\x12\x0e\n\x06member\x18\x02 \x01(\x08\x12\x16\n\x0equeue_priority\x18\x03 \x01(\x05\"\x85\x05\n\nAgentEvent\x12\x30\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x1e.callstream.common.v1.Envelope\x12\x10\n\x08\x61gent_id\x18\x02 \x01(\t\x12\x32\n\tlogged_in\x18\n \x01(\x0b\x32\x1d.callstream.agent.v1.LoggedInH\x00\x12\x34\n\nlogged_out\x18\x0b \x01(\x0b\x32\x1e.callstream.agent.v1.LoggedOutH\x00\x12+\n\x05ready\x18\x0c \x01(\x0b\x32\x1a.callstream.agent.v1.ReadyH\x00\x12\x32\n\tnot_ready\x18\r \x01(\x0b\x32\x1d.callstream.agent.v1.NotReadyH\x00\x12\x31\n\x08reserved\x18\x0e \x01(\x0b\x32\x1d.callstream.agent.v1.ReservedH\x00\x12/\n\x07talking\x18\x0f \x01(\x0b\x32\x1c.callstream.agent.v1.TalkingH\x00\x12.\n\x07on_hold\x18\x10 \x01(\x0b\x32\x1b.callstream.agent.v1.OnHoldH\x00\x12=\n\x0f\x61\x66ter_call_work\x18\x11 \x01(\x0b\x32\".callstream.agent.v1.AfterCallWorkH\x00\x12<\n\x0eskills_changed\x18\x12 \x01(\x0b\x32\".callstream.agent.v1.SkillsChangedH\x00\x12O\n\x18queue_membership_changed\x18\x13 \x01(\x0b\x32+.callstream.agent.v1.QueueMembershipChangedH\x00\x42\x06\n\x04kind*\xa7\x02\n\x0eNotReadyReason\x12 \n\x1cNOT_READY_REASON_UNSPECIFIED\x10\x00\x12\x1a\n\x16NOT_READY_REASON_BREAK\x10\x01\x12\x1a\n\x16NOT_READY_REASON_LUNCH\x10\x02\x12\x1d\n\x19NOT_READY_REASON_TRAINING\x10\x03\x12\x1c\n\x18NOT_READY_REASON_MEETING\x10\x04\x12\x1d\n\x19NOT_READY_REASON_COACHING\x10\x05\x12\x1a\n\x16NOT_READY_REASON_OTHER\x10\x06\x12#\n\x1fNOT_READY_REASON_RING_NO_ANSWER\x10\x07\x12\x1e\n\x1aNOT_READY_REASON_COOL_DOWN\x10\x08\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&callstream/agent/v1/agent_events.proto\x12\x13\x63\x61llstream.agent.v1\x1a#callstream/common/v1/envelope.proto\".\n\x08LoggedIn\x12\x11\n\textension\x18\x01 \x01(\t\x12\x0f\n\x07team_id\x18\x02 \x01(\t\"\x0b\n\tLoggedOut\"\x07\n\x05Ready\"O\n\x08NotReady\x12\x33\n\x06reason\x18\x01 \x01(\x0e\x32#.callstream.agent.v1.NotReadyReason\x12\x0e\n\x06\x64\x65tail\x18\x02 \x01(\t\"-\n\x08Reserved\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12\x10\n\x08queue_id\x18\x02 \x01(\t\",\n\x07Talking\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12\x10\n\x08queue_id\x18\x02 \x01(\t\"\x19\n\x06OnHold\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\"F\n\rAfterCallWork\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12\x10\n\x08queue_id\x18\x02 \x01(\t\x12\x12\n\nwrap_up_ms\x18\x03 \x01(\r\"<\n\rSkillsChanged\x12+\n\x06skills\x18\x01 \x03(\x0b\x32\x1b.callstream.common.v1.Skill\"R\n\x16QueueMembershipChanged\x12\x10\n\x08queue_id\x18\x01 \x01(\t\x12\x0e\n\x06member\x18\x02 \x01(\x08\x12\x16\n\x0equeue_priority\x18\x03 \x01(\x05\"\x85\x05\n\nAgentEvent\x12\x30\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x1e.callstream.common.v1.Envelope\x12\x10\n\x08\x61gent_id\x18\x02 \x01(\t\x12\x32\n\tlogged_in\x18\n \x01(\x0b\x32\x1d.callstream.agent.v1.LoggedInH\x00\x12\x34\n\nlogged_out\x18\x0b \x01(\x0b\x32\x1e.callstream.agent.v1.LoggedOutH\x00\x12+\n\x05ready\x18\x0c \x01(\x0b\x32\x1a.callstream.agent.v1.ReadyH\x00\x12\x32\n\tnot_ready\x18\r \x01(\x0b\x32\x1d.callstream.agent.v1.NotReadyH\x00\x12\x31\n\x08reserved\x18\x0e \x01(\x0b\x32\x1d.callstream.agent.v1.ReservedH\x00\x12/\n\x07talking\x18\x0f \x01(\x0b\x32\x1c.callstream.agent.v1.TalkingH\x00\x12.\n\x07on_hold\x18\x10 \x01(\x0b\x32\x1b.callstream.agent.v1.OnHoldH\x00\x12=\n\x0f\x61\x66ter_call_work\x18\x11 \x01(\x0b\x32\".callstream.agent.v1.AfterCallWorkH\x00\x12<\n\x0eskills_changed\x18\x12 \x01(\x0b\x32\".callstream.agent.v1.SkillsChangedH\x00\x12O\n\x18queue_membership_changed\x18\x13 \x01(\x0b\x32+.callstream.agent.v1.QueueMembershipChangedH\x00\x42\x06\n\x04kind*\xa7\x02\n\x0eNotReadyReason\x12 \n\x1cNOT_READY_REASON_UNSPECIFIED\x10\x00\x12\x1a\n\x16NOT_READY_REASON_BREAK\x10\x01\x12\x1a\n\x16NOT_READY_REASON_LUNCH\x10\x02\x12\x1d\n\x19NOT_READY_REASON_TRAINING\x10\x03\x12\x1c\n\x18NOT_READY_REASON_MEETING\x10\x04\x12\x1d\n\x19NOT_READY_REASON_COACHING\x10\x05\x12\x1a\n\x16NOT_READY_REASON_OTHER\x10\x06\x12#\n\x1fNOT_READY_REASON_RING_NO_ANSWER\x10\x07\x12\x1e\n\x1aNOT_READY_REASON_COOL_DOWN\x10\x08\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'callstream.agent.v1.agent_events_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_NOTREADYREASON']._serialized_start=1218
-  _globals['_NOTREADYREASON']._serialized_end=1513
+  _globals['_NOTREADYREASON']._serialized_start=1238
+  _globals['_NOTREADYREASON']._serialized_end=1533
   _globals['_LOGGEDIN']._serialized_start=100
   _globals['_LOGGEDIN']._serialized_end=146
   _globals['_LOGGEDOUT']._serialized_start=148
@@ -49,11 +49,11 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ONHOLD']._serialized_start=344
   _globals['_ONHOLD']._serialized_end=369
   _globals['_AFTERCALLWORK']._serialized_start=371
-  _globals['_AFTERCALLWORK']._serialized_end=421
-  _globals['_SKILLSCHANGED']._serialized_start=423
-  _globals['_SKILLSCHANGED']._serialized_end=483
-  _globals['_QUEUEMEMBERSHIPCHANGED']._serialized_start=485
-  _globals['_QUEUEMEMBERSHIPCHANGED']._serialized_end=567
-  _globals['_AGENTEVENT']._serialized_start=570
-  _globals['_AGENTEVENT']._serialized_end=1215
+  _globals['_AFTERCALLWORK']._serialized_end=441
+  _globals['_SKILLSCHANGED']._serialized_start=443
+  _globals['_SKILLSCHANGED']._serialized_end=503
+  _globals['_QUEUEMEMBERSHIPCHANGED']._serialized_start=505
+  _globals['_QUEUEMEMBERSHIPCHANGED']._serialized_end=587
+  _globals['_AGENTEVENT']._serialized_start=590
+  _globals['_AGENTEVENT']._serialized_end=1235
 # @@protoc_insertion_point(module_scope)

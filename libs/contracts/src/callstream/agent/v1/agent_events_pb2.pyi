@@ -199,17 +199,23 @@ class AfterCallWork(_message.Message):
 
     CALL_ID_FIELD_NUMBER: _builtins.int
     QUEUE_ID_FIELD_NUMBER: _builtins.int
+    WRAP_UP_MS_FIELD_NUMBER: _builtins.int
     call_id: _builtins.str
     queue_id: _builtins.str
+    wrap_up_ms: _builtins.int
+    """The wrap-up the switch holds the agent in, when it says so at the start (Asterisk's queue `wrapuptime`):
+    the agent is ready again after it unless another state came first. 0: the switch reports the end itself.
+    """
     def __init__(
         self,
         *,
         call_id: _builtins.str = ...,
         queue_id: _builtins.str = ...,
+        wrap_up_ms: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["call_id", b"call_id", "queue_id", b"queue_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["call_id", b"call_id", "queue_id", b"queue_id", "wrap_up_ms", b"wrap_up_ms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -350,10 +350,15 @@ class CallTransferred(_message.Message):
     KIND_FIELD_NUMBER: _builtins.int
     TO_AGENT_ID_FIELD_NUMBER: _builtins.int
     TO_QUEUE_ID_FIELD_NUMBER: _builtins.int
+    TO_EXTERNAL_FIELD_NUMBER: _builtins.int
     from_agent_id: _builtins.str
     kind: Global___CallTransferred.Kind.ValueType
     to_agent_id: _builtins.str
     to_queue_id: _builtins.str
+    to_external: _builtins.str
+    """A number or extension outside the ACD (a switch's blind transfer to `exten@context`): the call leaves
+    the center's queues with the transferring agent's leg, and no further leg is waited for.
+    """
     def __init__(
         self,
         *,
@@ -361,12 +366,13 @@ class CallTransferred(_message.Message):
         kind: Global___CallTransferred.Kind.ValueType = ...,
         to_agent_id: _builtins.str = ...,
         to_queue_id: _builtins.str = ...,
+        to_external: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["target", b"target", "to_agent_id", b"to_agent_id", "to_queue_id", b"to_queue_id"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["target", b"target", "to_agent_id", b"to_agent_id", "to_external", b"to_external", "to_queue_id", b"to_queue_id"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["from_agent_id", b"from_agent_id", "kind", b"kind", "target", b"target", "to_agent_id", b"to_agent_id", "to_queue_id", b"to_queue_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["from_agent_id", b"from_agent_id", "kind", b"kind", "target", b"target", "to_agent_id", b"to_agent_id", "to_external", b"to_external", "to_queue_id", b"to_queue_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_target: _TypeAlias = _typing.Literal["to_agent_id", "to_queue_id"]  # noqa: Y015
+    _WhichOneofReturnType_target: _TypeAlias = _typing.Literal["to_agent_id", "to_queue_id", "to_external"]  # noqa: Y015
     _WhichOneofArgType_target: _TypeAlias = _typing.Literal["target", b"target"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_target) -> _WhichOneofReturnType_target | None: ...
 
@@ -436,17 +442,24 @@ class CallEnded(_message.Message):
 
     AGENT_ID_FIELD_NUMBER: _builtins.int
     HUNG_UP_BY_FIELD_NUMBER: _builtins.int
+    WRAP_UP_MS_FIELD_NUMBER: _builtins.int
     agent_id: _builtins.str
     hung_up_by: Global___CallEnded.Party.ValueType
+    wrap_up_ms: _builtins.int
+    """The after-call work the switch holds the agent in after this end, when the switch says it at the end
+    (Asterisk's queue `wrapuptime`): the contact's ACW until a WrapUpEnded of the leg says otherwise. 0 with
+    a switch that reports the end of wrap-up itself (a WrapUpEnded, an agent state) or has none.
+    """
     def __init__(
         self,
         *,
         agent_id: _builtins.str = ...,
         hung_up_by: Global___CallEnded.Party.ValueType = ...,
+        wrap_up_ms: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "hung_up_by", b"hung_up_by"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "hung_up_by", b"hung_up_by", "wrap_up_ms", b"wrap_up_ms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

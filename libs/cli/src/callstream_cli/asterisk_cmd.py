@@ -1,0 +1,88 @@
+"""`callstream asterisk build|start|stop|calls`: the real Asterisk of deploy/local/asterisk, for the demo and tests."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import threading
+from pathlib import Path
+
+import typer
+
+from callstream_core.local_asterisk import LocalAsterisk, built, ensure_built, install_prefix, vendor_tarball
+from callstream_core.local_kafka import find_repo_root
+from callstream_ingest.asterisk_calls import CallGenerator, LoadShape, plan_calls
+
+app = typer.Typer(help="A real Asterisk (built from the vendored source) with the test center's queues.",
+                  no_args_is_help=True)
+DEV_AMI_PORT = 5038
+DEV_HTTP_PORT = 8088
+# Loopback only (manager.conf permits 127.0.0.1 alone): a development secret, like the development API tokens.
+DEV_SECRET = "callstream-dev-ami"
+
+
+def dev_run_dir() -> Path:
+    return find_repo_root() / ".local" / "asterisk"
+
+
+def status() -> str:
+    """One line for `callstream doctor`."""
+    try:
+        tarball = vendor_tarball()
+    except FileNotFoundError as exc:
+        return f"Asterisk: {exc}; the switch tests cannot run."
+    if built(tarball):
+        return f"Asterisk: built in {install_prefix(tarball)}."
+    return (f"Asterisk: not built yet; `callstream asterisk build` compiles {tarball.name} (about 3 minutes; "
+            "`make test` does it too).")
+
+
+@app.command()
+def build() -> None:
+    """Compile Asterisk once into the cache (~/.cache/callstream/asterisk); later runs reuse it."""
+    typer.echo(f"Asterisk ready in {ensure_built(quiet=False)}")
+
+
+@app.command()
+def start() -> None:
+    """Run the test center on 127.0.0.1 (AMI 5038, ARI/HTTP 8088) in the foreground until Ctrl-C."""
+    stopped = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stopped.set())
+    pbx = LocalAsterisk(dev_run_dir(), ami_port=DEV_AMI_PORT, http_port=DEV_HTTP_PORT, secret=DEV_SECRET)
+    with pbx:
+        typer.echo(f"Asterisk ready: AMI 127.0.0.1:{pbx.ami_port} (user {pbx.ami_user}, secret {DEV_SECRET}), "
+                   f"queue_log {pbx.queue_log}; Ctrl-C stops it")
+        stopped.wait()
+    typer.echo("Asterisk stopped")
+
+
+@app.command()
+def stop() -> None:
+    """Stop a development Asterisk left running by another process (its own pid file)."""
+    pid_file = dev_run_dir() / "run" / "asterisk.pid"
+    try:
+        pid = int(pid_file.read_text().strip())
+        os.kill(pid, signal.SIGTERM)
+    except (FileNotFoundError, ValueError, ProcessLookupError):
+        typer.echo("no Asterisk was running")
+        return
+    typer.echo(f"stopped Asterisk (pid {pid})")
+
+
+@app.command()
+def calls(
+    count: int = typer.Option(300, "--calls", min=1, help="How many calls to place."),
+    rate: float = typer.Option(3.0, "--rate", min=0.01, help="Mean arrivals per second (Poisson)."),
+    seed: int = typer.Option(7, "--seed", help="The plan's random seed: the same seed, the same plan."),
+    ami_port: int = typer.Option(DEV_AMI_PORT, "--ami-port"),
+    secret: str = typer.Option(DEV_SECRET, "--secret", envvar="AMI_SECRET"),
+) -> None:
+    """Place calls on a running test center (`callstream asterisk start`) and wait until all are over."""
+    plan = plan_calls(seed, LoadShape(calls=count, calls_per_s=rate))
+    report = asyncio.run(CallGenerator("127.0.0.1", ami_port, "callstream", secret).run(plan))
+    typer.echo(f"{report.originated} calls placed, {len(report.refused)} refused, "
+               f"{report.transfers_done} blind transfers")
+    if report.refused:
+        raise typer.Exit(1)

@@ -1,0 +1,86 @@
+"""What Asterisk itself recorded, read from its queue_log without any Callstream code: the figures the end-to-end
+tests hold Callstream's KPI API to.
+
+The queue_log format is Asterisk's ("Queue Logs" in its documentation; app_queue.c writes it):
+``epoch|callid|queue|agent|verb|data...``. A call's figures come from the times of its own lines: queue time
+from ENTERQUEUE to CONNECT (or to ABANDON), talk time from CONNECT to the line that ends the conversation
+(COMPLETEAGENT, COMPLETECALLER, BLINDTRANSFER, ATTENDEDTRANSFER). Asterisk's own duration fields (CONNECT's
+holdtime, COMPLETE's calltime) are checked against those times within a second, which app_queue's two clock
+readings allow.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+END_OF_TALK = {"COMPLETEAGENT", "COMPLETECALLER", "BLINDTRANSFER", "ATTENDEDTRANSFER", "TRANSFER"}
+
+
+@dataclass
+class QueueLogFigures:
+    offered: int = 0
+    answered: int = 0
+    abandoned: int = 0
+    short_abandons: int = 0
+    answered_within_t: int = 0
+    overflowed: int = 0
+    transferred_blind: int = 0
+    ring_no_answers: int = 0
+    sum_talk_s: float = 0.0
+    sum_queue_s_answered: float = 0.0
+    sum_wait_abandoned_s: float = 0.0
+    sum_acw_s: float = 0.0
+    verbs: Counter[str] = field(default_factory=Counter)
+    first_epoch: int = 0
+    last_epoch: int = 0
+    duration_mismatches: list[str] = field(default_factory=list)
+
+
+def read_queue_log(path: Path, *, sl_threshold_s: float, short_abandon_s: float,
+                   wrap_up_s: dict[str, float]) -> QueueLogFigures:
+    figures = QueueLogFigures()
+    entered: dict[str, int] = {}
+    connected: dict[str, tuple[int, str]] = {}
+    for line in path.read_text().splitlines():
+        parts = line.split("|")
+        if len(parts) < 5 or not parts[0].isdigit():
+            continue
+        epoch, callid, queue, _agent, verb, *data = parts
+        at = int(epoch)
+        figures.verbs[verb] += 1
+        if callid in ("NONE", "MANAGER", "REALTIME", ""):
+            continue
+        figures.first_epoch = figures.first_epoch or at
+        figures.last_epoch = at
+        if verb == "ENTERQUEUE":
+            figures.offered += 1
+            entered[callid] = at
+        elif verb == "CONNECT":
+            figures.answered += 1
+            wait = at - entered[callid]
+            figures.sum_queue_s_answered += wait
+            figures.answered_within_t += wait <= sl_threshold_s
+            connected[callid] = (at, queue)
+            if abs(int(data[0]) - wait) > 1:
+                figures.duration_mismatches.append(f"{line}: holdtime {data[0]} vs {wait}")
+        elif verb == "ABANDON":
+            figures.abandoned += 1
+            wait = at - entered[callid]
+            figures.sum_wait_abandoned_s += wait
+            figures.short_abandons += wait <= short_abandon_s
+        elif verb in ("EXITWITHTIMEOUT", "EXITWITHKEY", "EXITEMPTY"):
+            figures.overflowed += 1
+        elif verb == "RINGNOANSWER":
+            figures.ring_no_answers += 1
+        elif verb in END_OF_TALK:
+            start, answered_queue = connected.pop(callid)
+            talk = at - start
+            figures.sum_talk_s += talk
+            figures.sum_acw_s += wrap_up_s.get(answered_queue, 0.0)
+            figures.transferred_blind += verb in ("BLINDTRANSFER", "TRANSFER")
+            calltime = data[1] if verb.startswith("COMPLETE") else data[3]
+            if abs(int(calltime) - talk) > 1:
+                figures.duration_mismatches.append(f"{line}: calltime {calltime} vs {talk}")
+    return figures
