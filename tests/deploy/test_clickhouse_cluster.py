@@ -35,9 +35,15 @@ def test_both_renderings_parse_and_the_cluster_keeps_each_table(clickhouse: Clie
     single = migration.statements()
     cluster = cluster_statements(single, "callstream")
     for statement in single + cluster:
-        assert _ast(clickhouse, statement)[0].startswith("CreateQuery")
+        assert _ast(clickhouse, statement)[0].startswith(("CreateQuery", "AlterQuery"))
     tables = [s for s in single if s.startswith("CREATE TABLE")]
-    assert len(cluster) == len(single) + len(tables)  # a table becomes a local and a Distributed table
+    alters = [s for s in single if s.startswith("ALTER TABLE")]
+    # A table becomes a local and a Distributed table; a column change alters both.
+    assert len(cluster) == len(single) + len(tables) + len(alters)
+    for alter in alters:
+        name, change = re.match(r"ALTER TABLE (\w+) (.*)$", alter, re.S).groups()  # type: ignore[union-attr]
+        assert f"ALTER TABLE {name}_local ON CLUSTER 'callstream' {change}" in cluster
+        assert f"ALTER TABLE {name} ON CLUSTER 'callstream' {change}" in cluster
     for table in tables:
         name = re.match(r"CREATE TABLE IF NOT EXISTS (\w+)", table)[1]  # type: ignore[index]
         (local,) = [s for s in cluster if s.startswith(f"CREATE TABLE IF NOT EXISTS {name}_local ON CLUSTER")]
@@ -60,5 +66,5 @@ def test_both_renderings_parse_and_the_cluster_keeps_each_table(clickhouse: Clie
 
 
 def test_a_statement_of_an_unknown_shape_is_refused() -> None:
-    with pytest.raises(UnknownStatement, match="ALTER TABLE contacts"):
-        cluster_statements(["ALTER TABLE contacts ADD COLUMN x UInt8"], "callstream")
+    with pytest.raises(UnknownStatement, match="ALTER TABLE contacts DELETE"):
+        cluster_statements(["ALTER TABLE contacts DELETE WHERE call_id = ''"], "callstream")

@@ -71,6 +71,21 @@ def test_every_values_reference_exists() -> None:
     assert not missing, missing
 
 
+def test_values_schema_describes_every_value_the_templates_read() -> None:
+    """values.schema.json refuses properties it does not list: a value added without it fails every install."""
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    undescribed = []
+    for f in sorted(TEMPLATES.rglob("*.*")):
+        for m in _VALUES_REF.finditer(f.read_text()):
+            node: Any = schema
+            for key in m.group(1).strip(".").split("."):
+                if key not in node.get("properties", {}):
+                    undescribed.append(f"{f.name}: .Values{m.group(1)}")
+                    break
+                node = node["properties"][key]
+    assert not undescribed, undescribed
+
+
 def test_service_templates_share_one_workload_definition() -> None:
     for svc in SERVICES:
         text = (TEMPLATES / f"{svc}.yaml").read_text()
