@@ -97,7 +97,8 @@ def main() -> None:
     settings = load_settings(IngestSettings)
     configure_logging(settings.service_name, settings.log_level)
     app, _sink = build(settings)
-    uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_config=None)
+    uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_config=None,
+                **settings.uvicorn_tls())
 
 
 if __name__ == "__main__":

@@ -397,4 +397,5 @@ def main() -> None:
     import uvicorn
 
     settings = QASettings()
-    uvicorn.run(create_app(settings), host=settings.http_host, port=settings.http_port, log_config=None)
+    uvicorn.run(create_app(settings), host=settings.http_host, port=settings.http_port, log_config=None,
+                **settings.uvicorn_tls())

@@ -413,6 +413,11 @@ async def serve(settings: RoutingSettings, *, ready: Callable[[int], None] | Non
         await asyncio.to_thread(writer.open)  # fence any other writer before reading: the log is ours to end
     router.core, reader = await asyncio.to_thread(leadership.rebuild, settings, router.configure)
     await server.start()
+    health_server = grpc.aio.server()
+    if settings.health_port is not None:
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, health_server)
+        health_server.add_insecure_port(f"{settings.grpc_host}:{settings.health_port}")
+        await health_server.start()
     # The process is up ("" SERVING, for liveness); the Router service only once it leads (for readiness).
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     await health_servicer.set(SERVICE, health_pb2.HealthCheckResponse.NOT_SERVING)
@@ -438,6 +443,7 @@ async def serve(settings: RoutingSettings, *, ready: Callable[[int], None] | Non
         reader.close()
         await health_servicer.enter_graceful_shutdown()
         await server.stop(grace=2)
+        await health_server.stop(grace=None)
         await router.stop()
 
 
@@ -448,7 +454,7 @@ class PortTaken(RuntimeError):
 def _bind(server: grpc.aio.Server, settings: RoutingSettings) -> int:
     address = f"{settings.grpc_host}:{settings.grpc_port}"
     try:
-        if settings.tls_cert_file and settings.tls_key_file:
+        if settings.tls_enabled and settings.tls_cert_file and settings.tls_key_file:
             credentials = grpc.ssl_server_credentials(
                 [(settings.tls_key_file.read_bytes(), settings.tls_cert_file.read_bytes())])
             port = server.add_secure_port(address, credentials)
