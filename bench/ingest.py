@@ -29,6 +29,7 @@ from callstream.call.v1 import call_events_pb2 as ce
 from callstream_core import wire
 from callstream_core.kafka import apply_topics
 from callstream_core.local_kafka import find_repo_root, free_port
+from callstream_core.testing import wait_until_serving
 from callstream_core.topics import topic
 from callstream_ingest.adapters.replay import replay_anonymous_bank
 from callstream_ingest.domain.events import call_event
@@ -169,16 +170,7 @@ def webhook(bootstrap: str) -> dict[str, float]:
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError("ingest server did not start")
-            time.sleep(0.2)
+        wait_until_serving(url, proc, timeout_s=60)
         asyncio.run(_throughput(url))  # warm-up (idempotent producer id, connections)
         rate = asyncio.run(_throughput(url))
         lat = asyncio.run(_paced_latency(url, rate / 2))

@@ -3,32 +3,18 @@ constant time whatever the answer (the count of hmac.compare_digest calls, not a
 
 from __future__ import annotations
 
-import hmac
-
 import pytest
 
-from callstream_core import auth
 from callstream_core.auth import BearerTokens
+from callstream_core.testing import compared_tokens
 
 TOKENS = {"token-of-the-manager": "manager", "token-of-the-service": "service", "token-of-the-agent-1": "agent"}
 
 
-@pytest.fixture
-def compared(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
-    calls: list[bytes] = []
-    original = hmac.compare_digest
-
-    def counting(a: bytes, b: bytes) -> bool:
-        calls.append(a)
-        return original(a, b)
-
-    monkeypatch.setattr(auth.hmac, "compare_digest", counting)
-    return calls
-
-
 @pytest.mark.parametrize("given", ["token-of-the-manager", "token-of-the-agent-1", "token-of-the-nobody", ""])
-def test_every_known_token_is_compared_with_compare_digest(compared: list[bytes], given: str) -> None:
-    principal = BearerTokens(TOKENS).authenticate(given)
+def test_every_known_token_is_compared_with_compare_digest(given: str) -> None:
+    with compared_tokens() as compared:
+        principal = BearerTokens(TOKENS).authenticate(given)
     assert (principal.role if principal else None) == TOKENS.get(given)
     assert sorted(compared) == sorted(t.encode() for t in TOKENS)  # no early exit on a match
 

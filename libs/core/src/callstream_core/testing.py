@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -33,3 +34,41 @@ def serve_in_thread(app: Any, *, start_timeout: float = 30.0, ssl_certfile: str 
     finally:
         server.should_exit = True
         thread.join(15)
+
+
+@contextmanager
+def compared_tokens() -> Iterator[list[bytes]]:
+    """The known tokens the bearer check (`callstream_core.auth`) passes to hmac.compare_digest inside the
+    block, in order: a test of the constant-time check counts comparisons instead of timing them."""
+    from unittest import mock
+
+    from callstream_core import auth
+
+    calls: list[bytes] = []
+    original = auth.hmac.compare_digest
+
+    def counting(known: bytes, given: bytes) -> bool:
+        calls.append(known)
+        return original(known, given)
+
+    with mock.patch.object(auth.hmac, "compare_digest", counting):
+        yield calls
+
+
+def wait_until_serving(base_url: str, process: subprocess.Popen[Any], timeout_s: float = 60.0) -> None:
+    """Poll `base_url`/healthz until it answers 200 (polled with a deadline); RuntimeError when `process`
+    exits first or the deadline passes."""
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if httpx.get(base_url + "/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if process.poll() is not None:
+            raise RuntimeError(f"the process exited with {process.returncode} before {base_url} served")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{base_url} did not serve within {timeout_s} s")
+        time.sleep(0.2)

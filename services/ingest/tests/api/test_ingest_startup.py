@@ -8,12 +8,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
-import httpx
 import pytest
 
 from callstream_core.local_kafka import free_port
+from callstream_core.testing import wait_until_serving
 
 TOKEN = "pbx-startup-token-0123456789"
 
@@ -41,16 +40,7 @@ def test_a_secret_salt_or_a_development_run_starts(kafka_bootstrap: str, extra: 
     proc = subprocess.Popen([sys.executable, "-m", "callstream_ingest"], env=_env(kafka_bootstrap, port, **extra),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-            assert time.monotonic() < deadline, "ingest did not serve in 60 s"
-            time.sleep(0.2)  # polling the process's health with a deadline
+        wait_until_serving(f"http://127.0.0.1:{port}", proc, timeout_s=60)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=60)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 from confluent_kafka import Consumer, TopicPartition
 
 from callstream.agent.v1 import agent_events_pb2
@@ -47,6 +50,22 @@ def read_dead_letters(bootstrap: str, name: str, expected: int,
     finally:
         consumer.close()
     return found
+
+
+async def poll_kpis(http: httpx.AsyncClient, params: dict[str, str],
+                    ready: Callable[[dict[str, Any]], Awaitable[bool]], timeout_s: float) -> bool:
+    """GET /v1/kpis with `params` until `ready(total)` is True (then True) or `timeout_s` passed (False);
+    the worker's API may not serve yet at first."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            response = await http.get("/v1/kpis", params=params)
+        except httpx.TransportError:
+            response = None
+        if response is not None and response.status_code == 200 and await ready(response.json()["total"]):
+            return True
+        await asyncio.sleep(0.3)  # polling the API with a deadline
+    return False
 
 
 def worker_settings(kafka_bootstrap: str, clickhouse_url: str, topic_prefix: str = "") -> KpiSettings:

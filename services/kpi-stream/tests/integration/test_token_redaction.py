@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import pytest
 from scenarios import isolated_topics
 
 from callstream_core.local_kafka import free_port
+from callstream_core.testing import wait_until_serving
 
 pytestmark = pytest.mark.integration
 
@@ -32,16 +32,7 @@ def test_a_token_in_the_url_never_reaches_the_log(kafka_bootstrap: str, tmp_path
         proc = subprocess.Popen([sys.executable, "-m", "callstream_kpi"], env=env, stdout=log, stderr=log)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None, log_path.read_text()
-            assert time.monotonic() < deadline, "the KPI process did not serve in 120 s"
-            time.sleep(0.2)  # polling the process's health with a deadline
+        wait_until_serving(base, proc, timeout_s=120)
         assert httpx.get(f"{base}/wallboard", params={"token": secret}).status_code == 200
         with httpx.stream("GET", f"{base}/v1/realtime/stream", params={"access_token": secret}, timeout=30) as sse:
             assert sse.status_code == 200

@@ -4,14 +4,13 @@
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
-from scenarios import T0, TOKEN, isolated_topics, scenario, worker_settings
+from scenarios import T0, TOKEN, isolated_topics, poll_kpis, scenario, worker_settings
 
 from callstream.routing.v1 import routing_pb2
 from callstream_core.envelope import new_envelope
@@ -43,30 +42,26 @@ def test_events_become_kpis(kafka_bootstrap: str, clickhouse_url: str) -> None:
     seen: dict[str, Any] = {}
 
     async def until() -> None:
-        deadline = time.monotonic() + 90
         params = {"from": T0.isoformat(), "to": (T0 + timedelta(hours=1)).isoformat(), "scope": "queue",
                   "id": queue, "grain": "hour"}
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}",
                                      headers={"Authorization": f"Bearer {TOKEN}"}) as http:
-            while time.monotonic() < deadline:
-                try:
-                    response = await http.get("/v1/kpis", params=params)
-                except httpx.TransportError:
-                    response = None
-                if response is not None and response.status_code == 200:
-                    total = response.json()["total"]
-                    if total["counters"]["answered"] == 2 and total["counters"]["abandoned"] == 2:
-                        seen["total"] = total
-                        realtime = (await http.get("/v1/realtime")).json()
-                        by_queue = {s.get("scope", {}).get("id"): s for s in realtime["snapshots"]}
-                        if queue in by_queue and by_queue.get(f"{queue}-vip", {}).get("expectedWaitS") == 37.5:
-                            seen["realtime"] = realtime
-                            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as anonymous:
-                                seen["unauthenticated"] = (await anonymous.get("/v1/kpis", params=params)).status_code
-                            seen["bad_request"] = (await http.get("/v1/kpis", params={**params, "grain": "decade"})
-                                                   ).status_code
-                            return
-                await asyncio.sleep(0.3)  # polling the API with a deadline
+
+            async def ready(total: dict[str, Any]) -> bool:
+                if not (total["counters"]["answered"] == 2 and total["counters"]["abandoned"] == 2):
+                    return False
+                seen["total"] = total
+                realtime = (await http.get("/v1/realtime")).json()
+                by_queue = {s.get("scope", {}).get("id"): s for s in realtime["snapshots"]}
+                if queue not in by_queue or by_queue.get(f"{queue}-vip", {}).get("expectedWaitS") != 37.5:
+                    return False
+                seen["realtime"] = realtime
+                async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as anonymous:
+                    seen["unauthenticated"] = (await anonymous.get("/v1/kpis", params=params)).status_code
+                seen["bad_request"] = (await http.get("/v1/kpis", params={**params, "grain": "decade"})).status_code
+                return True
+
+            await poll_kpis(http, params, ready, timeout_s=240)
 
     asyncio.run(worker.serve(until))
     assert "total" in seen, "KPIs never reached the API"

@@ -4,13 +4,12 @@ shared constant-time check of the HTTP APIs (callstream_core.auth.BearerTokens).
 from __future__ import annotations
 
 import asyncio
-import hmac
 from typing import Any, NamedTuple
 
 import grpc
 import pytest
 
-from callstream_core import auth
+from callstream_core.testing import compared_tokens
 from callstream_routing.entrypoints.grpc_server import SERVICE, BearerAuth
 
 TOKENS = {"service-token-0001": "service", "manager-token-001": "manager"}
@@ -39,20 +38,12 @@ def _outcome(interceptor: BearerAuth, metadata: tuple[tuple[str, str], ...]) -> 
     return denied.value.args[0]
 
 
-def test_router_tokens_are_compared_in_constant_time(monkeypatch: pytest.MonkeyPatch) -> None:
-    compared: list[bytes] = []
-    original = hmac.compare_digest
-
-    def counting(a: bytes, b: bytes) -> bool:
-        compared.append(a)
-        return original(a, b)
-
-    monkeypatch.setattr(auth.hmac, "compare_digest", counting)
+def test_router_tokens_are_compared_in_constant_time() -> None:
     interceptor = BearerAuth(TOKENS)
     cases = {"service-token-0001": "allowed", "manager-token-001": grpc.StatusCode.PERMISSION_DENIED,
              "service-token-0002": grpc.StatusCode.UNAUTHENTICATED}
     for token, expected in cases.items():
-        compared.clear()
-        assert _outcome(interceptor, (("authorization", f"Bearer {token}"),)) == expected, token
+        with compared_tokens() as compared:
+            assert _outcome(interceptor, (("authorization", f"Bearer {token}"),)) == expected, token
         assert sorted(compared) == sorted(t.encode() for t in TOKENS), token
     assert _outcome(interceptor, ()) == grpc.StatusCode.UNAUTHENTICATED
