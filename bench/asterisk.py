@@ -17,6 +17,7 @@ Uses KAFKA_BOOTSTRAP_SERVERS when set, else starts a local broker; builds Asteri
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import statistics
 import tempfile
@@ -171,6 +172,8 @@ async def ami_once(bootstrap: str, recording: bytes, expected: int) -> float:
     await asyncio.to_thread(sink.confirm, 120)
     wall = time.perf_counter() - start
     task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
     server.close()
     sink.close()
     if client.stats.events < expected:
