@@ -77,4 +77,4 @@ doctor: ## say what is missing (Java, Maven, ports) in plain words
 
 .PHONY: clean
 clean: ## remove local state (.local/: Kafka data, chDB data, SQLite files); keeps the fetched jars
-	rm -rf .local/run .local/kafka/data
+	rm -rf .local/run .local/kafka/dev

@@ -280,3 +280,16 @@ def apply_topics(bootstrap_servers: str, topics: Sequence[Topic] = TOPICS, timeo
 def list_topics(bootstrap_servers: str, timeout: float = 30.0) -> dict[str, int]:
     metadata = admin(bootstrap_servers).list_topics(timeout=timeout)
     return {name: len(t.partitions) for name, t in metadata.topics.items() if not name.startswith("__")}
+
+
+def committed_offsets(bootstrap_servers: str, group: str, partitions: Iterable[tuple[str, int]],
+                      timeout: float = 30.0) -> dict[tuple[str, int], int]:
+    """The offsets `group` committed (the next record it reads) per (topic, partition); partitions with no
+    commit are left out. Reads only: the consumer never joins the group."""
+    consumer = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": group, "enable.auto.commit": False,
+                         "logger": LIBRDKAFKA_LOG})
+    try:
+        found = consumer.committed([TopicPartition(t, p) for t, p in partitions], timeout=timeout)
+    finally:
+        consumer.close()
+    return {(tp.topic, tp.partition): tp.offset for tp in found if tp.offset >= 0}

@@ -9,7 +9,7 @@ import uvicorn
 from callstream_core.observability import configure_logging
 from callstream_core.settings import load_settings
 from callstream_kpi.config import KpiSettings
-from callstream_kpi.entrypoints.worker import KpiWorker
+from callstream_kpi.entrypoints.worker import KpiWorker, StoreBehindOffsets
 
 
 async def serve(worker: KpiWorker, settings: KpiSettings) -> None:
@@ -30,7 +30,10 @@ async def serve(worker: KpiWorker, settings: KpiSettings) -> None:
 def main() -> None:
     settings = load_settings(KpiSettings)
     configure_logging(settings.service_name, settings.log_level)
-    asyncio.run(serve(KpiWorker(settings), settings))
+    try:
+        asyncio.run(serve(KpiWorker(settings), settings))
+    except StoreBehindOffsets as exc:
+        raise SystemExit(f"kpi-stream: refusing to start: {exc}") from None
 
 
 if __name__ == "__main__":

@@ -19,6 +19,18 @@ class KpiSettings(CoreSettings):
     # Prepended to every topic name the worker reads and writes (an isolated environment on a shared
     # cluster, or a test of its own); empty in production.
     topic_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]*$")
+    # Static group membership (Kafka's group.instance.id) of this worker: a restarted worker with the same
+    # id takes its partitions back at once, without a rebalance. Without it a restart waited ~52 s to rejoin
+    # (issue 17 item 8): the broker holds the group until the old member's session times out (SIGKILL) or
+    # until the rebalance completes. One KPI worker serves one store (embedded chDB: one process per
+    # directory), so one stable id per store; a second process with the same id fences the first (it never
+    # double-consumes). Empty: dynamic membership.
+    group_instance_id: str = Field(default="kpi-stream-0", pattern=r"^[A-Za-z0-9._-]*$")
+    # How long the broker keeps a silent member's partitions before giving them to another: with static
+    # membership this is how long a worker that died for good holds its partitions, and a restart within it
+    # resumes at once. 10 s (Faust's default 60 s): a dead worker is noticed within the 10 s aim, and 3
+    # heartbeats (heartbeat every 3 s) fit in it, so one lost heartbeat does not evict a live worker.
+    broker_session_timeout_s: float = Field(default=10.0, ge=6, le=300)
     # Where a new consumer group starts: earliest (default: nothing published before is skipped) or
     # latest (a fresh group that only cares about what happens from now on, e.g. a freshness benchmark).
     consumer_auto_offset_reset: Literal["earliest", "latest"] = "earliest"

@@ -85,6 +85,9 @@ class KpiPipeline:
         self.alerts = AlertEvaluator()
         # Latest version of each recent contact, for the current interval's alert evaluation.
         self._recent: dict[tuple[str, int], ContactRecord] = {}
+        # The watermark the sessionizer last swept at: any input that moves the watermark (call events, agent
+        # events, a quiet stream's tick) sweeps, so calls close whatever moved it.
+        self._swept_at: datetime | None = None
 
     def _on_retry(self, exc: Exception) -> None:
         RETRIES.inc()
@@ -124,6 +127,7 @@ class KpiPipeline:
             self.sessionizer.restore(e for e in self._stored_call_events(
                 "call_id IN {ids:Array(String)}", {"ids": sorted(late)}) if e.envelope.event_id not in ids)
         contacts = self.sessionizer.process_batch(events)
+        self._swept_at = self.watermark.current
         self.realtime.process_batch(call_events=events)
         self._store_contacts(contacts)
         self.sink_error = None
@@ -140,6 +144,7 @@ class KpiPipeline:
         stamp = _version_stamp()
         rows = [facts.interval_row(piece, stamp) for iv in intervals for piece in split_interval(iv)]
         self.facts.insert("agent_state_intervals", rows, facts.INTERVAL_COLUMNS, None)
+        self._sweep()  # agent events move the watermark too: the calls it passes close now
         self.realtime.advance()
         self.sink_error = None
 
@@ -177,25 +182,72 @@ class KpiPipeline:
         self.facts.insert("hr_costs", [facts.cost_row(r.value) for r in batch], facts.COST_COLUMNS,
                           _offsets(batch))
 
+    # -- consumed offsets ----------------------------------------------------------------------------
+    def store_consumed_offsets(self, taken: Mapping[Partition, int]) -> None:
+        """Record, after a batch's facts are stored and before it is acknowledged, the next offset to read of
+        each partition it came from: the offsets are kept with the facts, so a start can check that the
+        group's committed offsets do not run past what this store holds (`missing_facts`)."""
+        rows = [[self.settings.consumer_group, t, p, offset + 1] for (t, p), offset in sorted(taken.items())]
+        self.facts.insert("consumed_offsets", rows, facts.CONSUMED_OFFSET_COLUMNS,
+                          [(t, p, offset) for (t, p), offset in sorted(taken.items())])
+
+    def missing_facts(self, committed: Mapping[Partition, int]) -> dict[Partition, tuple[int, int]]:
+        """Partitions whose committed offset (the next record the group reads) is past the offsets this
+        store took facts from: {partition: (committed, stored)}. Such a store lacks the facts of the records
+        in between (a new or wiped ClickHouse path under an old consumer group); resuming would report
+        figures without them. A store written before offsets were kept (facts, no offsets) is not judged."""
+        stored = facts.consumed_offsets(self.retrying, self.settings.consumer_group)
+        if not stored and facts.holds_stream_facts(self.retrying):
+            log.warning("this ClickHouse store holds facts but no consumed offsets (written before they were "
+                        "kept): the committed offsets are taken as they are")
+            return {}
+        return {tp: (offset, stored.get(tp, 0)) for tp, offset in sorted(committed.items())
+                if offset > stored.get(tp, 0)}
+
     # -- derived -------------------------------------------------------------------------------------
-    def recover(self) -> int:
-        """Rebuild open calls after a restart from the raw events ClickHouse already holds (the last
-        session timeout before the newest event); consumption then resumes from the committed offsets and
-        the sessionizer drops what it has seen by event id. Returns the number of events replayed."""
-        timeout = self.settings.session_timeout_s
+    def recover(self, committed: Mapping[Partition, int] | None = None) -> int:
+        """Rebuild, after a restart, the calls the last process may still have held (open, or closed and
+        within their grace for late events), each from its whole history in the raw `call_events` table.
+
+        Which calls: every call with an event in the last session time-out + grace + lateness before the
+        newest stored event; older calls were closed and evicted (a late event of one is rebuilt by
+        `needs_history`). Whole history, never a time cut: a call that crossed a cut would be rebuilt from
+        its tail and re-emitted as a wrong contact (issue 17 item 2). A rebuilt call whose contacts the store
+        already holds unchanged is not written again; it is held so that a record re-read after the restart
+        (offsets not yet committed) is dropped as a duplicate instead of starting a call of its own.
+
+        `committed`: the group's committed offsets (the next record to read): a rebuilt partition is
+        at that offset, not at its last stored event's (records past it were taken before the restart), so
+        it is not mistaken for a backlog that holds the watermark back. Returns the number of events replayed."""
+        horizon = (self.settings.session_timeout_s + self.sessionizer.settings.grace_s
+                   + self.settings.allowed_lateness_s)
         rows = self._stored_call_event_rows(
-            "occurred_at >= (SELECT max(occurred_at) FROM call_events) - toIntervalSecond({t:UInt32})",
-            {"t": int(timeout)})
+            "call_id IN (SELECT call_id FROM call_events WHERE occurred_at >= "
+            "(SELECT max(occurred_at) FROM call_events) - toIntervalSecond({t:UInt32}))",
+            {"t": int(horizon)})
         events = [call_events_pb2.CallEvent.FromString(row[0]) for row in rows]
         topic = self.topic_prefix + "cc.call-events.v1"
         now = self.monotonic()
         for event, (_, partition, offset) in zip(events, rows, strict=True):
             self.watermark.observe((topic, partition), event.envelope.occurred_at.ToDatetime(tzinfo=UTC), now, offset)
+        for (committed_topic, partition), offset in (committed or {}).items():
+            if committed_topic == topic and offset > 0:
+                self.watermark.note_taken((topic, partition), offset - 1)
         self.watermark.advance(now)
         self.realtime.process_batch(call_events=events)
         contacts = self.sessionizer.process_batch(events)
-        self._store_contacts(contacts)
+        self._swept_at = self.watermark.current
+        stored = facts.stored_contacts(self.retrying, sorted({c.call_id for c in contacts}))
+        self._store_contacts([c for c in contacts if facts.contact_content(facts.contact_row(c.to_proto()))
+                              != stored.get((c.call_id, c.segment))])
         return len(events)
+
+    def _sweep(self) -> None:
+        """Close the calls the watermark passed since the last sweep (whatever input moved it)."""
+        now = self.watermark.current
+        if now is not None and now != self._swept_at:
+            self._swept_at = now
+            self._store_contacts(self.sessionizer.sweep())
 
     def _stored_call_event_rows(self, where: str, parameters: dict[str, Any]) -> Sequence[Sequence[Any]]:
         """(payload, partition, offset) of stored raw call events matching `where`, in event time order."""
@@ -223,12 +275,10 @@ class KpiPipeline:
 
         The watermark can move here with no new event (a partition went idle): calls it settles are stored
         first, so a quiet stream still closes its last calls."""
-        before = self.watermark.current
         now = self.watermark.advance(self.monotonic())
         if now is None:
             return [], []
-        if now != before:
-            self._store_contacts(self.sessionizer.sweep())
+        self._sweep()
         self.realtime.advance()
         WATERMARK.set(now.timestamp())
         OPEN_CALLS.set(self.sessionizer.open_calls)

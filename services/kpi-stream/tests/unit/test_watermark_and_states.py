@@ -122,6 +122,20 @@ def test_a_quiet_caught_up_stream_closes_its_last_seconds() -> None:
     assert w.advance(1031.0) == at(100)  # monotonic: it stays where it was
 
 
+def test_offsets_committed_before_a_restart_are_not_a_backlog() -> None:
+    """Issue 17 item 3: a partition rebuilt from stored events at start-up is at its committed offset, past
+    its last stored event (a dead-lettered tail): with no new record it must not hold the watermark back."""
+    w = PartitionWatermark(allowed_lateness_s=0, idle_timeout_s=5)
+    w.observe("rebuilt", at(100), now_s=0.0, offset=41)
+    w.note_taken("rebuilt", 43 - 1)  # the group committed 43: offset 42 was taken before the restart
+    w.observe("live", at(100), now_s=0.0, offset=0)
+    w.note_end_offset("rebuilt", 43)
+    for n in range(1, 4):
+        w.observe("live", at(100 + 10 * n), now_s=float(n), offset=n)
+        w.note_end_offset("live", n + 1)
+    assert w.advance(3.0) == at(130)
+
+
 def test_partition_watermark_rejects_bad_settings() -> None:
     with pytest.raises(ValueError):
         PartitionWatermark(allowed_lateness_s=-1)

@@ -144,6 +144,46 @@ def contact_row(c: kpi_events_pb2.Contact) -> list[Any]:
     ]
 
 
+def _comparable(value: Any) -> Any:
+    """A contact column as stored: times to the millisecond (DateTime64(3)), in UTC."""
+    if isinstance(value, datetime):
+        moment = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+    return value
+
+
+def contact_content(row: Sequence[Any]) -> tuple[Any, ...]:
+    """What a contact row (CONTACT_COLUMNS) says, without its key and version, as the store keeps it."""
+    return tuple(_comparable(v) for v in row[3:])
+
+
+def stored_contacts(client: RetryingClient, call_ids: Sequence[str]) -> dict[tuple[str, int], tuple[Any, ...]]:
+    """The stored content (`contact_content`) of the contacts of `call_ids`, by (call id, segment)."""
+    if not call_ids:
+        return {}
+    columns = ", ".join(CONTACT_COLUMNS)
+    rows = client.run(lambda c: c.query(f"SELECT {columns} FROM contacts FINAL WHERE call_id IN {{ids:Array(String)}}",
+                                        parameters={"ids": list(call_ids)}).result_rows)
+    return {(row[0], int(row[1])): contact_content(row) for row in rows}
+
+
+CONSUMED_OFFSET_COLUMNS = ["consumer_group", "topic", "partition", "next_offset"]
+
+
+def consumed_offsets(client: RetryingClient, consumer_group: str) -> dict[tuple[str, int], int]:
+    """Next offset to read per (topic, partition), as far as this store holds the facts of `consumer_group`."""
+    rows = client.run(lambda c: c.query(
+        "SELECT topic, partition, max(next_offset) FROM consumed_offsets WHERE consumer_group = {g:String} "
+        "GROUP BY topic, partition", parameters={"g": consumer_group}).result_rows)
+    return {(str(t), int(p)): int(o) for t, p, o in rows}
+
+
+def holds_stream_facts(client: RetryingClient) -> bool:
+    """True when the store holds raw events (it was written by a stream, with or without offsets kept)."""
+    return bool(client.run(lambda c: c.query(
+        "SELECT (SELECT count() FROM call_events) + (SELECT count() FROM agent_events)").result_rows[0][0]))
+
+
 def _kind(event: call_events_pb2.CallEvent | agent_events_pb2.AgentEvent) -> str:
     return event.WhichOneof("kind") or "unknown"
 

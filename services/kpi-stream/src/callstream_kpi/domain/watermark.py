@@ -117,6 +117,11 @@ class PartitionWatermark:
     processing time the stream has been quiet since: a stream that stops still closes its last calls.
     Partitions never seen hold no state that a watermark could time out, so they do not count until their first event.
 
+    Offsets taken by an earlier process: a partition rebuilt from stored events after a restart is at the
+    offset the consumer group committed (`note_taken(partition, committed - 1)`), not at the last stored
+    event's: records past it (dead-lettered, or facts of other calls) were taken before the restart, and
+    counting them as a backlog would hold the watermark back until that partition got a new record.
+
     Processing time is an input (`now_s`, monotonic seconds): the class does no I/O and reads no clock.
     `current` is the value computed by the last `advance`, so reading it is cheap.
     """

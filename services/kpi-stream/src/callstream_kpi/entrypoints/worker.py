@@ -19,7 +19,7 @@ from google.protobuf import json_format
 from callstream_core.clickhouse import get_client
 from callstream_core.event_checks import EventTimeWindow, event_problem
 from callstream_core.faust_support import decode_events, faust_topic, make_app
-from callstream_core.kafka import DeadLetters, EventProducer, Received
+from callstream_core.kafka import DeadLetters, EventProducer, Received, committed_offsets
 from callstream_core.topics import topic
 from callstream_kpi.config import KpiSettings
 from callstream_kpi.entrypoints.api import create_app
@@ -27,6 +27,22 @@ from callstream_kpi.entrypoints.broadcast import Broadcaster
 from callstream_kpi.pipeline import KpiPipeline, snapshot_key
 
 log = logging.getLogger(__name__)
+
+
+class StoreBehindOffsets(RuntimeError):
+    """The consumer group committed offsets past the facts this ClickHouse store holds: resuming would
+    report figures without the records in between (issue 17 item 5), so the worker refuses to start."""
+
+    def __init__(self, settings: KpiSettings, missing: dict[tuple[str, int], tuple[int, int]]) -> None:
+        shown = ", ".join(f"{t}[{p}] committed {c} > stored {s}" for (t, p), (c, s) in list(missing.items())[:5])
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        super().__init__(
+            f"consumer group {settings.consumer_group!r} has committed Kafka offsets past the facts in "
+            f"ClickHouse {settings.clickhouse_url} (database {settings.clickhouse_database}): {shown}{more}. "
+            "This store lacks the facts of those records (a new or wiped chDB path?). Point CLICKHOUSE_URL at "
+            "the store these offsets belong to, or start a fresh consumer group (CONSUMER_GROUP) to rebuild this "
+            "store from the topics, or delete the group (kafka-consumer-groups.sh --delete --group "
+            f"{settings.consumer_group}) to re-read everything into it.")
 
 
 class KpiWorker:
@@ -44,7 +60,9 @@ class KpiWorker:
         # blocking ClickHouse calls stay off the event loop.
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kpi-pipeline")
         self.faust = make_app(settings.consumer_group, settings.kafka_bootstrap_servers,
-                              consumer_auto_offset_reset=settings.consumer_auto_offset_reset)
+                              consumer_auto_offset_reset=settings.consumer_auto_offset_reset,
+                              consumer_group_instance_id=settings.group_instance_id or None,
+                              broker_session_timeout=settings.broker_session_timeout_s)
         self.batches = 0
         self.started = False
         self._wire_agents()
@@ -60,7 +78,16 @@ class KpiWorker:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
 
     def _wire_agents(self) -> None:
-        routes: list[tuple[str, Callable[[Sequence[Received[Any]]], None]]] = [
+        window = EventTimeWindow(max_future_s=self.settings.event_time_max_future_s)
+        # Call and agent events are counted, sessionized and timed: one without an envelope, id, event time
+        # or kind, or dated beyond the window, goes to the DLQ with the reason instead.
+        checked = {"cc.call-events.v1", "cc.agent-events.v1"}
+        for name, handler in self._routes():
+            self._agent(name, handler, partial(event_problem, window=window) if name in checked else None)
+        self.faust.timer(self.settings.realtime_interval_s)(self._tick)
+
+    def _routes(self) -> list[tuple[str, Callable[[Sequence[Received[Any]]], None]]]:
+        return [
             ("cc.call-events.v1", self.pipeline.on_call_events),
             ("cc.agent-events.v1", self.pipeline.on_agent_events),
             # The router's expected-wait quotes (Queued decisions) for the wallboard.
@@ -71,13 +98,11 @@ class KpiWorker:
             ("cc.hr-employment.v1", self.pipeline.on_employment),
             ("cc.hr-costs.v1", self.pipeline.on_costs),
         ]
-        window = EventTimeWindow(max_future_s=self.settings.event_time_max_future_s)
-        # Call and agent events are counted, sessionized and timed: one without an envelope, id, event time
-        # or kind, or dated beyond the window, goes to the DLQ with the reason instead.
-        checked = {"cc.call-events.v1", "cc.agent-events.v1"}
-        for name, handler in routes:
-            self._agent(name, handler, partial(event_problem, window=window) if name in checked else None)
-        self.faust.timer(self.settings.realtime_interval_s)(self._tick)
+
+    def _partitions(self) -> list[tuple[str, int]]:
+        """Every partition the worker reads (the registry's partition counts)."""
+        return [(self.settings.topic_prefix + name, p) for name, _ in self._routes()
+                for p in range(topic(name).partitions)]
 
     def _agent(self, name: str, handler: Callable[[Sequence[Received[Any]]], None],
                check: Callable[[Any], str | None] | None) -> None:
@@ -117,6 +142,8 @@ class KpiWorker:
               taken: dict[tuple[str, int], int], end_offsets: dict[tuple[str, int], int | None]) -> None:
         if received:
             handler(received)
+        # After the facts, before the acknowledgement: the offsets are stored with the facts they produced.
+        self.pipeline.store_consumed_offsets(taken)
         # After the handler: a partition seen for the first time in this batch is tracked by then.
         self.pipeline.note_offsets(taken, end_offsets)
 
@@ -137,9 +164,19 @@ class KpiWorker:
         for alert in alerts:
             await self.broadcaster.publish("alert", alert.alert_id, json_format.MessageToJson(alert, indent=None))
 
+    def _committed_offsets(self) -> dict[tuple[str, int], int]:
+        """The group's committed offsets, checked against the offsets this store took facts from."""
+        committed = committed_offsets(self.settings.kafka_bootstrap_servers, self.settings.consumer_group,
+                                      self._partitions())
+        missing = self.pipeline.missing_facts(committed)
+        if missing:
+            raise StoreBehindOffsets(self.settings, missing)
+        return committed
+
     async def start(self) -> None:
         migrated = await self._run(self.pipeline.migrate)
-        recovered = await self._run(self.pipeline.recover)
+        committed = await self._run(self._committed_offsets)
+        recovered = await self._run(self.pipeline.recover, committed)
         log.info("ClickHouse migrations applied: %s; %d events replayed to rebuild open calls", migrated, recovered)
         await self.faust.start()
         self.started = True
