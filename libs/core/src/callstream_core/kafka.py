@@ -8,6 +8,7 @@ that cannot be decoded or validated goes to T.dlq with headers naming where it c
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -282,14 +283,30 @@ def list_topics(bootstrap_servers: str, timeout: float = 30.0) -> dict[str, int]
     return {name: len(t.partitions) for name, t in metadata.topics.items() if not name.startswith("__")}
 
 
+# The group coordinator is elsewhere or still loading its state: asking again soon answers.
+_COORDINATOR_MOVING = frozenset({KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+                                 KafkaError.COORDINATOR_NOT_AVAILABLE})
+
+
 def committed_offsets(bootstrap_servers: str, group: str, partitions: Iterable[tuple[str, int]],
                       timeout: float = 30.0) -> dict[tuple[str, int], int]:
     """The offsets `group` committed (the next record it reads) per (topic, partition); partitions with no
-    commit are left out. Reads only: the consumer never joins the group."""
+    commit are left out. Reads only: the consumer never joins the group. Retriable errors (the group's
+    coordinator moving or still loading, e.g. on a broker just started) are retried until `timeout`."""
     consumer = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": group, "enable.auto.commit": False,
                          "logger": LIBRDKAFKA_LOG})
+    wanted = [TopicPartition(t, p) for t, p in partitions]
+    deadline = time.monotonic() + timeout
     try:
-        found = consumer.committed([TopicPartition(t, p) for t, p in partitions], timeout=timeout)
+        while True:
+            try:
+                found = consumer.committed(wanted, timeout=max(1.0, deadline - time.monotonic()))
+                break
+            except KafkaException as exc:
+                error = exc.args[0]
+                if not (error.retriable() or error.code() in _COORDINATOR_MOVING) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)  # back-off before asking the coordinator again (bounded by the deadline)
     finally:
         consumer.close()
     return {(tp.topic, tp.partition): tp.offset for tp in found if tp.offset >= 0}

@@ -1,15 +1,21 @@
-"""Helpers for the services' tests that use real servers: an ASGI app served by uvicorn on a free port."""
+"""Helpers for the services' tests that use real servers: an ASGI app served by uvicorn on a free port, and a
+service run as a real process."""
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import uvicorn
+from pydantic_settings import BaseSettings
 
 from callstream_core.local_kafka import free_port
 
@@ -72,3 +78,44 @@ def wait_until_serving(base_url: str, process: subprocess.Popen[Any], timeout_s:
         if time.monotonic() > deadline:
             raise RuntimeError(f"{base_url} did not serve within {timeout_s} s")
         time.sleep(0.2)
+
+
+class ServiceProcess:
+    """A service run as its own process (`python -m module`), its settings in the environment (field names
+    in capitals, as pydantic-settings reads them), its output in a log file: stopped or killed by signal as
+    an operator or the machine would, for the fault tests and the restart bench."""
+
+    def __init__(self, module: str, settings: BaseSettings, log_path: Path) -> None:
+        self.module = module
+        self.env = {**os.environ, **{name.upper(): str(value) for name, value in settings.model_dump().items()}}
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen([sys.executable, "-m", self.module], env=self.env, stdout=log,
+                                            stderr=subprocess.STDOUT)
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self, sig: signal.Signals = signal.SIGTERM, timeout: float = 60.0) -> int:
+        """Send `sig` and wait for the exit; returns the exit code (negative: killed by that signal)."""
+        assert self.process is not None, "not started"
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        return self.process.wait(timeout)
+
+    def wait(self, timeout: float) -> int:
+        assert self.process is not None, "not started"
+        return self.process.wait(timeout)
+
+    def log_tail(self, chars: int = 3000) -> str:
+        return self.log_path.read_text(errors="replace")[-chars:] if self.log_path.exists() else ""
+
+    def __enter__(self) -> ServiceProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.alive():
+            self.stop(signal.SIGKILL)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import signal
+import threading
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -191,6 +193,7 @@ class KpiWorker:
         from the start (health answers, readiness says "starting") while the stream starts."""
         server = uvicorn.Server(uvicorn.Config(self.api, host=self.settings.http_host, port=self.settings.http_port,
                                                log_config=None))
+        stopping = _StopOnSignal(server)
         serving = asyncio.create_task(server.serve())
         try:
             await self.start()
@@ -204,3 +207,28 @@ class KpiWorker:
             server.should_exit = True
             await serving
             await self.stop()
+            stopping.restore()
+
+
+class _StopOnSignal:
+    """SIGTERM and SIGINT ask the server to stop, and nothing more.
+
+    uvicorn re-raises the signal it captured once its server has stopped; under the default handler that
+    ends the process there, before the stream stops (Faust's consumer closed, the producer flushed): a
+    SIGTERM was as abrupt as a SIGKILL. With this handler in place, the re-raised signal only repeats the
+    stop request and `serve` stops the stream in order. Signal handlers live in the main thread only."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self, server: uvicorn.Server) -> None:
+        self._previous: dict[signal.Signals, Any] = {}
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {sig: signal.signal(sig, self._stop) for sig in self.SIGNALS}
+        self._server = server
+
+    def _stop(self, signum: int, frame: Any) -> None:
+        self._server.should_exit = True
+
+    def restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
