@@ -68,6 +68,8 @@ class KpiPipeline:
         self.retrying = facts.RetryingClient(client, on_retry=self._on_retry)
         # A row ClickHouse cannot store goes to its topic's DLQ with the reason; the stream goes on.
         self.facts = facts.FactWriter(self.retrying, facts.RowDeadLetters(DeadLetters(producer), topic_prefix))
+        # The stream's own offset rows: never refused as data, so no DLQ; a failure is an outage, retried.
+        self._offsets = facts.FactWriter(self.retrying)
         self.producer = producer
         self.sink_error: str | None = None
         self.agents = AgentStateTracker(allowed_lateness_s=settings.allowed_lateness_s, watermark=self.watermark)
@@ -188,7 +190,7 @@ class KpiPipeline:
         each partition it came from: the offsets are kept with the facts, so a start can check that the
         group's committed offsets do not run past what this store holds (`missing_facts`)."""
         rows = [[self.settings.consumer_group, t, p, offset + 1] for (t, p), offset in sorted(taken.items())]
-        self.facts.insert("consumed_offsets", rows, facts.CONSUMED_OFFSET_COLUMNS,
+        self._offsets.insert("consumed_offsets", rows, facts.CONSUMED_OFFSET_COLUMNS,
                           [(t, p, offset) for (t, p), offset in sorted(taken.items())])
 
     def missing_facts(self, committed: Mapping[Partition, int]) -> dict[Partition, tuple[int, int]]:
