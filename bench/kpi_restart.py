@@ -1,0 +1,131 @@
+"""The KPI worker's blind spot at a restart (issue 17 item 8): the worker runs as a process, is stopped by
+SIGTERM and by SIGKILL, and is started again at once; calls produced while it was down are the probe. The
+figure is the time from the stop signal to the restarted worker having taken every probe event, as the
+Prometheus counter of the worker reports it (/metrics, polled every 0.1 s), with its start-up (process,
+migrations, recovery: /readyz answering 200) shown apart. Measured twice in the same run: the baseline is
+the group membership the worker had before (dynamic, Faust's 60 s session) and then static membership
+(group.instance.id) with a 10 s session, the defaults now. Uses KAFKA_BOOTSTRAP_SERVERS when set, else a
+local broker; chDB in a temp dir."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import random
+import signal
+import tempfile
+import time
+import uuid
+from contextlib import ExitStack
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+
+from bench.common import print_figures
+from bench.kafka_baseline import bootstrap_servers
+from bench.kpi_stream import call_events
+from callstream_core.kafka import EventProducer, apply_topics, committed_offsets
+from callstream_core.local_kafka import free_port
+from callstream_core.testing import ServiceProcess
+from callstream_core.topics import TOPICS
+from callstream_kpi.config import KpiSettings
+
+PROBE_CALLS = 200
+EVENTS_TAKEN = 'callstream_kpi_events_total{topic="call"}'
+MEMBERSHIPS = {
+    # What the worker had before issue 17: no instance id, Faust's default session of 60 s.
+    "dynamic membership, 60 s session (before)": {"group_instance_id": "", "broker_session_timeout_s": 60.0},
+    "static membership, 10 s session (now)": {},
+}
+
+
+def _counter(port: int, path: str = "/metrics") -> float | None:
+    try:
+        response = httpx.get(f"http://127.0.0.1:{port}{path}", timeout=5)
+    except httpx.TransportError:
+        return None
+    if path != "/metrics":
+        return 1.0 if response.status_code == 200 else None
+    for line in response.text.splitlines():
+        if line.startswith(EVENTS_TAKEN):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def _wait(what: str, probe: object, timeout: float = 300.0) -> float:
+    """Poll `probe()` (every 0.1 s) until it is true; returns the monotonic time it became so."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if probe():  # type: ignore[operator]
+            return time.monotonic()
+        time.sleep(0.1)  # the polling period of the measurement
+    raise SystemExit(f"bench: {what} not within {timeout} s")
+
+
+def _committed(settings: KpiSettings, topic: str) -> int:
+    partitions = [(topic, p) for p in range(next(t.partitions for t in TOPICS if t.name == "cc.call-events.v1"))]
+    return sum(committed_offsets(settings.kafka_bootstrap_servers, settings.consumer_group, partitions).values())
+
+
+def _produce(bootstrap: str, topic: str, start: datetime, calls: int, rng: random.Random) -> int:
+    events = [e for n in range(calls) for e in call_events(f"c-{uuid.uuid4().hex[:10]}-{n}", "q1",
+                                                           start + timedelta(seconds=n), rng)]
+    EventProducer(bootstrap, client_id="bench").produce_sync(topic, [(e.call_id, e) for e in events])
+    return len(events)
+
+
+def measure(bootstrap: str, tmp: Path, overrides: dict[str, object]) -> dict[str, float]:
+    prefix = f"b{uuid.uuid4().hex[:8]}."
+    apply_topics(bootstrap, [dataclasses.replace(t, name=prefix + t.name) for t in TOPICS])
+    topic = prefix + "cc.call-events.v1"
+    port = free_port()
+    settings = KpiSettings(kafka_bootstrap_servers=bootstrap, clickhouse_url=f"chdb://{tmp / 'chdb'}",
+                           topic_prefix=prefix, http_port=port,
+                           consumer_group=f"bench-restart-{uuid.uuid4().hex[:8]}").model_copy(update=overrides)
+    rng = random.Random(8)
+    start = datetime.now(UTC)
+    figures: dict[str, float] = {}
+    worker = ServiceProcess("callstream_kpi", settings, tmp / "worker.log")
+    try:
+        produced = _produce(bootstrap, topic, start, PROBE_CALLS, rng)
+        worker.start()
+        _wait("the first calls taken", lambda: (_counter(port) or 0) >= produced)
+        for stop in (signal.SIGTERM, signal.SIGKILL):
+            # Every event taken is committed before the stop: none is read again after it, so the counter of
+            # the restarted worker counts the probe only.
+            _wait("the offsets committed", lambda n=produced: _committed(settings, topic) >= n)
+            stopped_at = time.monotonic()
+            worker.stop(stop)
+            start += timedelta(hours=1)
+            probe = _produce(bootstrap, topic, start, PROBE_CALLS, rng)
+            worker = ServiceProcess("callstream_kpi", settings, tmp / "worker.log")
+            worker.start()
+            ready_at = _wait("readiness", lambda: _counter(port, "/readyz"))
+            taken_at = _wait("the probe taken", lambda n=probe: (_counter(port) or 0) >= n)
+            produced += probe
+            figures[f"{stop.name}: stop -> ready (s)"] = ready_at - stopped_at
+            figures[f"{stop.name}: stop -> probe taken (s)"] = taken_at - stopped_at
+            figures[f"{stop.name}: ready -> probe taken (s)"] = taken_at - ready_at
+    finally:
+        if worker.alive():
+            worker.stop(signal.SIGKILL)
+    return figures
+
+
+def main() -> None:
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    results = {}
+    with ExitStack() as stack:
+        bootstrap = bootstrap_servers(stack)
+        for name, overrides in MEMBERSHIPS.items():
+            tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="callstream-bench-restart-")))
+            results[name] = measure(bootstrap, tmp, overrides)
+    baseline = next(iter(results.values()))
+    for name, figures in results.items():
+        print_figures(f"KPI worker restart, {PROBE_CALLS} calls produced while it was down: {name}", figures,
+                      None if figures is baseline else baseline)
+
+
+if __name__ == "__main__":
+    main()
