@@ -211,10 +211,13 @@ class KpiPipeline:
         """Rebuild, after a restart, the calls the last process may still have held (open, or closed and
         within their grace for late events), each from its whole history in the raw `call_events` table.
 
-        Which calls: every call with an event in the last session time-out + grace + lateness before the
-        newest stored event; older calls were closed and evicted (a late event of one is rebuilt by
-        `needs_history`). Whole history, never a time cut: a call that crossed a cut would be rebuilt from
-        its tail and re-emitted as a wrong contact (issue 17 item 2). A rebuilt call whose contacts the store
+        Which calls: every call with no stored contact yet (open: it was held whatever its event time, e.g.
+        in a replay where one partition's clock holds the watermark days back), every call with an event in
+        the last session time-out + grace + lateness before the newest stored event (closed, still within
+        reach of late events), and every call with an event at or past its partition's committed offset
+        (read again after the restart). Older calls were closed and evicted (a late event of one is rebuilt
+        by `needs_history`). Whole history, never a time cut: a call that crossed a cut would be rebuilt
+        from its tail and re-emitted as a wrong contact (issue 17 item 2). A rebuilt call whose contacts the store
         already holds unchanged is not written again; it is held so that a record re-read after the restart
         (offsets not yet committed) is dropped as a duplicate instead of starting a call of its own.
 
@@ -223,12 +226,18 @@ class KpiPipeline:
         it is not mistaken for a backlog that holds the watermark back. Returns the number of events replayed."""
         horizon = (self.settings.session_timeout_s + self.sessionizer.settings.grace_s
                    + self.settings.allowed_lateness_s)
-        rows = self._stored_call_event_rows(
-            "call_id IN (SELECT call_id FROM call_events WHERE occurred_at >= "
-            "(SELECT max(occurred_at) FROM call_events) - toIntervalSecond({t:UInt32}))",
-            {"t": int(horizon)})
-        events = [call_events_pb2.CallEvent.FromString(row[0]) for row in rows]
         topic = self.topic_prefix + "cc.call-events.v1"
+        # Records at or past a partition's committed offset will be read again: their calls are held, so
+        # that the repeats are dropped as duplicates.
+        again = sorted((p, o) for (t, p), o in (committed or {}).items() if t == topic)
+        rows = self._stored_call_event_rows(
+            "call_id IN (SELECT call_id FROM call_events WHERE "
+            "occurred_at >= (SELECT max(occurred_at) FROM call_events) - toIntervalSecond({t:UInt32}) "
+            "OR call_id NOT IN (SELECT call_id FROM contacts) "
+            "OR (indexOf({parts:Array(UInt32)}, kafka_partition) > 0 "
+            "AND kafka_offset >= {offsets:Array(UInt64)}[indexOf({parts:Array(UInt32)}, kafka_partition)]))",
+            {"t": int(horizon), "parts": [p for p, _ in again], "offsets": [o for _, o in again]})
+        events = [call_events_pb2.CallEvent.FromString(row[0]) for row in rows]
         now = self.monotonic()
         for event, (_, partition, offset) in zip(events, rows, strict=True):
             self.watermark.observe((topic, partition), event.envelope.occurred_at.ToDatetime(tzinfo=UTC), now, offset)
