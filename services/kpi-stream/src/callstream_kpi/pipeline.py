@@ -191,7 +191,7 @@ class KpiPipeline:
         group's committed offsets do not run past what this store holds (`missing_facts`)."""
         rows = [[self.settings.consumer_group, t, p, offset + 1] for (t, p), offset in sorted(taken.items())]
         self._offsets.insert("consumed_offsets", rows, facts.CONSUMED_OFFSET_COLUMNS,
-                          [(t, p, offset) for (t, p), offset in sorted(taken.items())])
+                             [(t, p, offset) for (t, p), offset in sorted(taken.items())])
 
     def missing_facts(self, committed: Mapping[Partition, int]) -> dict[Partition, tuple[int, int]]:
         """Partitions whose committed offset (the next record the group reads) is past the offsets this
@@ -217,9 +217,9 @@ class KpiPipeline:
         reach of late events), and every call with an event at or past its partition's committed offset
         (read again after the restart). Older calls were closed and evicted (a late event of one is rebuilt
         by `needs_history`). Whole history, never a time cut: a call that crossed a cut would be rebuilt
-        from its tail and re-emitted as a wrong contact (issue 17 item 2). A rebuilt call whose contacts the store
-        already holds unchanged is not written again; it is held so that a record re-read after the restart
-        (offsets not yet committed) is dropped as a duplicate instead of starting a call of its own.
+        from its tail and re-emitted as a wrong contact (issue 17 item 2). A rebuilt call whose contacts the
+        store already holds unchanged is not written again; it is held so that a record re-read after the
+        restart (offsets not yet committed) is dropped as a duplicate instead of starting a call of its own.
 
         `committed`: the group's committed offsets (the next record to read): a rebuilt partition is
         at that offset, not at its last stored event's (records past it were taken before the restart), so
