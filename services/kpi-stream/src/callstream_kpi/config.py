@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from typing import Literal
 
 from pydantic import Field
@@ -21,11 +22,12 @@ class KpiSettings(CoreSettings):
     topic_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]*$")
     # Static group membership (Kafka's group.instance.id) of this worker: a restarted worker with the same
     # id takes its partitions back at once, without a rebalance. Without it a restart waited ~52 s to rejoin
-    # (issue 17 item 8): the broker holds the group until the old member's session times out (SIGKILL) or
-    # until the rebalance completes. One KPI worker serves one store (embedded chDB: one process per
-    # directory), so one stable id per store; a second process with the same id fences the first (it never
-    # double-consumes). Empty: dynamic membership.
-    group_instance_id: str = Field(default="kpi-stream-0", pattern=r"^[A-Za-z0-9._-]*$")
+    # (issue 17 item 8): the broker kept the old member until its session timed out. The default is the host
+    # name: the same across restarts on one machine (or a StatefulSet pod), different between replicas (the
+    # Helm chart's Deployment pods), which must never share an id: a second member with the same id fences
+    # the first. Empty: dynamic membership.
+    group_instance_id: str = Field(default_factory=lambda: f"kpi-stream-{socket.gethostname()}",
+                                   pattern=r"^[A-Za-z0-9._-]*$")
     # How long the broker keeps a silent member's partitions before giving them to another: with static
     # membership this is how long a worker that died for good holds its partitions, and a restart within it
     # resumes at once. 10 s (Faust's default 60 s): a dead worker is noticed within the 10 s aim, and 3

@@ -50,8 +50,9 @@ def _sentinels() -> list[call_events_pb2.CallEvent]:
 def test_kill_storm_leaves_the_january_figures_exact(kafka_bootstrap: str, tmp_path: Path) -> None:
     """A slice of the January month, its first ROWS rows (every row is a whole call; the file is ordered by
     phone line, then date, so the slice spans the whole month): the whole month (197,000 events) takes
-    ~10 minutes through one worker process on the 2-core CI machine before any restart, over the CI budget;
-    6,000 rows (~37,000 events) keep the test to a few minutes with KILLS restarts.
+    ~100 s through an undisturbed worker on the shared 2-core machine, and each of the KILLS + 1 starts adds
+    start-up, recovery and a re-read batch: 4-6 minutes in all, over the CI budget; 6,000 rows (37,543
+    events) take ~2 minutes with the same number of restarts.
 
     The worker is stopped KILLS times, each time by SIGKILL or SIGTERM (seeded), when it has taken a random
     number of call events since it started (seeded): kills land anywhere in a batch, in recovery's wake and
