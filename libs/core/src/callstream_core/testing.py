@@ -87,7 +87,8 @@ class ServiceProcess:
 
     def __init__(self, module: str, settings: BaseSettings, log_path: Path) -> None:
         self.module = module
-        self.env = {**os.environ, **{name.upper(): str(value) for name, value in settings.model_dump().items()}}
+        self.env = {**os.environ, **{name.upper(): str(value) for name, value in settings.model_dump().items()
+                                     if value is not None}}
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
 

@@ -189,10 +189,11 @@ class KpiWorker:
         self.executor.shutdown(wait=True)
 
     async def serve(self, until: Callable[[], Awaitable[None]] | None = None) -> None:
-        """Run the stream and the API until the server stops (Ctrl-C) or `until` returns. The API serves
-        from the start (health answers, readiness says "starting") while the stream starts."""
+        """Run the stream and the API (HTTPS when TLS is configured) until the server stops (SIGTERM, Ctrl-C)
+        or `until` returns. The API serves from the start (health answers, readiness says "starting") while
+        the stream starts."""
         server = uvicorn.Server(uvicorn.Config(self.api, host=self.settings.http_host, port=self.settings.http_port,
-                                               log_config=None))
+                                               log_config=None, **self.settings.uvicorn_tls()))
         stopping = _StopOnSignal(server)
         serving = asyncio.create_task(server.serve())
         try:
