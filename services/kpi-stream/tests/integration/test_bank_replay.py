@@ -36,20 +36,17 @@ def day_wrapped(diff: int) -> int:
     return diff + 86400 if diff < -3600 else diff
 
 
-def simple_reading(defect_lines: set[int], last_line: int | None = None) -> dict[str, float]:
+def simple_reading(defect_lines: set[int]) -> dict[str, float]:
     """Straight from the columns (README of the data): AGENT = answered, HANG after queueing = abandoned,
     HANG without queueing = ended in the IVR (not offered); ASA = mean of ser_start − q_start over answered
     calls (kpis.md: queue time runs to the answer, never below 0; 0 when never queued).
-    The `q_time` column runs to q_exit instead, which the switch logged up to a second after the answer.
-    `last_line`: read the file up to that line (a slice of the month), else to its end."""
+    The `q_time` column runs to q_exit instead, which the switch logged up to a second after the answer."""
     offered = answered = abandoned = 0
     wait = 0
     with JANUARY.open(newline="") as handle:
         rows = csv.reader(handle, delimiter="\t")
         next(rows)
         for line, row in enumerate(rows, start=2):
-            if last_line is not None and line > last_line:
-                break
             if line in defect_lines:
                 continue
             outcome, queued = row[12], row[9] != "0:00:00"
