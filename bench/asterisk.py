@@ -152,12 +152,15 @@ async def _serve_recording(recording: bytes, copies: int) -> tuple[asyncio.Serve
 
 
 def ami_events(recording: bytes, copies: int) -> list[Event]:
+    """The events one mapper makes of the stream the client is served (banner, then the body `copies` times):
+    the mapper keeps per-call state, so a repeated call maps as it does in the client, not as a copy."""
+    banner_end = recording.find(b"\r\n") + 2
     parser, mapper = AmiParser(), AmiEventMapper()
     events: list[Event] = []
-    for msg in parser.feed(recording):
+    for msg in parser.feed(recording[:banner_end] + recording[banner_end:] * copies):
         if "Event" in msg:
             events.extend(mapper.map(msg, datetime.now(UTC)))
-    return events * copies
+    return events
 
 
 async def ami_once(bootstrap: str, recording: bytes, expected: int) -> float:
