@@ -15,6 +15,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections import deque
+from collections.abc import Callable
 
 import grpc
 
@@ -67,12 +68,14 @@ def parse_target(url: str) -> str:
 
 class GrpcRouter:
     def __init__(self, target: str, token: str, *, timeout_s: float = 10.0,
-                 channel: grpc.Channel | None = None) -> None:
+                 channel: grpc.Channel | None = None, on_stream: Callable[[], None] | None = None) -> None:
         self.channel = channel or grpc.insecure_channel(target)
         self.stub = routing_pb2_grpc.RouterStub(self.channel)
         self.metadata = (("authorization", f"Bearer {token}"),)
         self.timeout_s = timeout_s
         self._inbox: queue.Queue[routing_pb2.RoutingDecision] = queue.Queue()
+        # Called (from the stream's thread) after each streamed decision, so an asyncio user can drain().
+        self._on_stream = on_stream
         self._seen: set[str] = set()
         self._order: deque[str] = deque()
         self._stream = self.stub.StreamAssignments(routing_pb2.StreamAssignmentsRequest(), metadata=self.metadata)
@@ -83,6 +86,8 @@ class GrpcRouter:
         try:
             for message in self._stream:
                 self._inbox.put(message)
+                if self._on_stream is not None:
+                    self._on_stream()
         except grpc.RpcError:
             return  # cancelled on close (or the router went away: the next command raises)
 
