@@ -86,8 +86,18 @@ def test_answer_is_accepted_before_caller_and_agent_are_bridged() -> None:
     assert isinstance(accept, d.AcceptReservation) and accept.reservation_id == "r1"
     assert r.calls["c1"].phase is Phase.ANSWERING
     assert r.result(accept, d.Result(accepted=True), NOW) == [Connect("cs-c1", dial.channel_id, "c1")]
-    assert kinds(r.connected("c1", NOW)) == ["answered", "talking"]  # once Asterisk joined them
+    assert r.calls["c1"].phase is Phase.ANSWERING  # until Asterisk says they are together
+    assert kinds(r.agent_joined(dial.channel_id, ("c1", dial.channel_id), NOW)) == ["answered", "talking"]
     assert r.calls["c1"].phase is Phase.BRIDGED
+
+
+def test_an_agent_joining_a_bridge_the_caller_already_left_is_no_answer_but_an_abandon() -> None:
+    r = routing()
+    dial = ringing(r)
+    (accept,) = commands(r.agent_answered(dial.channel_id, NOW))
+    r.result(accept, d.Result(accepted=True), NOW)
+    effects = r.agent_joined(dial.channel_id, (dial.channel_id,), NOW)
+    assert kinds(effects) == ["abandoned"] and "c1" not in r.calls
 
 
 def test_a_caller_gone_as_the_agent_answers_is_abandoned_and_the_agent_freed() -> None:
@@ -169,7 +179,7 @@ def test_the_end_of_the_conversation_ends_the_call_and_starts_wrap_up(who_hangs_
     dial = ringing(r)
     (accept,) = commands(r.agent_answered(dial.channel_id, NOW))
     r.result(accept, d.Result(accepted=True), NOW)
-    r.connected("c1", NOW)
+    r.agent_joined(dial.channel_id, ("c1", dial.channel_id), NOW)
     leaving, other = ("c1", dial.channel_id) if who_hangs_up == "caller" else (dial.channel_id, "c1")
     effects = r.channel_left(leaving, NOW)
     assert effects[0] == Hangup(other)
@@ -225,6 +235,12 @@ def test_stasis_start_of_a_caller_and_of_an_agent_channel() -> None:
     assert isinstance(m.parse(stasis_start("1.1-agent-1", ["agent"]), NOW), m.AgentAnswered)
 
 
+def test_a_channel_entering_a_bridge_with_the_bridges_channels() -> None:
+    raw = json.dumps({"type": "ChannelEnteredBridge", "channel": {"id": "1.1-agent-1"},
+                      "bridge": {"id": "cs-1.1", "channels": ["1.1", "1.1-agent-1"]}})
+    assert m.parse(raw, NOW) == m.EnteredBridge("1.1-agent-1", ("1.1", "1.1-agent-1"), NOW)
+
+
 @pytest.mark.parametrize("kind", ["StasisEnd", "ChannelDestroyed"])
 def test_a_channel_leaving(kind: str) -> None:
     assert m.parse(json.dumps({"type": kind, "channel": {"id": "1.1"}}), NOW) == m.ChannelLeft("1.1", NOW)
@@ -238,6 +254,7 @@ def test_a_channel_leaving(kind: str) -> None:
     ('{"type": "ChannelDestroyed", "channel": {"id": ""}}', "no_channel_id"),
     (stasis_start("1.1", []), "stasis_start_without_queue"),
     (b"\xff\xfe", "not_json"),
+    ('{"type": "ChannelEnteredBridge", "channel": {"id": "1.1"}, "bridge": {"id": "b"}}', "no_bridge_channels"),
 ])
 def test_messages_the_bridge_does_not_understand_are_malformed_with_a_reason(raw: str | bytes, reason: str) -> None:
     parsed = m.parse(raw, NOW)

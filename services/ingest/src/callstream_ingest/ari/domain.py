@@ -73,7 +73,8 @@ class Dial:
 
 @dataclass(frozen=True, slots=True)
 class Connect:
-    """Stop the music and add the agent's channel to the call's bridge; then `connected` (or `connect_failed`)."""
+    """Stop the music and add the agent's channel to the call's bridge (then `agent_joined`, or `connect_failed`
+    when Asterisk refuses)."""
 
     bridge_id: str
     channel_id: str
@@ -297,11 +298,14 @@ class CallRouting:
             return effects
         return [Connect(call.bridge_id, call.agent_channel, call.call_id)]
 
-    def connected(self, call_id: str, now: datetime) -> list[Effect]:
-        """Asterisk bridged caller and agent: the call is answered."""
-        call = self.calls.get(call_id)
+    def agent_joined(self, channel_id: str, bridge_channels: tuple[str, ...], now: datetime) -> list[Effect]:
+        """The agent's channel entered the call's bridge: answered if the caller is in it (Asterisk's own word,
+        so the answer counted is the conversation its CDRs record); the caller left just before: abandoned."""
+        call = self._call_of_agent_channel(channel_id)
         if call is None or call.phase is not Phase.ANSWERING:
             return []
+        if call.call_id not in bridge_channels:
+            return self.connect_failed(call.call_id, now)
         call.phase = Phase.BRIDGED
         self.counts.answered += 1
         return [

@@ -1,9 +1,11 @@
 """ARI WebSocket messages -> the bridge's inputs (pure).
 
 Asterisk sends one JSON object per message, with a `type` (StasisStart, StasisEnd, ChannelDestroyed, ...;
-"Asterisk REST Interface" in its documentation). Three matter to the bridge: a channel entering the app (a
+"Asterisk REST Interface" in its documentation). These matter to the bridge: a channel entering the app (a
 caller, with its queue as the first Stasis argument, or an agent's channel the bridge originated, argument
-`agent`) and a channel leaving (StasisEnd, ChannelDestroyed). Every other well-formed type is ignored; a
+`agent`), a channel joining a bridge (ChannelEnteredBridge, with the bridge's channels: Asterisk's word that
+caller and agent are connected) and a channel leaving (StasisEnd, ChannelDestroyed). Every other well-formed
+type is ignored; a
 message that is not JSON, has no type or lacks the channel of an event that needs one is `Malformed`, with
 the reason: logged and counted by the service, never fatal.
 """
@@ -33,6 +35,15 @@ class AgentAnswered:
 
 
 @dataclass(frozen=True, slots=True)
+class EnteredBridge:
+    """A channel joined a bridge; `bridge_channels`: every channel in it then, as Asterisk tells it."""
+
+    channel_id: str
+    bridge_channels: tuple[str, ...]
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class ChannelLeft:
     channel_id: str
     at: datetime
@@ -49,7 +60,7 @@ class Malformed:
     excerpt: str
 
 
-AriInput: TypeAlias = CallerEntered | AgentAnswered | ChannelLeft | Ignored | Malformed
+AriInput: TypeAlias = CallerEntered | AgentAnswered | EnteredBridge | ChannelLeft | Ignored | Malformed
 
 
 def _time(value: Any, received_at: datetime) -> datetime:
@@ -72,13 +83,19 @@ def parse(raw: str | bytes, received_at: datetime) -> AriInput:
     if not isinstance(message, dict) or not isinstance(message.get("type"), str):
         return Malformed("no_type", excerpt)
     kind = message["type"]
-    if kind not in ("StasisStart", "StasisEnd", "ChannelDestroyed"):
+    if kind not in ("StasisStart", "StasisEnd", "ChannelDestroyed", "ChannelEnteredBridge"):
         return Ignored(kind)
     channel = message.get("channel")
     channel_id = channel.get("id") if isinstance(channel, dict) else None
     if not isinstance(channel_id, str) or not channel_id:
         return Malformed("no_channel_id", excerpt)
     at = _time(message.get("timestamp"), received_at)
+    if kind == "ChannelEnteredBridge":
+        bridge = message.get("bridge")
+        members = bridge.get("channels") if isinstance(bridge, dict) else None
+        if not isinstance(members, list) or not all(isinstance(c, str) for c in members):
+            return Malformed("no_bridge_channels", excerpt)
+        return EnteredBridge(channel_id, tuple(members), at)
     if kind != "StasisStart":
         return ChannelLeft(channel_id, at)
     args = message.get("args")

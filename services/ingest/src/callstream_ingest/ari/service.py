@@ -148,6 +148,8 @@ class AriBridge:
             return self.routing.caller_entered(item.channel_id, item.queue_id, item.caller_number, item.at)
         if isinstance(item, m.AgentAnswered):
             return self.routing.agent_answered(item.channel_id, item.at)
+        if isinstance(item, m.EnteredBridge):
+            return self.routing.agent_joined(item.channel_id, item.bridge_channels, item.at)
         if isinstance(item, m.ChannelLeft):
             return self.routing.channel_left(item.channel_id, item.at)
         if isinstance(item, _RingDeadline):
@@ -195,7 +197,6 @@ class AriBridge:
             self._loop.call_later(ring_s, self.inputs.put_nowait, _RingDeadline(effect.channel_id))
         elif isinstance(effect, Connect):
             await self.ari.connect(effect.bridge_id, effect.channel_id)
-            return self.routing.connected(effect.call_id, datetime.now(UTC))
         elif isinstance(effect, Hangup):
             await self.ari.hangup(effect.channel_id)
         elif isinstance(effect, DestroyBridge):
