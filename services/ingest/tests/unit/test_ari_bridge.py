@@ -135,6 +135,16 @@ def test_no_answer_by_the_deadline_is_a_ring_no_answer_and_the_next_assignment_r
     assert r.channel_left(dial.channel_id, NOW) == [] and r.ring_deadline(dial.channel_id, NOW) == []
 
 
+def test_an_agent_gone_between_accept_and_joining_ends_the_call_with_the_router() -> None:
+    r = routing()
+    dial = ringing(r)
+    (accept,) = commands(r.agent_answered(dial.channel_id, NOW))
+    r.result(accept, d.Result(accepted=True), NOW)
+    effects = r.channel_left(dial.channel_id, NOW)
+    assert [type(c) for c in commands(effects)] == [d.EndCall]  # a reject would be refused: the router accepted
+    assert Hangup("c1") in effects and "c1" not in r.calls
+
+
 def test_the_router_reassigning_a_ringing_call_hangs_up_the_first_agent() -> None:
     r = routing()
     dial = ringing(r)

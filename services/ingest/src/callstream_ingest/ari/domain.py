@@ -214,6 +214,8 @@ class CallRouting:
             return []  # a channel the bridge already let go of (it hung it up itself)
         if call.phase is Phase.BRIDGED:
             return self._end(call, ce.CallEnded.PARTY_AGENT, now)
+        if call.phase is Phase.ANSWERING:
+            return self.connect_failed(call.call_id, now)  # answered and accepted, gone before joining the caller
         # The agent's channel failed before being bridged (busy, unreachable, hung up while ringing).
         effects = self._agent_lost(call, now, hang_up=False)
         effects.append(Route(d.RejectReservation(command_id=f"ari:{call.call_id}:reject:{call.reservation_id}",
@@ -315,8 +317,9 @@ class CallRouting:
         ]
 
     def connect_failed(self, call_id: str, now: datetime) -> list[Effect]:
-        """Asterisk could not bridge them (the caller hung up as the agent answered): the caller abandoned; the
-        router, which accepted the reservation, ends the call so the agent is free again."""
+        """Asterisk could not bridge them (the caller hung up as the agent answered, or the agent's channel went
+        away before joining): never connected, the call counts as abandoned; the router, which accepted the
+        reservation, ends the call so the agent is free again, and both channels are hung up."""
         call = self.calls.get(call_id)
         if call is None or call.phase is not Phase.ANSWERING:
             return []
