@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import grpc
+from confluent_kafka import KafkaException
 from prometheus_client import Counter
 
 from callstream_ingest.adapters.switch_clients import Backoff
@@ -50,6 +51,8 @@ ROUTER_COMMANDS = Counter("callstream_ari_router_commands_total",
                           ["command", "outcome"])
 ARI_FAILURES = Counter("callstream_ari_request_failures_total", "ARI requests Asterisk refused, by request.",
                        ["request"])
+PUBLISH_FAILURES = Counter("callstream_ari_publish_failures_total",
+                           "Events Kafka refused at once (a missing topic, say): logged, the routing goes on.")
 RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 
 
@@ -184,7 +187,11 @@ class AriBridge:
 
     async def _execute(self, effect: Effect) -> list[Effect]:
         if isinstance(effect, Publish):
-            self.sink.send(effect.event, ADAPTER)
+            try:
+                self.sink.send(effect.event, ADAPTER)
+            except KafkaException as exc:  # refused at once (e.g. the topic does not exist): the calls go on
+                PUBLISH_FAILURES.inc()
+                log.error("event %s not sent to Kafka: %s", effect.event.envelope.event_id, exc)
         elif isinstance(effect, Route):
             return await self._route(effect.command)
         elif isinstance(effect, HoldCaller):
