@@ -11,14 +11,15 @@ help: ## list the targets
 	@grep -hE '^[a-z][a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 .PHONY: tools
-tools: ## install what the machine lacks: uv, Java/Maven, PostgreSQL, Chromium (Debian packages, as root)
+tools: ## install what the machine lacks: uv, Java/Maven, PostgreSQL, Chromium, buildah (Debian packages, as root)
 	@command -v uv >/dev/null 2>&1 || [ -x "$(HOME)/.local/bin/uv" ] || python3 -m pip install --user --quiet uv
 	@bash deploy/local/install-system-packages.sh
 
 .PHONY: install
-install: tools ## install the workspace (.venv from uv.lock) and fetch the Kafka jars
+install: tools ## install the workspace (.venv from uv.lock), fetch the Kafka jars, build helm (cached)
 	$(UV) sync --frozen --all-packages
 	$(RUN) callstream kafka fetch
+	bash deploy/helm/install-helm.sh --if-go
 
 .PHONY: asterisk
 asterisk: install ## build the test switch, Asterisk, from shared/vendor once (~3 min; cached in ~/.cache/callstream)
@@ -37,17 +38,17 @@ docs: ## regenerate docs/topics.md from the topic registry
 	$(RUN) callstream topics doc > docs/topics.md
 
 .PHONY: dashboards
-dashboards: ## regenerate deploy/grafana/dashboards/*.json from deploy/grafana/build.py
+dashboards: ## regenerate the dashboards' JSON (deploy/grafana/dashboards and the chart's copy) from build.py
 	$(RUN) python deploy/grafana/build.py
 
+.PHONY: image
+image: ## build the one container image (Containerfile; buildah, cached by the inputs' hash) and print its name
+	bash deploy/image/build.sh
+
 .PHONY: helm-lint
-helm-lint: ## build helm into .local/bin (go install; ~8 min the first time) and lint/render the chart
+helm-lint: ## build helm (go install, cached in ~/.cache/callstream) and lint, render and run the chart in the image
 	bash deploy/helm/install-helm.sh
 	$(RUN) pytest tests/deploy -q
-
-.PHONY: helm-dashboards
-helm-dashboards: ## copy the Grafana dashboards into the chart (Helm reads only files inside a chart)
-	cp deploy/grafana/dashboards/*.json deploy/helm/callstream/dashboards/
 
 .PHONY: lint
 lint: ## ruff
@@ -67,7 +68,7 @@ bench: install ## run every benchmark in bench/ and print the figures (gRPC ones
 	@for b in $(BENCHES); do echo "== bench/$$b.py"; $(RUN) python -m bench.$$b || exit 1; done
 
 .PHONY: run
-run: install ## start Kafka, apply topics, every service and the demo simulator; Ctrl-C stops all
+run: install ## start Kafka, apply topics, every service and the demo simulator (its calls routed by the routing service over gRPC); Ctrl-C stops all
 	$(RUN) callstream up
 
 .PHONY: doctor

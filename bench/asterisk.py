@@ -4,9 +4,9 @@
   `QUEUE_LOG_COPIES` times (call ids renamed, times shifted) and followed by `QueueLogFollower` (read, map,
   produce, confirm); beside it, raw confluent-kafka sends the very same events, encoded beforehand. Rounds
   alternate; medians.
-* `ami`: the AMI stream of the same run, recorded from a raw manager session, is served `AMI_COPIES` times by a
-  loopback server to the real `AmiClient` (framing, mapping, produce, confirm); the baseline is raw
-  confluent-kafka sending the events the mapper makes of it.
+* `ami`: the AMI stream of the same run, recorded from a raw manager session with the client's event filters,
+  is served `AMI_COPIES` times by a loopback server to the real `AmiClient` (framing, mapping, produce,
+  confirm); the baseline is raw confluent-kafka sending the events the mapper makes of it.
 * `latency`: the center at a steady `LATENCY_RATE` calls/s, the queue_log follower and the KPI worker with
   their defaults (allowed lateness 10 s): from the moment a call's last queue_log line is in the file (the
   bench tails it every 20 ms) to the moment the KPI API counts that call, p50 and p95.
@@ -40,7 +40,7 @@ from callstream_core.topics import TOPICS, topic
 from callstream_ingest.adapters.queue_log_follow import QueueLogFollower
 from callstream_ingest.adapters.switch_clients import AmiClient
 from callstream_ingest.asterisk_calls import CallGenerator, LoadShape, plan_calls
-from callstream_ingest.domain.ami import AmiEventMapper, AmiParser
+from callstream_ingest.domain.ami import AmiEventMapper, AmiParser, filter_actions
 from callstream_ingest.domain.queue_log import LineDefect, QueueLogMapper
 from callstream_ingest.service import AGENT_TOPIC, CALL_TOPIC, Event, EventSink, make_producer, route
 
@@ -63,7 +63,7 @@ def record_center(run_dir: Path) -> tuple[list[str], bytes]:
         async def run() -> None:
             reader, writer = await asyncio.open_connection("127.0.0.1", pbx.ami_port)
             writer.write(f"Action: Login\r\nUsername: {pbx.ami_user}\r\nSecret: {pbx.secret}\r\n"
-                         f"Events: on\r\n\r\n".encode())
+                         f"Events: on\r\n\r\n".encode() + filter_actions(AmiClient.FILTER_ID, AmiClient.EVENT_FILTERS))
 
             async def tap() -> None:
                 while data := await reader.read(65536):

@@ -32,6 +32,9 @@ from grafana_foundation_sdk.models import dashboard as models
 PLUGIN = "grafana-clickhouse-datasource"
 DATASOURCE = models.DataSourceRef(type_val=PLUGIN, uid="${datasource}")
 OUT_DIR = Path(__file__).resolve().parent / "dashboards"
+# The Helm chart's copy: helm packages only files inside the chart (no symlinks out of it), so build.py writes
+# the same JSON there and tests/dashboards fails when the two differ.
+CHART_DIR = Path(__file__).resolve().parents[1] / "helm" / "callstream" / "dashboards"
 Format = Literal["table", "time_series"]
 # The plugin's (v4) Format enum: TIMESERIES = 0, TABLE = 1.
 FORMAT_CODES: dict[str, int] = {"time_series": 0, "table": 1}
@@ -555,24 +558,27 @@ def render() -> dict[str, str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--check", action="store_true", help="fail when the committed JSON is stale")
-    parser.add_argument("--out", type=Path, default=OUT_DIR)
+    parser.add_argument("--out", type=Path, action="append",
+                        help=f"output directory, repeatable (default: {OUT_DIR} and {CHART_DIR})")
     args = parser.parse_args(argv)
+    out_dirs: list[Path] = args.out or [OUT_DIR, CHART_DIR]
     rendered = render()
     if args.check:
-        stale = [name for name, text in rendered.items()
-                 if not (args.out / name).exists() or (args.out / name).read_text() != text]
-        extra = sorted(p.name for p in args.out.glob("*.json") if p.name not in rendered)
+        stale = [str(out / name) for out in out_dirs for name, text in rendered.items()
+                 if not (out / name).exists() or (out / name).read_text() != text]
+        extra = sorted(str(p) for out in out_dirs for p in out.glob("*.json") if p.name not in rendered)
         if stale or extra:
             print(f"stale dashboards: {stale + extra}; run `uv run python deploy/grafana/build.py`", file=sys.stderr)
             return 1
         return 0
-    args.out.mkdir(parents=True, exist_ok=True)
-    for name, text in rendered.items():
-        (args.out / name).write_text(text)
-    for path in args.out.glob("*.json"):
-        if path.name not in rendered:
-            path.unlink()
-    print(f"wrote {len(rendered)} dashboards to {args.out}")
+    for out in out_dirs:
+        out.mkdir(parents=True, exist_ok=True)
+        for name, text in rendered.items():
+            (out / name).write_text(text)
+        for path in out.glob("*.json"):
+            if path.name not in rendered:
+                path.unlink()
+        print(f"wrote {len(rendered)} dashboards to {out}")
     return 0
 
 

@@ -222,6 +222,14 @@ def test_committed_json_is_the_builders_output() -> None:
     assert committed == rendered, "deploy/grafana/dashboards is stale: run `uv run python deploy/grafana/build.py`"
 
 
+def test_the_helm_chart_ships_the_same_dashboards() -> None:
+    """Helm reads only files inside the chart: build.py writes its copy too, and this fails when they differ."""
+    chart = GRAFANA.parent / "helm" / "callstream" / "dashboards"
+    shipped = {p.name: p.read_text() for p in chart.glob("*.json")}
+    committed = {p.name: p.read_text() for p in (GRAFANA / "dashboards").glob("*.json")}
+    assert shipped == committed, "the chart's dashboards differ: run `uv run python deploy/grafana/build.py`"
+
+
 def test_five_dashboards_on_the_clickhouse_plugin() -> None:
     found = dashboards()
     assert len(found) == 5

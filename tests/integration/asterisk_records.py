@@ -17,6 +17,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+CENTER = Path(__file__).resolve().parents[2] / "deploy" / "local" / "asterisk"  # the test center's configuration
+
 END_OF_TALK = {"COMPLETEAGENT", "COMPLETECALLER", "BLINDTRANSFER", "ATTENDEDTRANSFER", "TRANSFER"}
 
 
@@ -132,3 +134,16 @@ def read_routed_calls(path: Path, *, routed_context: str, agents_context: str) -
                     call.bridged_twice.append(peer["exten"])
                 call.bridged_with = peer["exten"]
     return RoutedRecord(list(calls.values()), legs)
+
+
+def center_wrap_up() -> dict[str, float]:
+    """Each queue's wrapuptime, as Asterisk reads it from the test center's queues.conf."""
+    wrap: dict[str, float] = {}
+    queue = ""
+    for line in (CENTER / "queues.conf").read_text().splitlines():
+        line = line.split(";")[0].strip()
+        if m := re.fullmatch(r"\[(\w+)\]", line):
+            queue = m[1]
+        elif m := re.fullmatch(r"wrapuptime\s*=\s*(\d+)", line):
+            wrap[queue] = float(m[1])
+    return wrap

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -20,11 +19,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from asterisk_records import QueueLogFigures, read_queue_log
+from asterisk_records import QueueLogFigures, center_wrap_up, read_queue_log
 from confluent_kafka import Consumer
 from scenarios import TOKEN, isolated_topics, worker_settings
 
-from callstream_core.local_asterisk import LocalAsterisk, center_dir
+from callstream_core.local_asterisk import LocalAsterisk
 from callstream_core.local_kafka import free_port
 from callstream_ingest.asterisk_calls import CallGenerator, LoadShape, plan_calls
 from callstream_kpi.entrypoints.worker import KpiWorker
@@ -34,19 +33,6 @@ SL_THRESHOLD_S = 4.0
 SHORT_ABANDON_S = 3.0
 CALLS = 300
 SEED = 20261204
-
-
-def center_wrap_up() -> dict[str, float]:
-    """Each queue's wrapuptime, as Asterisk reads it from the center's queues.conf."""
-    wrap: dict[str, float] = {}
-    queue = ""
-    for line in (center_dir() / "queues.conf").read_text().splitlines():
-        line = line.split(";")[0].strip()
-        if m := re.fullmatch(r"\[(\w+)\]", line):
-            queue = m[1]
-        elif m := re.fullmatch(r"wrapuptime\s*=\s*(\d+)", line):
-            wrap[queue] = float(m[1])
-    return wrap
 
 
 def start_ingest(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:

@@ -20,6 +20,8 @@ from callstream_core.local_kafka import free_port, port_free
 def listening(port: int | None = None) -> Iterator[int]:
     """A socket listening on `port` (default: a free one) for the duration: "another program"."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # As a server binds (and as port_free checks): a port left in TIME_WAIT by an earlier test is usable.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", port or 0))
         sock.listen()
         yield int(sock.getsockname()[1])

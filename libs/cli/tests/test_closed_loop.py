@@ -3,41 +3,29 @@ service-level target in >= 90 % of its intervals; the same plan with 10 % of its
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import numpy as np
 import pytest
 
+from bench.planner import AHT_S, MONDAY, TARGETS, known_history, seasonal_rates
 from callstream_cli.closed_loop import replay, replay_scenario
-from callstream_hr.domain.forecast import IntervalFigures
-from callstream_hr.domain.history import RecordedHistory
 from callstream_hr.domain.roster import Contract, Employee, RosterRules
 from callstream_hr.domain.service_report import ServiceTarget, service_by_interval, wilson_upper
 from callstream_hr.domain.shifts import BreakRule, ShiftTemplate
-from callstream_hr.planning import QueueTargets, RosterOptions, RosterPlan, plan_week
+from callstream_hr.planning import RosterOptions, RosterPlan, plan_week
 
-MONDAY = datetime(2026, 11, 2, tzinfo=UTC)
 WEEK = MONDAY + timedelta(weeks=3)
 
 
-def _rates(peak: float) -> np.ndarray:
-    slot = np.arange(336)
-    hour = (slot % 48) / 2.0
-    shape = np.exp(-((hour - 11) ** 2) / 10) + 0.6 * np.exp(-((hour - 16) ** 2) / 6) + 0.08
-    shape *= np.where(slot // 48 < 5, 1.0, 0.6)
-    return peak * shape / shape.max()
-
-
+PEAKS = {"sales": 120.0, "support": 80.0, "billing": 40.0}
 # Known demand: mean calls per half hour and AHT of each queue, the same every week (so the forecast is it).
-DEMAND = {"sales": (_rates(120), 240.0), "support": (_rates(80), 300.0), "billing": (_rates(40), 180.0)}
-TARGETS = (QueueTargets("sales", 0.8, 20, 120.0), QueueTargets("support", 0.8, 30, 180.0),
-           QueueTargets("billing", 0.8, 20, 90.0))
+DEMAND = {q: (seasonal_rates(peak), AHT_S[q]) for q, peak in PEAKS.items()}
 
 
 @pytest.fixture(scope="module")
 def plan() -> RosterPlan:
-    history = RecordedHistory({q: [IntervalFigures(MONDAY + timedelta(minutes=30 * i), float(r[i % 336]), aht)
-                                   for i in range(3 * 336)] for q, (r, aht) in DEMAND.items()})
+    history = known_history(PEAKS)
     templates = (ShiftTemplate("8h", 17, tuple(range(0, 336, 2)), (BreakRule(1, 6, 10),)),)
     skills = (["sales"], ["support"], ["billing"], ["sales", "support"])
     staff = tuple(Employee(f"E{i:03d}", f"Agent {i}", frozenset(skills[i % 4]), Contract(0, 40, 2))

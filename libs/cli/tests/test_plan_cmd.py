@@ -87,3 +87,43 @@ def test_a_history_too_short_to_hold_a_week_out_is_refused(tmp_path: Path) -> No
     result = runner.invoke(app, ["plan", "week", str(tmp_path / "queue_log"), "--employees", str(staff)])
     assert result.exit_code == 1
     assert "queue_log: the history before" in result.output and "two or more are needed" in result.output
+
+
+def _between(start: str, end: str) -> float:
+    """Seconds from one H:MM:SS to the next (across midnight when the end is earlier)."""
+    def seconds(text: str) -> int:
+        h, m, sec = (int(x) for x in text.split(":"))
+        return h * 3600 + m * 60 + sec
+    return float((seconds(end) - seconds(start)) % 86400)
+
+
+def test_call_records_of_the_bank_file_match_its_raw_columns(tmp_path: Path) -> None:
+    """Wait and handle time of each call record against the raw row's clock times: queue entry to answer
+    (ser_start − q_start) or to hang-up (q_exit − q_start), answer to end (ser_exit − ser_start: kpis.md
+    handle time, the bank reports no hold or ACW); abandoned calls are the queued HANG rows."""
+    if not BANK.exists():
+        pytest.skip("the anonymous-bank data is not on this machine")
+    from callstream_cli.plan_cmd import read_call_events
+    from callstream_hr.adapters.call_events import records_from_events
+    from callstream_hr.domain.history import CallOutcome
+
+    lines = BANK.read_text(encoding="utf-8").splitlines()[:2001]
+    sample = tmp_path / "bank.txt"
+    sample.write_text("\n".join(lines) + "\n")
+    events, _, _, kind = read_call_events(sample)
+    assert kind == "anonymous-bank"
+    got = sorted((r.outcome.value, r.queue_id, r.wait_s, r.handle_s) for r in records_from_events(events))
+    want = []
+    for line in lines[1:]:
+        f = line.split("\t")
+        if len(f) != 17 or f[12] == "PHANTOM" or f[4] not in ("PS", "PE", "IN", "NE", "NW", "TT"):
+            continue
+        if any(int(f[i]) < 0 for i in (8, 11, 15)):
+            continue
+        queued, outcome = f[9] != "0:00:00", f[12]
+        if outcome == "AGENT" and f[13] != "0:00:00":
+            want.append(("answered", f[4], _between(f[9], f[13]) if queued else 0.0, _between(f[13], f[14])))
+        elif outcome == "HANG" and queued and f[13] == "0:00:00" and f[16] == "NO_SERVER":
+            want.append(("abandoned", f[4], _between(f[9], f[10]), None))
+    assert got and sorted(want) == got
+    assert {o for o, *_ in got} == {CallOutcome.ANSWERED.value, CallOutcome.ABANDONED.value}

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -27,6 +28,27 @@ def test_settings_fail_fast_on_bad_values(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("WIRE_FORMAT", "xml")
     with pytest.raises(ValidationError):
         CoreSettings()
+
+
+def test_tls_is_all_or_nothing(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A server is either HTTPS with both files or plain: half a configuration stops the process at start."""
+    cert, key = tmp_path / "tls.crt", tmp_path / "tls.key"
+    cert.write_text("cert")
+    monkeypatch.setenv("TLS_ENABLED", "true")
+    with pytest.raises(ValidationError, match="TLS_ENABLED=true needs TLS_CERT_FILE"):
+        CoreSettings()
+    monkeypatch.setenv("TLS_CERT_FILE", str(cert))
+    monkeypatch.setenv("TLS_KEY_FILE", str(key))
+    with pytest.raises(ValidationError, match=f"TLS_KEY_FILE={key}: no such file"):
+        CoreSettings()
+    key.write_text("key")
+    assert CoreSettings().uvicorn_tls() == {"ssl_certfile": str(cert), "ssl_keyfile": str(key)}
+    monkeypatch.setenv("TLS_ENABLED", "false")
+    with pytest.raises(ValidationError, match="TLS_CERT_FILE and TLS_KEY_FILE set but TLS_ENABLED is not true"):
+        CoreSettings()
+    monkeypatch.delenv("TLS_CERT_FILE")
+    monkeypatch.delenv("TLS_KEY_FILE")
+    assert CoreSettings().uvicorn_tls() == {}
 
 
 def test_tokens_need_a_known_role() -> None:

@@ -111,10 +111,14 @@ seccompProfile:
 {{- end }}
 {{- end -}}
 
-{{/* Volumes shared by every pod */}}
+{{/* Volumes shared by every pod, plus an emptyDir "data" when the component has a dataDir */}}
 {{- define "callstream.volumes" -}}
 - name: tmp
   emptyDir: {}
+{{- if .dataDir }}
+- name: data
+  emptyDir: {}
+{{- end }}
 {{- if .root.Values.tls.enabled }}
 - name: tls
   secret:
@@ -125,6 +129,10 @@ seccompProfile:
 {{- define "callstream.volumeMounts" -}}
 - name: tmp
   mountPath: /tmp
+{{- with .dataDir }}
+- name: data
+  mountPath: {{ . }}
+{{- end }}
 {{- if .root.Values.tls.enabled }}
 - name: tls
   mountPath: {{ .root.Values.tls.mountPath }}
@@ -135,7 +143,11 @@ seccompProfile:
 {{/*
 Deployment + Service for one component.
 (dict "root" $ "component" "ingest" "cfg" .Values.ingest "grpc" false "extraEnv" list
-      "readinessService" "callstream.routing.v1.Router" (gRPC only, optional: the health service name probed))
+      "readinessService" "callstream.routing.v1.Router" (gRPC only, optional: the health service name probed)
+      "dataDir" "/var/lib/callstream" (optional: an emptyDir mounted there, the one writable place besides /tmp))
+gRPC probes go to cfg.healthPort: the kubelet's gRPC probe speaks no TLS, so the service answers health in plain
+text on that port (HEALTH_PORT) whatever tls.enabled says. HTTP probes use the scheme the server serves.
+With cfg.autoscaling.enabled the HorizontalPodAutoscaler owns the replica count.
 */}}
 {{- define "callstream.workload" -}}
 {{- $root := .root -}}
@@ -148,7 +160,9 @@ metadata:
   labels:
     {{- include "callstream.componentLabels" . | nindent 4 }}
 spec:
+  {{- if not (and $cfg.autoscaling $cfg.autoscaling.enabled) }}
   replicas: {{ $cfg.replicas }}
+  {{- end }}
   selector:
     matchLabels:
       {{- include "callstream.selectorLabels" . | nindent 6 }}
@@ -176,6 +190,10 @@ spec:
             - name: metrics
               containerPort: {{ $cfg.metricsPort }}
             {{- end }}
+            {{- if .grpc }}
+            - name: health
+              containerPort: {{ $cfg.healthPort }}
+            {{- end }}
           env:
             # The services' settings: GRPC_PORT/GRPC_HOST (routing), HTTP_PORT/HTTP_HOST (the others);
             # they listen on loopback by default, so a pod must ask for all interfaces.
@@ -185,16 +203,20 @@ spec:
               value: "0.0.0.0"
             - name: METRICS_PORT
               value: {{ $cfg.metricsPort | quote }}
+            {{- if .grpc }}
+            - name: HEALTH_PORT
+              value: {{ $cfg.healthPort | quote }}
+            {{- end }}
             {{- include "callstream.commonEnv" . | nindent 12 }}
             {{- with .extraEnv }}
             {{- toYaml . | nindent 12 }}
             {{- end }}
           {{- if .grpc }}
           livenessProbe:
-            grpc: {port: {{ $cfg.port }}}
+            grpc: {port: {{ $cfg.healthPort }}}
             periodSeconds: 10
           readinessProbe:
-            grpc: {port: {{ $cfg.port }}{{ with .readinessService }}, service: {{ . | quote }}{{ end }}}
+            grpc: {port: {{ $cfg.healthPort }}{{ with .readinessService }}, service: {{ . | quote }}{{ end }}}
             periodSeconds: 5
           {{- else }}
           livenessProbe:

@@ -24,12 +24,15 @@ def simulate(
     scenario: Path = typer.Argument(..., exists=True, dir_okay=False, help="scenario YAML (docs/simulator.md)"),
     speed: str = typer.Option("max", help="virtual seconds per wall second (1 = real time, 10 = 10×) or 'max'"),
     router: str = typer.Option("inproc", help="'inproc' (routing core in this process, any speed) or "
-                                              "grpc://host:port (the Router service; needs a paced speed)"),
+                                              "grpc://host:port[,host:port...] (the Router service: the leader's "
+                                              "and the standbys' addresses; needs a paced speed)"),
     bootstrap: str | None = typer.Option(None, envvar="KAFKA_BOOTSTRAP_SERVERS",
                                          help="Kafka bootstrap servers; without it events are counted only"),
     start: str | None = typer.Option(None, help="virtual start, ISO with timezone or 'now' "
                                                 "(default: now when paced, the scenario's start with max)"),
     router_token: str = typer.Option("", envvar="ROUTER_TOKEN", help="bearer token of role service (gRPC)"),
+    router_wait: float = typer.Option(0.0, help="seconds to wait for a router to lead before the first call "
+                                                "(gRPC; for a run started together with its routers)"),
     wire_format: str = typer.Option("json", help="json or protobuf"),
 ) -> None:
     """Run a scenario: calls and agents in virtual time, every routing decision asked of the router, every
@@ -53,7 +56,8 @@ def simulate(
     if router == "inproc":
         the_router = InProcessRouter(sc)
     else:
-        from callstream_ingest.simulator.grpc_router import GrpcRouter, parse_target
+        from callstream_ingest.simulator.grpc_router import GrpcRouter, parse_targets
+        from callstream_routing.client import RouterClient, RouterUnavailable
 
         if pace is None:
             raise typer.BadParameter("the gRPC router runs on wall time: use a paced --speed (1, 10, ...) "
@@ -62,9 +66,18 @@ def simulate(
             raise typer.BadParameter("the Router API needs a bearer token of role service (ROUTER_TOKEN)",
                                      param_hint="--router-token")
         try:
-            the_router = GrpcRouter(parse_target(router), router_token)
+            client = RouterClient(parse_targets(router), router_token)
         except ValueError as exc:
             raise typer.BadParameter(str(exc), param_hint="--router") from None
+        if router_wait > 0:
+            typer.echo(f"waiting up to {router_wait:g} s for a router of {router} to lead ...")
+            try:
+                typer.echo(f"router {client.wait_for_leader(router_wait)} leads")
+            except RouterUnavailable as exc:
+                client.close()
+                typer.echo(str(exc), err=True)
+                raise typer.Exit(1) from None
+        the_router = GrpcRouter(client)
     sink: EventSink
     if bootstrap:
         sink = KafkaSink.connect(bootstrap, wire_format=wire_format)

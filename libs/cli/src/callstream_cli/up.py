@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import os
 import sys
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import typer
 from honcho.manager import Manager
@@ -14,10 +16,15 @@ from honcho.printer import Printer
 from callstream_cli.kafka_cmd import dev_broker, start_or_exit
 from callstream_core.kafka import apply_topics
 from callstream_core.local_kafka import find_repo_root
+from callstream_core.topics import BY_NAME
 
 DEV_TOKEN = "dev-manager-token"
 # The simulator and ingest talk to the router as a switch would: with a machine-role token.
 DEV_SERVICE_TOKEN = "dev-service-token"
+# How long the demo's simulator waits for the routing service to lead: its start-up applies topics, takes the
+# log and replays it from the newest snapshot (up to 600 s or 50,000 commands of earlier runs), a few seconds
+# on a warm machine; two minutes covers a cold JVM broker and a loaded laptop.
+ROUTER_START_S = 120.0
 
 
 @dataclass(frozen=True)
@@ -28,12 +35,20 @@ class Service:
     env: dict[str, str]
 
 
-def services(run_dir: str) -> list[Service]:
+def demo_command_log(started: datetime) -> str:
+    """The router's command log for one `callstream up`: the demo's switch (the simulator) starts from nothing
+    every run, so its ACD must too. On the run's log of an earlier run, the router would still hold that run's
+    agents talking on calls that never end (the simulator is stopped with them), and route nothing to them."""
+    return f"cc.routing-commands.v1.demo-{started:%Y%m%dT%H%M%S}"
+
+
+def services(run_dir: str, command_log: str) -> list[Service]:
     """The services this checkout has (a service takes part once its package has a __main__)."""
     queues = find_repo_root() / "deploy" / "local" / "demo-queues.yaml"
     # The demo's switch is the simulator: it sets agent states over gRPC, and the agent events it also emits
     # are for the KPI stream; the router reading them too would apply every state twice, out of step.
-    routing_env = {"AGENT_EVENTS_TOPIC": "", **({"QUEUES_FILE": str(queues)} if queues.exists() else {})}
+    routing_env = {"AGENT_EVENTS_TOPIC": "", "COMMAND_LOG_TOPIC": command_log,
+                   **({"QUEUES_FILE": str(queues)} if queues.exists() else {})}
     known = [
         Service("routing", "callstream_routing", "grpc://127.0.0.1:50051", routing_env),
         Service("ingest", "callstream_ingest", "http://127.0.0.1:8000/docs (webhooks)", {}),
@@ -62,22 +77,31 @@ def up(
         start_or_exit(broker)
     bootstrap = external or (broker.bootstrap_servers if broker else "")
     try:
+        command_log = demo_command_log(datetime.now(UTC))
         created = apply_topics(bootstrap)
-        typer.echo(f"topics ready ({len(created)} created)")
+        # The run's own command log: the registry's, under the run's name (see demo_command_log).
+        apply_topics(bootstrap, [dataclasses.replace(BY_NAME["cc.routing-commands.v1"], name=command_log)])
+        typer.echo(f"topics ready ({len(created)} created; routing command log {command_log})")
         env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
                "API_TOKENS": f"{DEV_TOKEN}:manager,{DEV_SERVICE_TOKEN}:service",
                "CALLSTREAM_TOKEN": DEV_SERVICE_TOKEN, "PYTHONUNBUFFERED": "1",
                # A development run: public defaults (the caller-hash salt) are allowed.
                "CALLSTREAM_ENV": "development"}
         manager = Manager(Printer(sys.stdout))
-        chosen = services(str(run_dir))
+        chosen = services(str(run_dir), command_log)
         for service in chosen:
             manager.add_process(service.name, f"{sys.executable} -m {service.module}",
                                 env={**env, **service.env})
         scenario = find_repo_root() / "deploy" / "local" / "demo-center.yaml"
         if simulate and scenario.exists() and importlib.util.find_spec("callstream_ingest.simulator"):
+            # The simulator is the demo's switch and the routing service its ACD, over gRPC as a real switch
+            # would use it: the wallboard's expected wait is the router's, and the router's metrics move.
+            # It waits for the router to lead (start-up replays the command log of earlier runs).
+            router = [s for s in chosen if s.name == "routing"]
+            routed = (f"--router {router[0].address} --router-wait {ROUTER_START_S:g}" if router
+                      else "--router inproc")
             manager.add_process("simulator", f"{sys.executable} -m callstream_cli.main simulate {scenario} "
-                                "--speed 1", env=env)
+                                f"--speed 1 {routed}", env={**env, "ROUTER_TOKEN": DEV_SERVICE_TOKEN})
         typer.echo(f"\nKafka            {bootstrap}")
         for service in chosen:
             typer.echo(f"{service.name:16} {service.address}")

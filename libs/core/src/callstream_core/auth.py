@@ -6,7 +6,7 @@ import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from fastapi import Depends, HTTPException, status
+from fastapi import HTTPException, Security, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 _bearer = HTTPBearer(auto_error=False)
@@ -46,11 +46,13 @@ class TokenAuth(BearerTokens):
     """Bearer roles for FastAPI: `require(...)` gives a dependency allowing only those roles."""
 
     def require(self, *roles: str) -> Callable[..., Principal]:
+        """A dependency allowing `roles` and admin. The roles are the bearer scheme's scopes in the OpenAPI
+        (3.1 lets any scheme list "role names which are required"): clients, and the auth matrix test, read
+        from /openapi.json which role may call which route."""
         allowed = set(roles) | {"admin"}
+        bearer_of_roles = Security(_bearer, scopes=sorted(allowed))
 
-        def dependency(
-            credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
-        ) -> Principal:
+        def dependency(credentials: HTTPAuthorizationCredentials | None = bearer_of_roles) -> Principal:
             if credentials is None or credentials.scheme.lower() != "bearer":
                 raise HTTPException(status.HTTP_401_UNAUTHORIZED, "a bearer token is required",
                                     headers={"WWW-Authenticate": "Bearer"})

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal, TypeVar
+from pathlib import Path
+from typing import Any, Literal, TypeVar
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 S = TypeVar("S", bound="CoreSettings")
@@ -30,6 +31,12 @@ class CoreSettings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # "token:role,token:role"; every API call needs one of these bearer tokens.
     api_tokens: str = ""
+    # TLS of the process's own server (HTTP or gRPC): TLS_ENABLED=true with both files, or neither. Half a
+    # configuration is refused at start-up: a server in plain text behind HTTPS probes and clients would only
+    # show up as failing probes.
+    tls_enabled: bool = False
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
 
     @field_validator("kafka_bootstrap_servers")
     @classmethod
@@ -55,8 +62,29 @@ class CoreSettings(BaseSettings):
         parse_tokens(value)
         return value
 
+    @model_validator(mode="after")
+    def _tls_all_or_nothing(self) -> CoreSettings:
+        files = {"TLS_CERT_FILE": self.tls_cert_file, "TLS_KEY_FILE": self.tls_key_file}
+        if not self.tls_enabled:
+            given = [name for name, path in files.items() if path is not None]
+            if given:
+                raise ValueError(f"{' and '.join(given)} set but TLS_ENABLED is not true: set it, or drop the files")
+            return self
+        for name, path in files.items():
+            if path is None:
+                raise ValueError(f"TLS_ENABLED=true needs {name}")
+            if not path.is_file():
+                raise ValueError(f"{name}={path}: no such file")
+        return self
+
     def tokens(self) -> dict[str, str]:
         return parse_tokens(self.api_tokens)
+
+    def uvicorn_tls(self) -> dict[str, Any]:
+        """uvicorn.run/uvicorn.Config arguments serving HTTPS with the configured files ({} when TLS is off)."""
+        if not self.tls_enabled:
+            return {}
+        return {"ssl_certfile": str(self.tls_cert_file), "ssl_keyfile": str(self.tls_key_file)}
 
 
 def parse_tokens(spec: str) -> dict[str, str]:

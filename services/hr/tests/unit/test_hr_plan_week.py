@@ -125,3 +125,29 @@ def test_a_queue_without_history_is_named() -> None:
     with pytest.raises(BadHistory, match="'billing'"):
         plan_week(source, (QueueTargets("billing"),), MONDAY + timedelta(days=14),
                   RosterOptions(TEMPLATES, _employees(2)), history_weeks=2)
+
+
+def test_handle_time_takes_the_wrap_up_the_end_announces_unless_a_wrap_up_end_says_otherwise() -> None:
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+    from callstream.call.v1 import call_events_pb2 as ce
+    from callstream_hr.adapters.call_events import records_from_events
+
+    def event(call_id: str, seconds: int, kind: str, payload: object) -> ce.CallEvent:
+        e = ce.CallEvent(call_id=call_id)
+        e.envelope.occurred_at.CopyFrom(Timestamp(seconds=int(MONDAY.timestamp()) + seconds))
+        getattr(e, kind).CopyFrom(payload)
+        return e
+
+    events = []
+    for call_id, extra in (("announced", []), ("reported", [event("reported", 200, "wrap_up_ended",
+                                                                     ce.WrapUpEnded(agent_id="a"))])):
+        events += [event(call_id, 0, "offered", ce.CallOffered(context=ce.CallContext(queue_id="q"))),
+                   event(call_id, 10, "answered", ce.CallAnswered(agent_id="a", queue_id="q")),
+                   event(call_id, 130, "ended", ce.CallEnded(agent_id="a", wrap_up_ms=30_000)), *extra]
+    events.append(event("gone", 5, "offered", ce.CallOffered(context=ce.CallContext(queue_id="q"))))
+    events.append(event("gone", 50, "abandoned", ce.CallAbandoned(queue_id="q")))
+    got = {(r.outcome, r.wait_s, r.handle_s) for r in records_from_events(events)}
+    # talk 120 s + the announced 30 s; or talk + the wrap-up up to its reported end (190 s); abandoned at 45 s
+    assert got == {(CallOutcome.ANSWERED, 10.0, 150.0), (CallOutcome.ANSWERED, 10.0, 190.0),
+                   (CallOutcome.ABANDONED, 45.0, None)}

@@ -30,7 +30,7 @@ def _requirement(peak: int, seed: int) -> list[int]:
 
 def _employees() -> list[Employee]:
     out = []
-    for i in range(60):
+    for i in range(80):  # about a quarter more than the shifts need, under these contracts
         skills = ({"sales"}, {"support"}, {"billing"}, {"sales", "support"}, {"support", "billing"})[i % 5]
         contract = Contract(
             min_weekly_hours=[0, 16, 24, 32][i % 4],

@@ -78,12 +78,15 @@ def _clients(settings: IngestSettings, sink: EventSink) -> list[asyncio.Task[Non
     if settings.ami_host:
         ami = switch_clients.AmiClient(settings.ami_host, settings.ami_port, settings.ami_username,
                                        settings.ami_secret, sink, source=settings.ami_source,
+                                       caller_salt=settings.caller_salt, wrap_up_s=settings.wrap_up(),
+                                       agents=settings.agent_directory(),
                                        backoff=switch_clients.Backoff(settings.reconnect_min_s,
                                                                       settings.reconnect_max_s))
         tasks.append(asyncio.create_task(ami.run()))
     if settings.esl_host:
         esl = switch_clients.EslClient(settings.esl_host, settings.esl_port, settings.esl_password, sink,
-                                       source=settings.esl_source,
+                                       source=settings.esl_source, caller_salt=settings.caller_salt,
+                                       agents=settings.agent_directory(),
                                        backoff=switch_clients.Backoff(settings.reconnect_min_s,
                                                                       settings.reconnect_max_s))
         tasks.append(asyncio.create_task(esl.run()))
@@ -94,7 +97,8 @@ def main() -> None:
     settings = load_settings(IngestSettings)
     configure_logging(settings.service_name, settings.log_level)
     app, _sink = build(settings)
-    uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_config=None)
+    uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_config=None,
+                **settings.uvicorn_tls())
 
 
 if __name__ == "__main__":

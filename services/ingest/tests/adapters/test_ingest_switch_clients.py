@@ -247,6 +247,8 @@ async def _through_kafka(handle: Callable[..., Any], done: asyncio.Event,
         server.close()
         sink.close()
     assert client.stats.connects == 2 and client.stats.logins == 2
+    # the second login ends a gap: counted, with the time it lasted (at least the back-off's first delay)
+    assert client.stats.reconnects == 1 and client.stats.gap_s >= 0.005
     call_partitions: dict[str | None, set[int]] = {}
     agent_partitions: dict[str | None, set[int]] = {}
     got_calls = consume(CALL_TOPIC, calls, source=source, partitions=call_partitions)
@@ -259,11 +261,11 @@ async def _through_kafka(handle: Callable[..., Any], done: asyncio.Event,
 async def test_ami_client_into_kafka_reconnects_mid_message_without_loss(ingest_kafka: str,
                                                                          consume: Callable[..., Records]) -> None:
     source = f"test-ami-{uuid.uuid4().hex[:8]}"
-    call_a, call_b, member = f"{source}.a", f"{source}.b", f"SIP/{source}"
+    call_a, call_b, member, name = f"{source}.a", f"{source}.b", f"SIP/{source}", f"alice-{source}"
     complete = ami_event("AgentComplete", Linkedid=call_a, Uniqueid=call_a, Queue="support", Interface=member,
-                         Reason="agent", TalkTime="57", Timestamp="1700000070.5")
+                         MemberName=name, Reason="agent", TalkTime="57", Timestamp="1700000070.5")
     repeated = ami_event("AgentConnect", Linkedid=call_a, Uniqueid=call_a, Queue="support", Interface=member,
-                         Timestamp="1700000012.75")
+                         MemberName=name, Timestamp="1700000012.75")
     sessions = 0
     done = asyncio.Event()
 
@@ -279,10 +281,11 @@ async def test_ami_client_into_kafka_reconnects_mid_message_without_loss(ingest_
             writer.write(ami_event("QueueCallerJoin", Linkedid=call_a, Uniqueid=call_a, Queue="support",
                                    Position="1", Count="1", Timestamp="1700000000.25"))
             writer.write(repeated)
-            writer.write(ami_event("QueueMemberPause", Queue="support", Interface=member, MemberName="Alice",
+            writer.write(ami_event("QueueMemberPause", Queue="support", Interface=member, MemberName=name,
                                    Paused="1", PausedReason="lunch", Timestamp="1700000100"))
             writer.write(b"this line has no colon\r\n\r\n")  # malformed: to the DLQ, the session goes on
-            writer.write(ami_event("AgentConnect", Linkedid=call_a, Queue="support", Timestamp="1700000013"))
+            writer.write(ami_event("AgentConnect", Linkedid=call_a, Uniqueid=call_a, Queue="support",
+                                   Timestamp="1700000013"))
             writer.write(complete[:30])  # the connection drops in the middle of this message
             await writer.drain()
             writer.close()
@@ -293,8 +296,9 @@ async def test_ami_client_into_kafka_reconnects_mid_message_without_loss(ingest_
                                Timestamp="1700000200"))
         writer.write(ami_event("QueueCallerAbandon", Linkedid=call_b, Uniqueid=call_b, Queue="sales", Position="1",
                                OriginalPosition="1", HoldTime="31", Timestamp="1700000231"))
-        writer.write(ami_event("QueueMemberPause", Queue="support", Interface=member, Paused="0",
-                               Timestamp="1700000300"))
+        writer.write(ami_event("Hangup", Linkedid=call_b, Uniqueid=call_b, Cause="16", Timestamp="1700000231.1"))
+        writer.write(ami_event("QueueMemberPause", Queue="support", Interface=member, MemberName=name,
+                               Paused="0", Timestamp="1700000300"))
         await writer.drain()
         await done.wait()
         writer.close()
@@ -302,13 +306,14 @@ async def test_ami_client_into_kafka_reconnects_mid_message_without_loss(ingest_
     calls, agents, port = await _through_kafka(
         handle, done, lambda port, sink: AmiClient("127.0.0.1", port, "callstream", "s3cret", sink, source=source,
                                                    backoff=Backoff(0.01, 0.05)),
-        ingest_kafka, consume, source, events=13, dead=2, calls=8, agents=5)
+        ingest_kafka, consume, source, events=14, dead=3, calls=9, agents=5)
     assert sessions == 2
     assert _kinds(calls, call_a) == ["offered", "queued", "answered", "answered", "ended"]
-    assert _kinds(calls, call_b) == ["offered", "queued", "abandoned"]
-    assert _kinds(agents, member) == ["talking", "not_ready", "talking", "after_call_work", "ready"]
+    assert _kinds(calls, call_b) == ["offered", "queued", "abandoned", "ended"]
+    # the agent is named by MemberName (an agent map could name it by Interface too)
+    assert _kinds(agents, name) == ["talking", "not_ready", "talking", "after_call_work", "ready"]
     # Nothing lost, and the only repeats are the switch's own, with the ids of the first copies.
-    assert len(set(_ids(calls))) == 7 and len(set(_ids(agents))) == 4
+    assert len(set(_ids(calls))) == 8 and len(set(_ids(agents))) == 4
     answered = [v for k, v, _ in calls if v.WhichOneof("kind") == "answered"]
     assert answered[0].envelope.event_id == answered[1].envelope.event_id
     times = {v.WhichOneof("kind"): v.envelope.occurred_at.ToMilliseconds() for k, v, _ in calls if k == call_a}
@@ -316,7 +321,9 @@ async def test_ami_client_into_kafka_reconnects_mid_message_without_loss(ingest_
                      "ended": 1700000070500}
     assert [v.envelope.occurred_at.ToMilliseconds() for _, v, _ in agents][1] == 1700000100000
 
-    dead = _dead_letters(consume, f"ami://127.0.0.1:{port}", 2)
+    dead = _dead_letters(consume, f"ami://127.0.0.1:{port}", 3)
+    assert dead["truncated"][0] == complete[:30]  # what the dropped connection cut off, as it came
+    assert dead["truncated"][1].startswith("truncated: the connection ended inside a message (closed by peer)")
     assert dead["malformed_message"] == (b"this line has no colon",
                                          "malformed_message: header line without ':': 'this line has no colon'")
     assert dead["missing_agent"][1] == "missing_agent: ami event AgentConnect is defective"
@@ -376,7 +383,7 @@ async def test_esl_client_into_kafka_reconnects_mid_frame_without_loss(ingest_ka
     calls, agents, port = await _through_kafka(
         handle, done, lambda port, sink: EslClient("127.0.0.1", port, "ClueCon", sink, source=source,
                                                    backoff=Backoff(0.01, 0.05)),
-        ingest_kafka, consume, source, events=15, dead=2, calls=10, agents=5)
+        ingest_kafka, consume, source, events=15, dead=3, calls=10, agents=5)
     assert sessions == 2
     assert _kinds(calls, call_a) == ["offered", "queued", "ringing", "answered", "answered", "ended"]
     assert _kinds(calls, call_b) == ["offered", "queued", "abandoned", "ended"]
@@ -387,7 +394,8 @@ async def test_esl_client_into_kafka_reconnects_mid_frame_without_loss(ingest_ka
     times = [v.envelope.occurred_at.ToMilliseconds() for k, v, _ in calls if k == call_a]
     assert times == [1700000000250, 1700000000250, 1700000010000, 1700000012750, 1700000012750, 1700000070500]
 
-    dead = _dead_letters(consume, f"freeswitch://127.0.0.1:{port}", 2)
+    dead = _dead_letters(consume, f"freeswitch://127.0.0.1:{port}", 3)
+    assert dead["truncated"][0] == ended[:40]
     assert dead["malformed_event"][1] == "malformed_event: header line without ':': 'this line has no colon'"
     assert dead["malformed_event"][0].endswith(b"this line has no colon\n\n")
     assert dead["bad_timestamp"][1] == "bad_timestamp: freeswitch event agent-status-change is defective"

@@ -285,30 +285,17 @@ def test_kafka_sink_keys(kafka_bootstrap: str) -> None:
 
 # ------------------------------------------------------------------------------------------ gRPC router
 
-def _serve_router(settings: Any, port_out: Any) -> None:
-    import asyncio
-
-    from callstream_routing.entrypoints.grpc_server import serve
-
-    asyncio.run(serve(settings, ready=port_out.send))
-
-
 def test_grpc_router_matches_in_process(kafka_bootstrap: str, tmp_path: Path) -> None:
     """The same scenario through the Router gRPC service (paced, 60×) and the in-process core: same outcome.
-    No hard calls: the remote router's cool-down runs on its wall clock (docs/simulator.md)."""
-    import multiprocessing
-    import uuid
+    No hard calls: the remote router's cool-down runs on its wall clock (docs/simulator.md). The router is its
+    own process (not a fork of this one: gRPC does not survive a fork after other tests used it in threads)."""
 
-    from confluent_kafka.admin import NewTopic
 
-    from callstream_core.kafka import admin
     from callstream_ingest.simulator.grpc_router import GrpcRouter
-    from callstream_routing.config import RoutingSettings
+    from callstream_routing.client import RouterClient
+    from callstream_routing.testing import SERVING, new_log_topic, start_router
 
-    topic = f"sim-test-routing-log-{uuid.uuid4().hex[:8]}"
-    client = admin(kafka_bootstrap)
-    for future in client.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)]).values():
-        future.result(30)
+    topic = new_log_topic(kafka_bootstrap, "sim-test-routing-log")
     sc = parse_scenario(small(
         call_types=[{"call_type": "A", "queue_id": "q1", "arrivals": {"rate_per_hour": 300, "hours": 0.15},
                      "talk": {"dist": "exponential", "mean": 60}, "acw": {"dist": "constant", "value": 10},
@@ -319,24 +306,19 @@ def test_grpc_router_matches_in_process(kafka_bootstrap: str, tmp_path: Path) ->
     queues = tmp_path / "queues.yaml"
     queues.write_text(yaml.safe_dump({"queues": [{"queue_id": c.queue_id, "wrap_up_s": c.wrap_up_s}
                                                  for c in queue_configs(sc)]}))
-    settings = RoutingSettings(kafka_bootstrap_servers=kafka_bootstrap, grpc_port=0, queues_file=queues,
-                               api_tokens="sim-test-token:service", command_log_topic=topic,
-                               agent_events_topic="")  # the simulator sets agent states over gRPC, as a switch
-    ctx = multiprocessing.get_context("fork")
-    receiver, sender = ctx.Pipe(duplex=False)
-    server = ctx.Process(target=_serve_router, args=(settings, sender), daemon=True)
-    server.start()
+    # The simulator sets agent states over gRPC, as a switch: start_router reads no agent events topic.
+    server = start_router(kafka_bootstrap, topic, queues, "sim-test-token", tmp_path, role="leader",
+                          instance_id="sim-router")
     try:
-        assert receiver.poll(60), "the router did not start"
-        router = GrpcRouter(f"127.0.0.1:{receiver.recv()}", "sim-test-token")
+        server.wait_for(SERVING)
+        router = GrpcRouter(RouterClient([server.address], "sim-test-token"))
         remote = ListSink()
         try:
             got = run(Engine(sc, router, remote), Pacer(60.0))
         finally:
             router.close()
     finally:
-        server.terminate()
-        server.join(10)
+        server.stop()
     local = ListSink()
     want = Engine(sc, InProcessRouter(sc), local).run()
     assert (got.received, got.answered, got.abandoned, got.transfers) == (

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 
 from callstream.agent.v1 import agent_events_pb2 as ae
 from callstream.call.v1 import call_events_pb2 as ce
-from callstream_ingest.domain.freeswitch import CallcenterMapper, EslFramingError, EslParser
+from callstream_ingest.domain.freeswitch import IGNORED_ACTIONS, CallcenterMapper, EslFramingError, EslParser
+from callstream_ingest.domain.identity import AgentDirectory, caller_hash
 
 
 def plain_event(**h: str) -> bytes:
@@ -122,3 +124,66 @@ def test_mapping_defects() -> None:
         "bad_timestamp": 1,
         "unknown_agent_status": 1,
     }
+
+
+# An event-socket session with mod_callcenter's events of every kind, written from the headers
+# mod_callcenter.c puts in each (FreeSWITCH cannot be built here): eight callers of support@default and three
+# agents, one of them Available (On Demand).
+RECORDED = Path(__file__).parent / "data" / "mod_callcenter.esl"
+
+
+def test_a_recorded_callcenter_session() -> None:
+    agents = AgentDirectory({"1000@default": "emp-1000", "1002@default": "emp-1002"})
+    m = CallcenterMapper("fs-test", "salt", agents=agents)
+    parser = EslParser()
+    frames = parser.feed(RECORDED.read_bytes())
+    assert parser.unfinished() == b""
+    headers = [h for f in frames if (h := f.event()) is not None]
+    evs = [e for h in headers for e in m.map(h)]
+    assert m.summary.defects_by_reason == {}
+    # every action of the session is mapped or ignored with its reason
+    actions = {h["CC-Action"] for h in headers}
+    assert actions == {"agent-add", "agent-status-change", "agent-state-change", "agent-contact-change",
+                       "member-queue-start", "member-queue-resume", "members-count", "agent-offering",
+                       "bridge-agent-start", "bridge-agent-end", "bridge-agent-fail", "agent-max-no-answer",
+                       "member-queue-end"}
+    assert set(m.summary.ignored_by_action) <= set(IGNORED_ACTIONS) | {
+        "bridge-agent-fail(ORIGINATOR_CANCEL)", "agent-state-change(Receiving)",
+        "agent-state-change(In a queue call)", "agent-state-change(Idle after a call: wrap-up)"}
+
+    calls: dict[str, list[ce.CallEvent]] = {}
+    for e in evs:
+        if isinstance(e, ce.CallEvent):
+            calls.setdefault(e.call_id[-2:], []).append(e)
+
+    def kinds(call: str) -> list[str]:
+        return [e.WhichOneof("kind") or "" for e in calls[call]]
+
+    assert kinds("0a") == ["offered", "queued", "ringing", "answered", "ended", "wrap_up_ended"]
+    assert kinds("0b") == ["offered", "queued", "ringing", "abandoned", "ended"]
+    assert kinds("0c") == ["offered", "queued", "ringing", "ring_no_answer", "ringing", "answered", "ended",
+                           "wrap_up_ended"]
+    reasons = {call: calls[call][-1].overflowed.reason for call in ("0d", "0e", "0f", "10")}
+    assert reasons == {"0d": "timeout", "0e": "key:5", "0f": "break_out", "10": "no_agent"}
+    assert kinds("11") == ["queued", "ringing", "answered", "ended", "wrap_up_ended"]
+
+    def at(call: str, kind: str) -> float:
+        return next(e.envelope.occurred_at.ToMilliseconds() for e in calls[call] if e.WhichOneof("kind") == kind) / 1e3
+
+    # the Available agent takes calls again as the bridge ends; the on-demand one 25 s later, from Idle
+    assert round(at("0a", "wrap_up_ended") - at("0a", "ended"), 3) == 0.02
+    assert at("0c", "wrap_up_ended") - at("0c", "ended") == 25.0
+    assert calls["0c"][-1].wrap_up_ended.agent_id == "emp-1002"
+    rona = calls["0c"][3].ring_no_answer
+    assert (rona.agent_id, rona.ring_ms) == ("1001@default", 15000)
+    assert calls["0a"][0].offered.context.caller_hash == caller_hash("salt", "+40721000001")
+    assert agents.unknown["1001@default"] > 0
+    kinds_of_agents = [(e.agent_id, e.WhichOneof("kind")) for e in evs if isinstance(e, ae.AgentEvent)]
+    assert ("1001@default", "not_ready") in kinds_of_agents and ("emp-1000", "logged_out") in kinds_of_agents
+    assert len({e.envelope.event_id for e in evs}) == len(evs)
+
+
+def test_every_ignored_action_has_its_reason_in_the_docs() -> None:
+    docs = (Path(__file__).parents[4] / "docs" / "ingest.md").read_text()
+    section = docs[docs.index("## FreeSWITCH mod_callcenter"):docs.index("## Settings (environment)")]
+    assert [name.split("(")[0] for name in IGNORED_ACTIONS if name.split("(")[0] not in section] == []

@@ -23,6 +23,7 @@ from callstream.call.v1 import call_events_pb2
 from callstream.hr.v1 import hr_events_pb2
 from callstream.kpi.v1 import kpi_events_pb2
 from callstream.qa.v1 import qa_events_pb2
+from callstream.routing.v1 import routing_pb2
 from callstream_core.kafka import DeadLetters, EventProducer, Received
 from callstream_kpi.adapters import clickhouse_facts as facts
 from callstream_kpi.config import KpiSettings
@@ -141,6 +142,15 @@ class KpiPipeline:
         self.facts.insert("agent_state_intervals", rows, facts.INTERVAL_COLUMNS, None)
         self.realtime.advance()
         self.sink_error = None
+
+    def on_routing_decisions(self, batch: Sequence[Received[routing_pb2.RoutingDecision]]) -> None:
+        """The router's expected-wait quotes (its Queued decisions) for the wallboard; nothing is stored: the
+        decisions topic is the record, and the next quote replaces this one within seconds on a live queue."""
+        EVENTS.labels("routing").inc(len(batch))
+        for r in batch:
+            if r.value.WhichOneof("outcome") == "queued":
+                self.realtime.on_wait_quote(r.value.queue_id, r.value.envelope.occurred_at.ToDatetime(tzinfo=UTC),
+                                            r.value.queued.expected_wait_s)
 
     def on_qa(self, batch: Sequence[Received[qa_events_pb2.EvaluationChanged]]) -> None:
         EVENTS.labels("qa").inc(len(batch))

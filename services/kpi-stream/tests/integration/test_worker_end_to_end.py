@@ -13,6 +13,8 @@ import httpx
 import pytest
 from scenarios import T0, TOKEN, isolated_topics, scenario, worker_settings
 
+from callstream.routing.v1 import routing_pb2
+from callstream_core.envelope import new_envelope
 from callstream_core.kafka import EventProducer
 from callstream_kpi.entrypoints.worker import KpiWorker
 
@@ -26,6 +28,11 @@ def test_events_become_kpis(kafka_bootstrap: str, clickhouse_url: str) -> None:
     producer = EventProducer(kafka_bootstrap, client_id="test")
     producer.produce_sync(prefix + "cc.call-events.v1", [(e.call_id, e) for e in calls])
     producer.produce_sync(prefix + "cc.agent-events.v1", [(e.agent_id, e) for e in agents])
+    # The router's quote to a caller it queued in a queue without agents: that queue's expected wait.
+    quoted = routing_pb2.RoutingDecision(envelope=new_envelope("routing", T0 + timedelta(minutes=45)),
+                                         call_id=f"{queue}-7", queue_id=f"{queue}-vip")
+    quoted.queued.position, quoted.queued.expected_wait_s = 1, 37.5
+    producer.produce_sync(prefix + "cc.routing-decisions.v1", [(quoted.call_id, quoted)])
     # A message that is not a CallEvent: it must land in the DLQ, not stop the worker.
     producer.produce_raw(prefix + "cc.call-events.v1", b'{"no": "such field"}', key=b"junk", headers=[])
     producer.flush()
@@ -51,7 +58,8 @@ def test_events_become_kpis(kafka_bootstrap: str, clickhouse_url: str) -> None:
                     if total["counters"]["answered"] == 2 and total["counters"]["abandoned"] == 2:
                         seen["total"] = total
                         realtime = (await http.get("/v1/realtime")).json()
-                        if any(s.get("scope", {}).get("id") == queue for s in realtime["snapshots"]):
+                        by_queue = {s.get("scope", {}).get("id"): s for s in realtime["snapshots"]}
+                        if queue in by_queue and by_queue.get(f"{queue}-vip", {}).get("expectedWaitS") == 37.5:
                             seen["realtime"] = realtime
                             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as anonymous:
                                 seen["unauthenticated"] = (await anonymous.get("/v1/kpis", params=params)).status_code
@@ -71,5 +79,5 @@ def test_events_become_kpis(kafka_bootstrap: str, clickhouse_url: str) -> None:
     assert total["abandon_rate"] == pytest.approx(100 * (2 - 1) / (4 - 1))
     assert total["asa"] == pytest.approx((10 + 40) / 2)
     assert total["blocked_rate"] == pytest.approx(100 * 1 / 5)
-    assert "realtime" in seen
+    assert "realtime" in seen, "the router's expected-wait quote never reached the wallboard's snapshots"
     assert seen["unauthenticated"] == 401 and seen["bad_request"] == 422

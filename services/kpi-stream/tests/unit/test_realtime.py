@@ -133,3 +133,47 @@ def test_finished_calls_are_forgotten_and_late_duplicates_ignored() -> None:
     assert snap.windows[0].abandoned == 1  # d's figure stays in the window
     v.process_batch(Call("tick2").offered(3701).events)
     assert "open" not in v._calls  # never finished: dropped after the session timeout
+
+
+def test_expected_wait_is_the_routers_newest_quote_per_queue() -> None:
+    v = view(traffic())  # watermark at 100
+    assert v.snapshot(Q1).expected_wait_s == -1.0  # type: ignore[union-attr]  # no quote yet: unknown
+    v.on_wait_quote("q1", at(90), 42.5)
+    v.on_wait_quote("q1", at(60), 7.0)  # older (arrived late): not the newest quote
+    v.on_wait_quote("q2", at(95), 12.0)
+    q1, q2, center = v.snapshot(Q1), v.snapshot(Q2), v.snapshot()
+    assert q1 is not None and q2 is not None and center is not None
+    assert (q1.expected_wait_s, q2.expected_wait_s) == (42.5, 12.0)
+    assert center.expected_wait_s == 42.5  # the longest wait a caller is quoted now
+    assert q1.to_proto().expected_wait_s == 42.5
+    v.on_wait_quote("q2", at(99), -1.0)  # the router could not estimate: unknown, not a wait of -1 s
+    assert v.snapshot(Q2).expected_wait_s == -1.0  # type: ignore[union-attr]
+
+
+def test_a_stale_quote_is_unknown() -> None:
+    v = RealtimeView(RealtimeSettings(allowed_lateness_s=0.0, quote_valid_s=60.0))
+    v.on_wait_quote("q1", at(0), 30.0)
+    v.process_batch(Call("tick").offered(60).events)
+    assert v.snapshot(Q1).expected_wait_s == 30.0  # type: ignore[union-attr]  # exactly 60 s old: still valid
+    v.process_batch(Call("tick2").offered(61).events)
+    assert v.snapshot(Q1).expected_wait_s == -1.0  # type: ignore[union-attr]
+
+
+def test_a_queue_with_a_ready_agent_and_nobody_waiting_has_no_wait() -> None:
+    v = RealtimeView(RealtimeSettings(allowed_lateness_s=0.0))
+    agents = [
+        agent_event("a1", 0, "queue_membership_changed", queue_id="q1", member=True),
+        agent_event("a3", 0, "queue_membership_changed", queue_id="q2", member=True),
+        agent_event("a1", 10, "ready"),
+        agent_event("a3", 30, "talking", call_id="c3"),
+    ]
+    v.on_wait_quote("q1", at(5), 80.0)  # quoted while a1 was not ready yet
+    v.on_wait_quote("q2", at(20), 35.0)
+    v.process_batch(Call("tick", queue="q2").offered(100).events, agents)
+    q1, q2, center = v.snapshot(Q1), v.snapshot(Q2), v.snapshot()
+    assert q1 is not None and q2 is not None and center is not None
+    assert q1.expected_wait_s == 0.0  # a1 is ready and nobody waits in q1: a caller is answered at once
+    assert q2.expected_wait_s == 35.0  # its only agent talks: the router's quote
+    assert center.expected_wait_s == 35.0
+    v.process_batch(Call("c9").offered(110).queued(110).events + Call("tick2").offered(120).events)
+    assert v.snapshot(Q1).expected_wait_s == 80.0  # type: ignore[union-attr]  # a caller waits: the quote again

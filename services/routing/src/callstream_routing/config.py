@@ -17,6 +17,9 @@ class RoutingSettings(CoreSettings):
     grpc_host: str = "127.0.0.1"
     grpc_port: int = Field(default=50051, ge=0, le=65535)
     metrics_port: int = Field(default=9464, ge=0, le=65535)
+    # Plain-text gRPC health service on a port of its own (unset: health only on grpc_port). The kubelet's gRPC
+    # probes speak no TLS, so with TLS on they probe this port; it serves nothing but health.
+    health_port: int | None = Field(default=None, ge=1, le=65535)
     # YAML list of queues (`queues:`); without it, queues are created on first use with defaults.
     queues_file: Path | None = None
     # durable: a command is answered only after the command log has it (a restart loses nothing);
@@ -26,8 +29,6 @@ class RoutingSettings(CoreSettings):
     command_log_topic: str = "cc.routing-commands.v1"
     # Every RPC must finish within this; a client deadline shorter than it wins.
     rpc_timeout_s: float = Field(default=5.0, gt=0)
-    tls_cert_file: Path | None = None
-    tls_key_file: Path | None = None
 
     # -- leadership (docs/routing.md) -------------------------------------------------------------------------
     # leader: take the command log at once (fencing any router that had it) and serve;

@@ -15,7 +15,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,17 +22,16 @@ from typing import Any
 
 import grpc
 import pytest
-from confluent_kafka.admin import NewTopic
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from callstream.routing.v1 import routing_pb2, routing_pb2_grpc
-from callstream_core.kafka import admin, apply_topics
 from callstream_core.local_kafka import free_port
 from callstream_routing import domain as d
 from callstream_routing.adapters import snapshot_store
 from callstream_routing.config import RoutingSettings
 from callstream_routing.entrypoints import leadership
 from callstream_routing.entrypoints.grpc_server import SERVICE, Router, serve
+from callstream_routing.testing import new_log_topic
 
 pytestmark = pytest.mark.integration
 TOKEN = "test-switch-token"
@@ -47,12 +45,7 @@ NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 @pytest.fixture
 def log_topic(kafka_bootstrap: str) -> str:
-    apply_topics(kafka_bootstrap)
-    name = f"test-routing-log-{uuid.uuid4().hex[:8]}"
-    client = admin(kafka_bootstrap)  # kept referenced until the futures resolve
-    for future in client.create_topics([NewTopic(name, num_partitions=1, replication_factor=1)]).values():
-        future.result(30)
-    return name
+    return new_log_topic(kafka_bootstrap, "test-routing-log")
 
 
 @pytest.fixture

@@ -3,7 +3,8 @@ the planner's call records, one per offered call.
 
 A call counts once, for the queue it was first offered or queued to (kpis.md: call-level figures count the
 call once). Its wait ends at its first answer or its abandonment; its handle time runs from that answer to
-the end of the first agent's wrap-up (talk + hold + ACW), or to the call's end when no wrap-up is reported.
+the end of the first agent's wrap-up (talk + hold + ACW): the WrapUpEnded, else the call's end plus the
+wrap-up the end announces (`CallEnded.wrap_up_ms`, Asterisk's `wrapuptime`), as the sessionizer reads it.
 A call answered by the IVR alone, or blocked, is never offered to a queue and makes no record.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from callstream.call.v1 import call_events_pb2 as ce
 from callstream_hr.domain.history import CallOutcome, CallRecord
@@ -24,6 +25,7 @@ class _Call:
     answered_at: datetime | None = None
     abandoned_at: datetime | None = None
     ended_at: datetime | None = None
+    announced_wrap_up_s: float = 0.0
     wrapped_at: datetime | None = None
 
 
@@ -49,6 +51,7 @@ def records_from_events(events: Iterable[ce.CallEvent]) -> list[CallRecord]:
             c.abandoned_at = at
         elif kind == "ended" and c.answered_at is not None and c.ended_at is None:
             c.ended_at = at
+            c.announced_wrap_up_s = e.ended.wrap_up_ms / 1000
         elif kind == "wrap_up_ended" and c.answered_at is not None and c.wrapped_at is None:
             c.wrapped_at = at
     out = []
@@ -56,7 +59,7 @@ def records_from_events(events: Iterable[ce.CallEvent]) -> list[CallRecord]:
         if c.offered_at is None or not c.queue_id:
             continue
         if c.answered_at is not None:
-            end = c.wrapped_at or c.ended_at
+            end = c.wrapped_at or (c.ended_at + timedelta(seconds=c.announced_wrap_up_s) if c.ended_at else None)
             if end is None:  # still talking when the events stop: answered, handle time unknown
                 out.append(CallRecord(c.queue_id, c.offered_at, CallOutcome.OTHER,
                                       max(0.0, (c.answered_at - c.offered_at).total_seconds())))

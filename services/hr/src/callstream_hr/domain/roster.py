@@ -219,15 +219,16 @@ def _break_offsets(k: _Kind, n: int) -> list[tuple[int, ...]]:
 
 def _greedy(kinds: list[_Kind], employees: Sequence[Employee], w: dict[tuple[int, int], cp_model.IntVar],
             day_of: list[int], clashes: dict[int, dict[int, list[int]]], rules: RosterRules) -> set[tuple[int, int]]:
-    """Each kind's shifts, earliest first, to the allowed employee with the fewest hours so far who is free
-    that day, rested, and under their maximum hours and working days."""
+    """Each kind's shifts, those fewest employees may work first (night shifts, rare skills), then earliest
+    first, to the allowed employee with the fewest hours so far who is free that day, rested, and under their
+    maximum hours and working days."""
     eligible: dict[int, list[int]] = defaultdict(list)
     for ei, ki in w:
         eligible[ki].append(ei)
     hours = [0] * len(employees)
     taken: list[dict[int, int]] = [{} for _ in employees]  # day -> kind
     chosen: set[tuple[int, int]] = set()
-    for ki in sorted(range(len(kinds)), key=lambda i: kinds[i].start):
+    for ki in sorted(range(len(kinds)), key=lambda i: (len(eligible[i]), kinds[i].start)):
         k = kinds[ki]
         for _ in range(k.count):
             best = None

@@ -1056,6 +1056,7 @@ def main() -> None:
 
     settings = HrSettings()
     configure_logging(settings.service_name, settings.log_level)
-    uvicorn.run(create_app(settings), host=settings.http_host, port=settings.http_port, log_config=None)
+    uvicorn.run(create_app(settings), host=settings.http_host, port=settings.http_port, log_config=None,
+                **settings.uvicorn_tls())
 
 

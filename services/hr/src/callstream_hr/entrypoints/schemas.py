@@ -7,6 +7,8 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, Field, model_validator
 
+from callstream_hr.domain.forecast import HoldoutAccuracy
+
 Role = Literal["agent", "senior_operator", "team_lead", "supervisor", "qa", "trainer", "hr"]
 ExitReason = Literal["supervisor", "work_environment", "workload_pressure", "pay", "other"]
 SessionType = Literal["business", "systems", "rules_ethics", "soft_skills"]
@@ -351,15 +353,6 @@ class IntervalOut(BaseModel):
     model: str
 
 
-class AccuracyOut(BaseModel):
-    holdout_weeks: int
-    intervals: int
-    calls_mape: float
-    calls_wape: float
-    aht_mape: float
-    aht_wape: float
-
-
 class AssignmentOut(BaseModel):
     template: str
     start_slot: int
@@ -382,7 +375,7 @@ class ShiftPlanOut(BaseModel):
 class QueuePlanOut(BaseModel):
     queue_id: str
     history_calls: float
-    accuracy: AccuracyOut
+    accuracy: HoldoutAccuracy
     targets: QueueTargetsIn
     intervals: list[IntervalOut]
     requirement: list[int]

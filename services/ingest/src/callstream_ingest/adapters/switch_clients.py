@@ -3,13 +3,19 @@
 Each client connects, logs in, subscribes, maps every event with the domain mappers and hands the events
 to the EventSink. A lost connection, a framing error or a refused login is logged and retried after a
 capped exponential back-off with jitter; the back-off restarts after a session that logged in.
-Neither protocol acknowledges events, so what the switch sent while we were disconnected is not
-recovered here (the queue_log follower is the lossless path for Asterisk).
+
+Neither protocol acknowledges events or replays them: what the switch sent while we were disconnected is
+gone. The time between losing a session and the next login (the gap) is logged and counted
+(``ClientStats.gap_s``, metric ``callstream_ingest_switch_gap_seconds_total``). After every AMI login the
+client asks for the queues' state (``QueueStatus``): the calls waiting now and the members' pause states are
+learnt again, so a call that joined during the gap and is still waiting, or answered, is counted; a call
+that started and ended inside the gap is not (the queue_log follower is the lossless path for Asterisk).
 
 Malformed input goes to ``cc.call-events.v1.dlq`` with its reason (headers ``ingest.source``,
 ``ingest.reason``, ``dlq.error``) and the session goes on: an AMI message block that is not ``Key: Value``
-lines, an event-socket event whose body cannot be read, and events the mappers find defective (no call id,
-no agent, a bad timestamp, an unknown status or cause; the value is then the event's headers as received).
+lines, an event-socket event whose body cannot be read, a message the connection cut off (``truncated``),
+and events the mappers find defective (no call id, no agent, a bad timestamp, an unknown status or cause;
+the value is then the event's headers as received).
 """
 
 from __future__ import annotations
@@ -19,15 +25,27 @@ import contextlib
 import logging
 import random
 from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from callstream_ingest.domain.ami import AmiEventMapper, AmiFramingError, AmiParser, login_action
+from prometheus_client import Counter as Metric
+
+from callstream_ingest.domain.ami import AmiEventMapper, AmiFramingError, AmiParser, filter_actions, login_action
 from callstream_ingest.domain.freeswitch import CallcenterMapper, EslFramingError, EslParser
+from callstream_ingest.domain.identity import AgentDirectory
 from callstream_ingest.service import CALL_TOPIC, Event, EventSink
 
 log = logging.getLogger(__name__)
 READ_BYTES = 65536
+GAP_SECONDS = Metric("callstream_ingest_switch_gap_seconds_total",
+                     "Seconds a switch client was without a session between two logins (events then are lost).",
+                     ["adapter"])
+RECONNECTS = Metric("callstream_ingest_switch_reconnects_total",
+                    "Logins after a lost session (each one a gap in what the switch told).", ["adapter"])
+RECOVERED_CALLS = Metric("callstream_ingest_switch_recovered_calls_total",
+                         "Waiting calls learnt from the switch's queue state after a login, not from their events.",
+                         ["adapter"])
 
 
 class LoginRefused(RuntimeError):
@@ -54,6 +72,8 @@ class ClientStats:
     failures: Counter[str] = field(default_factory=Counter)
     events: int = 0
     dead_lettered: int = 0
+    reconnects: int = 0
+    gap_s: float = 0.0  # seconds without a session between logins, summed
 
 
 class _Client:
@@ -67,6 +87,8 @@ class _Client:
         self.stats = ClientStats()
         self.logged_in = asyncio.Event()
         self._attempt = 0
+        self._lost_at: float | None = None  # loop time the last logged-in session ended
+        self._unfinished: Callable[[], bytes] = bytes  # the bytes the session's parser holds unfinished
 
     async def run(self) -> None:
         """Forever (until cancelled): connect, serve a session, back off, reconnect."""
@@ -86,6 +108,11 @@ class _Client:
             except (AmiFramingError, EslFramingError) as exc:
                 reason = f"framing: {exc}"
                 self.stats.failures["framing"] += 1
+            unfinished = self._unfinished()
+            if unfinished:
+                self._dead_letter(unfinished, "truncated", f"the connection ended inside a message ({reason})")
+            if self.logged_in.is_set():
+                self._lost_at = asyncio.get_running_loop().time()
             self.logged_in.clear()
             delay = self.backoff.delay(self._attempt)
             self._attempt += 1
@@ -107,7 +134,17 @@ class _Client:
         self.stats.logins += 1
         self._attempt = 0  # a good session resets the back-off
         self.logged_in.set()
-        log.info("%s %s:%d: logged in", self.adapter, self.host, self.port)
+        if self._lost_at is None:
+            log.info("%s %s:%d: logged in", self.adapter, self.host, self.port)
+            return
+        gap = asyncio.get_running_loop().time() - self._lost_at
+        self._lost_at = None
+        self.stats.reconnects += 1
+        self.stats.gap_s += gap
+        RECONNECTS.labels(self.adapter).inc()
+        GAP_SECONDS.labels(self.adapter).inc(gap)
+        log.warning("%s %s:%d: logged in again after %.1f s without a session: what the switch said in that "
+                    "time is lost", self.adapter, self.host, self.port, gap)
 
     async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         raise NotImplementedError
@@ -133,18 +170,33 @@ class _Client:
 
 class AmiClient(_Client):
     adapter = "ami"
+    LOGIN_ID = "callstream-login"
+    QUEUE_STATUS_ID = "callstream-queuestatus"
+    FILTER_ID = "callstream-filter"
+    # Asterisk sends every event to a manager session (a queue call is ~60% dialplan events: Newexten, VarSet),
+    # and parsing those cost the adapter most of its time. Whitelist filters (AMI `Filter`, regular expressions
+    # over the event's text) keep only what the mapper reads; action answers (QueueStatus) are not filtered. A
+    # user without the `system` write class is refused the filter: the session then goes on unfiltered.
+    EVENT_FILTERS = (
+        "Event: (Queue|Agent)",
+        "Event: (Hangup|Hold|Unhold|BlindTransfer|AttendedTransfer)",
+        "Variable: QUEUESTATUS",
+    )
 
     def __init__(self, host: str, port: int, username: str, secret: str, sink: EventSink, *,
-                 source: str = "asterisk-ami", backoff: Backoff | None = None, connect_timeout_s: float = 10.0,
+                 source: str = "asterisk-ami", caller_salt: str = "callstream",
+                 wrap_up_s: Mapping[str, float] | None = None, agents: AgentDirectory | None = None,
+                 backoff: Backoff | None = None, connect_timeout_s: float = 10.0,
                  login_timeout_s: float = 10.0) -> None:
         super().__init__(host, port, sink, backoff, connect_timeout_s)
         self.username, self.secret = username, secret
-        self.mapper = AmiEventMapper(source)
+        self.mapper = AmiEventMapper(source, caller_salt, wrap_up_s=wrap_up_s, agents=agents)
         self.login_timeout_s = login_timeout_s
 
     async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         parser = AmiParser()
-        writer.write(login_action(self.username, self.secret, action_id="callstream-login", events="on"))
+        self._unfinished = parser.unfinished
+        writer.write(login_action(self.username, self.secret, action_id=self.LOGIN_ID, events="on"))
         await writer.drain()
         pending: list[dict[str, str]] = []
         loop = asyncio.get_running_loop()
@@ -156,13 +208,20 @@ class AmiClient(_Client):
             messages = parser.feed(data)
             self._drain_malformed(parser)
             for msg in messages:
-                if msg.get("ActionID") == "callstream-login" and "Response" in msg:
+                if msg.get("ActionID") == self.LOGIN_ID and "Response" in msg:
                     if msg["Response"].lower() != "success":
                         raise LoginRefused(msg.get("Message", msg["Response"]))
                     self._logged_in()
                 else:
                     pending.append(msg)
+        # What came with the login answer first: a connection that drops while we send the actions below
+        # must not take these events with it.
         self._handle(pending)
+        # The filters, then the queues' state now: waiting calls and members' pauses this session has no
+        # events of.
+        writer.write(filter_actions(self.FILTER_ID, self.EVENT_FILTERS)
+                     + f"Action: QueueStatus\r\nActionID: {self.QUEUE_STATUS_ID}\r\n\r\n".encode())
+        await writer.drain()
         while True:
             data = await reader.read(READ_BYTES)
             if not data:
@@ -180,9 +239,15 @@ class AmiClient(_Client):
         now = datetime.now(UTC)
         for msg in messages:
             if "Event" not in msg:
+                if msg.get("ActionID") == self.FILTER_ID and msg.get("Response", "").lower() != "success":
+                    log.warning("ami %s:%d: event filter refused (%s); reading every event", self.host, self.port,
+                                msg.get("Message", ""))
                 continue
             self.sink.received(self.adapter)
+            recovered = self.mapper.summary.recovered_calls
             events = self.mapper.map(msg, now)
+            if self.mapper.summary.recovered_calls > recovered:
+                RECOVERED_CALLS.labels(self.adapter).inc()
             self._send(events, self.mapper.last_defect, msg["Event"], msg, "\r\n")
 
 
@@ -193,17 +258,19 @@ class EslClient(_Client):
     SUBSCRIBE = b"event plain CUSTOM callcenter::info\n\n"
 
     def __init__(self, host: str, port: int, password: str, sink: EventSink, *,
-                 source: str = "freeswitch-callcenter", backoff: Backoff | None = None,
+                 source: str = "freeswitch-callcenter", caller_salt: str = "callstream",
+                 agents: AgentDirectory | None = None, backoff: Backoff | None = None,
                  connect_timeout_s: float = 10.0, login_timeout_s: float = 10.0) -> None:
         super().__init__(host, port, sink, backoff, connect_timeout_s)
         self.password = password
-        self.mapper = CallcenterMapper(source)
+        self.mapper = CallcenterMapper(source, caller_salt, agents=agents)
         self.login_timeout_s = login_timeout_s
 
     async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if "\n" in self.password or "\r" in self.password:
             raise LoginRefused("password contains a line break")
         parser = EslParser()
+        self._unfinished = parser.unfinished
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.login_timeout_s
         state = "auth"  # auth -> authed -> subscribed

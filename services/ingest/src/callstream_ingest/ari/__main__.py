@@ -15,6 +15,7 @@ from callstream_ingest.ari.domain import Agent, CallRouting
 from callstream_ingest.ari.service import AriBridge
 from callstream_ingest.service import EventSink, make_producer
 from callstream_ingest.simulator.grpc_router import GrpcRouter
+from callstream_routing.client import RetryPolicy, RouterClient
 
 
 async def run(settings: AriBridgeSettings, agents: list[Agent]) -> None:
@@ -28,10 +29,10 @@ async def run(settings: AriBridgeSettings, agents: list[Agent]) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     bridge: AriBridge | None = None
-    router = GrpcRouter(settings.router_target, settings.router_token, timeout_s=settings.router_timeout_s,
-                        on_stream=lambda: bridge.streamed() if bridge is not None else None)
+    client = RouterClient(settings.router_target_list(), settings.router_token, policy=RetryPolicy(
+        attempt_timeout_s=settings.router_timeout_s, deadline_s=settings.router_retry_s))
+    router = GrpcRouter(client, on_stream=lambda: bridge.streamed() if bridge is not None else None)
     bridge = AriBridge(routing, ari, router, sink, moh_class=settings.moh_class,
-                       router_retry_s=settings.router_retry_s,
                        backoff=Backoff(settings.reconnect_min_s, settings.reconnect_max_s))
     try:
         await bridge.run(stop)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from callstream_ingest.ari.domain import Agent
 from callstream_ingest.config import IngestSettings
@@ -61,17 +61,29 @@ class AriBridgeSettings(IngestSettings):
     ari_source: str = Field(default="asterisk-ari", min_length=1)
     # What waiting callers hear (musiconhold.conf class).
     moh_class: str = "default"
-    # The Router (host:port) and a service token of its API_TOKENS.
-    router_target: str = Field(default="127.0.0.1:50051", pattern=r"^[^:/]+:\d+$")
+    # Every router's host:port, comma-separated (the leader and its standbys, or one Service address): commands
+    # go to whichever leads (callstream_routing.client.RouterClient).
+    router_targets: str = Field(default="127.0.0.1:50051", pattern=r"^[^:/,\s]+:\d+(,[^:/,\s]+:\d+)*$")
+    # A service token of the routers' API_TOKENS.
     router_token: str = Field(min_length=1)
-    # One router command must be answered within this (a durable command is a few ms).
-    router_timeout_s: float = Field(default=5.0, gt=0)
-    # A router that is UNAVAILABLE (its leader died and the standby is taking over: ~6 s with the default
-    # lease) is retried with the same command id for this long, so nothing is decided twice and the take-over
-    # is ridden out; after it the command is given up and logged.
+    # One attempt of a command on one router: a durable command answers in milliseconds, so a router silent for
+    # this long is frozen and the next address is tried (RetryPolicy.attempt_timeout_s).
+    router_timeout_s: float = Field(default=2.5, gt=0)
+    # A command that finds no leader (a take-over: ~6-7 s with the default lease) is retried with the same
+    # command id, so nothing is decided twice, for this long; after it the command is given up and logged.
     router_retry_s: float = Field(default=30.0, gt=0)
     # The agents the bridge logs in at start, with the endpoint Asterisk dials for each.
     agents_file: Path
+
+    @model_validator(mode="after")
+    def _attempt_within_retry(self) -> AriBridgeSettings:
+        if self.router_timeout_s > self.router_retry_s:
+            raise ValueError(f"ROUTER_TIMEOUT_S ({self.router_timeout_s}) must not exceed ROUTER_RETRY_S "
+                             f"({self.router_retry_s})")
+        return self
+
+    def router_target_list(self) -> list[str]:
+        return self.router_targets.split(",")
 
     def agents(self) -> list[Agent]:
         return read_agents(self.agents_file)

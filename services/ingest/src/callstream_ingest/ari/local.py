@@ -68,7 +68,7 @@ class RoutedCenter:
             self.bridge = self._start("callstream_ingest.ari", {
                 **base, "TOPIC_PREFIX": self.topic_prefix, "ARI_URL": f"http://127.0.0.1:{self.pbx.http_port}",
                 "ARI_USERNAME": self.pbx.ami_user, "ARI_PASSWORD": self.pbx.secret,
-                "ROUTER_TARGET": f"127.0.0.1:{self.grpc_port}", "ROUTER_TOKEN": self.token,
+                "ROUTER_TARGETS": f"127.0.0.1:{self.grpc_port}", "ROUTER_TOKEN": self.token,
                 "AGENTS_FILE": str(center_dir() / ROUTED_AGENTS)}, self.bridge_log)
             self._wait_app_registered(deadline)
             self._wait_agents_logged_in(deadline)

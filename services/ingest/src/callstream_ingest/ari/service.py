@@ -2,9 +2,9 @@
 
 One asyncio task applies every input in arrival order (ARI events, streamed decisions, ring deadlines) and
 executes its effects one after the other, feeding each router command's result back into the domain: a call's
-commands reach the router in the order the domain made them (an offer before its cancel). Router commands run
-in a worker thread (the gRPC client is synchronous); ARI requests over httpx. Events go to Kafka through the
-ingest service's EventSink (adapter `ari`).
+commands reach the router in the order the domain made them (an offer before its cancel). Router commands go
+through callstream_routing's RouterClient (it follows the leader) in a worker thread; ARI requests over httpx.
+Events go to Kafka through the ingest service's EventSink (adapter `ari`).
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from callstream_ingest.ari.domain import (
 from callstream_ingest.service import CALL_TOPIC, EventSink
 from callstream_ingest.simulator.grpc_router import GrpcRouter
 from callstream_routing import domain as d
+from callstream_routing.client import RouterUnavailable
 
 log = logging.getLogger(__name__)
 ADAPTER = "ari"
@@ -53,7 +54,6 @@ ARI_FAILURES = Counter("callstream_ari_request_failures_total", "ARI requests As
                        ["request"])
 PUBLISH_FAILURES = Counter("callstream_ari_publish_failures_total",
                            "Events Kafka refused at once (a missing topic, say): logged, the routing goes on.")
-RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,10 +71,9 @@ _Input = m.AriInput | _RingDeadline | _Streamed
 
 class AriBridge:
     def __init__(self, routing: CallRouting, ari: AriRest, router: GrpcRouter, sink: EventSink, *,
-                 moh_class: str = "default", router_retry_s: float = 30.0, backoff: Backoff | None = None) -> None:
+                 moh_class: str = "default", backoff: Backoff | None = None) -> None:
         self.routing, self.ari, self.router, self.sink = routing, ari, router, sink
         self.moh_class = moh_class
-        self.router_retry_s = router_retry_s
         self.backoff = backoff or Backoff()
         self.inputs: asyncio.Queue[_Input] = asyncio.Queue()
         self.connected = asyncio.Event()  # the events WebSocket is open (the app is registered with Asterisk)
@@ -211,22 +210,15 @@ class AriBridge:
         return []
 
     async def _route(self, command: d.Command) -> list[Effect]:
+        """One command through the RouterClient (in a worker thread), which retries it on the leader with the same
+        command id across a take-over; a router that stays away or refuses the request is logged and counted."""
         name = type(command).__name__
-        deadline = time.monotonic() + self.router_retry_s
-        attempt = 0
-        while True:
-            try:
-                result = await asyncio.to_thread(self.router.handle, command)
-                break
-            except grpc.RpcError as exc:
-                code = exc.code() if isinstance(exc, grpc.Call) else None
-                if code not in RETRYABLE or time.monotonic() > deadline:
-                    ROUTER_COMMANDS.labels(name, "failed").inc()
-                    log.error("router %s %s failed: %s", name, command.command_id, exc)
-                    return []
-                # The same command id again: a router that already decided it answers with that decision.
-                await asyncio.sleep(self.backoff.delay(attempt))
-                attempt += 1
+        try:
+            result = await asyncio.to_thread(self.router.handle, command)
+        except (RouterUnavailable, grpc.RpcError) as exc:
+            ROUTER_COMMANDS.labels(name, "failed").inc()
+            log.error("router %s %s failed: %s", name, command.command_id, exc)
+            return []
         ROUTER_COMMANDS.labels(name, "accepted" if result.accepted else "refused").inc()
         if not result.accepted:
             log.info("router refused %s %s: %s", name, command.command_id, result.reason)

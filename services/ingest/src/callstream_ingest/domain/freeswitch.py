@@ -8,6 +8,7 @@ header block with URL-encoded values (optionally followed by its own ``Content-L
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TypeAlias
@@ -16,6 +17,7 @@ from urllib.parse import unquote
 from callstream.agent.v1 import agent_events_pb2 as ae
 from callstream.call.v1 import call_events_pb2 as ce
 from callstream_ingest.domain.events import agent_event, call_event
+from callstream_ingest.domain.identity import AgentDirectory, caller_hash
 
 Headers: TypeAlias = dict[str, str]
 Event: TypeAlias = ce.CallEvent | ae.AgentEvent
@@ -67,6 +69,12 @@ class EslParser:
     max_frame_bytes: int = MAX_FRAME_BYTES
     _buf: bytearray = field(default_factory=bytearray)
 
+    def unfinished(self) -> bytes:
+        """The bytes of a frame begun and not ended (what a dropped connection cut off); clears them."""
+        rest = bytes(self._buf)
+        self._buf.clear()
+        return rest
+
     def feed(self, data: bytes) -> list[EslFrame]:
         self._buf += data
         out: list[EslFrame] = []
@@ -106,33 +114,79 @@ _STATUS = {
     "On Break": "not_ready",
     "Logged Out": "logged_out",
 }
+# CC-Cancel-Reason of a member-queue-end with CC-Cause Cancel (mod_callcenter.c): NONE is set when the
+# member's channel went down (the caller hung up); the others leave the caller on the line, out of the queue.
+_LEFT_QUEUE = {"TIMEOUT": "timeout", "NO_AGENT_TIMEOUT": "no_agent", "BREAK_OUT": "break_out",
+               "EXIT_WITH_KEY": "key"}
+# CC-Hangup-Cause of a bridge-agent-fail that is no unanswered ring: another agent won a ring-all race, or
+# the caller left while the agent's phone rang (the member-queue-end says so).
+_NOT_A_RING_NO_ANSWER = {"LOSE_RACE", "ORIGINATOR_CANCEL"}
+# mod_callcenter events that carry no Callstream event of their own, and why (docs/ingest.md has the table).
+IGNORED_ACTIONS: Mapping[str, str] = {
+    "members-count": "the number of callers in a queue: Callstream counts its own from the calls",
+    "agent-add": "an agent created in mod_callcenter's tables (status Logged Out): its status changes follow",
+    "agent-contact-change": "the agent's dial string changed: no state of the agent or of a call",
+    "agent-max-no-answer": "the agent missed max-no-answer calls; the status change mod_callcenter makes next "
+                           "(agent-status-change, usually On Break) is mapped",
+    "member-queue-end(Terminated)": "the end of a bridged member: bridge-agent-end already ended the call",
+}
+
+
+@dataclass(slots=True)
+class _AfterCall:
+    """An agent whose bridge ended: in wrap-up until its state says it takes calls again."""
+
+    call_id: str
+    queue: str
+    on_demand_idle: bool = False  # an Available (On Demand) agent goes Idle after a call: wrap-up until Waiting
 
 
 class CallcenterMapper:
-    """mod_callcenter events (headers dict) -> Callstream events. Call id = ``CC-Member-Session-UUID``."""
+    """mod_callcenter events (headers dict) -> Callstream events.
 
-    def __init__(self, source: str = "freeswitch-callcenter") -> None:
+    Call id = ``CC-Member-Session-UUID`` (the caller's channel: on every event of the member). Agent =
+    the directory's id for ``CC-Agent``. Event time = ``Event-Date-Timestamp`` (microseconds).
+
+    Wrap-up: mod_callcenter says when it ends for an agent whose status is Available (On Demand): the agent
+    state goes Idle when the bridge ends and Waiting when the agent takes calls again; that Waiting is the
+    leg's ``wrap_up_ended``. An Available agent's state is Waiting again as soon as the bridge ends (its
+    ``wrap-up-time`` runs unseen in mod_callcenter's tables), so its wrap_up_ended comes with that state:
+    the ACW is what the events show, 0 there, and the agent's configured wrap-up time is not invented."""
+
+    def __init__(self, source: str = "freeswitch-callcenter", caller_salt: str = "callstream", *,
+                 agents: AgentDirectory | None = None) -> None:
         self.source = source
+        self.caller_salt = caller_salt
+        self.agents = agents if agents is not None else AgentDirectory()
         self.summary = CallcenterSummary()
         self.last_defect: str | None = None  # reason code when the last map() found the event defective
+        self._after_call: dict[str, _AfterCall] = {}  # agent -> the call it wraps up
 
     def _bad(self, reason: str) -> list[Event]:
         self.summary.defects_by_reason[reason] += 1
         self.last_defect = reason
         return []
 
+    def _ignore(self, reason_key: str) -> list[Event]:
+        self.summary.ignored_by_action[reason_key] += 1
+        return []
+
     def map(self, h: Headers) -> list[Event]:
         self.last_defect = None
         if h.get("Event-Subclass") != "callcenter::info":
-            self.summary.ignored_by_action[f"<{h.get('Event-Name', '')}>"] += 1
-            return []
-        action = h.get("CC-Action", "")
+            return self._ignore(f"<{h.get('Event-Name', '')}>")
         try:
             when = datetime.fromtimestamp(int(h["Event-Date-Timestamp"]) / 1_000_000, UTC)
         except (KeyError, ValueError, OverflowError, OSError):
             return self._bad("bad_timestamp")
-        call_id = h.get("CC-Member-Session-UUID") or h.get("CC-Member-UUID", "")
-        agent_id = h.get("CC-Agent", "")
+        out = self._map(h.get("CC-Action", ""), h, when)
+        for e in out:
+            self.summary.events_by_kind[e.WhichOneof("kind") or ""] += 1
+        return out
+
+    def _map(self, action: str, h: Headers, when: datetime) -> list[Event]:
+        call_id = h.get("CC-Member-Session-UUID", "")
+        agent_id = self.agents.agent_id(h.get("CC-Agent", ""))
         queue = h.get("CC-Queue", "")
         key = h.get("Event-UUID") or "|".join(f"{k}={v}" for k, v in sorted(h.items()))
         out: list[Event] = []
@@ -140,26 +194,13 @@ class CallcenterMapper:
         def call(kind: str, payload: object) -> None:
             out.append(call_event(self.source, key, call_id, when, kind, payload))
 
-        def agent(kind: str, payload: object) -> None:
-            out.append(agent_event(self.source, key, agent_id, when, kind, payload))
+        def agent(kind: str, payload: object, about: str = key) -> None:
+            out.append(agent_event(self.source, about, agent_id, when, kind, payload))
 
-        agent_actions = {
-            "agent-status-change",
-            "agent-state-change",
-            "agent-offering",
-            "bridge-agent-start",
-            "bridge-agent-end",
-            "bridge-agent-fail",
-        }
-        call_actions = {
-            "agent-offering",
-            "bridge-agent-start",
-            "bridge-agent-end",
-            "bridge-agent-fail",
-            "member-queue-start",
-            "member-queue-end",
-            "member-queue-resume",
-        }
+        agent_actions = {"agent-status-change", "agent-state-change", "agent-offering", "bridge-agent-start",
+                         "bridge-agent-end", "bridge-agent-fail"}
+        call_actions = {"agent-offering", "bridge-agent-start", "bridge-agent-end", "bridge-agent-fail",
+                        "member-queue-start", "member-queue-end", "member-queue-resume"}
         if action in agent_actions and not agent_id:
             return self._bad("missing_agent")
         if action in call_actions and not call_id:
@@ -176,11 +217,7 @@ class CallcenterMapper:
             else:
                 return self._bad("unknown_agent_status")
         elif action == "agent-state-change":
-            # Waiting = idle and routable; Receiving / In a queue call come with offering / bridge events.
-            if h.get("CC-Agent-State") == "Waiting":
-                agent("ready", ae.Ready())
-            else:
-                self.summary.ignored_by_action[f"agent-state-change({h.get('CC-Agent-State', '')})"] += 1
+            return self._state_change(h.get("CC-Agent-State", ""), agent_id, when, key)
         elif action == "agent-offering":
             call("ringing", ce.AgentRinging(agent_id=agent_id, queue_id=queue))
             agent("reserved", ae.Reserved(call_id=call_id, queue_id=queue))
@@ -190,26 +227,56 @@ class CallcenterMapper:
         elif action == "bridge-agent-end":
             call("ended", ce.CallEnded(agent_id=agent_id))
             agent("after_call_work", ae.AfterCallWork(call_id=call_id, queue_id=queue))
+            self._after_call[agent_id] = _AfterCall(call_id, queue)
         elif action == "bridge-agent-fail":
-            call("ring_no_answer", ce.RingNoAnswer(agent_id=agent_id, queue_id=queue))
+            cause = h.get("CC-Hangup-Cause", "")
+            if cause in _NOT_A_RING_NO_ANSWER:
+                return self._ignore(f"bridge-agent-fail({cause})")
+            try:
+                ring_ms = max(0, int(h["CC-Agent-Aborted-Time"]) - int(h["CC-Agent-Called-Time"])) * 1000
+            except (KeyError, ValueError):
+                ring_ms = 0
+            call("ring_no_answer", ce.RingNoAnswer(agent_id=agent_id, queue_id=queue, ring_ms=ring_ms))
         elif action == "member-queue-start":
-            call("offered", ce.CallOffered(context=ce.CallContext(queue_id=queue)))
+            context = ce.CallContext(queue_id=queue, caller_hash=caller_hash(self.caller_salt,
+                                                                          h.get("CC-Member-CID-Number", "")))
+            call("offered", ce.CallOffered(context=context))
             call("queued", ce.CallQueued(queue_id=queue))
         elif action == "member-queue-resume":
             call("queued", ce.CallQueued(queue_id=queue))
         elif action == "member-queue-end":
-            cause, why = h.get("CC-Cause", ""), h.get("CC-Cancel-Reason", "NONE")
-            if cause == "Terminated":  # served; the bridge events carry the outcome
-                self.summary.ignored_by_action["member-queue-end(Terminated)"] += 1
-            elif cause == "Cancel" and why in ("NONE", "BREAK_OUT", ""):
+            cause, why = h.get("CC-Cause", ""), h.get("CC-Cancel-Reason", "")
+            if cause == "Terminated":
+                return self._ignore("member-queue-end(Terminated)")
+            if cause != "Cancel":
+                return self._bad("unknown_cc_cause")
+            if why == "NONE":
                 call("abandoned", ce.CallAbandoned(queue_id=queue, phase=ce.CallAbandoned.PHASE_IN_QUEUE))
                 call("ended", ce.CallEnded(hung_up_by=ce.CallEnded.PARTY_CALLER))
-            elif cause == "Cancel":
-                call("overflowed", ce.CallOverflowed(from_queue_id=queue, reason=why.lower()))
+            elif why in _LEFT_QUEUE:
+                exit_key = h.get("variable_cc_exit_key", "") if why == "EXIT_WITH_KEY" else ""
+                call("overflowed", ce.CallOverflowed(from_queue_id=queue,
+                                                     reason=_LEFT_QUEUE[why] + (f":{exit_key}" if exit_key else "")))
             else:
-                return self._bad("unknown_cc_cause")
+                return self._bad("unknown_cancel_reason")
         else:
-            self.summary.ignored_by_action[action] += 1  # incl. members-count
-        for e in out:
-            self.summary.events_by_kind[e.WhichOneof("kind") or ""] += 1
+            return self._ignore(action)
+        return out
+
+    def _state_change(self, state: str, agent_id: str, when: datetime, key: str) -> list[Event]:
+        """Waiting: the agent takes calls (the end of a wrap-up it was in); Idle after a call: an on-demand
+        agent's wrap-up, until Waiting; Receiving, In a queue call, Reserved: the offering and bridge events
+        say it with the call."""
+        after = self._after_call.get(agent_id)
+        if state == "Idle" and after is not None:
+            after.on_demand_idle = True
+            return self._ignore("agent-state-change(Idle after a call: wrap-up)")
+        if state != "Waiting":
+            return self._ignore(f"agent-state-change({state})")
+        out: list[Event] = []
+        if after is not None:
+            del self._after_call[agent_id]
+            out.append(call_event(self.source, key, after.call_id, when, "wrap_up_ended",
+                                  ce.WrapUpEnded(agent_id=agent_id)))
+        out.append(agent_event(self.source, key, agent_id, when, "ready", ae.Ready()))
         return out

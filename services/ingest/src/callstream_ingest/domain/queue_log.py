@@ -65,7 +65,7 @@ INFO_VERBS: Mapping[str, str] = {
                     "the ABANDON or CONNECT line of the call says which",
 }
 
-_PAUSE_REASONS = {
+PAUSE_REASONS = {
     "break": ae.NOT_READY_REASON_BREAK,
     "lunch": ae.NOT_READY_REASON_LUNCH,
     "training": ae.NOT_READY_REASON_TRAINING,
@@ -233,7 +233,7 @@ class QueueLogMapper:
             agent_ev("queue_membership_changed", ae.QueueMembershipChanged(queue_id=qid, member=verb == "ADDMEMBER"))
         elif verb in ("PAUSE", "PAUSEALL"):
             why = d[0] if verb == "PAUSE" else ""
-            r = _PAUSE_REASONS.get(why.strip().lower(), ae.NOT_READY_REASON_OTHER)
+            r = PAUSE_REASONS.get(why.strip().lower(), ae.NOT_READY_REASON_OTHER)
             agent_ev("not_ready", ae.NotReady(reason=r, detail=why[:200]))
         elif verb in ("UNPAUSE", "UNPAUSEALL"):
             agent_ev("ready", ae.Ready())

@@ -7,22 +7,22 @@ cool-down) run N times "slower" than the simulated day; the simulator ends wrap-
 answers well within the reservation time-out and tracks cool-down on its side, so routing stays consistent.
 
 Decisions come back in each reply and, for assignments made later (an agent freed by a timer), on the
-StreamAssignments stream; both paths are de-duplicated by the decision's event_id.
+StreamAssignments stream; both paths are de-duplicated by the decision's event_id. The calls go through
+`callstream_routing.client.RouterClient`, which follows the leader across a take-over (several addresses,
+retries with the same command ids, the stream re-opened with what it missed).
 """
 
 from __future__ import annotations
 
 import queue
-import threading
 from collections import deque
 from collections.abc import Callable
 
-import grpc
-
 from callstream.agent.v1 import agent_events_pb2
 from callstream.common.v1 import envelope_pb2
-from callstream.routing.v1 import routing_pb2, routing_pb2_grpc
+from callstream.routing.v1 import routing_pb2
 from callstream_routing import domain as d
+from callstream_routing.client import RouterClient
 
 _ACTIONS = {
     d.AgentAction.LOGIN: routing_pb2.AgentStateRequest.ACTION_LOGIN,
@@ -59,37 +59,32 @@ def decision_from_proto(m: routing_pb2.RoutingDecision) -> d.Decision:
     return d.Decision(call_id=m.call_id, queue_id=m.queue_id, outcome=outcome, at=at)
 
 
-def parse_target(url: str) -> str:
-    """`grpc://host:port` → `host:port`."""
+def parse_targets(url: str) -> list[str]:
+    """`grpc://host:port[,host:port...]` (the leader's and the standbys' addresses) → ["host:port", ...]."""
     if not url.startswith("grpc://"):
-        raise ValueError(f"router must be 'inproc' or grpc://host:port, not {url!r}")
-    return url.removeprefix("grpc://")
+        raise ValueError(f"router must be 'inproc' or grpc://host:port[,host:port...], not {url!r}")
+    targets = [t.strip() for t in url.removeprefix("grpc://").split(",")]
+    if not all(targets):
+        raise ValueError(f"empty router address in {url!r}")
+    return targets
 
 
 class GrpcRouter:
-    def __init__(self, target: str, token: str, *, timeout_s: float = 10.0,
-                 channel: grpc.Channel | None = None, on_stream: Callable[[], None] | None = None) -> None:
-        self.channel = channel or grpc.insecure_channel(target)
-        self.stub = routing_pb2_grpc.RouterStub(self.channel)
-        self.metadata = (("authorization", f"Bearer {token}"),)
-        self.timeout_s = timeout_s
+    """The Router port over a RouterClient, which follows the leader (retries, same command ids)."""
+
+    def __init__(self, client: RouterClient, *, on_stream: Callable[[], None] | None = None) -> None:
+        self.client = client
         self._inbox: queue.Queue[routing_pb2.RoutingDecision] = queue.Queue()
         # Called (from the stream's thread) after each streamed decision, so an asyncio user can drain().
         self._on_stream = on_stream
         self._seen: set[str] = set()
         self._order: deque[str] = deque()
-        self._stream = self.stub.StreamAssignments(routing_pb2.StreamAssignmentsRequest(), metadata=self.metadata)
-        self._thread = threading.Thread(target=self._listen, name="router-stream", daemon=True)
-        self._thread.start()
+        self.client.stream_assignments(self._streamed)
 
-    def _listen(self) -> None:
-        try:
-            for message in self._stream:
-                self._inbox.put(message)
-                if self._on_stream is not None:
-                    self._on_stream()
-        except grpc.RpcError:
-            return  # cancelled on close (or the router went away: the next command raises)
+    def _streamed(self, message: routing_pb2.RoutingDecision) -> None:
+        self._inbox.put(message)
+        if self._on_stream is not None:
+            self._on_stream()
 
     def _fresh(self, messages: list[routing_pb2.RoutingDecision]) -> list[d.Decision]:
         out = []
@@ -115,30 +110,29 @@ class GrpcRouter:
         return d.Result(accepted=True, decisions=tuple(self._fresh([reply])))
 
     def handle(self, cmd: d.Command) -> d.Result:
-        kw = {"metadata": self.metadata, "timeout": self.timeout_s}
-        s = self.stub
+        s = self.client.call
         if isinstance(cmd, d.OfferCall):
-            return self._decision(s.OfferCall(routing_pb2.OfferCallRequest(
+            return self._decision(s("OfferCall", routing_pb2.OfferCallRequest(
                 command_id=cmd.command_id, call_id=cmd.call_id, queue_id=cmd.queue_id, priority=cmd.priority,
                 required_skills=[routing_pb2.RequiredSkill(skill_id=r.skill_id, min_proficiency=r.min_proficiency)
                                  for r in cmd.required_skills],
                 caller_hash=cmd.caller_hash, channel=envelope_pb2.CHANNEL_VOICE,
-                callback_allowed=cmd.callback_allowed), **kw))
+                callback_allowed=cmd.callback_allowed)))
         if isinstance(cmd, d.AcceptReservation | d.RejectReservation | d.TimeoutReservation):
             req = routing_pb2.ReservationRequest(command_id=cmd.command_id, reservation_id=cmd.reservation_id,
                                                  call_id=cmd.call_id, agent_id=cmd.agent_id)
             if isinstance(cmd, d.AcceptReservation):
-                return self._result(s.AcceptReservation(req, **kw))
+                return self._result(s("AcceptReservation", req))
             if isinstance(cmd, d.RejectReservation):
                 req.busy = cmd.busy
-                return self._result(s.RejectReservation(req, **kw))
-            return self._result(s.TimeoutReservation(req, **kw))
+                return self._result(s("RejectReservation", req))
+            return self._result(s("TimeoutReservation", req))
         if isinstance(cmd, d.CancelCall):
-            return self._result(s.CancelCall(routing_pb2.CancelCallRequest(command_id=cmd.command_id,
-                                                                           call_id=cmd.call_id), **kw))
+            return self._result(s("CancelCall", routing_pb2.CancelCallRequest(command_id=cmd.command_id,
+                                                                           call_id=cmd.call_id)))
         if isinstance(cmd, d.AcceptCallback):
-            return self._result(s.AcceptCallback(routing_pb2.AcceptCallbackRequest(command_id=cmd.command_id,
-                                                                                   call_id=cmd.call_id), **kw))
+            return self._result(s("AcceptCallback", routing_pb2.AcceptCallbackRequest(command_id=cmd.command_id,
+                                                                                   call_id=cmd.call_id)))
         if isinstance(cmd, d.TransferCall):
             req_t = routing_pb2.TransferCallRequest(command_id=cmd.command_id, call_id=cmd.call_id,
                                                     from_agent_id=cmd.from_agent_id)
@@ -146,22 +140,21 @@ class GrpcRouter:
                 req_t.to_agent_id = cmd.to_agent_id
             else:
                 req_t.to_queue_id = cmd.to_queue_id or ""
-            return self._decision(s.TransferCall(req_t, **kw))
+            return self._decision(s("TransferCall", req_t))
         if isinstance(cmd, d.EndCall):
-            return self._result(s.EndCall(routing_pb2.EndCallRequest(
-                command_id=cmd.command_id, call_id=cmd.call_id, agent_id=cmd.agent_id, hard_call=cmd.hard_call), **kw))
+            return self._result(s("EndCall", routing_pb2.EndCallRequest(
+                command_id=cmd.command_id, call_id=cmd.call_id, agent_id=cmd.agent_id, hard_call=cmd.hard_call)))
         if isinstance(cmd, d.SetAgentState):
             # version 0 (unversioned): one synchronous client orders its own commands, and a rerun of the
             # simulator against a long-lived router must not be refused as stale
-            return self._result(s.SetAgentState(routing_pb2.AgentStateRequest(
+            return self._result(s("SetAgentState", routing_pb2.AgentStateRequest(
                 command_id=cmd.command_id, agent_id=cmd.agent_id, action=_ACTIONS[cmd.action],
                 reason=_REASONS.get(cmd.reason, 0),
                 queues=[routing_pb2.QueueMembership(queue_id=q.queue_id, priority=q.priority) for q in cmd.queues],
-                skills=[envelope_pb2.Skill(skill_id=k.skill_id, proficiency=k.proficiency) for k in cmd.skills]),
-                **kw))
+                skills=[envelope_pb2.Skill(skill_id=k.skill_id, proficiency=k.proficiency) for k in cmd.skills])))
         if isinstance(cmd, d.UpdatePriority):
-            return self._result(s.UpdatePriority(routing_pb2.UpdatePriorityRequest(
-                command_id=cmd.command_id, call_id=cmd.call_id, priority=cmd.priority), **kw))
+            return self._result(s("UpdatePriority", routing_pb2.UpdatePriorityRequest(
+                command_id=cmd.command_id, call_id=cmd.call_id, priority=cmd.priority)))
         if isinstance(cmd, d.Tick):
             return d.Result(accepted=True)  # the remote router fires its own timers
         return d.Result(accepted=False, reason=f"{type(cmd).__name__} is not sent to a remote router")
@@ -179,5 +172,4 @@ class GrpcRouter:
         return self._fresh(messages)
 
     def close(self) -> None:
-        self._stream.cancel()
-        self.channel.close()
+        self.client.close()

@@ -45,6 +45,9 @@ class RealtimeSettings:
     session_timeout_s: float = 4 * 3600.0
     # Ids of forgotten calls are kept this long to drop late duplicates.
     dedup_retention_s: float = 24 * 3600.0
+    # A queue's expected wait is the router's newest quote to a caller queued there; one older than this (as of
+    # the watermark) no longer says what a caller would wait now, and the wallboard shows "unknown" instead.
+    quote_valid_s: float = 900.0
 
     def threshold(self, queue_id: str) -> float:
         return self.sl_threshold_s.get(queue_id, self.default_sl_threshold_s)
@@ -142,7 +145,9 @@ class Snapshot:
     agents_by_state: dict[str, int]
     windows: list[WindowFigures]
     agents: list[AgentNow]
-    expected_wait_s: float = -1.0  # unknown: no estimate in the pure domain yet
+    # 0 with a ready agent and nobody waiting, else the router's newest quote to a caller queued in scope (the
+    # largest of the queues' for the center); -1 unknown.
+    expected_wait_s: float = -1.0
 
     def to_proto(self, source: str = "kpi-stream") -> kpi_events_pb2.RealtimeSnapshot:
         env = new_envelope(source, self.as_of, deterministic_event_id(
@@ -184,6 +189,7 @@ class RealtimeView:
         self._forget_ids: list[tuple[datetime, str]] = []
         self._window: RollingWindow[Decided] = RollingWindow(max(self.settings.windows_min))
         self.queues: set[str] = set()
+        self._quotes: dict[str, tuple[datetime, float]] = {}  # queue -> (when, expected wait s) of the newest
 
     # -- input ------------------------------------------------------------------------------------
     def on_call_event(self, event: CallEvent) -> None:
@@ -203,6 +209,34 @@ class RealtimeView:
         kind = event_kind(event)
         bisect.insort(call.pending, (at, KIND_RANK.get(kind, 99), event_id, event), key=lambda p: p[:3])
         self._with_pending.add(event.call_id)
+
+    def on_wait_quote(self, queue_id: str, at: datetime, expected_wait_s: float) -> None:
+        """The router queued a caller in `queue_id` at `at`, quoting `expected_wait_s` (negative: no estimate).
+        The newest quote by event time is the queue's expected wait."""
+        newest = self._quotes.get(queue_id)
+        if newest is None or at >= newest[0]:
+            self._quotes[queue_id] = (at, expected_wait_s if expected_wait_s >= 0 else -1.0)
+            self.queues.add(queue_id)
+
+    def _expected_wait(self, scope: ScopeRef, now: datetime, waiting: dict[str, tuple[int, datetime]]) -> float:
+        """0 for a queue nobody waits in while one of its agents is ready (a caller would be answered at once),
+        else the router's newest quote if still valid, else unknown (-1); the center: the largest of its queues'."""
+        if scope.kind not in ("center", "queue"):
+            return -1.0
+        ready_in: set[str] = set()
+        for st in self.agents.statuses():
+            if st.state == "ready":
+                ready_in.update(self.agents.queues_of(st.agent_id))
+        valid_from = now - timedelta(seconds=self.settings.quote_valid_s)
+        out = -1.0
+        for queue_id in (self.queues if scope.kind == "center" else {scope.id}):
+            if waiting.get(queue_id, (0, now))[0] == 0 and queue_id in ready_in:
+                wait = 0.0
+            else:
+                at, quoted = self._quotes.get(queue_id, (valid_from, -1.0))
+                wait = quoted if at >= valid_from else -1.0
+            out = max(out, wait)
+        return out
 
     def on_agent_event(self, event: agent_events_pb2.AgentEvent) -> None:
         if self._own_watermark is not None:
@@ -372,7 +406,8 @@ class RealtimeView:
             key = state_key(st.state, st.reason)
             by_state[key] = by_state.get(key, 0) + 1
             agents.append(AgentNow(st.agent_id, st.state, st.reason, st.time_in_state_s(now)))
-        return Snapshot(scope, now, calls_waiting, longest, by_state, self.window_figures(scope, counts), agents)
+        return Snapshot(scope, now, calls_waiting, longest, by_state, self.window_figures(scope, counts), agents,
+                        expected_wait_s=self._expected_wait(scope, now, waiting))
 
     def snapshots(self) -> list[Snapshot]:
         """The center and every queue seen."""

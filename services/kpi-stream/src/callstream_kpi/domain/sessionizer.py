@@ -544,6 +544,10 @@ class Sessionizer:
     def open_calls(self) -> int:
         return sum(1 for c in self._calls.values() if not c.closed)
 
+    def open_call_ids(self) -> list[str]:
+        """The calls still waiting for their end (what an operator or a test looks at when `open_calls` stays up)."""
+        return sorted(call_id for call_id, c in self._calls.items() if not c.closed)
+
     @property
     def held_calls(self) -> int:
         return len(self._calls)

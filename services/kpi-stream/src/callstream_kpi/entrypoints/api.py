@@ -182,7 +182,11 @@ def create_app(settings: KpiSettings, client: Client, broadcaster: Broadcaster,
             "alerts": [json.loads(v) for (event, _), v in latest.items() if event == "alert"],
         }
 
-    @api.get("/realtime/stream")
+    # The stream checks its token itself (header or `?access_token=`): its OpenAPI says which roles, as the
+    # routes guarded by `auth.require` do.
+    stream_roles = sorted({*READERS, "agent", "admin"})
+
+    @api.get("/realtime/stream", openapi_extra={"security": [{"HTTPBearer": stream_roles}]})
     async def realtime_stream(request: Request, access_token: str = "") -> StreamingResponse:
         """Server-sent events `snapshot` and `alert`. EventSource cannot send headers: the token may come as
         `?access_token=`."""
@@ -190,7 +194,7 @@ def create_app(settings: KpiSettings, client: Client, broadcaster: Broadcaster,
         principal = auth.from_header(header) if header else auth.authenticate(access_token) if access_token else None
         if principal is None:
             raise HTTPException(401, "a bearer token is required (header or ?access_token=)")
-        if principal.role not in {*READERS, "agent", "admin"}:
+        if principal.role not in stream_roles:
             raise HTTPException(403, f"role {principal.role!r} may not read real-time figures")
 
         async def events() -> AsyncIterator[bytes]:

@@ -63,6 +63,8 @@ class KpiWorker:
         routes: list[tuple[str, Callable[[Sequence[Received[Any]]], None]]] = [
             ("cc.call-events.v1", self.pipeline.on_call_events),
             ("cc.agent-events.v1", self.pipeline.on_agent_events),
+            # The router's expected-wait quotes (Queued decisions) for the wallboard.
+            ("cc.routing-decisions.v1", self.pipeline.on_routing_decisions),
             ("cc.qa-evaluations.v1", self.pipeline.on_qa),
             ("cc.hr-schedules.v1", self.pipeline.on_schedules),
             ("cc.hr-attendance.v1", self.pipeline.on_attendance),

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, status
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, status
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from google.protobuf import json_format
@@ -29,6 +29,7 @@ from callstream_qa.config import QASettings
 from callstream_qa.domain.forms import FormError
 from callstream_qa.domain.states import IllegalTransition
 from callstream_qa.entrypoints.schemas import (
+    VERSION_MAX,
     ActionIn,
     CalibrationIn,
     CalibrationScoreIn,
@@ -193,7 +194,8 @@ def api_router(c: Container) -> APIRouter:
         return [form_json(r, svc.form_in_use(s, r.form_id, r.version)) for r in rows]
 
     @router.get("/forms/{form_id}", tags=["forms"])
-    def read_form(form_id: str, version: int | None = None, caller: Caller = Depends(as_reader),
+    def read_form(form_id: str, version: int | None = Query(None, ge=1, le=VERSION_MAX),
+                  caller: Caller = Depends(as_reader),
                   s: Session = as_db) -> dict[str, Any]:
         row = svc.get_form(s, form_id, version)
         return form_json(row, svc.form_in_use(s, row.form_id, row.version))
@@ -395,4 +397,5 @@ def main() -> None:
     import uvicorn
 
     settings = QASettings()
-    uvicorn.run(create_app(settings), host=settings.http_host, port=settings.http_port, log_config=None)
+    uvicorn.run(create_app(settings), host=settings.http_host, port=settings.http_port, log_config=None,
+                **settings.uvicorn_tls())

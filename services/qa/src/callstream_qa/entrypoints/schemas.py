@@ -8,6 +8,11 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 Id = Field(min_length=1, max_length=128)
+# The largest integer the databases store (SQLite and PostgreSQL BIGINT): a larger one was a 500 at the
+# driver instead of a 422 (issue 17 item 7, found by tests/fuzz).
+DB_INT_MAX = 2**63 - 1
+# Form versions count edits of one form.
+VERSION_MAX = 2**31 - 1
 
 
 class CriterionIn(BaseModel):
@@ -17,7 +22,7 @@ class CriterionIn(BaseModel):
     weight: float = Field(gt=0)
     scale: Literal["yes_no", "1-5", "points"] = "yes_no"
     critical: bool = False
-    max_points: int = Field(default=0, ge=0)
+    max_points: int = Field(default=0, ge=0, le=DB_INT_MAX)
     allow_na: bool = True
 
 
@@ -43,7 +48,7 @@ class EvaluationIn(BaseModel):
     call_id: str = Id
     agent_id: str = Field(min_length=1, max_length=64)
     form_id: str = Field(min_length=1, max_length=64)
-    form_version: int | None = Field(default=None, ge=1)
+    form_version: int | None = Field(default=None, ge=1, le=VERSION_MAX)
     evaluator_id: str | None = Field(default=None, min_length=1, max_length=64)
     team_id: str = ""
     answers: dict[str, str] = Field(default_factory=dict)
@@ -70,7 +75,7 @@ class PlanIn(BaseModel):
     period_start: date
     period_end: date
     per_agent: int = Field(ge=1, le=1000)
-    seed: int = 0
+    seed: int = Field(default=0, ge=-DB_INT_MAX, le=DB_INT_MAX)
     long_call_s: float = Field(default=600.0, gt=0)
 
 
@@ -79,7 +84,7 @@ class CalibrationIn(BaseModel):
     call_id: str = Id
     agent_id: str = Field(min_length=1, max_length=64)
     form_id: str = Field(min_length=1, max_length=64)
-    form_version: int | None = Field(default=None, ge=1)
+    form_version: int | None = Field(default=None, ge=1, le=VERSION_MAX)
     reference_evaluator: str | None = None
 
 

@@ -11,6 +11,7 @@ import functools
 import logging
 import signal
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, NamedTuple
 
@@ -41,6 +42,11 @@ SERVICE = "callstream.routing.v1.Router"
 ALLOWED_ROLES = frozenset({"service", "admin"})
 
 COMMANDS = Counter("callstream_routing_commands_total", "Commands handled", ["command", "accepted"])
+# How far back a re-opened StreamAssignments can ask (replay_last_s): a take-over with the default lease is
+# ~6-7 s from the old leader's death to the new one serving, and a switch retries within its own deadline
+# (30 s by default, callstream_routing.client); a minute covers both with room and holds a few thousand messages.
+REPLAY_KEPT_S = 60.0
+
 LATENCY = Histogram("callstream_routing_command_seconds", "Time to apply and log one command", ["command"],
                     buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5))
 
@@ -72,6 +78,8 @@ class Router:
         self.writer: TransactionalLogWriter | None = None
         self.lock = asyncio.Lock()
         self.subscribers: set[tuple[asyncio.Queue[routing_pb2.RoutingDecision], frozenset[str]]] = set()
+        # (monotonic time, decision) published in the last REPLAY_KEPT_S while leading, for re-opened streams.
+        self.recent: deque[tuple[float, routing_pb2.RoutingDecision]] = deque()
         self._wake = asyncio.Event()
         self._armed: float | None = None  # the deadline the timer sleeps until (None: no deadline)
         self._timer: asyncio.Task[None] | None = None
@@ -162,6 +170,9 @@ class Router:
 
     def _publish(self, decisions: tuple[d.Decision, ...]) -> list[routing_pb2.RoutingDecision]:
         messages = []
+        now = time.monotonic()
+        while self.recent and self.recent[0][0] < now - REPLAY_KEPT_S:
+            self.recent.popleft()
         for decision in decisions:
             message = pm.decision_proto(decision, self.settings.service_name)
             if self.writer is not None:
@@ -170,6 +181,7 @@ class Router:
             for queue, queue_ids in list(self.subscribers):
                 if not queue_ids or decision.queue_id in queue_ids:
                     queue.put_nowait(message)
+            self.recent.append((now, message))
             messages.append(message)
         return messages
 
@@ -292,7 +304,14 @@ class RouterServicer(routing_pb2_grpc.RouterServicer):
     async def StreamAssignments(self, request: routing_pb2.StreamAssignmentsRequest,
                                 context: grpc.aio.ServicerContext) -> AsyncIterator[routing_pb2.RoutingDecision]:
         queue: asyncio.Queue[routing_pb2.RoutingDecision] = asyncio.Queue()
-        entry = (queue, frozenset(request.queue_ids))
+        queue_ids = frozenset(request.queue_ids)
+        entry = (queue, queue_ids)
+        if request.replay_last_s > 0:
+            # Copied and subscribed in one step of the event loop: nothing published falls between the two.
+            since = time.monotonic() - min(request.replay_last_s, REPLAY_KEPT_S)
+            for at, message in self.router.recent:
+                if at >= since and (not queue_ids or message.queue_id in queue_ids):
+                    queue.put_nowait(message)
         self.router.subscribers.add(entry)
         try:
             while True:
@@ -364,9 +383,22 @@ async def serve(settings: RoutingSettings, *, ready: Callable[[int], None] | Non
     serves from then on; a standby reports NOT_SERVING until it took over (poll its health)."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
-    await asyncio.to_thread(apply_topics, settings.kafka_bootstrap_servers, _registry_topics(settings))
     router = Router(settings)
     health_servicer = health.aio.HealthServicer()
+    # No SO_REUSEPORT (gRPC sets it by default on Linux): with it a second router on the same port binds too
+    # and the kernel splits the connections between the two, so a standby started on the leader's port would
+    # answer half the calls UNAVAILABLE instead of failing at start-up.
+    server = grpc.aio.server(interceptors=[LeaderOnly(router), BearerAuth(settings.tokens())],
+                             options=[("grpc.so_reuseport", 0)])
+    routing_pb2_grpc.add_RouterServicer_to_server(RouterServicer(router), server)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (routing_pb2.DESCRIPTOR.services_by_name["Router"].full_name, reflection.SERVICE_NAME, health.SERVICE_NAME),
+        server)
+    # Bound first, before the log is touched: a router that cannot listen must not fence the leader it would
+    # then be unable to replace.
+    port = _bind(server, settings)
+    await asyncio.to_thread(apply_topics, settings.kafka_bootstrap_servers, _registry_topics(settings))
 
     async def fenced() -> None:
         # Process health too: a probe restarts the process, which comes back as a standby.
@@ -380,20 +412,12 @@ async def serve(settings: RoutingSettings, *, ready: Callable[[int], None] | Non
     if settings.routing_role == "leader":
         await asyncio.to_thread(writer.open)  # fence any other writer before reading: the log is ours to end
     router.core, reader = await asyncio.to_thread(leadership.rebuild, settings, router.configure)
-    server = grpc.aio.server(interceptors=[LeaderOnly(router), BearerAuth(settings.tokens())])
-    routing_pb2_grpc.add_RouterServicer_to_server(RouterServicer(router), server)
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        (routing_pb2.DESCRIPTOR.services_by_name["Router"].full_name, reflection.SERVICE_NAME, health.SERVICE_NAME),
-        server)
-    address = f"{settings.grpc_host}:{settings.grpc_port}"
-    if settings.tls_cert_file and settings.tls_key_file:
-        credentials = grpc.ssl_server_credentials(
-            [(settings.tls_key_file.read_bytes(), settings.tls_cert_file.read_bytes())])
-        port = server.add_secure_port(address, credentials)
-    else:
-        port = server.add_insecure_port(address)
     await server.start()
+    health_server = grpc.aio.server()
+    if settings.health_port is not None:
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, health_server)
+        health_server.add_insecure_port(f"{settings.grpc_host}:{settings.health_port}")
+        await health_server.start()
     # The process is up ("" SERVING, for liveness); the Router service only once it leads (for readiness).
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     await health_servicer.set(SERVICE, health_pb2.HealthCheckResponse.NOT_SERVING)
@@ -419,7 +443,33 @@ async def serve(settings: RoutingSettings, *, ready: Callable[[int], None] | Non
         reader.close()
         await health_servicer.enter_graceful_shutdown()
         await server.stop(grace=2)
+        await health_server.stop(grace=None)
         await router.stop()
+
+
+class PortTaken(RuntimeError):
+    """The gRPC address cannot be bound: the message is one line saying which and what to do."""
+
+
+def _bind(server: grpc.aio.Server, settings: RoutingSettings) -> int:
+    address = f"{settings.grpc_host}:{settings.grpc_port}"
+    try:
+        if settings.tls_enabled and settings.tls_cert_file and settings.tls_key_file:
+            credentials = grpc.ssl_server_credentials(
+                [(settings.tls_key_file.read_bytes(), settings.tls_cert_file.read_bytes())])
+            port = server.add_secure_port(address, credentials)
+        else:
+            port = server.add_insecure_port(address)
+    except RuntimeError as exc:  # grpcio raises "Failed to bind to address ..." (older versions returned 0)
+        raise PortTaken(_taken(address)) from exc
+    if port == 0:
+        raise PortTaken(_taken(address))
+    return port
+
+
+def _taken(address: str) -> str:
+    return (f"routing: cannot listen on {address}: the port is taken (another router? `ss -ltnp 'sport = "
+            f":{address.rsplit(':', 1)[1]}'`); stop that program or set GRPC_PORT to a free port")
 
 
 def stop_on_signals() -> asyncio.Event:

@@ -100,6 +100,13 @@ class StreamAssignmentsRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     QUEUE_IDS_FIELD_NUMBER: _builtins.int
+    REPLAY_LAST_S_FIELD_NUMBER: _builtins.int
+    replay_last_s: _builtins.float
+    """First send the decisions this router published in the last this many seconds (at most 60, and only those
+    since it began to lead), then the live ones: a switch re-opening the stream after a take-over or a
+    dropped connection gets what was decided while it had none (a new leader fires overdue deadlines as it
+    takes over). Decisions carry their event_id: the switch drops the ones it already has. 0 = live only.
+    """
     @_builtins.property
     def queue_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Only decisions for these queues; empty = all."""
@@ -108,10 +115,11 @@ class StreamAssignmentsRequest(_message.Message):
         self,
         *,
         queue_ids: _abc.Iterable[_builtins.str] | None = ...,
+        replay_last_s: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["queue_ids", b"queue_ids"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["queue_ids", b"queue_ids", "replay_last_s", b"replay_last_s"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -54,7 +54,8 @@ function renderQueues() {
       el("div", { class: "figure" }, "SL 15 min", el("b", { class: "sl" }, fmtPct(sl))), gauge,
       el("div", { class: "figure" }, "ASA 15 min", el("span", {}, fmtSeconds(w15.asaS))),
       el("div", { class: "figure" }, "abandon 15 min", el("span", {}, fmtPct(w15.abandonRate))),
-      el("div", { class: "figure" }, "expected wait", el("span", {}, fmtSeconds(snap.expectedWaitS))),
+      // proto3 JSON leaves a 0 out: an absent expected wait is 0 s (unknown is written as -1)
+      el("div", { class: "figure" }, "expected wait", el("span", {}, fmtSeconds(snap.expectedWaitS ?? 0))),
     );
     box.append(tile);
   }
