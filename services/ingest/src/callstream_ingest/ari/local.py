@@ -35,11 +35,16 @@ ROUTED_AGENTS = "routed-agents.yaml"
 
 
 class RoutedCenter:
-    def __init__(self, pbx: LocalAsterisk, kafka_bootstrap: str, run_dir: Path, *, topic_prefix: str = "") -> None:
+    def __init__(self, pbx: LocalAsterisk, kafka_bootstrap: str, run_dir: Path, *, topic_prefix: str = "",
+                 standby: bool = False) -> None:
         self.pbx, self.kafka_bootstrap, self.run_dir = pbx, kafka_bootstrap, run_dir
         self.topic_prefix = topic_prefix
         self.token = uuid.uuid4().hex  # the bridge's service token for this router only
         self.grpc_port = free_port()
+        # A hot standby on the same command log (docs/routing.md), given to the bridge as a second address.
+        self.standby_port = free_port(avoid=[self.grpc_port]) if standby else None
+        self.standby: subprocess.Popen[bytes] | None = None
+        self.standby_log = run_dir / "standby.log"
         self.command_log_topic = f"routing-commands-{uuid.uuid4().hex[:8]}"  # a router of its own, from empty
         self.router: subprocess.Popen[bytes] | None = None
         self.bridge: subprocess.Popen[bytes] | None = None
@@ -56,19 +61,28 @@ class RoutedCenter:
                                                      replication_factor=1)]).values():
             future.result(30)
         base = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap, "CALLSTREAM_ENV": "development"}
-        self.router = self._start("callstream_routing", {
-            **base, "GRPC_PORT": str(self.grpc_port), "METRICS_PORT": str(free_port(avoid=[self.grpc_port])),
-            "QUEUES_FILE": str(center_dir() / ROUTED_QUEUES), "API_TOKENS": f"{self.token}:service",
+        router_env = {
+            **base, "QUEUES_FILE": str(center_dir() / ROUTED_QUEUES), "API_TOKENS": f"{self.token}:service",
             "COMMAND_LOG_TOPIC": self.command_log_topic, "SNAPSHOTS_ENABLED": "false",
             # the bridge sets agent states over gRPC; the agent events it publishes are for the KPIs
-            "AGENT_EVENTS_TOPIC": ""}, self.router_log)
+            "AGENT_EVENTS_TOPIC": "",
+            # a dead leader is replaced within ~3 s (the take-over tests' values) rather than the default ~6 s
+            "HEARTBEAT_INTERVAL_S": "0.3", "LEASE_TIMEOUT_S": "2"}
+        self.router = self._start("callstream_routing", {
+            **router_env, "GRPC_PORT": str(self.grpc_port),
+            "METRICS_PORT": str(free_port(avoid=[self.grpc_port]))}, self.router_log)
         try:
             deadline = time.monotonic() + timeout_s
-            self._wait_router_serving(deadline)
+            self._wait_serving(self.grpc_port, deadline)
+            if self.standby_port is not None:
+                self.standby = self._start("callstream_routing", {
+                    **router_env, "ROUTING_ROLE": "standby", "GRPC_PORT": str(self.standby_port),
+                    "METRICS_PORT": str(free_port(avoid=[self.grpc_port, self.standby_port]))}, self.standby_log)
             self.bridge = self._start("callstream_ingest.ari", {
                 **base, "TOPIC_PREFIX": self.topic_prefix, "ARI_URL": f"http://127.0.0.1:{self.pbx.http_port}",
                 "ARI_USERNAME": self.pbx.ami_user, "ARI_PASSWORD": self.pbx.secret,
-                "ROUTER_TARGETS": f"127.0.0.1:{self.grpc_port}", "ROUTER_TOKEN": self.token,
+                "ROUTER_TARGETS": ",".join(f"127.0.0.1:{p}" for p in (self.grpc_port, self.standby_port) if p),
+                "ROUTER_TOKEN": self.token,
                 "AGENTS_FILE": str(center_dir() / ROUTED_AGENTS)}, self.bridge_log)
             self._wait_app_registered(deadline)
             self._wait_agents_logged_in(deadline)
@@ -78,12 +92,24 @@ class RoutedCenter:
         return self
 
     def _check_alive(self) -> None:
-        for name, process, log in (("router", self.router, self.router_log), ("bridge", self.bridge, self.bridge_log)):
+        for name, process, log in (("router", self.router, self.router_log), ("bridge", self.bridge, self.bridge_log),
+                                   ("standby", self.standby, self.standby_log)):
             if process is not None and process.poll() is not None:
                 raise RuntimeError(f"the {name} exited with {process.returncode}: {log.read_text()[-3000:]}")
 
-    def _wait_router_serving(self, deadline: float) -> None:
-        with grpc.insecure_channel(f"127.0.0.1:{self.grpc_port}") as channel:
+    def kill_leader(self) -> None:
+        """SIGKILL the leading router (no goodbye: its standby takes over when the lease runs out)."""
+        killed, self.router = self.router, None
+        assert killed is not None
+        killed.kill()
+        killed.wait(30)
+
+    def wait_standby_leads(self, timeout_s: float) -> None:
+        assert self.standby_port is not None
+        self._wait_serving(self.standby_port, time.monotonic() + timeout_s)
+
+    def _wait_serving(self, port: int, deadline: float) -> None:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             health = health_pb2_grpc.HealthStub(channel)
             while time.monotonic() < deadline:
                 self._check_alive()
@@ -95,7 +121,7 @@ class RoutedCenter:
                 except grpc.RpcError:
                     pass
                 time.sleep(0.2)  # polling a starting process's port with a deadline
-        raise TimeoutError(f"the router is not serving: {self.router_log.read_text()[-3000:]}")
+        raise TimeoutError(f"no router serving on {port}: {self.router_log.read_text()[-3000:]}")
 
     def _wait_app_registered(self, deadline: float) -> None:
         """Until Asterisk lists the bridge's Stasis application (its events WebSocket is open)."""
@@ -125,8 +151,8 @@ class RoutedCenter:
         raise TimeoutError(f"agents logged in {got}, expected {dict(want)}: {self.bridge_log.read_text()[-3000:]}")
 
     def stop(self) -> None:
-        """SIGTERM the bridge, then the router (each waited for; SIGKILL after 30 s)."""
-        for process in (self.bridge, self.router):
+        """SIGTERM the bridge, then the routers (each waited for; SIGKILL after 30 s)."""
+        for process in (self.bridge, self.router, self.standby):
             if process is not None and process.poll() is None:
                 process.send_signal(signal.SIGTERM)
                 try:
