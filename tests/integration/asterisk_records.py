@@ -1,5 +1,5 @@
-"""What Asterisk itself recorded, read from its queue_log without any Callstream code: the figures the end-to-end
-tests hold Callstream's KPI API to.
+"""What Asterisk itself recorded, read from its queue_log and CDRs without any Callstream code: the figures the
+end-to-end tests hold Callstream to.
 
 The queue_log format is Asterisk's ("Queue Logs" in its documentation; app_queue.c writes it):
 ``epoch|callid|queue|agent|verb|data...``. A call's figures come from the times of its own lines: queue time
@@ -11,6 +11,7 @@ readings allow.
 
 from __future__ import annotations
 
+import csv
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -87,6 +88,52 @@ def read_queue_log(path: Path, *, sl_threshold_s: float, short_abandon_s: float,
             if abs(int(calltime) - talk) > 1:
                 figures.duration_mismatches.append(f"{line}: calltime {calltime} vs {talk}")
     return figures
+
+
+# -- CDRs (cdr_csv's Master.csv) ----------------------------------------------------------------------------------
+# cdr_csv writes these columns in this order (cdr/cdr_csv.c), uniqueid and userfield with loguniqueid/loguserfield
+# (the center's cdr.conf sets both).
+CDR_COLUMNS = ("accountcode", "src", "dst", "dcontext", "clid", "channel", "dstchannel", "lastapp", "lastdata",
+               "start", "answer", "end", "duration", "billsec", "disposition", "amaflags", "uniqueid", "userfield")
+LOCAL_CHANNEL = re.compile(r"^Local/(?P<exten>[^@]+)@(?P<context>[^-]+)-[0-9a-f]+;(?P<half>[12])$")
+
+
+@dataclass
+class RoutedCall:
+    """One caller of the routed context, as Asterisk's CDRs tell it."""
+
+    uniqueid: str  # the caller's channel (the ;2 half of Local/<queue>@<routed context>/n)
+    queue: str
+    bridged_with: str = ""  # the agent extension (Local/<exten>@<agents context>) the caller was bridged with
+    bridged_twice: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RoutedRecord:
+    calls: list[RoutedCall]
+    agent_legs: Counter[tuple[str, str]]  # (agent extension, disposition) of the agents' channels (;1 halves)
+
+
+def read_routed_calls(path: Path, *, routed_context: str, agents_context: str) -> RoutedRecord:
+    calls: dict[str, RoutedCall] = {}
+    legs: Counter[tuple[str, str]] = Counter()
+    with path.open(newline="") as f:
+        for row in csv.reader(f):
+            record = dict(zip(CDR_COLUMNS, row, strict=True))
+            channel = LOCAL_CHANNEL.match(record["channel"])
+            if channel is None:
+                continue
+            if channel["context"] == agents_context and channel["half"] == "1":
+                legs[(channel["exten"], record["disposition"])] += 1
+            if channel["context"] != routed_context or channel["half"] != "2":
+                continue
+            call = calls.setdefault(record["uniqueid"], RoutedCall(record["uniqueid"], channel["exten"]))
+            peer = LOCAL_CHANNEL.match(record["dstchannel"])
+            if peer is not None and peer["context"] == agents_context:
+                if call.bridged_with:
+                    call.bridged_twice.append(peer["exten"])
+                call.bridged_with = peer["exten"]
+    return RoutedRecord(list(calls.values()), legs)
 
 
 def center_wrap_up() -> dict[str, float]:

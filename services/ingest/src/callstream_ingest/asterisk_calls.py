@@ -2,7 +2,7 @@
 
 Each call is planned from a seeded random generator (`plan_calls`): Poisson arrivals, a queue, the caller's
 patience, ring and talk times, whether the caller or the agent ends the call, a blind transfer, a maximum
-wait. `CallGenerator.run` originates them at their times (`Originate` of `Local/<queue>@incoming/n`, the plan
+wait. `CallGenerator.run` originates them at their times (`Originate` of `Local/<queue>@<context>/n`, the plan
 in inherited channel variables the dialplan reads), performs the blind transfers the agents' dialplan asks
 for (`UserEvent CallstreamTransfer` -> `BlindTransfer`), adds, pauses, unpauses and removes a dynamic member
 during the run, and returns once every channel has hung up. What happened is Asterisk's to say (queue_log,
@@ -166,7 +166,10 @@ class GeneratorReport:
 
 
 class CallGenerator:
-    def __init__(self, host: str, port: int, username: str, secret: str) -> None:
+    def __init__(self, host: str, port: int, username: str, secret: str, *, context: str = "incoming") -> None:
+        # The dialplan context calls enter: `incoming` (app_queue's Queue()) or `routed` (Stasis: the ARI
+        # bridge and Callstream's router).
+        self.context = context
         self.session = AmiSession(host, port)
         self.username, self.secret = username, secret
         self.report = GeneratorReport()
@@ -190,7 +193,7 @@ class CallGenerator:
 
     async def _originate(self, call: PlannedCall) -> None:
         reply = await self.session.action("Originate", {
-            "Channel": f"Local/{call.queue}@incoming/n", "Context": "caller", "Exten": "s", "Priority": "1",
+            "Channel": f"Local/{call.queue}@{self.context}/n", "Context": "caller", "Exten": "s", "Priority": "1",
             "CallerID": f'"Caller" <{call.caller_number}>', "Async": "true", "Timeout": "30000",
         }, call.variables())
         if reply.get("Response", "").lower() == "success":

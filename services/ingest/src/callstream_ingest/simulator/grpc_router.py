@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import queue
 from collections import deque
+from collections.abc import Callable
 
 from callstream.agent.v1 import agent_events_pb2
 from callstream.common.v1 import envelope_pb2
@@ -71,12 +72,19 @@ def parse_targets(url: str) -> list[str]:
 class GrpcRouter:
     """The Router port over a RouterClient, which follows the leader (retries, same command ids)."""
 
-    def __init__(self, client: RouterClient) -> None:
+    def __init__(self, client: RouterClient, *, on_stream: Callable[[], None] | None = None) -> None:
         self.client = client
         self._inbox: queue.Queue[routing_pb2.RoutingDecision] = queue.Queue()
+        # Called (from the stream's thread) after each streamed decision, so an asyncio user can drain().
+        self._on_stream = on_stream
         self._seen: set[str] = set()
         self._order: deque[str] = deque()
-        self.client.stream_assignments(self._inbox.put)
+        self.client.stream_assignments(self._streamed)
+
+    def _streamed(self, message: routing_pb2.RoutingDecision) -> None:
+        self._inbox.put(message)
+        if self._on_stream is not None:
+            self._on_stream()
 
     def _fresh(self, messages: list[routing_pb2.RoutingDecision]) -> list[d.Decision]:
         out = []
