@@ -157,9 +157,11 @@ def ami_events(recording: bytes, copies: int) -> list[Event]:
     banner_end = recording.find(b"\r\n") + 2
     parser, mapper = AmiParser(), AmiEventMapper()
     events: list[Event] = []
-    for msg in parser.feed(recording[:banner_end] + recording[banner_end:] * copies):
-        if "Event" in msg:
-            events.extend(mapper.map(msg, datetime.now(UTC)))
+    stream = recording[:banner_end] + recording[banner_end:] * copies
+    for at in range(0, len(stream), 65536):  # in reads of the client's size: the parser buffers a read
+        for msg in parser.feed(stream[at:at + 65536]):
+            if "Event" in msg:
+                events.extend(mapper.map(msg, datetime.now(UTC)))
     return events
 
 
