@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import statistics
 import tempfile
 import threading
@@ -37,7 +36,8 @@ from callstream_core import wire
 from callstream_core.kafka import apply_topics
 from callstream_core.local_asterisk import LocalAsterisk
 from callstream_core.local_kafka import free_port
-from callstream_core.topics import TOPICS, topic
+from callstream_core.testing import isolated_topics
+from callstream_core.topics import topic
 from callstream_ingest.adapters.queue_log_follow import QueueLogFollower
 from callstream_ingest.adapters.switch_clients import AmiClient
 from callstream_ingest.asterisk_calls import CallGenerator, LoadShape, plan_calls
@@ -201,8 +201,7 @@ def latency_figures(bootstrap: str, tmp: Path) -> dict[str, float]:
     from callstream_kpi.config import KpiSettings
     from callstream_kpi.entrypoints.worker import KpiWorker
 
-    prefix = f"b{uuid.uuid4().hex[:8]}."
-    apply_topics(bootstrap, [dataclasses.replace(t, name=prefix + t.name) for t in TOPICS])
+    prefix = isolated_topics(bootstrap, "b")
     token = "bench-manager-token-0000"
     settings = KpiSettings(kafka_bootstrap_servers=bootstrap, clickhouse_url=f"chdb://{tmp / 'chdb'}",
                            topic_prefix=prefix, clickhouse_database="bench", http_port=free_port(),

@@ -3,12 +3,14 @@ service run as a real process."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,7 +19,16 @@ from typing import Any
 import uvicorn
 from pydantic_settings import BaseSettings
 
+from callstream_core.kafka import apply_topics
 from callstream_core.local_kafka import free_port
+from callstream_core.topics import TOPICS
+
+
+def isolated_topics(kafka_bootstrap: str, tag: str = "t") -> str:
+    """Every registry topic (and DLQ) under a fresh prefix: a worker (or a bench) that reads only its own events."""
+    prefix = f"{tag}{uuid.uuid4().hex[:8]}."
+    apply_topics(kafka_bootstrap, [dataclasses.replace(t, name=prefix + t.name) for t in TOPICS])
+    return prefix
 
 
 @contextmanager

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -16,20 +15,14 @@ from confluent_kafka import Consumer, TopicPartition
 from callstream.agent.v1 import agent_events_pb2
 from callstream.call.v1 import call_events_pb2
 from callstream_core.envelope import new_envelope
-from callstream_core.kafka import apply_topics
 from callstream_core.local_kafka import free_port
-from callstream_core.topics import TOPICS
+
+# re-exported: the end-to-end tests take their isolated topics from here with the rest of their scenario
+from callstream_core.testing import isolated_topics as isolated_topics
 from callstream_kpi.config import KpiSettings
 
 TOKEN = "test-manager-token"
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
-
-
-def isolated_topics(kafka_bootstrap: str) -> str:
-    """Every registry topic (and DLQ) under a fresh prefix: a worker that reads only this test's events."""
-    prefix = f"t{uuid.uuid4().hex[:8]}."
-    apply_topics(kafka_bootstrap, [dataclasses.replace(t, name=prefix + t.name) for t in TOPICS])
-    return prefix
 
 
 def read_dead_letters(bootstrap: str, name: str, expected: int,

@@ -225,15 +225,24 @@ class AgentStateTracker:
 
     def status(self, agent_id: str) -> AgentStatus | None:
         agent = self._agents.get(agent_id)
-        now = self.watermark.current
-        # an implied return to ready is not the agent's state before its time has come
-        points = [p for p in self._effective(agent.points) if not p.implied or (now is not None and p.at <= now)] \
-            if agent is not None else []
-        if agent is None or not points:
+        if agent is None:
             return None
-        last = points[-1]
+        now = self.watermark.current
+        points = agent.points
+
+        def in_effect(i: int) -> bool:
+            # an implied return to ready counts right after its ACW, and not before its time has come
+            p = points[i]
+            return not p.implied or (i > 0 and points[i - 1].state == "acw" and now is not None and p.at <= now)
+
+        # From the newest point back, only as far as the current state goes: this runs for every agent at
+        # every real-time tick.
+        effective = (points[i] for i in range(len(points) - 1, -1, -1) if in_effect(i))
+        last = next(effective, None)
+        if last is None:
+            return None
         since = last.at
-        for p in reversed(points):  # same state re-announced: time in state runs from the first
+        for p in effective:  # same state re-announced: time in state runs from the first
             if (p.state, p.reason) != (last.state, last.reason):
                 break
             since = p.at
