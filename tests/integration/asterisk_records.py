@@ -136,14 +136,27 @@ def read_routed_calls(path: Path, *, routed_context: str, agents_context: str) -
     return RoutedRecord(list(calls.values()), legs)
 
 
-def center_wrap_up() -> dict[str, float]:
-    """Each queue's wrapuptime, as Asterisk reads it from the test center's queues.conf."""
-    wrap: dict[str, float] = {}
-    queue = ""
+def center_queues() -> dict[str, dict[str, list[str]]]:
+    """The test center's queues.conf as Asterisk reads it: each queue's settings, a name to its values in order
+    (`member` has one per static member)."""
+    queues: dict[str, dict[str, list[str]]] = {}
+    settings: dict[str, list[str]] = {}
     for line in (CENTER / "queues.conf").read_text().splitlines():
         line = line.split(";")[0].strip()
         if m := re.fullmatch(r"\[(\w+)\]", line):
-            queue = m[1]
-        elif m := re.fullmatch(r"wrapuptime\s*=\s*(\d+)", line):
-            wrap[queue] = float(m[1])
-    return wrap
+            settings = queues.setdefault(m[1], {})
+        elif m := re.fullmatch(r"(\w+)\s*=>?\s*(.+)", line):
+            settings.setdefault(m[1], []).append(m[2].strip())
+    queues.pop("general", None)
+    return queues
+
+
+def center_wrap_up() -> dict[str, float]:
+    """Each queue's wrapuptime."""
+    return {queue: float(settings["wrapuptime"][-1]) for queue, settings in center_queues().items()
+            if "wrapuptime" in settings}
+
+
+def center_members(queue: str) -> list[str]:
+    """The interfaces of a queue's static members (`member => interface,penalty,name`)."""
+    return [member.split(",")[0] for member in center_queues()[queue].get("member", [])]

@@ -20,12 +20,14 @@ from the queue_log and allowed for, nothing more).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,12 +35,12 @@ from typing import Any
 
 import httpx
 import pytest
-from asterisk_records import QueueLogFigures, center_wrap_up, read_queue_log
+from asterisk_records import QueueLogFigures, center_members, center_wrap_up, read_queue_log
 from scenarios import TOKEN, isolated_topics, worker_settings
 
 from callstream_core.local_asterisk import LocalAsterisk
 from callstream_core.local_kafka import free_port
-from callstream_ingest.asterisk_calls import CallGenerator, LoadShape, plan_calls
+from callstream_ingest.asterisk_calls import AmiSession, CallGenerator, LoadShape, originate_headers, plan_calls
 from callstream_kpi.entrypoints.worker import KpiWorker
 
 pytestmark = pytest.mark.integration
@@ -46,8 +48,14 @@ SEED = 14
 CALLS = 300
 SL_THRESHOLD_S = 3.0
 SHORT_ABANDON_S = 3.0
-KILL_AT_CALL = 130  # of 300: mid-load, once WAITING_AT_KILL callers wait
-WAITING_AT_KILL = 4
+KILL_AT_CALL = 130  # of 300: mid-load
+# Calls that wait across the outage, whatever the machine's speed: the test pauses the members of HELD_QUEUE,
+# originates these calls (a caller number of their own, a patience longer than any restart), kills the adapter
+# once they wait, and unpauses the members only when the restarted adapter has recovered them from QueueStatus.
+HELD_CALLS = 2
+HELD_QUEUE = "sales"
+HELD_CALLER = "+40729999999"
+HELD_PATIENCE_S = 300.0
 # Events the killed process had read but Kafka had not confirmed are lost with it: calls with events this
 # close before the kill count as calls of the outage.
 UNDELIVERED_MARGIN_S = 2
@@ -101,6 +109,7 @@ class QueueLogCall:
     callid: str
     entered: int
     last: int
+    caller: str
     lines: list[str]
     verbs: list[str]
 
@@ -111,11 +120,11 @@ def queue_log_calls(path: Path) -> dict[str, QueueLogCall]:
         parts = line.split("|")
         if len(parts) < 5:  # a line Asterisk is writing while the test reads the live file
             continue
-        epoch, callid, _queue, _agent, verb, *_ = parts
+        epoch, callid, _queue, _agent, verb, *data = parts
         if callid in ("NONE", "MANAGER"):
             continue
-        if verb == "ENTERQUEUE":
-            calls[callid] = QueueLogCall(callid, int(epoch), int(epoch), [], [])
+        if verb == "ENTERQUEUE":  # data: url|callerid|position
+            calls[callid] = QueueLogCall(callid, int(epoch), int(epoch), data[1] if len(data) > 1 else "", [], [])
         call = calls[callid]
         call.last = int(epoch)
         call.lines.append(line)
@@ -123,10 +132,29 @@ def queue_log_calls(path: Path) -> dict[str, QueueLogCall]:
     return calls
 
 
-def waiting_now(queue_log: Path) -> set[str]:
-    """The calls in a queue now: entered and not yet answered, abandoned or out by a timeout, key or empty queue."""
-    calls = queue_log_calls(queue_log)
-    return {c.callid for c in calls.values() if leaving_epoch(c) is None}
+def held_waiting(queue_log: Path) -> int:
+    """How many held calls wait in their queue now (entered, not yet answered, abandoned or out)."""
+    return sum(c.caller == HELD_CALLER and leaving_epoch(c) is None for c in queue_log_calls(queue_log).values())
+
+
+async def poll(condition: Callable[[], Awaitable[bool]], what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not await condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not within {timeout:.0f} s")
+        await asyncio.sleep(0.1)  # polling Asterisk's record or the adapter's metrics with a deadline
+
+
+async def pause(session: AmiSession, queue: str, paused: bool) -> None:
+    for interface in center_members(queue):
+        reply = await session.action("QueuePause", {"Queue": queue, "Interface": interface,
+                                                    "Paused": "true" if paused else "false", "Reason": "test-outage"})
+        assert reply.get("Response", "").lower() == "success", reply
+
+
+def recovered_calls(metrics: str) -> float:
+    match = re.search(r'callstream_ingest_switch_recovered_calls_total\{adapter="ami"\} (\S+)', metrics)
+    return float(match.group(1)) if match else 0.0
 
 
 def figures_of(calls: list[QueueLogCall], folder: Path, name: str) -> QueueLogFigures:
@@ -183,17 +211,43 @@ def test_ami_figures_equal_the_queue_log_across_a_killed_adapter(kafka_bootstrap
                 kill_now = asyncio.Event()
 
                 def progress(n: int) -> None:
-                    # mid-load, at a moment callers wait (the queue_log says who): the recovery is under test
-                    if n >= KILL_AT_CALL and not kill_now.is_set() and (
-                            len(waiting_now(asterisk.queue_log)) >= WAITING_AT_KILL or n >= KILL_AT_CALL + 100):
+                    if n >= KILL_AT_CALL:
                         kill_now.set()
 
                 async def outage() -> None:
                     await kill_now.wait()
-                    moments["kill"] = time.time()
-                    ingest.kill()
-                    offset = ingest.start()
-                    moments["reconnect"] = await asyncio.to_thread(ingest.wait_logged_in, offset)
+                    recovered = {"calls": 0.0}
+                    held = [replace(call, token=f"held{i}", queue=HELD_QUEUE, caller_number=HELD_CALLER,
+                                    patience_s=HELD_PATIENCE_S, transfer=False, max_wait_s=0)
+                            for i, call in enumerate(plan_calls(SEED + 2, LoadShape(calls=HELD_CALLS)))]
+                    session = AmiSession("127.0.0.1", asterisk.ami_port)
+                    await session.open(asterisk.ami_user, asterisk.secret)
+                    try:
+                        await pause(session, HELD_QUEUE, True)
+                        for call in held:
+                            reply = await session.action("Originate", originate_headers(call, "incoming"),
+                                                         call.variables())
+                            assert reply.get("Response", "").lower() == "success", reply
+
+                        async def all_held_wait() -> bool:
+                            return held_waiting(asterisk.queue_log) == HELD_CALLS
+
+                        await poll(all_held_wait, "the held calls in the queue")
+                        moments["kill"] = time.time()
+                        ingest.kill()
+                        offset = ingest.start()
+                        moments["reconnect"] = await asyncio.to_thread(ingest.wait_logged_in, offset)
+
+                        async def all_held_recovered() -> bool:
+                            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{ingest_port}") as http:
+                                with contextlib.suppress(httpx.HTTPError):
+                                    recovered["calls"] = recovered_calls((await http.get("/metrics")).text)
+                            return recovered["calls"] >= HELD_CALLS
+
+                        await poll(all_held_recovered, "QueueStatus's held calls through the restarted adapter")
+                        await pause(session, HELD_QUEUE, False)
+                    finally:
+                        await session.close()
 
                 restart = asyncio.create_task(outage())
                 generator = CallGenerator("127.0.0.1", asterisk.ami_port, asterisk.ami_user, asterisk.secret)
@@ -249,14 +303,14 @@ async def settle(worker: KpiWorker, port: int, queue_log: Path, later: set[str],
         got[name] = {"window": (lo, hi), "rona": sum(lo <= t < hi for t in rona),
                      "expected": figures_of([c for c in calls.values() if lo <= c.entered < hi], folder,
                                             f"{name}.queue_log")}
-    reconnect = int(moments["reconnect"])
     got["outage"] = {
+        "kill": moments["kill"], "reconnect": moments["reconnect"],
         "window": (a, b), "all": calls,
         "in_window": [c for c in calls.values() if a <= c.entered < b],
         # what AMI never saw: calls that began and ended while no adapter was logged in (or delivering)
         "unseen": [c for c in of_outage if c.entered >= outage_start and c.last <= outage_end],
-        # waiting when the new process logged in and asked for QueueStatus (its login is seen a little late)
-        "waiting": [c for c in calls.values() if c.entered <= reconnect - 2 and (leaving_epoch(c) or 0) > reconnect],
+        # the held calls: waiting from before the kill until the restarted adapter had recovered them
+        "held": [c for c in calls.values() if c.caller == HELD_CALLER],
     }
     # the calls whose end AMI never told: the sessionizer still holds them (until the session time-out): those
     # that ended in the outage
@@ -296,7 +350,7 @@ def check(got: dict[str, dict[str, Any]], metrics: str) -> None:
     all_calls: dict[str, QueueLogCall] = outage["all"]
     verbs = [v for c in all_calls.values() for v in c.verbs]
     # the load the issue asks for: calls wait, some abandon (some short), a timeout, transfers, RONA
-    assert len(all_calls) == CALLS
+    assert len(all_calls) == CALLS + HELD_CALLS
     for verb in ("ABANDON", "CONNECT", "BLINDTRANSFER", "RINGNOANSWER", "EXITWITHTIMEOUT"):
         assert verb in verbs, verb
     checked = short = 0
@@ -323,10 +377,11 @@ def check(got: dict[str, dict[str, Any]], metrics: str) -> None:
 
     # The outage: every call AMI could know of is counted once; the calls waiting at the reconnect came back
     # from QueueStatus (the killed process's events of them, if delivered, have the same ids).
-    waiting: list[QueueLogCall] = outage["waiting"]
-    assert waiting, "no call waited across the reconnect: the test did not test the recovery"
-    match = re.search(r'callstream_ingest_switch_recovered_calls_total\{adapter="ami"\} (\S+)', metrics)
-    assert match is not None and float(match.group(1)) >= len(waiting)
+    held: list[QueueLogCall] = outage["held"]
+    # (queue_log's whole seconds: a call that left at second L left before L + 1)
+    assert len(held) == HELD_CALLS and all(c.entered <= outage["kill"] and (leaving_epoch(c) or 0) + 1 > outage[
+        "reconnect"] for c in held), [c.lines for c in held]
+    assert recovered_calls(metrics) >= HELD_CALLS
     # Not counted (yet): calls AMI never saw, and calls whose end it never saw (open until the time-out).
     not_counted = {c.callid for c in outage["unseen"]} | (got["open"]["ids"] - got["open"]["later"])
     offered = outage["api"]["offered"]

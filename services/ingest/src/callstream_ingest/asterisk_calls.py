@@ -45,6 +45,13 @@ class PlannedCall:
                 "__MAXWAIT": str(self.max_wait_s) if self.max_wait_s else ""}
 
 
+def originate_headers(call: PlannedCall, context: str) -> dict[str, str]:
+    """AMI `Originate` of a planned call into `context` (with `call.variables()`): the ;2 half of the Local
+    channel runs the center's dialplan, the ;1 half the caller's."""
+    return {"Channel": f"Local/{call.queue}@{context}/n", "Context": "caller", "Exten": "s", "Priority": "1",
+            "CallerID": f'"Caller" <{call.caller_number}>', "Async": "true", "Timeout": "30000"}
+
+
 @dataclass(frozen=True, slots=True)
 class LoadShape:
     calls: int = 300
@@ -192,10 +199,7 @@ class CallGenerator:
             self.report.transfers_done += 1
 
     async def _originate(self, call: PlannedCall) -> None:
-        reply = await self.session.action("Originate", {
-            "Channel": f"Local/{call.queue}@{self.context}/n", "Context": "caller", "Exten": "s", "Priority": "1",
-            "CallerID": f'"Caller" <{call.caller_number}>', "Async": "true", "Timeout": "30000",
-        }, call.variables())
+        reply = await self.session.action("Originate", originate_headers(call, self.context), call.variables())
         if reply.get("Response", "").lower() == "success":
             self.report.originated += 1
         else:
