@@ -171,6 +171,22 @@ def _realtime_example() -> Message:
     return snap
 
 
+def _partition_state_example() -> Message:
+    state = kpi_events_pb2.PartitionState(envelope=_env("partition-state"), topic="cc.call-events.v1", partition=3,
+                                          owner="kpi-stream-7d9f-x2c4q", generation=12)
+    state.published_at.FromDatetime(datetime(2026, 11, 2, 9, 30, 12))
+    state.as_of.FromDatetime(datetime(2026, 11, 2, 9, 30, 2))
+    decided = state.decided.add(call_id="pbx1-1762075812.42", queue_id="billing", outcome="answered", wait_s=14.0,
+                                within_t=True)
+    decided.at.FromDatetime(datetime(2026, 11, 2, 9, 30, 12))
+    live = state.live.add(call_id="pbx1-1762075840.7", queue_id="billing", waiting_queue="billing")
+    live.last_at.FromDatetime(datetime(2026, 11, 2, 9, 30, 40))
+    live.acd_entry.FromDatetime(datetime(2026, 11, 2, 9, 30, 40))
+    live.first_queued.FromDatetime(datetime(2026, 11, 2, 9, 30, 40))
+    live.waiting_since.FromDatetime(datetime(2026, 11, 2, 9, 30, 40))
+    return state
+
+
 def _alert_example() -> Message:
     alert = kpi_events_pb2.Alert(
         envelope=_env("alert"), alert_id="asa:queue:billing:2026-11-02T09:30", kpi="asa", value=48.0,
@@ -218,6 +234,13 @@ TOPICS: tuple[Topic, ...] = (
           _realtime_example),
     Topic("cc.alerts.v1", "alert_id", kpi_events_pb2.Alert, 1, 90 * DAY_MS,
           "KPI target breaches with likely causes checked against the data.", _alert_example),
+    # Key "<topic>:<partition>" of a source partition the KPI workers read; compacted: the newest state per
+    # partition is all a worker needs. One partition: a few dozen keys, read whole by every worker. 16 MiB: a
+    # state holds the calls its partition decided in the last hour (~100 bytes each).
+    Topic("cc.kpi-partition-state.v1", "topic:partition", kpi_events_pb2.PartitionState, 1, 7 * DAY_MS,
+          "Internal to kpi-stream: each worker's real-time state per partition it owns, merged by every worker "
+          "into the figures it serves, and continued by the partition's next owner.", _partition_state_example,
+          compacted=True, max_message_bytes=16 * 1024 * 1024),
 )
 
 BY_NAME: dict[str, Topic] = {t.name: t for t in TOPICS}

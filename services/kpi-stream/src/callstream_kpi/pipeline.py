@@ -24,11 +24,22 @@ from callstream.hr.v1 import hr_events_pb2
 from callstream.kpi.v1 import kpi_events_pb2
 from callstream.qa.v1 import qa_events_pb2
 from callstream.routing.v1 import routing_pb2
+from callstream_core.envelope import new_envelope
 from callstream_core.kafka import DeadLetters, EventProducer, Received
 from callstream_kpi.adapters import clickhouse_facts as facts
+from callstream_kpi.adapters.partition_states import PartitionStateLog
 from callstream_kpi.config import KpiSettings
 from callstream_kpi.domain.agent_states import AgentStateTracker, split_interval
 from callstream_kpi.domain.kpis import Rollup, alert_values, rollup_contacts
+from callstream_kpi.domain.partition_state import (
+    TeamDirectory,
+    TeamOf,
+    export_agents,
+    load_agents,
+    merged_snapshots,
+    state_key,
+    supersedes,
+)
 from callstream_kpi.domain.realtime import RealtimeSettings, RealtimeView
 from callstream_kpi.domain.sessionizer import ContactRecord, Sessionizer, SessionizerSettings
 from callstream_kpi.domain.targets import CENTER, AlertEvaluator, ScopeRef
@@ -57,7 +68,8 @@ def _version_stamp() -> int:
 
 class KpiPipeline:
     def __init__(self, settings: KpiSettings, client: Client, producer: EventProducer, *,
-                 topic_prefix: str = "", monotonic: Callable[[], float] = time.monotonic) -> None:
+                 topic_prefix: str = "", monotonic: Callable[[], float] = time.monotonic,
+                 states: PartitionStateLog | None = None) -> None:
         self.topic_prefix = topic_prefix
         self.settings = settings
         self.monotonic = monotonic
@@ -77,13 +89,26 @@ class KpiPipeline:
             SessionizerSettings(session_timeout_s=settings.session_timeout_s,
                                 allowed_lateness_s=settings.allowed_lateness_s,
                                 default_short_abandon_s=settings.default_short_abandon_s),
-            team_of=self.agents.team_of, watermark=self.watermark)
-        self.realtime = RealtimeView(
-            RealtimeSettings(allowed_lateness_s=settings.allowed_lateness_s,
-                             default_sl_threshold_s=settings.default_sl_threshold_s,
-                             default_short_abandon_s=settings.default_short_abandon_s,
-                             session_timeout_s=settings.session_timeout_s),
-            agents=self.agents, watermark=self.watermark)
+            team_of=self.team_of, watermark=self.watermark)
+        self.realtime_settings = RealtimeSettings(allowed_lateness_s=settings.allowed_lateness_s,
+                                                  default_sl_threshold_s=settings.default_sl_threshold_s,
+                                                  default_short_abandon_s=settings.default_short_abandon_s,
+                                                  session_timeout_s=settings.session_timeout_s)
+        # Real-time state per source partition (call events: calls; routing decisions: wait quotes), so each
+        # partition's state can be published on its own and continued by whichever worker owns it next.
+        self.views: dict[Partition, RealtimeView] = {}
+        # Agent -> the agent-events partition its events come from; agent -> team, and what each partition taught.
+        self._agent_partition: dict[str, Partition] = {}
+        self.teams = TeamDirectory()
+        self._teams_by_partition: dict[Partition, TeamDirectory] = {}
+        # The partitions this worker owns in its consumer group (None: every partition it reads, one worker
+        # alone), the group generation it got them in, and the newest state of every partition read from the
+        # state topic (this worker's own publications included).
+        self.assigned: set[Partition] | None = None
+        self.generation = 0
+        self.owner = settings.group_instance_id or settings.service_name
+        self.states = states
+        self.remote: dict[str, kpi_events_pb2.PartitionState] = {}
         self.alerts = AlertEvaluator()
         # Latest version of each recent contact, for the current interval's alert evaluation.
         self._recent: dict[tuple[str, int], ContactRecord] = {}
@@ -130,7 +155,7 @@ class KpiPipeline:
                 "call_id IN {ids:Array(String)}", {"ids": sorted(late)}) if e.envelope.event_id not in ids)
         contacts = self.sessionizer.process_batch(events)
         self._swept_at = self.watermark.current
-        self.realtime.process_batch(call_events=events)
+        self._to_views(batch)
         self._store_contacts(contacts)
         self.sink_error = None
 
@@ -141,13 +166,18 @@ class KpiPipeline:
                           facts.AGENT_EVENT_COLUMNS, offsets)
         self._observe(batch)
         events = [r.value for r in batch]
-        # The tracker is shared with the real-time view: feed it once.
+        for r in batch:
+            self._agent_partition[r.value.agent_id] = (r.topic, r.partition)
+            if r.value.WhichOneof("kind") == "logged_in" and r.value.logged_in.team_id:
+                self._learn_team((r.topic, r.partition), r.value.agent_id, TeamOf(
+                    r.value.logged_in.team_id, r.value.envelope.occurred_at.ToDatetime(tzinfo=UTC), "switch"))
+        # The tracker is shared with the real-time views: feed it once.
         intervals = self.agents.process_batch(events)
         stamp = _version_stamp()
         rows = [facts.interval_row(piece, stamp) for iv in intervals for piece in split_interval(iv)]
         self.facts.insert("agent_state_intervals", rows, facts.INTERVAL_COLUMNS, None)
         self._sweep()  # agent events move the watermark too: the calls it passes close now
-        self.realtime.advance()
+        self._advance_views()
         self.sink_error = None
 
     def on_routing_decisions(self, batch: Sequence[Received[routing_pb2.RoutingDecision]]) -> None:
@@ -156,8 +186,8 @@ class KpiPipeline:
         EVENTS.labels("routing").inc(len(batch))
         for r in batch:
             if r.value.WhichOneof("outcome") == "queued":
-                self.realtime.on_wait_quote(r.value.queue_id, r.value.envelope.occurred_at.ToDatetime(tzinfo=UTC),
-                                            r.value.queued.expected_wait_s)
+                at = r.value.envelope.occurred_at.ToDatetime(tzinfo=UTC)
+                self._view((r.topic, r.partition)).on_wait_quote(r.value.queue_id, at, r.value.queued.expected_wait_s)
 
     def on_qa(self, batch: Sequence[Received[qa_events_pb2.EvaluationChanged]]) -> None:
         EVENTS.labels("qa").inc(len(batch))
@@ -178,6 +208,10 @@ class KpiPipeline:
         EVENTS.labels("employment").inc(len(batch))
         self.facts.insert("hr_employment", [facts.employment_row(r.value) for r in batch],
                           facts.EMPLOYMENT_COLUMNS, _offsets(batch))
+        for r in batch:  # HR is the record of agent -> team (the employee id is the agent id)
+            if r.value.team_id:
+                self._learn_team((r.topic, r.partition), r.value.employee_id, TeamOf(
+                    r.value.team_id, r.value.envelope.occurred_at.ToDatetime(tzinfo=UTC), "hr"))
 
     def on_costs(self, batch: Sequence[Received[hr_events_pb2.CostEntry]]) -> None:
         EVENTS.labels("costs").inc(len(batch))
@@ -245,7 +279,9 @@ class KpiPipeline:
             if committed_topic == topic and offset > 0:
                 self.watermark.note_taken((topic, partition), offset - 1)
         self.watermark.advance(now)
-        self.realtime.process_batch(call_events=events)
+        for event, (_, partition, _) in zip(events, rows, strict=True):
+            self._view((topic, partition)).on_call_event(event)
+        self._advance_views()
         contacts = self.sessionizer.process_batch(events)
         self._swept_at = self.watermark.current
         stored = facts.stored_contacts(self.retrying, sorted({c.call_id for c in contacts}))
@@ -287,20 +323,140 @@ class KpiPipeline:
         The watermark can move here with no new event (a partition went idle): calls it settles are stored
         first, so a quiet stream still closes its last calls."""
         now = self.watermark.advance(self.monotonic())
-        if now is None:
-            return [], []
-        self._sweep()
-        self.realtime.advance()
-        WATERMARK.set(now.timestamp())
-        OPEN_CALLS.set(self.sessionizer.open_calls)
-        snapshots = [s.to_proto() for s in self.realtime.snapshots()]
-        alerts = self._evaluate_alerts(now)
-        for snap in snapshots:
-            self.producer.produce(self.topic_prefix + "cc.kpi-realtime.v1", snap, key=snapshot_key(snap))
+        alerts: list[kpi_events_pb2.Alert] = []
+        if now is not None:
+            self._sweep()
+            self._advance_views()
+            WATERMARK.set(now.timestamp())
+            OPEN_CALLS.set(self.sessionizer.open_calls)
+            alerts = self._evaluate_alerts(now)
+        own = self.partition_states()
+        if self.states is not None:
+            self.states.publish(own.values())
+            self.read_states()
+        merged = {**{k: v for k, v in self.remote.items() if k not in own}, **own}
+        snapshots = [s.to_proto() for s in merged_snapshots(merged.values(), self.realtime_settings, self.teams)]
+        if self.publishes_snapshots:
+            for snap in snapshots:
+                self.producer.produce(self.topic_prefix + "cc.kpi-realtime.v1", snap, key=snapshot_key(snap))
         for alert in alerts:
             self.producer.produce(self.topic_prefix + "cc.alerts.v1", alert, key=alert.alert_id)
         self.producer.poll(0)
         return snapshots, alerts
+
+    # -- real-time state per partition ---------------------------------------------------------------
+    def _view(self, partition: Partition) -> RealtimeView:
+        view = self.views.get(partition)
+        if view is None:
+            view = self.views[partition] = RealtimeView(self.realtime_settings, agents=self.agents,
+                                                        watermark=self.watermark)
+        return view
+
+    def _to_views(self, batch: Sequence[Received[call_events_pb2.CallEvent]]) -> None:
+        for r in batch:
+            self._view((r.topic, r.partition)).on_call_event(r.value)
+        self._advance_views()
+
+    def _advance_views(self) -> None:
+        for view in self.views.values():
+            view.advance()
+
+    def _learn_team(self, partition: Partition, agent_id: str, team: TeamOf) -> None:
+        self.teams.learn(agent_id, team)
+        self._teams_by_partition.setdefault(partition, TeamDirectory()).learn(agent_id, team)
+
+    def team_of(self, agent_id: str) -> str:
+        """The agent's team: HR's (employment events, read by whichever worker), else the switch's log-in."""
+        return self.teams.team_of(agent_id) or self.agents.team_of(agent_id)
+
+    def _owned(self) -> set[Partition]:
+        if self.assigned is not None:
+            return self.assigned
+        return (set(self.views) | set(self._teams_by_partition) | set(self._agent_partition.values()))
+
+    @property
+    def publishes_snapshots(self) -> bool:
+        """One worker publishes the merged snapshots to cc.kpi-realtime.v1: the owner of the first call-events
+        partition (every worker computes the same figures; one copy on the topic is enough)."""
+        return self.assigned is None or (self.topic_prefix + "cc.call-events.v1", 0) in self.assigned
+
+    def partition_states(self) -> dict[str, kpi_events_pb2.PartitionState]:
+        """The state of every partition this worker owns, keyed as on the state topic."""
+        now = self.watermark.current
+        agents_of: dict[Partition, list[str]] = {}
+        for agent_id, source in self._agent_partition.items():
+            agents_of.setdefault(source, []).append(agent_id)
+        out: dict[str, kpi_events_pb2.PartitionState] = {}
+        published = datetime.now(UTC)
+        for topic_name, partition in sorted(self._owned()):
+            name = topic_name.removeprefix(self.topic_prefix)
+            state = kpi_events_pb2.PartitionState(
+                envelope=new_envelope(self.owner, now or published), topic=name, partition=partition,
+                owner=self.owner, generation=self.generation)
+            state.published_at.FromDatetime(published)
+            if now is not None:
+                state.as_of.FromDatetime(now)
+            view = self.views.get((topic_name, partition))
+            if view is not None:
+                view.export_state(state)
+            export_agents(self.agents, agents_of.get((topic_name, partition), ()), state)
+            teams = self._teams_by_partition.get((topic_name, partition))
+            if teams is not None:
+                teams.export(state)
+            out[state_key(name, partition)] = state
+        return out
+
+    def read_states(self, *, to_end: bool = False) -> None:
+        """Take in what the workers published since the last read (the newest state per partition); `to_end`:
+        everything published until now (a start, a rebalance: the previous owners' last states)."""
+        assert self.states is not None
+        for state in (self.states.read_to_end() if to_end else self.states.read()):
+            self.teams.learn_state(state)
+            key = state_key(state.topic, state.partition)
+            if supersedes(state, self.remote.get(key)):
+                self.remote[key] = state
+
+    def assign(self, partitions: set[Partition], generation: int) -> None:
+        """The group gave this worker `partitions` (generation `generation`): each one it did not own starts
+        from its last published state (the previous owner's), which this worker's states then supersede."""
+        if self.states is not None:
+            self.read_states(to_end=True)
+        before = self._owned() if self.assigned is not None else set()
+        self.assigned, self.generation = set(partitions), generation
+        for partition in set(self.views) - self.assigned:
+            del self.views[partition]
+        for partition in sorted(self.assigned - before):
+            name = partition[0].removeprefix(self.topic_prefix)
+            state = self.remote.get(state_key(name, partition[1]))
+            if state is None:
+                continue
+            if state.live or state.decided or state.pending or state.quotes:
+                self.views.pop(partition, None)  # the state is newer than what a restart rebuilt from ClickHouse
+                self._view(partition).load_state(state)
+            for agent_id in load_agents(self.agents, state):
+                self._agent_partition[agent_id] = partition
+            for t in state.teams:
+                self._learn_team(partition, t.agent_id, TeamOf(t.team_id, t.since.ToDatetime(tzinfo=UTC), t.source))
+
+    def revoke(self, partitions: set[Partition]) -> None:
+        """The group takes `partitions` away: their final state is published (the next owner starts from it),
+        then this worker forgets them."""
+        states = self.partition_states()
+        gone = {state_key(t.removeprefix(self.topic_prefix), p) for t, p in partitions}
+        final = [state for key, state in states.items() if key in gone]
+        if self.states is not None:
+            self.states.publish(final, wait=True)
+        for state in final:
+            self.remote[state_key(state.topic, state.partition)] = state
+        for partition in partitions:
+            self.views.pop(partition, None)
+            self._teams_by_partition.pop(partition, None)
+        for agent_id, partition in list(self._agent_partition.items()):
+            if partition in partitions:
+                del self._agent_partition[agent_id]
+                self.agents.forget(agent_id)
+        if self.assigned is not None:
+            self.assigned -= partitions
 
     def _evaluate_alerts(self, now: datetime) -> list[kpi_events_pb2.Alert]:
         start = interval_start(now)

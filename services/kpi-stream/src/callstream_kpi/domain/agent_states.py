@@ -251,6 +251,19 @@ class AgentStateTracker:
     def statuses(self) -> list[AgentStatus]:
         return [s for a in sorted(self._agents) if (s := self.status(a)) is not None]
 
+    def load_status(self, status: AgentStatus, queues: Iterable[str]) -> None:
+        """An agent's current state as another tracker last reported it (its partition's last state): the new
+        owner of the partition, or the view merged from every partition, starts from it. An agent this tracker
+        already follows keeps what it has."""
+        if status.agent_id in self._agents:
+            return
+        agent = self._agents[status.agent_id] = _Agent(status.agent_id, team_id=status.team_id, queues=set(queues))
+        agent.points.append(_Point(status.since, _KIND_RANK.get(status.state, 0), "", status.state, status.reason))
+
+    def forget(self, agent_id: str) -> None:
+        """Stop following an agent (its partition moved to another worker, which goes on from its last state)."""
+        self._agents.pop(agent_id, None)
+
     def queues_of(self, agent_id: str) -> frozenset[str]:
         agent = self._agents.get(agent_id)
         return frozenset(agent.queues) if agent else frozenset()

@@ -19,6 +19,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
+
 from callstream.agent.v1 import agent_events_pb2
 from callstream.call.v1 import call_events_pb2
 from callstream.kpi.v1 import kpi_events_pb2
@@ -65,6 +68,7 @@ class Decided:
     wait_s: float  # queue time (0 when not queued)
     within_t: bool
     short_abandon: bool
+    call_id: str = ""
 
 
 @dataclass
@@ -294,7 +298,8 @@ class RealtimeView:
         if outcome == "abandoned":
             since = call.first_queued or call.acd_entry or at
             short = (at - since).total_seconds() <= self.settings.short_abandon(queue)
-        self._window.add(at, Decided(queue, outcome, max(0.0, wait), wait <= self.settings.threshold(queue), short))
+        self._window.add(at, Decided(queue, outcome, max(0.0, wait), wait <= self.settings.threshold(queue), short,
+                                     call.call_id))
 
     def _apply(self, call: _Live, at: datetime, ev: CallEvent) -> None:
         kind = event_kind(ev)
@@ -335,6 +340,61 @@ class RealtimeView:
                 self._decide(call, at, "abandoned")
         if call.queue_id:
             self.queues.add(call.queue_id)
+
+    # -- partition state (shared between workers) ---------------------------------------------------
+    def export_state(self, into: kpi_events_pb2.PartitionState) -> None:
+        """Everything this view holds into `into`: the calls decided in the longest window, the calls held, and
+        the events not applied yet. A view built by `load_state` from it gives the same figures."""
+        for at, d in self._window.entries():
+            into.decided.add(call_id=d.call_id, at=_timestamp(at), queue_id=d.queue_id, outcome=d.outcome,
+                             wait_s=d.wait_s, within_t=d.within_t, short_abandon=d.short_abandon)
+        for call in self._calls.values():
+            live = into.live.add(call_id=call.call_id, queue_id=call.queue_id, waiting_queue=call.waiting_queue,
+                                 decided=call.decided, ended=call.ended,
+                                 last_left_rank=call.last_left[1] if call.last_left else 0)
+            for name, value in (("last_at", call.last_at), ("acd_entry", call.acd_entry),
+                                ("first_queued", call.first_queued), ("waiting_since", call.waiting_since),
+                                ("last_left_at", call.last_left[0] if call.last_left else None)):
+                if value is not None:
+                    getattr(live, name).FromDatetime(value)
+            into.pending.extend(ev for *_, ev in call.pending)
+        for queue_id, (at, wait) in sorted(self._quotes.items()):
+            into.quotes.add(queue_id=queue_id, at=_timestamp(at), expected_wait_s=wait)
+
+    def load_state(self, state: kpi_events_pb2.PartitionState) -> None:
+        """Take in what another view exported (`export_state`): a partition's new owner starts from its last
+        state, and the view every worker serves is built from the states of all partitions. A decided call is
+        remembered as decided, so its events read again (after the last committed offset) are not counted twice."""
+        s = self.settings
+        held = {lc.call_id for lc in state.live}
+        for d in state.decided:
+            at = d.at.ToDatetime(tzinfo=UTC)
+            self._window.add(at, Decided(d.queue_id, d.outcome, d.wait_s, d.within_t, d.short_abandon, d.call_id))
+            if d.queue_id:
+                self.queues.add(d.queue_id)
+            if d.call_id not in held and d.call_id not in self._calls:
+                until = at + timedelta(seconds=s.dedup_retention_s)
+                self._forgotten[d.call_id] = until
+                heapq.heappush(self._forget_ids, (until, d.call_id))
+        for lc in state.live:
+            if lc.call_id in self._calls:
+                continue
+            call = self._calls[lc.call_id] = _Live(
+                lc.call_id, last_at=_time_or_none(lc, "last_at"), queue_id=lc.queue_id,
+                acd_entry=_time_or_none(lc, "acd_entry"), first_queued=_time_or_none(lc, "first_queued"),
+                waiting_since=_time_or_none(lc, "waiting_since"), waiting_queue=lc.waiting_queue,
+                decided=lc.decided, ended=lc.ended)
+            left_at = _time_or_none(lc, "last_left_at")
+            call.last_left = None if left_at is None else (left_at, lc.last_left_rank)
+            if call.queue_id:
+                self.queues.add(call.queue_id)
+            if call.last_at is not None:
+                keep = s.retention_s if call.ended else s.session_timeout_s
+                heapq.heappush(self._forget_calls, (call.last_at + timedelta(seconds=keep), call.last_at, call.call_id))
+        for ev in state.pending:
+            self.on_call_event(ev)
+        for quote in state.quotes:
+            self.on_wait_quote(quote.queue_id, quote.at.ToDatetime(tzinfo=UTC), quote.expected_wait_s)
 
     # -- output -----------------------------------------------------------------------------------
     def _window_counts(self) -> dict[tuple[int, str], _Counts]:
@@ -418,6 +478,16 @@ class RealtimeView:
 
 
 _LEAVES = frozenset({"answered", "abandoned", "callback_requested", "overflowed", "ended"})
+
+
+def _timestamp(at: datetime) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromDatetime(at)
+    return stamp
+
+
+def _time_or_none(message: Message, name: str) -> datetime | None:
+    return getattr(message, name).ToDatetime(tzinfo=UTC) if message.HasField(name) else None
 
 
 def _in_scope(queue_id: str, scope: ScopeRef) -> bool:

@@ -80,6 +80,16 @@ class EventClock(Protocol):
     def is_late(self, event_time: datetime) -> bool: ...
 
 
+@dataclass(frozen=True)
+class FixedClock:
+    """An event clock set once: the real-time view merged from every partition's state is as of one moment."""
+
+    current: datetime | None
+
+    def is_late(self, event_time: datetime) -> bool:
+        return self.current is not None and event_time < self.current
+
+
 @dataclass
 class _Partition:
     max_event_time: datetime
@@ -244,6 +254,11 @@ class RollingWindow(Generic[T]):
         hi = bisect.bisect_right(self._items, now, key=_entry_at)
         for entry in self._items[lo:hi]:
             yield entry.item
+
+    def entries(self) -> Iterator[tuple[datetime, T]]:
+        """(time, item) of every item held, oldest first."""
+        for entry in self._items:
+            yield entry.at, entry.item
 
     def __len__(self) -> int:
         return len(self._items)

@@ -23,6 +23,7 @@ from callstream_core.event_checks import EventTimeWindow, event_problem
 from callstream_core.faust_support import decode_events, faust_topic, make_app
 from callstream_core.kafka import DeadLetters, EventProducer, Received, committed_offsets
 from callstream_core.topics import topic
+from callstream_kpi.adapters.partition_states import PartitionStateLog
 from callstream_kpi.config import KpiSettings
 from callstream_kpi.entrypoints.api import create_app
 from callstream_kpi.entrypoints.broadcast import Broadcaster
@@ -56,7 +57,12 @@ class KpiWorker:
         self.producer = EventProducer(settings.kafka_bootstrap_servers, client_id=settings.service_name,
                                       wire_format=settings.wire_format)
         self.dead_letters = DeadLetters(self.producer)
-        self.pipeline = KpiPipeline(settings, self.client, self.producer, topic_prefix=settings.topic_prefix)
+        # Every replica publishes the real-time state of its partitions here and merges everyone's: each one
+        # serves the whole center's figures, whichever partitions it owns.
+        self.states = PartitionStateLog(settings.kafka_bootstrap_servers, topic_prefix=settings.topic_prefix,
+                                        client_id=settings.service_name, wire_format=settings.wire_format)
+        self.pipeline = KpiPipeline(settings, self.client, self.producer, topic_prefix=settings.topic_prefix,
+                                    states=self.states)
         self.broadcaster = Broadcaster()
         # One thread runs every pipeline call: the domain state is never touched by two threads, and the
         # blocking ClickHouse calls stay off the event loop.
@@ -87,6 +93,21 @@ class KpiWorker:
         for name, handler in self._routes():
             self._agent(name, handler, partial(event_problem, window=window) if name in checked else None)
         self.faust.timer(self.settings.realtime_interval_s)(self._tick)
+        self.faust.on_partitions_revoked.connect(self._on_revoked)
+        self.faust.on_partitions_assigned.connect(self._on_assigned)
+
+    def _watched(self, partitions: Any) -> set[tuple[str, int]]:
+        names = {self.settings.topic_prefix + name for name, _ in self._routes()}
+        return {(tp.topic, tp.partition) for tp in partitions if tp.topic in names}
+
+    async def _on_revoked(self, _sender: Any, /, *args: Any, signal: Any, **_: Any) -> None:
+        """Faust's signal (revoked partitions): on the pipeline thread, after the batch in hand, so the final
+        state holds every event taken."""
+        await self._run(self.pipeline.revoke, self._watched(args[0]))
+
+    async def _on_assigned(self, _sender: Any, /, *args: Any, signal: Any, **_: Any) -> None:
+        """Faust's signal (the whole new assignment)."""
+        await self._run(self.pipeline.assign, self._watched(args[0]), self.faust.consumer_generation_id)
 
     def _routes(self) -> list[tuple[str, Callable[[Sequence[Received[Any]]], None]]]:
         return [
@@ -177,6 +198,8 @@ class KpiWorker:
 
     async def start(self) -> None:
         migrated = await self._run(self.pipeline.migrate)
+        # Every partition's last state before recovery: the teams HR taught are known to the calls rebuilt.
+        await self._run(partial(self.pipeline.read_states, to_end=True))
         committed = await self._run(self._committed_offsets)
         recovered = await self._run(self.pipeline.recover, committed)
         log.info("ClickHouse migrations applied: %s; %d events replayed to rebuild open calls", migrated, recovered)
@@ -185,7 +208,12 @@ class KpiWorker:
 
     async def stop(self) -> None:
         await self.faust.stop()
+        # The final state of every partition held, for the next owner: with static membership (the default)
+        # the broker hands them over only after the session timeout, well after this.
+        if self.pipeline.assigned:
+            await self._run(self.pipeline.revoke, set(self.pipeline.assigned))
         await self._run(self.producer.flush)
+        await self._run(self.states.close)
         self.executor.shutdown(wait=True)
 
     async def serve(self, until: Callable[[], Awaitable[None]] | None = None) -> None:

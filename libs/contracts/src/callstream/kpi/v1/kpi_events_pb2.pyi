@@ -5,6 +5,7 @@ KPI stream outputs: cc.contacts.v1 (key call_id), cc.kpi-realtime.v1 (key scope)
 cc.alerts.v1 (key kpi/scope).
 """
 
+from callstream.call.v1 import call_events_pb2 as _call_events_pb2
 from callstream.common.v1 import envelope_pb2 as _envelope_pb2
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
@@ -405,3 +406,276 @@ class Alert(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Alert: _TypeAlias = Alert  # noqa: Y015
+
+@_typing.final
+class PartitionState(_message.Message):
+    """The real-time state one KPI worker holds for one partition of a topic it reads (call, agent, routing
+    decision or HR employment events), published at every real-time tick to cc.kpi-partition-state.v1
+    (compacted, key "<topic>:<partition>"). Every worker merges the newest state of every partition into the
+    figures its API and wallboard serve, and the next owner of a partition starts from its last state.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENVELOPE_FIELD_NUMBER: _builtins.int
+    TOPIC_FIELD_NUMBER: _builtins.int
+    PARTITION_FIELD_NUMBER: _builtins.int
+    OWNER_FIELD_NUMBER: _builtins.int
+    GENERATION_FIELD_NUMBER: _builtins.int
+    PUBLISHED_AT_FIELD_NUMBER: _builtins.int
+    AS_OF_FIELD_NUMBER: _builtins.int
+    DECIDED_FIELD_NUMBER: _builtins.int
+    LIVE_FIELD_NUMBER: _builtins.int
+    PENDING_FIELD_NUMBER: _builtins.int
+    AGENTS_FIELD_NUMBER: _builtins.int
+    TEAMS_FIELD_NUMBER: _builtins.int
+    QUOTES_FIELD_NUMBER: _builtins.int
+    topic: _builtins.str
+    """The source topic without the deployment's topic prefix, and its partition."""
+    partition: _builtins.int
+    owner: _builtins.str
+    """The worker that published it (its group member id) and the consumer group generation it owned the
+    partition in: of two states of a partition, the higher generation wins, then the later published_at.
+    """
+    generation: _builtins.int
+    @_builtins.property
+    def envelope(self) -> _envelope_pb2.Envelope: ...
+    @_builtins.property
+    def published_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def as_of(self) -> _timestamp_pb2.Timestamp:
+        """The owner's watermark when it published."""
+
+    @_builtins.property
+    def decided(self) -> _containers.RepeatedCompositeFieldContainer[Global___DecidedCall]:
+        """Calls decided in the longest rolling window, calls still held, events not yet applied (ahead of the
+        owner's watermark).
+        """
+
+    @_builtins.property
+    def live(self) -> _containers.RepeatedCompositeFieldContainer[Global___LiveCall]: ...
+    @_builtins.property
+    def pending(self) -> _containers.RepeatedCompositeFieldContainer[_call_events_pb2.CallEvent]: ...
+    @_builtins.property
+    def agents(self) -> _containers.RepeatedCompositeFieldContainer[Global___AgentNow]:
+        """Agents whose events are in this partition: their current state."""
+
+    @_builtins.property
+    def teams(self) -> _containers.RepeatedCompositeFieldContainer[Global___AgentTeam]:
+        """Agent -> team learnt from this partition (HR employment events, or the switch's log-in)."""
+
+    @_builtins.property
+    def quotes(self) -> _containers.RepeatedCompositeFieldContainer[Global___WaitQuote]:
+        """The router's newest expected-wait quote per queue from this partition."""
+
+    def __init__(
+        self,
+        *,
+        envelope: _envelope_pb2.Envelope | None = ...,
+        topic: _builtins.str = ...,
+        partition: _builtins.int = ...,
+        owner: _builtins.str = ...,
+        generation: _builtins.int = ...,
+        published_at: _timestamp_pb2.Timestamp | None = ...,
+        as_of: _timestamp_pb2.Timestamp | None = ...,
+        decided: _abc.Iterable[Global___DecidedCall] | None = ...,
+        live: _abc.Iterable[Global___LiveCall] | None = ...,
+        pending: _abc.Iterable[_call_events_pb2.CallEvent] | None = ...,
+        agents: _abc.Iterable[Global___AgentNow] | None = ...,
+        teams: _abc.Iterable[Global___AgentTeam] | None = ...,
+        quotes: _abc.Iterable[Global___WaitQuote] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "envelope", b"envelope", "published_at", b"published_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agents", b"agents", "as_of", b"as_of", "decided", b"decided", "envelope", b"envelope", "generation", b"generation", "live", b"live", "owner", b"owner", "partition", b"partition", "pending", b"pending", "published_at", b"published_at", "quotes", b"quotes", "teams", b"teams", "topic", b"topic"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PartitionState: _TypeAlias = PartitionState  # noqa: Y015
+
+@_typing.final
+class DecidedCall(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CALL_ID_FIELD_NUMBER: _builtins.int
+    AT_FIELD_NUMBER: _builtins.int
+    QUEUE_ID_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    WAIT_S_FIELD_NUMBER: _builtins.int
+    WITHIN_T_FIELD_NUMBER: _builtins.int
+    SHORT_ABANDON_FIELD_NUMBER: _builtins.int
+    call_id: _builtins.str
+    queue_id: _builtins.str
+    outcome: _builtins.str
+    """answered | abandoned | other"""
+    wait_s: _builtins.float
+    within_t: _builtins.bool
+    short_abandon: _builtins.bool
+    @_builtins.property
+    def at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        call_id: _builtins.str = ...,
+        at: _timestamp_pb2.Timestamp | None = ...,
+        queue_id: _builtins.str = ...,
+        outcome: _builtins.str = ...,
+        wait_s: _builtins.float = ...,
+        within_t: _builtins.bool = ...,
+        short_abandon: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "call_id", b"call_id", "outcome", b"outcome", "queue_id", b"queue_id", "short_abandon", b"short_abandon", "wait_s", b"wait_s", "within_t", b"within_t"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DecidedCall: _TypeAlias = DecidedCall  # noqa: Y015
+
+@_typing.final
+class LiveCall(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CALL_ID_FIELD_NUMBER: _builtins.int
+    QUEUE_ID_FIELD_NUMBER: _builtins.int
+    LAST_AT_FIELD_NUMBER: _builtins.int
+    ACD_ENTRY_FIELD_NUMBER: _builtins.int
+    FIRST_QUEUED_FIELD_NUMBER: _builtins.int
+    WAITING_SINCE_FIELD_NUMBER: _builtins.int
+    WAITING_QUEUE_FIELD_NUMBER: _builtins.int
+    DECIDED_FIELD_NUMBER: _builtins.int
+    ENDED_FIELD_NUMBER: _builtins.int
+    LAST_LEFT_AT_FIELD_NUMBER: _builtins.int
+    LAST_LEFT_RANK_FIELD_NUMBER: _builtins.int
+    call_id: _builtins.str
+    queue_id: _builtins.str
+    waiting_queue: _builtins.str
+    decided: _builtins.bool
+    ended: _builtins.bool
+    last_left_rank: _builtins.int
+    @_builtins.property
+    def last_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def acd_entry(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def first_queued(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def waiting_since(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def last_left_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        call_id: _builtins.str = ...,
+        queue_id: _builtins.str = ...,
+        last_at: _timestamp_pb2.Timestamp | None = ...,
+        acd_entry: _timestamp_pb2.Timestamp | None = ...,
+        first_queued: _timestamp_pb2.Timestamp | None = ...,
+        waiting_since: _timestamp_pb2.Timestamp | None = ...,
+        waiting_queue: _builtins.str = ...,
+        decided: _builtins.bool = ...,
+        ended: _builtins.bool = ...,
+        last_left_at: _timestamp_pb2.Timestamp | None = ...,
+        last_left_rank: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["acd_entry", b"acd_entry", "first_queued", b"first_queued", "last_at", b"last_at", "last_left_at", b"last_left_at", "waiting_since", b"waiting_since"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acd_entry", b"acd_entry", "call_id", b"call_id", "decided", b"decided", "ended", b"ended", "first_queued", b"first_queued", "last_at", b"last_at", "last_left_at", b"last_left_at", "last_left_rank", b"last_left_rank", "queue_id", b"queue_id", "waiting_queue", b"waiting_queue", "waiting_since", b"waiting_since"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LiveCall: _TypeAlias = LiveCall  # noqa: Y015
+
+@_typing.final
+class AgentNow(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AGENT_ID_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    SINCE_FIELD_NUMBER: _builtins.int
+    TEAM_ID_FIELD_NUMBER: _builtins.int
+    QUEUES_FIELD_NUMBER: _builtins.int
+    agent_id: _builtins.str
+    state: _builtins.str
+    reason: _builtins.str
+    team_id: _builtins.str
+    @_builtins.property
+    def since(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def queues(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        agent_id: _builtins.str = ...,
+        state: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        since: _timestamp_pb2.Timestamp | None = ...,
+        team_id: _builtins.str = ...,
+        queues: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["since", b"since"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "queues", b"queues", "reason", b"reason", "since", b"since", "state", b"state", "team_id", b"team_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AgentNow: _TypeAlias = AgentNow  # noqa: Y015
+
+@_typing.final
+class AgentTeam(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AGENT_ID_FIELD_NUMBER: _builtins.int
+    TEAM_ID_FIELD_NUMBER: _builtins.int
+    SINCE_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    agent_id: _builtins.str
+    team_id: _builtins.str
+    source: _builtins.str
+    """hr (employment events, the record) or switch (the agent's log-in): HR's wins when both are known."""
+    @_builtins.property
+    def since(self) -> _timestamp_pb2.Timestamp:
+        """When the agent joined it (event time): the newest wins."""
+
+    def __init__(
+        self,
+        *,
+        agent_id: _builtins.str = ...,
+        team_id: _builtins.str = ...,
+        since: _timestamp_pb2.Timestamp | None = ...,
+        source: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["since", b"since"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "since", b"since", "source", b"source", "team_id", b"team_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AgentTeam: _TypeAlias = AgentTeam  # noqa: Y015
+
+@_typing.final
+class WaitQuote(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    QUEUE_ID_FIELD_NUMBER: _builtins.int
+    AT_FIELD_NUMBER: _builtins.int
+    EXPECTED_WAIT_S_FIELD_NUMBER: _builtins.int
+    queue_id: _builtins.str
+    expected_wait_s: _builtins.float
+    @_builtins.property
+    def at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        queue_id: _builtins.str = ...,
+        at: _timestamp_pb2.Timestamp | None = ...,
+        expected_wait_s: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "expected_wait_s", b"expected_wait_s", "queue_id", b"queue_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WaitQuote: _TypeAlias = WaitQuote  # noqa: Y015
