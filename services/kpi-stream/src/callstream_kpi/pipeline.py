@@ -109,9 +109,12 @@ class KpiPipeline:
         self.owner = settings.group_instance_id or settings.service_name
         self.states = states
         self.remote: dict[str, kpi_events_pb2.PartitionState] = {}
+        self._remote_contacts: dict[str, list[ContactRecord]] = {}  # decoded once, when a state is read
         self.alerts = AlertEvaluator()
-        # Latest version of each recent contact, for the current interval's alert evaluation.
-        self._recent: dict[tuple[str, int], ContactRecord] = {}
+        # Latest version of each recent contact per call-events partition (published with its state: every
+        # worker evaluates the alerts on all partitions'), and the partition of each call with events here.
+        self._recent: dict[Partition, dict[tuple[str, int], ContactRecord]] = {}
+        self._call_partition: dict[str, Partition] = {}
         # The watermark the sessionizer last swept at: any input that moves the watermark (call events, agent
         # events, a quiet stream's tick) sweeps, so calls close whatever moved it.
         self._swept_at: datetime | None = None
@@ -174,7 +177,9 @@ class KpiPipeline:
         # The tracker is shared with the real-time views: feed it once.
         intervals = self.agents.process_batch(events)
         stamp = _version_stamp()
-        rows = [facts.interval_row(piece, stamp) for iv in intervals for piece in split_interval(iv)]
+        # The team of an agent's time is HR's, as for its contacts (the switch's log-in when HR has none).
+        rows = [facts.interval_row(replace(piece, team_id=self.team_of(piece.agent_id)), stamp)
+                for iv in intervals for piece in split_interval(iv)]
         self.facts.insert("agent_state_intervals", rows, facts.INTERVAL_COLUMNS, None)
         self._sweep()  # agent events move the watermark too: the calls it passes close now
         self._advance_views()
@@ -280,6 +285,7 @@ class KpiPipeline:
                 self.watermark.note_taken((topic, partition), offset - 1)
         self.watermark.advance(now)
         for event, (_, partition, _) in zip(events, rows, strict=True):
+            self._call_partition[event.call_id] = (topic, partition)
             self._view((topic, partition)).on_call_event(event)
         self._advance_views()
         contacts = self.sessionizer.process_batch(events)
@@ -315,7 +321,9 @@ class KpiPipeline:
         self.producer.produce_sync(self.topic_prefix + "cc.contacts.v1", [(p.call_id, p) for p in protos])
         CONTACTS.inc(len(contacts))
         for c in contacts:
-            self._recent[(c.call_id, c.segment)] = c
+            partition = self._call_partition.get(c.call_id)
+            if partition is not None:
+                self._recent.setdefault(partition, {})[(c.call_id, c.segment)] = c
 
     def tick(self) -> tuple[list[kpi_events_pb2.RealtimeSnapshot], list[kpi_events_pb2.Alert]]:
         """Real-time snapshots as of the watermark and alert transitions for the current interval.
@@ -323,24 +331,24 @@ class KpiPipeline:
         The watermark can move here with no new event (a partition went idle): calls it settles are stored
         first, so a quiet stream still closes its last calls."""
         now = self.watermark.advance(self.monotonic())
-        alerts: list[kpi_events_pb2.Alert] = []
         if now is not None:
             self._sweep()
             self._advance_views()
             WATERMARK.set(now.timestamp())
             OPEN_CALLS.set(self.sessionizer.open_calls)
-            alerts = self._evaluate_alerts(now)
+            self._forget_contacts(now)
         own = self.partition_states()
         if self.states is not None:
             self.states.publish(own.values())
             self.read_states()
-        merged = {**{k: v for k, v in self.remote.items() if k not in own}, **own}
-        snapshots = [s.to_proto() for s in merged_snapshots(merged.values(), self.realtime_settings, self.teams)]
-        if self.publishes_snapshots:
+        merged = [*(v for k, v in self.remote.items() if k not in own), *own.values()]
+        snapshots = [s.to_proto() for s in merged_snapshots(merged, self.realtime_settings, self.teams)]
+        alerts = self._evaluate_alerts(snapshots[0].as_of.ToDatetime(tzinfo=UTC), set(own)) if snapshots else []
+        if self.publishes_snapshots:  # every worker computes the same; one copy of each goes to the topics
             for snap in snapshots:
                 self.producer.produce(self.topic_prefix + "cc.kpi-realtime.v1", snap, key=snapshot_key(snap))
-        for alert in alerts:
-            self.producer.produce(self.topic_prefix + "cc.alerts.v1", alert, key=alert.alert_id)
+            for alert in alerts:
+                self.producer.produce(self.topic_prefix + "cc.alerts.v1", alert, key=alert.alert_id)
         self.producer.poll(0)
         return snapshots, alerts
 
@@ -354,6 +362,7 @@ class KpiPipeline:
 
     def _to_views(self, batch: Sequence[Received[call_events_pb2.CallEvent]]) -> None:
         for r in batch:
+            self._call_partition[r.value.call_id] = (r.topic, r.partition)
             self._view((r.topic, r.partition)).on_call_event(r.value)
         self._advance_views()
 
@@ -376,8 +385,8 @@ class KpiPipeline:
 
     @property
     def publishes_snapshots(self) -> bool:
-        """One worker publishes the merged snapshots to cc.kpi-realtime.v1: the owner of the first call-events
-        partition (every worker computes the same figures; one copy on the topic is enough)."""
+        """One worker publishes the merged snapshots and the alerts to their topics: the owner of the first
+        call-events partition (every worker computes the same; one copy on a topic is enough)."""
         return self.assigned is None or (self.topic_prefix + "cc.call-events.v1", 0) in self.assigned
 
     def partition_states(self) -> dict[str, kpi_events_pb2.PartitionState]:
@@ -403,6 +412,8 @@ class KpiPipeline:
             teams = self._teams_by_partition.get((topic_name, partition))
             if teams is not None:
                 teams.export(state)
+            recent = self._recent.get((topic_name, partition), {})
+            state.recent_contacts.extend(c.to_proto(self.owner) for _, c in sorted(recent.items()))
             out[state_key(name, partition)] = state
         return out
 
@@ -414,7 +425,12 @@ class KpiPipeline:
             self.teams.learn_state(state)
             key = state_key(state.topic, state.partition)
             if supersedes(state, self.remote.get(key)):
-                self.remote[key] = state
+                self._keep_remote(state)
+
+    def _keep_remote(self, state: kpi_events_pb2.PartitionState) -> None:
+        key = state_key(state.topic, state.partition)
+        self.remote[key] = state
+        self._remote_contacts[key] = [ContactRecord.from_proto(c) for c in state.recent_contacts]
 
     def assign(self, partitions: set[Partition], generation: int) -> None:
         """The group gave this worker `partitions` (generation `generation`): each one it did not own starts
@@ -437,6 +453,9 @@ class KpiPipeline:
                 self._agent_partition[agent_id] = partition
             for t in state.teams:
                 self._learn_team(partition, t.agent_id, TeamOf(t.team_id, t.since.ToDatetime(tzinfo=UTC), t.source))
+            for contact in map(ContactRecord.from_proto, state.recent_contacts):
+                self._recent.setdefault(partition, {})[(contact.call_id, contact.segment)] = contact
+                self._call_partition[contact.call_id] = partition
 
     def revoke(self, partitions: set[Partition]) -> None:
         """The group takes `partitions` away: their final state is published (the next owner starts from it),
@@ -447,10 +466,14 @@ class KpiPipeline:
         if self.states is not None:
             self.states.publish(final, wait=True)
         for state in final:
-            self.remote[state_key(state.topic, state.partition)] = state
+            self._keep_remote(state)
         for partition in partitions:
             self.views.pop(partition, None)
             self._teams_by_partition.pop(partition, None)
+            self._recent.pop(partition, None)
+        for call_id, partition in list(self._call_partition.items()):
+            if partition in partitions:
+                del self._call_partition[call_id]
         for agent_id, partition in list(self._agent_partition.items()):
             if partition in partitions:
                 del self._agent_partition[agent_id]
@@ -458,11 +481,22 @@ class KpiPipeline:
         if self.assigned is not None:
             self.assigned -= partitions
 
-    def _evaluate_alerts(self, now: datetime) -> list[kpi_events_pb2.Alert]:
+    def _forget_contacts(self, now: datetime) -> None:
+        """Contacts offered before the previous interval no longer count for alerts: dropped with their calls."""
+        horizon = interval_start(now) - timedelta(minutes=30)
+        for recent in self._recent.values():
+            for key, contact in list(recent.items()):
+                if contact.offered_at < horizon:
+                    del recent[key]
+                    self._call_partition.pop(contact.call_id, None)
+
+    def _evaluate_alerts(self, now: datetime, own: set[str]) -> list[kpi_events_pb2.Alert]:
+        """Alert transitions for the current interval, from the recent contacts of every partition: this worker's
+        own (keys `own`), the others' from their states."""
         start = interval_start(now)
-        horizon = start - timedelta(minutes=30)
-        self._recent = {k: c for k, c in self._recent.items() if c.offered_at >= horizon}
-        current = [c for c in self._recent.values() if c.offered_at >= start]
+        contacts = [c for recent in self._recent.values() for c in recent.values()]
+        contacts += [c for key, remote in self._remote_contacts.items() if key not in own for c in remote]
+        current = [c for c in contacts if c.offered_at >= start]
         by_queue: dict[str, list[ContactRecord]] = {}
         for c in current:
             by_queue.setdefault(c.queue_id, []).append(c)

@@ -60,7 +60,7 @@ class KpiWorker:
         # Every replica publishes the real-time state of its partitions here and merges everyone's: each one
         # serves the whole center's figures, whichever partitions it owns.
         self.states = PartitionStateLog(settings.kafka_bootstrap_servers, topic_prefix=settings.topic_prefix,
-                                        client_id=settings.service_name, wire_format=settings.wire_format)
+                                        client_id=settings.service_name)
         self.pipeline = KpiPipeline(settings, self.client, self.producer, topic_prefix=settings.topic_prefix,
                                     states=self.states)
         self.broadcaster = Broadcaster()

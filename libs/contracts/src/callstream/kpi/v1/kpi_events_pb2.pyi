@@ -430,6 +430,7 @@ class PartitionState(_message.Message):
     AGENTS_FIELD_NUMBER: _builtins.int
     TEAMS_FIELD_NUMBER: _builtins.int
     QUOTES_FIELD_NUMBER: _builtins.int
+    RECENT_CONTACTS_FIELD_NUMBER: _builtins.int
     topic: _builtins.str
     """The source topic without the deployment's topic prefix, and its partition."""
     partition: _builtins.int
@@ -468,6 +469,12 @@ class PartitionState(_message.Message):
     def quotes(self) -> _containers.RepeatedCompositeFieldContainer[Global___WaitQuote]:
         """The router's newest expected-wait quote per queue from this partition."""
 
+    @_builtins.property
+    def recent_contacts(self) -> _containers.RepeatedCompositeFieldContainer[Global___Contact]:
+        """Contacts of this partition's calls offered in the current and the previous 30-minute interval: every
+        worker evaluates the alerts on those of all partitions.
+        """
+
     def __init__(
         self,
         *,
@@ -484,10 +491,11 @@ class PartitionState(_message.Message):
         agents: _abc.Iterable[Global___AgentNow] | None = ...,
         teams: _abc.Iterable[Global___AgentTeam] | None = ...,
         quotes: _abc.Iterable[Global___WaitQuote] | None = ...,
+        recent_contacts: _abc.Iterable[Global___Contact] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "envelope", b"envelope", "published_at", b"published_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agents", b"agents", "as_of", b"as_of", "decided", b"decided", "envelope", b"envelope", "generation", b"generation", "live", b"live", "owner", b"owner", "partition", b"partition", "pending", b"pending", "published_at", b"published_at", "quotes", b"quotes", "teams", b"teams", "topic", b"topic"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agents", b"agents", "as_of", b"as_of", "decided", b"decided", "envelope", b"envelope", "generation", b"generation", "live", b"live", "owner", b"owner", "partition", b"partition", "pending", b"pending", "published_at", b"published_at", "quotes", b"quotes", "recent_contacts", b"recent_contacts", "teams", b"teams", "topic", b"topic"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
