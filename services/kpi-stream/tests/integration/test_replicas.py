@@ -24,7 +24,7 @@ import httpx
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 from scenarios import TOKEN, agent_event, call_event, isolated_topics
-from worker_process import kpi_worker, poll, process_settings, ready
+from worker_process import api_get, kpi_worker, poll, process_settings, ready
 
 from callstream.agent.v1 import agent_events_pb2
 from callstream.call.v1 import call_events_pb2
@@ -177,16 +177,8 @@ def served_view(snapshots: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def _get(settings: KpiSettings, path: str, params: dict[str, str] | None = None) -> httpx.Response | None:
-    try:
-        return httpx.get(f"http://127.0.0.1:{settings.http_port}{path}", params=params, timeout=30,
-                         headers={"Authorization": f"Bearer {TOKEN}"})
-    except httpx.TransportError:
-        return None
-
-
 def realtime_api(settings: KpiSettings) -> dict[str, Any] | None:
-    response = _get(settings, "/v1/realtime")
+    response = api_get(settings, "/v1/realtime")
     return served_view(response.json()["snapshots"]) if response is not None and response.status_code == 200 else None
 
 
@@ -274,7 +266,7 @@ def newest_states(bootstrap: str, prefix: str) -> dict[str, kpi_events_pb2.Parti
 
 
 def answered_by_team(settings: KpiSettings, team: str, start: datetime, end: datetime) -> int | None:
-    response = _get(settings, "/v1/kpis", {"scope": "team", "id": team, "from": start.isoformat(),
+    response = api_get(settings, "/v1/kpis", {"scope": "team", "id": team, "from": start.isoformat(),
                                            "to": end.isoformat(), "grain": "day"})
     return response.json()["total"]["counters"]["answered"] if response is not None and response.status_code == 200 \
         else None
@@ -335,7 +327,7 @@ def test_two_workers_serve_the_same_complete_view_and_one_takes_over(kafka_boots
         def firing(s: KpiSettings) -> set[tuple[str, str]] | None:
             """(KPI, scope) of the alerts firing now (a worker that saw part of the data first may also hold
             one that fired and resolved since: it is not firing)."""
-            response = _get(s, "/v1/realtime")
+            response = api_get(s, "/v1/realtime")
             if response is None or response.status_code != 200:
                 return None
             return {(a["kpi"], "center" if a["scope"]["kind"] == "KIND_CENTER" else a["scope"]["id"])

@@ -41,7 +41,7 @@ def poll(what: str, probe: Callable[[], T | None], *, timeout: float, worker: Se
     raise AssertionError(f"{what}: not within {timeout} s\n{tail}")
 
 
-def _get(settings: KpiSettings, path: str, params: dict[str, str] | None = None) -> httpx.Response | None:
+def api_get(settings: KpiSettings, path: str, params: dict[str, str] | None = None) -> httpx.Response | None:
     try:
         return httpx.get(f"http://127.0.0.1:{settings.http_port}{path}", params=params, timeout=30,
                          headers={"Authorization": f"Bearer {TOKEN}"})
@@ -50,13 +50,13 @@ def _get(settings: KpiSettings, path: str, params: dict[str, str] | None = None)
 
 
 def ready(settings: KpiSettings) -> bool | None:
-    response = _get(settings, "/readyz")
+    response = api_get(settings, "/readyz")
     return True if response is not None and response.status_code == 200 else None
 
 
 def figures(settings: KpiSettings, start: str, end: str) -> dict[str, float] | None:
     """Offered, answered, abandoned, timed-out and ASA of [start, end) from the KPI API."""
-    response = _get(settings, "/v1/kpis", {"from": start, "to": end, "grain": "month"})
+    response = api_get(settings, "/v1/kpis", {"from": start, "to": end, "grain": "month"})
     if response is None or response.status_code != 200:
         return None
     total = response.json()["total"]
@@ -67,7 +67,7 @@ def figures(settings: KpiSettings, start: str, end: str) -> dict[str, float] | N
 
 def metric(settings: KpiSettings, name: str) -> float | None:
     """A Prometheus sample of the worker (first line starting with `name`)."""
-    response = _get(settings, "/metrics")
+    response = api_get(settings, "/metrics")
     if response is None or response.status_code != 200:
         return None
     for line in response.text.splitlines():
