@@ -72,8 +72,12 @@ class PartitionStateLog:
     def read_to_end(self, timeout_s: float = 30.0) -> list[kpi_events_pb2.PartitionState]:
         """Every state up to the topic's end as of now (a start, a rebalance: the previous owners' last states)."""
         deadline = time.monotonic() + timeout_s
-        ends = {p: self._consumer.get_watermark_offsets(TopicPartition(self.topic, p), timeout=timeout_s)[1]
-                for p in self._partitions}
+        try:
+            ends = {p: self._consumer.get_watermark_offsets(TopicPartition(self.topic, p), timeout=timeout_s)[1]
+                    for p in self._partitions}
+        except KafkaException as exc:
+            raise RuntimeError(f"cannot read the state topic {self.topic} ({exc}): is it created? "
+                               "`callstream topics apply` creates every topic of the registry") from exc
         out: list[kpi_events_pb2.PartitionState] = []
         while True:
             out += self.read(0.2)
