@@ -242,7 +242,7 @@ class CallRouting:
         caller who does not answer in time: the callback ends.)"""
         call = self._call_of_agent_channel(channel_id)
         if call is not None and call.phase is Phase.CALLING_BACK and channel_id == call.caller_channel:
-            return self._callback_failed(call, now)
+            return self._never_connected(call, now)
         if call is None or call.phase is not Phase.RINGING:
             return []  # answered or gone in time
         effects = self._agent_lost(call, now)
@@ -263,7 +263,7 @@ class CallRouting:
         if call is None:
             return []  # a channel the bridge already let go of (it hung it up itself)
         if call.phase is Phase.CALLING_BACK:
-            return self._callback_failed(call, now)  # the caller did not answer, or the agent hung up first
+            return self._never_connected(call, now)  # the caller did not answer, or the agent hung up first
         if call.callback and channel_id == call.caller_channel and call.phase is Phase.BRIDGED:
             return self._end(call, ce.CallEnded.PARTY_CALLER, now)
         if call.phase is Phase.BRIDGED:
@@ -398,7 +398,7 @@ class CallRouting:
         call = self._call_of_agent_channel(channel_id)
         if call is not None and call.phase is Phase.CALLING_BACK and channel_id == call.caller_channel:
             if call.agent_channel not in bridge_channels:
-                return self._callback_failed(call, now)
+                return self._never_connected(call, now)
             self.counts.called_back += 1
         elif call is None or call.phase is not Phase.ANSWERING:
             return []
@@ -417,19 +417,9 @@ class CallRouting:
         away before joining): never connected, the call counts as abandoned; the router, which accepted the
         reservation, ends the call so the agent is free again, and both channels are hung up."""
         call = self.calls.get(call_id)
-        if call is not None and call.phase is Phase.CALLING_BACK:
-            return self._callback_failed(call, now)
-        if call is None or call.phase is not Phase.ANSWERING:
+        if call is None or call.phase not in (Phase.ANSWERING, Phase.CALLING_BACK):
             return []
-        self.counts.abandoned += 1
-        return [
-            Hangup(call.agent_channel),
-            Hangup(call.call_id),
-            Route(d.EndCall(command_id=f"ari:{call.call_id}:end", call_id=call.call_id, agent_id=call.agent_id)),
-            self._call_event(call, "abandoned", ce.CallAbandoned(queue_id=call.queue_id,
-                                                                 phase=ce.CallAbandoned.PHASE_RINGING), now),
-            *self._close(call),
-        ]
+        return self._never_connected(call, now)
 
     def _overflowed(self, call: RoutedCall, outcome: d.Overflowed, now: datetime) -> list[Effect]:
         destination = {d.OverflowDestination.QUEUE: ce.CallOverflowed.DESTINATION_QUEUE,
@@ -467,13 +457,14 @@ class CallRouting:
             self._call_event(call, "queued", ce.CallQueued(queue_id=call.queue_id), now),
         ]
 
-    def _callback_failed(self, call: RoutedCall, now: datetime) -> list[Effect]:
-        """The callback did not reach the caller (no answer, busy) or the agent left before it did: the router
-        ends the call (the agent's wrap-up), the callback counts as abandoned while ringing."""
+    def _never_connected(self, call: RoutedCall, now: datetime) -> list[Effect]:
+        """The router accepted the agent but caller and agent were never connected (the caller left as the agent
+        answered, a callback did not reach the caller, the agent left first): the router ends the call so the
+        agent is free again (wrap-up), both channels are hung up, the call counts as abandoned while ringing."""
         self.counts.abandoned += 1
         return [
-            Hangup(call.caller_channel),
             Hangup(call.agent_channel),
+            Hangup(call.caller_channel),
             Route(d.EndCall(command_id=f"ari:{call.call_id}:end", call_id=call.call_id, agent_id=call.agent_id)),
             self._call_event(call, "abandoned", ce.CallAbandoned(queue_id=call.queue_id,
                                                                  phase=ce.CallAbandoned.PHASE_RINGING), now),
