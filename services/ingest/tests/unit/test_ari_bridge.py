@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import cast
 
 import pytest
 
 from callstream.common.v1 import envelope_pb2
 from callstream_ingest.ari import messages as m
+from callstream_ingest.ari.asterisk import AriRest
 from callstream_ingest.ari.config import AgentsFileError, read_agents
 from callstream_ingest.ari.domain import (
     Agent,
@@ -25,6 +27,9 @@ from callstream_ingest.ari.domain import (
     Publish,
     Route,
 )
+from callstream_ingest.ari.service import AriBridge
+from callstream_ingest.service import EventSink
+from callstream_ingest.simulator.grpc_router import GrpcRouter
 from callstream_routing import domain as d
 
 NOW = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
@@ -391,6 +396,29 @@ def test_the_channels_in_the_app_from_get_channels() -> None:
 
 def test_other_event_types_are_ignored() -> None:
     assert m.parse('{"type": "ChannelVarset", "variable": "X"}', NOW) == m.Ignored("ChannelVarset")
+
+
+class _DeadLetters:
+    """The one EventSink call a malformed message makes."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str, bytes, dict[str, str]]] = []
+
+    def dead_letter(self, adapter: str, topic: str, value: bytes, headers: dict[str, str]) -> None:
+        self.sent.append((adapter, topic, value, headers))
+
+
+async def test_a_websocket_message_the_bridge_does_not_understand_is_logged_counted_and_dead_lettered() -> None:
+    sink = _DeadLetters()
+    bridge = AriBridge(routing(), cast(AriRest, None), cast(GrpcRouter, None), cast(EventSink, sink))
+    bridge._received("not json {")
+    bridge._received(b'{"type": "StasisStart", "args": ["sales"]}')
+    bridge._received(stasis_start("1.1", ["sales"]))  # the bridge goes on with the next message
+    assert bridge.malformed == 2
+    assert [(adapter, topic, headers["ingest.reason"]) for adapter, topic, _, headers in sink.sent] == [
+        ("ari", "cc.call-events.v1", "not_json"), ("ari", "cc.call-events.v1", "no_channel_id")]
+    assert sink.sent[0][2] == b"not json {"
+    assert isinstance(bridge.inputs.get_nowait(), m.CallerEntered) and bridge.inputs.empty()
 
 
 # -- agents file ---------------------------------------------------------------------------------------------------
