@@ -33,6 +33,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -40,7 +41,7 @@ import yaml
 from asterisk_records import RoutedCall, read_routed_calls
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from google.protobuf import json_format
-from scenarios import TOKEN, isolated_topics, worker_settings
+from scenarios import TOKEN, isolated_topics, poll_kpis, worker_settings
 
 from callstream.call.v1 import call_events_pb2
 from callstream.routing.v1 import routing_pb2
@@ -144,17 +145,14 @@ async def settle_kpis(port: int, window: tuple[float, float], expected: dict[str
     `expected`; what it said last goes to `got`."""
     params = {"from": datetime.fromtimestamp(window[0], UTC).isoformat(),
               "to": datetime.fromtimestamp(window[1], UTC).isoformat(), "grain": "30m"}
-    deadline = time.monotonic() + 180
+
+    async def within(total: dict[str, Any]) -> bool:
+        got.update({k: total["counters"][k] for k in expected})
+        return all(lo - 1e-6 <= got[k] <= hi + 1e-6 for k, (lo, hi) in expected.items())
+
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60,
                                  headers={"Authorization": f"Bearer {TOKEN}"}) as http:
-        while time.monotonic() < deadline:
-            response = await http.get("/v1/kpis", params=params)
-            if response.status_code == 200:
-                counters = response.json()["total"]["counters"]
-                got.update({k: counters[k] for k in expected})
-                if all(lo - 1e-6 <= got[k] <= hi + 1e-6 for k, (lo, hi) in expected.items()):
-                    return
-            await asyncio.sleep(1)  # polling the worker's progress with a deadline
+        await poll_kpis(http, params, within, timeout_s=180)
 
 
 @pytest.mark.timeout(900)
