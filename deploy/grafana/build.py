@@ -160,11 +160,13 @@ def new_dashboard(uid: str, title: str, description: str, time_from: str, refres
 # 1. Real-time operations (wallboard). The real-time topic is not in ClickHouse: figures come from
 # completed contacts over the last minutes before the dashboard's end time ($__toTime, now when live).
 
+# Each call with its queue's SL threshold T and goal (queue_settings, written through the KPI API's
+# PUT /v1/queues/{id}/targets); a queue without settings has the KPI stream's defaults, 80 % in 20 s.
 REALTIME_CALLS = """
 WITH t AS (
-    SELECT c.*, if(s.queue_id = '', 20, s.sl_threshold_s) AS sl_t
+    SELECT c.*, if(s.queue_id = '', 20, s.sl_threshold_s) AS sl_t, if(s.queue_id = '', 80, s.sl_goal_pct) AS sl_goal
     FROM contacts AS c FINAL
-    LEFT JOIN (SELECT queue_id, sl_threshold_s FROM queue_settings FINAL) AS s ON s.queue_id = c.queue_id
+    LEFT JOIN (SELECT queue_id, sl_threshold_s, sl_goal_pct FROM queue_settings FINAL) AS s ON s.queue_id = c.queue_id
     WHERE c.segment = 0 AND c.offered_at > $__toTime - INTERVAL {minutes} MINUTE AND c.offered_at <= $__toTime
       AND c.queue_id IN (${{queue:singlequote}})
       AND c.outcome NOT IN ('blocked', 'ivr_handled', 'ivr_abandoned')
@@ -175,6 +177,10 @@ FROM t
 
 RT_SL = _pct("countIf(outcome = 'answered' AND queue_s <= sl_t)",
              "count() - countIf(outcome = 'abandoned' AND short_abandon)")
+# The goal of the selected queues: their goals weighted as the service level weighs their calls (offered −
+# short abandons), so the mix meets it whenever every queue meets its own; one queue: its goal.
+RT_GOAL = _div("sumIf(sl_goal, NOT (outcome = 'abandoned' AND short_abandon))",
+               "count() - countIf(outcome = 'abandoned' AND short_abandon)")
 RT_ASA = _div("sumIf(queue_s, outcome = 'answered')", "countIf(outcome = 'answered')")
 RT_ABANDON = _pct("countIf(outcome = 'abandoned') - countIf(outcome = 'abandoned' AND short_abandon)",
                   "count() - countIf(outcome = 'abandoned' AND short_abandon)")
@@ -189,8 +195,12 @@ def realtime() -> dash.Dashboard:
         "shows once it has ended.", "now-1h", "10s", [QUEUE_VAR])
     for minutes in (15, 30, 60):
         d = d.with_row(dash.Row(f"Last {minutes} minutes"))
-        for title, expr, unit, w in (("Service level", RT_SL, "percent", 6), ("ASA", RT_ASA, "s", 6),
-                                     ("Abandon rate", RT_ABANDON, "percent", 6)):
+        sql = REALTIME_CALLS.format(minutes=minutes, select=f"{RT_GOAL} AS goal, {RT_SL} AS service_level")
+        d = d.with_panel(lay.stat(
+            f"Service level ({minutes} min)", sql, unit="percent", w=6,
+            description="Each call against its queue's T, beside the goal of the selected queues (queue_settings; "
+                        "default 80 % in 20 s).").color_mode(common.BigValueColorMode.NONE))
+        for title, expr, unit, w in (("ASA", RT_ASA, "s", 6), ("Abandon rate", RT_ABANDON, "percent", 6)):
             sql = REALTIME_CALLS.format(minutes=minutes, select=f"{expr} AS value")
             d = d.with_panel(lay.stat(f"{title} ({minutes} min)", sql, unit=unit, w=w))
         sql = REALTIME_CALLS.format(minutes=minutes, select="count() AS offered, countIf(outcome = 'answered') "
@@ -213,22 +223,11 @@ FROM (
 GROUP BY state
 ORDER BY agents DESC
 """, w=12, h=8, description="Last closed state interval of each agent seen in the last hour."))
-    d = d.with_panel(lay.table("Per queue, last 30 minutes", """
-WITH t AS (
-    SELECT c.*, if(s.queue_id = '', 20, s.sl_threshold_s) AS sl_t
-    FROM contacts AS c FINAL
-    LEFT JOIN (SELECT queue_id, sl_threshold_s FROM queue_settings FINAL) AS s ON s.queue_id = c.queue_id
-    WHERE c.segment = 0 AND c.offered_at > $__toTime - INTERVAL 30 MINUTE AND c.offered_at <= $__toTime
-      AND c.queue_id IN (${queue:singlequote}) AND c.outcome NOT IN ('blocked', 'ivr_handled', 'ivr_abandoned')
-)
-SELECT queue_id AS queue, count() AS offered, countIf(outcome = 'answered') AS answered,
-       """ + RT_SL + """ AS service_level_pct,
-       """ + RT_ASA + """ AS asa_s,
-       """ + RT_ABANDON + """ AS abandon_rate_pct
-FROM t
-GROUP BY queue_id
-ORDER BY queue_id
-""", w=12, h=8))
+    per_queue = f"""queue_id AS queue, count() AS offered, countIf(outcome = 'answered') AS answered,
+       any(sl_t) AS sl_threshold_s, any(sl_goal) AS sl_goal_pct, {RT_SL} AS service_level_pct,
+       {RT_ASA} AS asa_s, {RT_ABANDON} AS abandon_rate_pct"""
+    d = d.with_panel(lay.table("Per queue, last 30 minutes", REALTIME_CALLS.format(minutes=30, select=per_queue)
+                               + "GROUP BY queue_id\nORDER BY queue_id\n", w=12, h=8))
     return d
 
 
@@ -240,13 +239,17 @@ QUEUE_FILTER = "$__timeFilter(interval_start) AND queue_id IN (${queue:singlequo
 
 def queue_series(expr: str, alias: str) -> str:
     return f"""
-SELECT $__timeInterval(interval_start) AS time, queue_id, {expr} AS {alias}
+SELECT $__timeInterval(interval_start) AS time, queue_id, {expr} AS {alias}{SL_GOAL if alias == "service_level" else ""}
 FROM v_queue_30m
 WHERE {QUEUE_FILTER}
 GROUP BY time, queue_id
 ORDER BY time, queue_id
 """
 
+
+# The service level's goal line: each queue's goal (queue_settings, default 80 %), drawn dashed beside its SL.
+SL_GOAL = ", any(sl_goal_pct) AS sl_goal"
+DASHED = models.DynamicConfigValue("custom.lineStyle", {"fill": "dash", "dash": [10, 10]})
 
 QUEUE_KPIS: list[tuple[str, str, str, str | None, bool]] = [
     # title, expression over summed v_queue_30m counters, alias, unit, bars
@@ -282,7 +285,10 @@ def queue_performance() -> dash.Dashboard:
         "Call-level figures count each call once (segment 0); T and the goal come from queue_settings "
         "(default 80 % in 20 s).", "now-24h", "1m", [QUEUE_VAR])
     for title, expr, alias, unit, bars in QUEUE_KPIS:
-        d = d.with_panel(lay.series(title, queue_series(expr, alias), unit=unit, bars=bars))
+        panel = lay.series(title, queue_series(expr, alias), unit=unit, bars=bars)
+        if alias == "service_level":
+            panel = panel.override_by_regexp("^sl_goal.*", [DASHED])
+        d = d.with_panel(panel)
     d = d.with_panel(lay.table("All call KPIs per queue and interval", f"""
 SELECT interval_start, queue_id,
        sum(received) AS received_calls, sum(offered) AS offered_calls, sum(answered) AS answered_calls,

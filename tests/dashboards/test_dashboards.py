@@ -116,7 +116,12 @@ def contact(call_id: str, segment: int, offered: datetime, queue: str, outcome: 
     return [row[c] for c in CONTACT_COLUMNS]
 
 
-def seed(client: Client) -> None:
+SETTINGS = {"q_sales": (20.0, 80.0, 20.0), "q_support": (30.0, 90.0, 15.0)}  # T, goal %, short-abandon s
+DEFAULT_SETTINGS = (20.0, 80.0, 20.0)  # the KPI stream's defaults (80 % in 20 s) for q_billing
+
+
+def seed(client: Client) -> list[dict[str, Any]]:
+    """Seeds the facts; returns the contacts (column -> value)."""
     apply_migrations(client)
     base = interval_start(NOW) - timedelta(hours=5)
     rows: list[list[Any]] = []
@@ -150,7 +155,7 @@ def seed(client: Client) -> None:
             rows.append(contact(f"c{n}", 0, t + timedelta(seconds=100), queue, "answered", agent=other, queue_s=8.0,
                                 talk_s=90.0, acw_s=15.0, resolved=True, caller=f"repeat-{k}"))
     client.insert("contacts", rows, column_names=CONTACT_COLUMNS)
-    client.insert("queue_settings", [["q_sales", 20.0, 80.0, 20.0], ["q_support", 30.0, 90.0, 15.0]],
+    client.insert("queue_settings", [[queue, *values] for queue, values in SETTINGS.items()],
                   column_names=["queue_id", "sl_threshold_s", "sl_goal_pct", "short_abandon_s"])
 
     states = []
@@ -208,6 +213,7 @@ def seed(client: Client) -> None:
     client.insert("hr_costs", [["k1", "cc-1", NOW - timedelta(days=7), NOW, 5000.0, "EUR", "payroll", NOW]],
                   column_names=["entry_id", "cost_center_id", "period_start", "period_end", "amount", "currency",
                                 "category", "occurred_at"])
+    return [dict(zip(CONTACT_COLUMNS, row, strict=True)) for row in rows]
 
 
 SEEDED_VARIABLES = {"queue": QUEUES, "team": list(TEAMS), "agent": AGENTS}
@@ -301,3 +307,45 @@ def test_queue_view_counts_like_the_reference_counters(clickhouse: Client) -> No
         assert service_level(view) == service_level(reference)
         assert abandon_rate(view) == abandon_rate(reference)
         assert reference.offered > 0 and reference.short_abandons > 0 and reference.resolved_no_repeat > 0
+
+
+def _panels_titled(title: str, dashboard: str) -> list[dict[str, Any]]:
+    return [p for p in panels(dashboards()[dashboard]) if p.get("title") == title]
+
+
+def _run_panel(clickhouse: Client, panel: dict[str, Any]) -> list[dict[str, Any]]:
+    sql = expand(panel["targets"][0]["rawSql"], start=TIME_FROM, end=TIME_TO, interval_s=interval_seconds(panel),
+                 variables=SEEDED_VARIABLES)
+    result = clickhouse.query(sql)
+    return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
+
+
+def test_service_level_panels_take_each_queues_threshold_and_goal(clickhouse: Client) -> None:
+    """The per-queue T and goal of queue_settings (defaults for a queue without settings) in the real-time
+    figures and the goal lines; the expected service level from the seeded contacts by kpis.md row 21."""
+    contacts = seed(clickhouse)
+    last_30 = [c for c in contacts if c["segment"] == 0 and TIME_TO - timedelta(minutes=30) < c["offered_at"] <= TIME_TO
+               and c["outcome"] not in ("blocked", "ivr_handled", "ivr_abandoned")]
+    expected: dict[str, tuple[float, float, float]] = {}
+    weights: dict[str, int] = {}
+    for queue in QUEUES:
+        t, goal, _ = SETTINGS.get(queue, DEFAULT_SETTINGS)
+        calls = [c for c in last_30 if c["queue_id"] == queue]
+        counted = len(calls) - sum(c["outcome"] == "abandoned" and c["short_abandon"] for c in calls)
+        within = sum(c["outcome"] == "answered" and c["queue_s"] <= t for c in calls)
+        expected[queue] = (t, goal, 100 * within / counted)
+        weights[queue] = counted
+    (table,) = _panels_titled("Per queue, last 30 minutes", "realtime-operations.json")
+    got = {r["queue"]: (r["sl_threshold_s"], r["sl_goal_pct"], r["service_level_pct"])
+           for r in _run_panel(clickhouse, table)}
+    assert got.keys() == expected.keys()
+    for queue, values in expected.items():
+        assert got[queue] == pytest.approx(values, abs=0.05), queue  # the panel rounds to 0.1
+    assert expected["q_support"][2] != expected["q_sales"][2]  # the seeded T of 30 s makes a difference
+    (stat_30,) = _panels_titled("Service level (30 min)", "realtime-operations.json")
+    (row,) = _run_panel(clickhouse, stat_30)
+    goal = sum(expected[q][1] * weights[q] for q in QUEUES) / sum(weights.values())
+    assert row["goal"] == pytest.approx(goal, abs=0.05)
+    series = _panels_titled("Service level (answered within T / (offered − short abandons))", "queue-performance.json")
+    goals = {(r["queue_id"], r["sl_goal"]) for r in _run_panel(clickhouse, series[0])}
+    assert goals == {(q, SETTINGS.get(q, DEFAULT_SETTINGS)[1]) for q in QUEUES}

@@ -21,6 +21,9 @@ from callstream_core.topics import BY_NAME
 DEV_TOKEN = "dev-manager-token"
 # The simulator and ingest talk to the router as a switch would: with a machine-role token.
 DEV_SERVICE_TOKEN = "dev-service-token"
+# HR's people records (hiring, skills) take the hr role: the planner's walk-through (services/hr/README.md)
+# enters the example staff with it before publishing their roster.
+DEV_HR_TOKEN = "dev-hr-token"
 # How long the demo's simulator waits for the routing service to lead: its start-up applies topics, takes the
 # log and replays it from the newest snapshot (up to 600 s or 50,000 commands of earlier runs), a few seconds
 # on a warm machine; two minutes covers a cold JVM broker and a loaded laptop.
@@ -83,7 +86,7 @@ def up(
         apply_topics(bootstrap, [dataclasses.replace(BY_NAME["cc.routing-commands.v1"], name=command_log)])
         typer.echo(f"topics ready ({len(created)} created; routing command log {command_log})")
         env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-               "API_TOKENS": f"{DEV_TOKEN}:manager,{DEV_SERVICE_TOKEN}:service",
+               "API_TOKENS": f"{DEV_TOKEN}:manager,{DEV_SERVICE_TOKEN}:service,{DEV_HR_TOKEN}:hr",
                "CALLSTREAM_TOKEN": DEV_SERVICE_TOKEN, "PYTHONUNBUFFERED": "1",
                # A development run: public defaults (the caller-hash salt) are allowed.
                "CALLSTREAM_ENV": "development"}
@@ -106,6 +109,7 @@ def up(
         for service in chosen:
             typer.echo(f"{service.name:16} {service.address}")
         typer.echo(f"API token        {DEV_TOKEN} (role manager; send as 'Authorization: Bearer ...')")
+        typer.echo(f"HR token         {DEV_HR_TOKEN} (role hr: hiring, skills)")
         typer.echo("Ctrl-C stops everything.\n")
         if chosen:
             manager.loop()  # returns when a process exits or on Ctrl-C, after stopping the others

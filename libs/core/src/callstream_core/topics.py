@@ -176,8 +176,7 @@ def _partition_state_example() -> Message:
                                           owner="kpi-stream-7d9f-x2c4q", generation=12)
     state.published_at.FromDatetime(datetime(2026, 11, 2, 9, 30, 12))
     state.as_of.FromDatetime(datetime(2026, 11, 2, 9, 30, 2))
-    decided = state.decided.add(call_id="pbx1-1762075812.42", queue_id="billing", outcome="answered", wait_s=14.0,
-                                within_t=True)
+    decided = state.decided.add(call_id="pbx1-1762075812.42", queue_id="billing", outcome="answered", wait_s=14.0)
     decided.at.FromDatetime(datetime(2026, 11, 2, 9, 30, 12))
     live = state.live.add(call_id="pbx1-1762075840.7", queue_id="billing", waiting_queue="billing")
     live.last_at.FromDatetime(datetime(2026, 11, 2, 9, 30, 40))

@@ -10,7 +10,7 @@ target does not flap.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Literal
@@ -314,3 +314,33 @@ class QueueSettings:
         book.override("service_level", scope, value=self.sl_goal_pct)
         for kpi, value in self.kpi_targets.items():
             book.override(kpi, scope, value=value)
+
+
+@dataclass(frozen=True)
+class QueueTargets:
+    """The targets in force: each queue's own settings (the queue_settings table) and the defaults, which
+    hold for every other queue and for the center."""
+
+    defaults: QueueSettings = field(default_factory=lambda: QueueSettings(""))
+    queues: Mapping[str, QueueSettings] = field(default_factory=dict)
+
+    @classmethod
+    def of_queues(cls, defaults: QueueSettings, queues: Iterable[QueueSettings]) -> QueueTargets:
+        return cls(defaults, {q.queue_id: q for q in queues})
+
+    def of(self, queue_id: str) -> QueueSettings:
+        return self.queues.get(queue_id, self.defaults)
+
+    def sl_threshold_s(self, queue_id: str) -> float:
+        return self.of(queue_id).sl_threshold_s
+
+    def short_abandon_s(self, queue_id: str) -> float:
+        return self.of(queue_id).short_abandon_s
+
+    def book(self) -> TargetBook:
+        """The alert targets: the handbook's, with the default SL goal, overridden per queue."""
+        sl = DEFAULT_TARGETS["service_level"]
+        book = TargetBook({**DEFAULT_TARGETS, "service_level": replace(sl, value=self.defaults.sl_goal_pct)})
+        for queue in self.queues.values():
+            queue.apply(book)
+        return book

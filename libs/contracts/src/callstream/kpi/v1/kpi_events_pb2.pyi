@@ -270,9 +270,17 @@ class RealtimeSnapshot(_message.Message):
     WINDOWS_FIELD_NUMBER: _builtins.int
     EXPECTED_WAIT_S_FIELD_NUMBER: _builtins.int
     AGENTS_FIELD_NUMBER: _builtins.int
+    SERVICE_LEVEL_THRESHOLD_S_FIELD_NUMBER: _builtins.int
+    SERVICE_LEVEL_TARGET_FIELD_NUMBER: _builtins.int
     calls_waiting: _builtins.int
     longest_wait_s: _builtins.float
     expected_wait_s: _builtins.float
+    service_level_threshold_s: _builtins.float
+    """The service-level threshold T (seconds) and goal (percent) in force for the scope: the queue's targets
+    (PUT /v1/queues/{id}/targets), or the defaults for the center, whose figures count each call against
+    its own queue's T.
+    """
+    service_level_target: _builtins.float
     @_builtins.property
     def envelope(self) -> _envelope_pb2.Envelope: ...
     @_builtins.property
@@ -299,10 +307,12 @@ class RealtimeSnapshot(_message.Message):
         windows: _abc.Iterable[Global___WindowFigures] | None = ...,
         expected_wait_s: _builtins.float = ...,
         agents: _abc.Iterable[Global___AgentStatus] | None = ...,
+        service_level_threshold_s: _builtins.float = ...,
+        service_level_target: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "envelope", b"envelope", "scope", b"scope"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agents", b"agents", "agents_by_state", b"agents_by_state", "as_of", b"as_of", "calls_waiting", b"calls_waiting", "envelope", b"envelope", "expected_wait_s", b"expected_wait_s", "longest_wait_s", b"longest_wait_s", "scope", b"scope", "windows", b"windows"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agents", b"agents", "agents_by_state", b"agents_by_state", "as_of", b"as_of", "calls_waiting", b"calls_waiting", "envelope", b"envelope", "expected_wait_s", b"expected_wait_s", "longest_wait_s", b"longest_wait_s", "scope", b"scope", "service_level_target", b"service_level_target", "service_level_threshold_s", b"service_level_threshold_s", "windows", b"windows"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -510,15 +520,14 @@ class DecidedCall(_message.Message):
     QUEUE_ID_FIELD_NUMBER: _builtins.int
     OUTCOME_FIELD_NUMBER: _builtins.int
     WAIT_S_FIELD_NUMBER: _builtins.int
-    WITHIN_T_FIELD_NUMBER: _builtins.int
-    SHORT_ABANDON_FIELD_NUMBER: _builtins.int
+    ABANDONED_AFTER_S_FIELD_NUMBER: _builtins.int
     call_id: _builtins.str
     queue_id: _builtins.str
     outcome: _builtins.str
     """answered | abandoned | other"""
     wait_s: _builtins.float
-    within_t: _builtins.bool
-    short_abandon: _builtins.bool
+    abandoned_after_s: _builtins.float
+    """An abandoned call's wait from its first queueing (or ACD entry)."""
     @_builtins.property
     def at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -529,12 +538,11 @@ class DecidedCall(_message.Message):
         queue_id: _builtins.str = ...,
         outcome: _builtins.str = ...,
         wait_s: _builtins.float = ...,
-        within_t: _builtins.bool = ...,
-        short_abandon: _builtins.bool = ...,
+        abandoned_after_s: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "call_id", b"call_id", "outcome", b"outcome", "queue_id", b"queue_id", "short_abandon", b"short_abandon", "wait_s", b"wait_s", "within_t", b"within_t"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["abandoned_after_s", b"abandoned_after_s", "at", b"at", "call_id", b"call_id", "outcome", b"outcome", "queue_id", b"queue_id", "wait_s", b"wait_s"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
