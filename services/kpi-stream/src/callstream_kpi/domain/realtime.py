@@ -369,11 +369,11 @@ class RealtimeView:
         remembered as decided, so its events read again (after the last committed offset) are not counted twice."""
         s = self.settings
         held = {lc.call_id for lc in state.live}
-        for d in state.decided:
-            at = d.at.ToDatetime(tzinfo=UTC)
-            self._window.add(at, Decided(d.queue_id, d.outcome, d.wait_s, d.abandoned_after_s, d.call_id))
-            if d.queue_id:
-                self.queues.add(d.queue_id)
+        decided = [(_time(d.at), Decided(d.queue_id, d.outcome, d.wait_s, d.abandoned_after_s, d.call_id))
+                   for d in state.decided]
+        self._window.add_many(decided)
+        self.queues.update(d.queue_id for _, d in decided if d.queue_id)
+        for at, d in decided:
             if d.call_id not in held and d.call_id not in self._calls:
                 until = at + timedelta(seconds=s.dedup_retention_s)
                 self._forgotten[d.call_id] = until
@@ -492,8 +492,16 @@ def _timestamp(at: datetime) -> Timestamp:
     return stamp
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _time(stamp: Timestamp) -> datetime:
+    """Timestamp.ToDatetime, to the microsecond, at a tenth of its cost (a merge converts every held call's)."""
+    return _EPOCH + timedelta(seconds=stamp.seconds, microseconds=stamp.nanos // 1000)
+
+
 def _time_or_none(message: Message, name: str) -> datetime | None:
-    return getattr(message, name).ToDatetime(tzinfo=UTC) if message.HasField(name) else None
+    return _time(getattr(message, name)) if message.HasField(name) else None
 
 
 def _in_scope(queue_id: str, scope: ScopeRef) -> bool:

@@ -8,7 +8,7 @@ wall clock, so a replay at any speed yields the same figures.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Hashable, Iterator
+from collections.abc import Hashable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, Protocol, TypeVar
@@ -245,6 +245,14 @@ class RollingWindow(Generic[T]):
             self._items.append(entry)
         else:
             bisect.insort(self._items, entry, key=_entry_key)
+
+    def add_many(self, items: Iterable[tuple[datetime, T]]) -> None:
+        """Add many at once: one sort of what is held and the new items (a merge of sorted runs), where adding
+        them one by one among the held ones would shift the list for each."""
+        for at, item in items:
+            self._seq += 1
+            self._items.append(_Entry(at, self._seq, item))
+        self._items.sort(key=_entry_key)
 
     def prune(self, now: datetime) -> None:
         del self._items[:bisect.bisect_right(self._items, now - self.horizon, key=_entry_at)]
