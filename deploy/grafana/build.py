@@ -429,6 +429,43 @@ ORDER BY time, team_id
 ATTENDANCE_FILTER = ("$__timeFilter(shift_start) AND team_id IN (${team:singlequote}) "
                      "AND agent_id IN (${agent:singlequote})")
 
+# The published roster against the floor, per interval: scheduled agents are the on-phone time of the shifts HR
+# published (hr_shifts, spread pro rata over the slots a shift covers, as adherence reads it) ÷ the interval's
+# length, i.e. the average number of agents the roster puts on the phones; staffed agents are the logged-in time
+# (any state but logged_out) ÷ the same length, on-phone agents the productive part of it (ready, reserved,
+# talking, hold, ACW). The agents follow $team/$agent, the calls $queue (shifts carry no queue).
+ROSTER_FACTS = f"""
+    SELECT interval_start, scheduled_on_phone_s, 0 AS logged_in_s, 0 AS productive_s, 0 AS offered,
+           0 AS answered_within_t, 0 AS short_abandons
+    FROM v_schedule_30m WHERE {AGENT_FILTER}
+    UNION ALL
+    SELECT interval_start, 0, logged_in_s, productive_s, 0, 0, 0
+    FROM v_agent_states_30m WHERE {AGENT_FILTER}
+    UNION ALL
+    SELECT interval_start, 0, 0, 0, offered, answered_within_t, short_abandons
+    FROM v_queue_30m WHERE {QUEUE_FILTER}"""
+
+
+def roster_agents(seconds: str) -> str:
+    """The three agent figures over an interval of `seconds` (a literal or the plugin's $__interval_s)."""
+    return (f"round(sum(scheduled_on_phone_s) / {seconds}, 2) AS scheduled_agents, "
+            f"round(sum(logged_in_s) / {seconds}, 2) AS staffed_agents, "
+            f"round(sum(productive_s) / {seconds}, 2) AS on_phone_agents")
+
+
+ROSTER_CALLS = ("sum(offered) AS offered_calls, "
+                f"{_pct('sum(answered_within_t)', 'sum(offered) - sum(short_abandons)')} AS service_level_pct")
+
+
+def roster_vs_staffing(time: str, columns: str, order: str = "time") -> str:
+    return f"""
+SELECT {time} AS time, {columns}
+FROM ({ROSTER_FACTS}
+)
+GROUP BY time
+ORDER BY {order}
+"""
+
 
 def workforce() -> dash.Dashboard:
     lay = Layout()
@@ -436,7 +473,8 @@ def workforce() -> dash.Dashboard:
         "callstream-workforce", "Callstream · Workforce",
         "Adherence = productive logged-in time (ready, reserved, talking, hold, ACW) / scheduled on-phone time; "
         "attendance = agent-shifts with an IN punch / agent-shifts scheduled; attrition = leavers / average FTE "
-        "headcount over the time range (annualised too).", "now-7d", "5m", [TEAM_VAR, AGENT_VAR])
+        "headcount over the time range (annualised too); scheduled agents (the published roster) against staffed "
+        "agents, offered calls and service level per interval.", "now-7d", "5m", [TEAM_VAR, AGENT_VAR, QUEUE_VAR])
     d = d.with_panel(lay.stat("Adherence (target ≥ 92 %)", f"""
 SELECT {_pct('sum(productive_s)', 'sum(scheduled_on_phone_s)')} AS adherence
 FROM (
@@ -460,6 +498,21 @@ FROM v_employment
 WHERE team_id IN (${{team:singlequote}})
 """, unit="percent", w=8))
     d = d.with_panel(lay.series("Adherence by team", ADHERENCE_SERIES, unit="percent"))
+    d = d.with_row(dash.Row("Published roster against staffing"))
+    series_time = "$__timeInterval(interval_start)"
+    d = d.with_panel(lay.series("Scheduled vs staffed agents", roster_vs_staffing(
+        series_time, roster_agents("$__interval_s")), w=12, description=(
+        "Scheduled = on-phone time of the published shifts (hr_shifts) ÷ the interval; staffed = logged-in time ÷ "
+        "the interval; on phone = productive logged-in time ÷ the interval (averages over the interval).")))
+    d = d.with_panel(lay.series("Offered calls and service level", roster_vs_staffing(series_time, ROSTER_CALLS),
+                                w=12))
+    # The table stays at the 30-minute grain whatever the range, so its divisor is the grain, not $__interval_s.
+    d = d.with_panel(lay.table(
+        "Roster against staffing, calls and service level per interval",
+        roster_vs_staffing("interval_start", f"{roster_agents('1800')}, {ROSTER_CALLS}", order="time DESC"),
+        h=12, description=(
+            "Per 30-minute interval: scheduled agents from the published roster, staffed and on-phone agents from "
+            "agent states ($team, $agent), offered calls and service level of the interval ($queue).")))
     d = d.with_panel(lay.series("Attendance rate by team (by shift start)", f"""
 SELECT $__timeInterval(shift_start) AS time, team_id, {_pct('sum(present)', 'count()')} AS attendance
 FROM v_attendance_shifts

@@ -349,3 +349,56 @@ def test_service_level_panels_take_each_queues_threshold_and_goal(clickhouse: Cl
     series = _panels_titled("Service level (answered within T / (offered − short abandons))", "queue-performance.json")
     goals = {(r["queue_id"], r["sl_goal"]) for r in _run_panel(clickhouse, series[0])}
     assert goals == {(q, SETTINGS.get(q, DEFAULT_SETTINGS)[1]) for q in QUEUES}
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _overlap_s(start: datetime, end: datetime, slot: datetime) -> float:
+    start, end = _utc(start), _utc(end)
+    return max(0.0, (min(end, slot + timedelta(minutes=30)) - max(start, slot)).total_seconds())
+
+
+def test_roster_panel_sets_scheduled_against_staffed_agents_calls_and_service_level(clickhouse: Client) -> None:
+    """The workforce dashboard's per-interval table: each figure recomputed here from the seeded rows
+    (shifts, state intervals, contacts) read back from ClickHouse, not from the views the panel reads."""
+    contacts = seed(clickhouse)
+    shifts = clickhouse.query("SELECT shift_start, shift_end, on_phone_s FROM hr_shifts FINAL").result_rows
+    states = clickhouse.query("SELECT state, started_at, ended_at FROM agent_state_intervals FINAL").result_rows
+    (table,) = _panels_titled("Roster against staffing, calls and service level per interval", "workforce.json")
+    rows = _run_panel(clickhouse, table)
+    assert rows, "no intervals"
+    checked_calls = 0
+    for row in rows:
+        slot = _utc(row["time"])
+        # A shift's on-phone time spread evenly over its length; the slot's share ÷ 30 minutes.
+        scheduled = sum(on_phone * _overlap_s(start, end, slot) / (end - start).total_seconds()
+                        for start, end, on_phone in shifts) / 1800
+        staffed = sum(_overlap_s(s, e, slot) for state, s, e in states if state != "logged_out") / 1800
+        on_phone = sum(_overlap_s(s, e, slot) for state, s, e in states
+                       if state in ("ready", "reserved", "talking", "hold", "acw")) / 1800
+        calls = [c for c in contacts if c["segment"] == 0 and slot <= c["offered_at"] < slot + timedelta(minutes=30)
+                 and c["outcome"] not in ("blocked", "ivr_handled", "ivr_abandoned")]
+        counted = len(calls) - sum(c["outcome"] == "abandoned" and c["short_abandon"] for c in calls)
+        within = sum(c["outcome"] == "answered" and c["queue_s"] <= SETTINGS.get(c["queue_id"], DEFAULT_SETTINGS)[0]
+                     for c in calls)
+        assert row["scheduled_agents"] == pytest.approx(scheduled, abs=0.005), slot
+        assert row["staffed_agents"] == pytest.approx(staffed, abs=0.005), slot
+        assert row["on_phone_agents"] == pytest.approx(on_phone, abs=0.005), slot
+        assert row["offered_calls"] == len(calls), slot
+        if counted:
+            checked_calls += 1
+            assert row["service_level_pct"] == pytest.approx(100 * within / counted, abs=0.05), slot
+        else:
+            assert row["service_level_pct"] is None, slot
+    # The seed has intervals with shifts and agents (on shift, under it: 6 agents, 7 h of 8 on the phone) and calls.
+    assert any(r["scheduled_agents"] == pytest.approx(6 * 7 / 8) and r["staffed_agents"] > 0 for r in rows)
+    assert checked_calls >= 10
+    # The team variable narrows the agents: one team, half the seeded agents.
+    north = expand(table["targets"][0]["rawSql"], start=TIME_FROM, end=TIME_TO, interval_s=1800,
+                   variables={**SEEDED_VARIABLES, "team": ["t_north"], "agent": TEAMS["t_north"]})
+    result = clickhouse.query(north)
+    by_slot = {r[0]: dict(zip(result.column_names, r, strict=True)) for r in result.result_rows}
+    for row in rows:
+        assert by_slot[row["time"]]["scheduled_agents"] == pytest.approx(row["scheduled_agents"] / 2, abs=0.01)
