@@ -353,6 +353,23 @@ ORDER BY time, {group}
 """
 
 
+def with_team_goal(sql: str, kpis: list[str], columns: list[str], order: str, team: str = "team_id") -> str:
+    """`sql`'s rows beside their team's own goal for each of `kpis` as `{kpi}_goal` (team_settings, written
+    through the KPI API's PUT /v1/teams/{id}/targets or `callstream targets set --team`); NULL where the team set
+    none, so a line or cell shows only where a goal is set. `team` is the column of `sql` holding the team."""
+    goals = ", ".join(f"JSONExtract(kpi_targets, '{k}', 'Nullable(Float64)') AS {k}_goal" for k in kpis)
+    return f"""
+SELECT {', '.join(f'v.{c} AS {c}' for c in columns)}, {', '.join(f'g.{k}_goal AS {k}_goal' for k in kpis)}
+FROM ({sql.strip()}) AS v
+LEFT JOIN (SELECT team_id, {goals} FROM team_settings FINAL) AS g ON g.team_id = v.{team}
+ORDER BY {order}
+"""
+
+
+# A team's goal line, drawn dashed beside its figure.
+TEAM_GOAL_DASHED = ("^.*_goal.*", [DASHED])
+
+
 def agent_performance() -> dash.Dashboard:
     lay = Layout()
     d = new_dashboard(
@@ -360,7 +377,11 @@ def agent_performance() -> dash.Dashboard:
         "Per agent and team: AHT, ACW, hold, talk, calls per hour, occupancy, transfers, FCR. Agent figures "
         "count every answered leg for its agent; calls per hour and occupancy come from agent states.",
         "now-24h", "1m", [TEAM_VAR, AGENT_VAR])
-    d = d.with_panel(lay.table("Agents over the time range", AGENT_TABLE, h=12))
+    d = d.with_panel(lay.table("Agents over the time range", with_team_goal(
+        AGENT_TABLE, ["average_acw", "transfer_rate"],
+        ["agent", "team", "calls", "aht_s", "acw_s", "hold_s", "talk_s", "calls_per_hour", "occupancy_pct",
+         "transfer_rate_pct", "fcr_pct"], "agent", team="team"), h=12,
+        description="average_acw_goal / transfer_rate_goal: the agent's team's goals where set (team targets)."))
     d = d.with_panel(lay.series("AHT by agent", agent_series(
         "v_agent_30m", "agent_id", _div("sum(sum_talk_s) + sum(sum_hold_s) + sum(sum_acw_s)", "sum(answered_legs)"),
         "aht"), unit="s"))
@@ -373,9 +394,11 @@ def agent_performance() -> dash.Dashboard:
     d = d.with_panel(lay.series("Occupancy by team", agent_series(
         "v_agent_states_30m", "team_id", _pct("sum(busy_s)", "sum(busy_s) + sum(available_idle_s)"), "occupancy"),
         unit="percent"))
-    d = d.with_panel(lay.series("Transfer rate by team (blind + warm)", agent_series(
+    d = d.with_panel(lay.series("Transfer rate by team (blind + warm)", with_team_goal(agent_series(
         "v_agent_30m", "team_id", _pct("sum(transferred_blind) + sum(transferred_warm)", "sum(answered_legs)"),
-        "transfer_rate"), unit="percent"))
+        "transfer_rate"), ["transfer_rate"], ["time", "team_id", "transfer_rate"], "time, team_id"), unit="percent",
+        description="Dashed: the team's transfer-rate goal where one is set (team targets).")
+        .override_by_regexp(*TEAM_GOAL_DASHED))
     d = d.with_panel(lay.series("First-call resolution by team", agent_series(
         "v_agent_30m", "team_id", _pct("sum(resolved_no_repeat)", "sum(answered)"), "fcr"), unit="percent"))
     d = d.with_panel(lay.series("Answered legs by agent", agent_series(
@@ -497,7 +520,10 @@ SELECT {_pct("countIf(has_left AND left_at >= p_start AND left_at < p_end)",
 FROM v_employment
 WHERE team_id IN (${{team:singlequote}})
 """, unit="percent", w=8))
-    d = d.with_panel(lay.series("Adherence by team", ADHERENCE_SERIES, unit="percent"))
+    d = d.with_panel(lay.series("Adherence by team", with_team_goal(
+        ADHERENCE_SERIES, ["adherence"], ["time", "team_id", "adherence"], "time, team_id"), unit="percent",
+        description="Dashed: the team's adherence goal where one is set (team targets).")
+        .override_by_regexp(*TEAM_GOAL_DASHED))
     d = d.with_row(dash.Row("Published roster against staffing"))
     series_time = "$__timeInterval(interval_start)"
     d = d.with_panel(lay.series("Scheduled vs staffed agents", roster_vs_staffing(
@@ -513,24 +539,29 @@ WHERE team_id IN (${{team:singlequote}})
         h=12, description=(
             "Per 30-minute interval: scheduled agents from the published roster, staffed and on-phone agents from "
             "agent states ($team, $agent), offered calls and service level of the interval ($queue).")))
-    d = d.with_panel(lay.series("Attendance rate by team (by shift start)", f"""
+    d = d.with_panel(lay.series("Attendance rate by team (by shift start)", with_team_goal(f"""
 SELECT $__timeInterval(shift_start) AS time, team_id, {_pct('sum(present)', 'count()')} AS attendance
 FROM v_attendance_shifts
 WHERE {ATTENDANCE_FILTER}
 GROUP BY time, team_id
-ORDER BY time, team_id
-""", unit="percent", interval="1d", bars=True))
-    d = d.with_panel(lay.table("Adherence per agent", ADHERENCE_TABLE, w=12))
-    d = d.with_panel(lay.table("Attendance per team", f"""
+""", ["attendance_rate"], ["time", "team_id", "attendance"], "time, team_id"), unit="percent", interval="1d",
+        bars=True, description="Dashed: the team's attendance goal where one is set (team targets).")
+        .override_by_regexp(*TEAM_GOAL_DASHED))
+    d = d.with_panel(lay.table("Adherence per agent", with_team_goal(
+        ADHERENCE_TABLE, ["adherence"], ["agent", "team", "productive_h", "scheduled_h", "adherence_pct"],
+        "adherence_pct", team="team"), w=12, description="adherence_goal: the agent's team's goal where set."))
+    d = d.with_panel(lay.table("Attendance per team", with_team_goal(f"""
 SELECT team_id AS team, count() AS scheduled_shifts, sum(present) AS present_shifts,
        count() - sum(present) AS absent_shifts,
        {_pct('sum(present)', 'count()')} AS attendance_pct
 FROM v_attendance_shifts
 WHERE {ATTENDANCE_FILTER}
 GROUP BY team_id
-ORDER BY team_id
-""", w=12))
-    d = d.with_panel(lay.table("Attrition per team", ATTRITION, w=12))
+""", ["attendance_rate"], ["team", "scheduled_shifts", "present_shifts", "absent_shifts", "attendance_pct"], "team",
+        team="team"), w=12))
+    d = d.with_panel(lay.table("Attrition per team", with_team_goal(
+        ATTRITION, ["agent_attrition_annualised"], ["team", "leavers", "avg_headcount_fte", "attrition_pct",
+                                                  "attrition_annualised_pct"], "team", team="team"), w=12))
     d = d.with_panel(lay.table("Leavers by exit reason", f"""
 WITH {PERIOD}
 SELECT exit_reason, count() AS leavers

@@ -118,6 +118,8 @@ def contact(call_id: str, segment: int, offered: datetime, queue: str, outcome: 
 
 SETTINGS = {"q_sales": (20.0, 80.0, 20.0), "q_support": (30.0, 90.0, 15.0)}  # T, goal %, short-abandon s
 DEFAULT_SETTINGS = (20.0, 80.0, 20.0)  # the KPI stream's defaults (80 % in 20 s) for q_billing
+TEAM_GOALS = {"adherence": 90.0, "transfer_rate": 10.0, "attendance_rate": 95.0, "agent_attrition_annualised": 25.0,
+              "average_acw": 50.0}
 
 
 def seed(client: Client) -> list[dict[str, Any]]:
@@ -157,6 +159,9 @@ def seed(client: Client) -> list[dict[str, Any]]:
     client.insert("contacts", rows, column_names=CONTACT_COLUMNS)
     client.insert("queue_settings", [[queue, *values] for queue, values in SETTINGS.items()],
                   column_names=["queue_id", "sl_threshold_s", "sl_goal_pct", "short_abandon_s"])
+    # t_north has its own goals (team targets); t_south none, so its goal lines and cells stay empty.
+    client.insert("team_settings", [["t_north", None, 85.0, json.dumps(TEAM_GOALS)]],
+                  column_names=["team_id", "sl_threshold_s", "sl_goal_pct", "kpi_targets"])
 
     states = []
     plan = [("ready", 400), ("talking", 700), ("hold", 100), ("acw", 200), ("not_ready", 200), ("reserved", 200)]
@@ -402,3 +407,25 @@ def test_roster_panel_sets_scheduled_against_staffed_agents_calls_and_service_le
     by_slot = {r[0]: dict(zip(result.column_names, r, strict=True)) for r in result.result_rows}
     for row in rows:
         assert by_slot[row["time"]]["scheduled_agents"] == pytest.approx(row["scheduled_agents"] / 2, abs=0.01)
+
+
+def test_team_panels_show_the_teams_goal_where_one_is_set(clickhouse: Client) -> None:
+    """Every team or agent panel with a `*_goal` column gives t_north's seeded goal for its KPI and nothing
+    for t_south, which has no team targets."""
+    seed(clickhouse)
+    checked: set[str] = set()
+    for name in ("agent-performance.json", "workforce.json"):
+        for panel in panels(dashboards()[name]):
+            if "team_settings" not in json.dumps(panel.get("targets", [])):
+                continue
+            rows = _run_panel(clickhouse, panel)
+            goal_columns = [c for c in rows[0] if c.endswith("_goal")]
+            assert goal_columns, panel["title"]
+            for row in rows:
+                team = row.get("team", row.get("team_id"))
+                for column in goal_columns:
+                    kpi = column.removesuffix("_goal")
+                    assert row[column] == (TEAM_GOALS[kpi] if team == "t_north" else None), (panel["title"], row)
+                    checked.add(kpi)
+            assert {row.get("team", row.get("team_id")) for row in rows} == set(TEAMS), panel["title"]
+    assert checked == set(TEAM_GOALS)
