@@ -1,6 +1,6 @@
-"""Per-team targets through the real KPI API on chDB: written, read back, refused with a 422 naming the field
-when a value is bad, and the team's KPI answer judged against them (figures recomputed here from the seeded
-calls)."""
+"""Per-queue and per-team targets through the real KPI API on chDB: written, read back, used by the KPI queries
+(the SL threshold), refused with a 422 naming the field when a value is bad, and a team's KPI answer judged
+against its targets (figures recomputed here from the seeded calls)."""
 
 from __future__ import annotations
 
@@ -23,14 +23,15 @@ from callstream_kpi.adapters.clickhouse_facts import (
 )
 from callstream_kpi.config import KpiSettings
 from callstream_kpi.domain.sessionizer import ContactRecord
-from callstream_kpi.domain.targets import ScopeRef, TargetBook, TeamSettings
+from callstream_kpi.domain.targets import QueueSettings, ScopeKind, ScopeRef, TargetBook, TeamSettings
 from callstream_kpi.entrypoints.api import create_app
 from callstream_kpi.entrypoints.broadcast import Broadcaster
 
 pytestmark = pytest.mark.integration
-MANAGER, READER = "kpi-manager-0002", "kpi-reader-0002"
+MANAGER, READER = "kpi-manager-0001", "kpi-reader-0001"
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
-# The calls team t_north answered (queue time, talk time); t_south answers others, which must not count.
+WAITS = [5.0, 15.0, 25.0, 35.0, 50.0, 70.0, 90.0, 120.0]  # answered calls' queue times
+# Queue support's calls answered by team t_north (queue time, talk time); t_south's must not count for it.
 NORTH = [(4.0, 200.0), (12.0, 150.0), (18.0, 90.0), (26.0, 300.0), (33.0, 120.0), (41.0, 240.0), (65.0, 60.0)]
 SOUTH = [(2.0, 100.0), (3.0, 100.0)]
 
@@ -39,20 +40,74 @@ SOUTH = [(2.0, 100.0), (3.0, 100.0)]
 def api(clickhouse_url: str) -> Iterator[str]:
     client = get_client(clickhouse_url, database="t_" + uuid.uuid4().hex[:12])
     apply_migrations(client)
-    records = [ContactRecord(call_id=f"{team}-{i}", segment=0, outcome="answered",
-                             offered_at=T0 + timedelta(minutes=i), queue_id="sales", agent_id=f"{team}-agent",
-                             team_id=team, queued=True, queue_s=wait,
-                             answered_at=T0 + timedelta(minutes=i, seconds=wait), talk_s=talk)
-               for team, calls in (("t_north", NORTH), ("t_south", SOUTH)) for i, (wait, talk) in enumerate(calls)]
+    records = [ContactRecord(call_id=f"c{i}", segment=0, outcome="answered", offered_at=T0 + timedelta(minutes=i),
+                             queue_id="sales", agent_id="a1", queued=True, queue_s=w,
+                             answered_at=T0 + timedelta(minutes=i, seconds=w), talk_s=100.0)
+               for i, w in enumerate(WAITS)]
+    records += [ContactRecord(call_id=f"{team}-{i}", segment=0, outcome="answered",
+                              offered_at=T0 + timedelta(minutes=i), queue_id="support", agent_id=f"{team}-agent",
+                              team_id=team, queued=True, queue_s=wait,
+                              answered_at=T0 + timedelta(minutes=i, seconds=wait), talk_s=talk)
+                for team, calls in (("t_north", NORTH), ("t_south", SOUTH)) for i, (wait, talk) in enumerate(calls)]
     FactWriter(RetryingClient(client)).insert("contacts", [contact_row(c.to_proto()) for c in records],
-                                              CONTACT_COLUMNS, [("team-targets-test", 0, 0)])
-    app = create_app(KpiSettings(api_tokens=f"{MANAGER}:manager,{READER}:team_lead"), client, Broadcaster())
+                                              CONTACT_COLUMNS, [("targets-test", 0, 0)])
+    app = create_app(KpiSettings(api_tokens=f"{MANAGER}:manager,{READER}:hr"), client, Broadcaster())
     with serve_in_thread(app) as base_url:
         yield base_url
 
 
 def _client(base: str, token: str) -> httpx.Client:
     return httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+
+
+def _service_level(c: httpx.Client) -> float:
+    r = c.get("/v1/kpis", params={"from": T0.isoformat(), "to": (T0 + timedelta(minutes=30)).isoformat(),
+                                  "scope": "queue", "id": "sales", "kpi": "service_level"})
+    assert r.status_code == 200, r.text
+    return float(r.json()["rows"][0]["service_level"])
+
+
+def test_targets_are_written_read_and_used_by_the_kpis(api: str) -> None:
+    with _client(api, MANAGER) as mgr, _client(api, READER) as reader:
+        assert reader.get("/v1/queues/sales/targets").status_code == 404
+        body = {"sl_threshold_s": 60, "sl_goal_pct": 90, "short_abandon_s": 5, "patience_s": 150,
+                "kpi_targets": {"asa": 15, "abandon_rate": 3}}
+        assert mgr.put("/v1/queues/sales/targets", json=body).status_code == 200
+        got = reader.get("/v1/queues/sales/targets").json()
+        assert got == {"queue_id": "sales", **body}
+        # a new version replaces the old one
+        assert mgr.put("/v1/queues/sales/targets", json={**body, "sl_threshold_s": 30}).status_code == 200
+        listed = reader.get("/v1/queues/targets").json()
+        assert [(q["queue_id"], q["sl_threshold_s"]) for q in listed] == [("sales", 30.0)]
+        # the KPI query takes T from the queue's settings: answered within 30 s of the 8 calls, by hand
+        assert _service_level(reader) == pytest.approx(100 * sum(w <= 30 for w in WAITS) / len(WAITS))
+
+
+def test_bad_targets_are_refused_naming_the_field(api: str) -> None:
+    with _client(api, MANAGER) as mgr, _client(api, READER) as reader:
+        for field, value in (("sl_threshold_s", 0), ("sl_goal_pct", 120), ("short_abandon_s", -1),
+                             ("patience_s", 0), ("sl_goal_pct", "high")):
+            r = mgr.put("/v1/queues/billing/targets", json={field: value})
+            assert r.status_code == 422, (field, r.text)
+            assert r.json()["detail"][0]["loc"][-1] == field
+        r = mgr.put("/v1/queues/billing/targets", json={"kpi_targets": {"happiness": 5}})
+        assert r.status_code == 422 and r.json()["detail"][0]["loc"][-1] == "kpi_targets"
+        assert "happiness" in r.json()["detail"][0]["msg"]
+        assert mgr.put("/v1/queues/billing/targets", json={"colour": "red"}).json()["detail"][0]["loc"][-1] == "colour"
+        assert reader.put("/v1/queues/billing/targets", json={}).status_code == 403
+        assert reader.get("/v1/queues/billing/targets").status_code == 404
+
+
+@pytest.mark.parametrize("settings_type, kind", [(QueueSettings, "queue"), (TeamSettings, "team")])
+def test_stored_targets_override_the_alert_targets_of_their_scope_only(
+        settings_type: type[QueueSettings | TeamSettings], kind: ScopeKind) -> None:
+    book = TargetBook()
+    settings_type("x", sl_goal_pct=90, kpi_targets={"asa": 15}).apply(book)
+    own, other = ScopeRef(kind, "x"), ScopeRef(kind, "y")
+    assert book.get("service_level", own).value == 90 and book.get("service_level", other).value == 80
+    assert book.get("asa", own).value == 15 and book.get("asa", other).value == 30
+    with pytest.raises(ValueError, match="happiness"):
+        settings_type("x", kpi_targets={"happiness": 1})
 
 
 def _team_answer(c: httpx.Client, team: str) -> dict[str, Any]:
@@ -124,13 +179,3 @@ def test_the_team_answer_is_judged_against_the_teams_targets(api: str) -> None:
         south = _team_answer(reader, "t_south")
         assert south["stored_targets"] is None and south["total"]["service_level"] == pytest.approx(100.0)
         assert south["total"]["met"]["service_level"] is True
-
-
-def test_team_settings_override_the_book_for_their_team_only() -> None:
-    book = TargetBook()
-    TeamSettings("t_north", sl_goal_pct=90, kpi_targets={"asa": 15}).apply(book)
-    north, south = ScopeRef("team", "t_north"), ScopeRef("team", "t_south")
-    assert book.get("service_level", north).value == 90 and book.get("service_level", south).value == 80
-    assert book.get("asa", north).value == 15 and book.get("asa", south).value == 30
-    with pytest.raises(ValueError, match="happiness"):
-        TeamSettings("t_north", kpi_targets={"happiness": 1})
