@@ -21,10 +21,12 @@ from sqlalchemy.orm import Session
 from callstream.agent.v1 import agent_events_pb2
 from callstream.common.v1 import envelope_pb2
 from callstream.hr.v1 import hr_events_pb2
-from callstream_core.auth import Principal, TokenAuth
+from callstream_core import db
+from callstream_core.auth import Principal, TokenAuth, TokenTable
 from callstream_core.http_errors import install_error_handlers
 from callstream_core.observability import ops_router
-from callstream_hr.adapters import db
+from callstream_core.outbox import OutboxRelay
+from callstream_hr.adapters.db import migrate
 from callstream_hr.adapters.kpi_history import KpiApiHistory
 from callstream_hr.adapters.models import (
     AbsenceRow,
@@ -42,7 +44,7 @@ from callstream_hr.adapters.models import (
     TrainingAttendance,
     TrainingSession,
 )
-from callstream_hr.adapters.outbox import OutboxRelay, add_event
+from callstream_hr.adapters.outbox import outbox
 from callstream_hr.config import HrSettings
 from callstream_hr.domain.erlang import required_agents
 from callstream_hr.domain.forecast import IntervalFigures, SeasonalForecaster
@@ -131,10 +133,10 @@ def _midnight(day: date) -> datetime:
 
 def create_app(settings: HrSettings) -> FastAPI:
     engine = db.make_engine(settings.database_url)
-    db.migrate(engine)
+    migrate(engine)
     sessions = db.session_factory(engine)
     auth = TokenAuth(settings.tokens())
-    scopes = settings.scopes()
+    scopes = TokenTable(settings.scopes())  # a team-lead token's team, looked up in constant time
     grace = timedelta(minutes=settings.lateness_grace_minutes)
     history: HistorySource | None = None
     kpi_history = None
@@ -150,7 +152,8 @@ def create_app(settings: HrSettings) -> FastAPI:
 
             producer = EventProducer(settings.kafka_bootstrap_servers, client_id="callstream-hr",
                                      wire_format=settings.wire_format)
-            relay = OutboxRelay(sessions, producer, settings.outbox_interval_s, settings.outbox_batch)
+            relay = OutboxRelay(outbox, sessions, producer, interval_s=settings.outbox_interval_s,
+                                batch=settings.outbox_batch, name="hr-outbox-relay")
             relay.start()
         try:
             yield
@@ -260,7 +263,7 @@ def create_app(settings: HrSettings) -> FastAPI:
             team.lead_id = body.lead_id
             for emp in members:
                 _record(session, emp, body.effective_on, "lead", body.lead_id, who)
-                add_event(session, "cc.hr-employment.v1", emp.id, hr_events_pb2.EmploymentChanged(
+                outbox.add(session, "cc.hr-employment.v1", emp.id, hr_events_pb2.EmploymentChanged(
                     employee_id=emp.id, kind=hr_events_pb2.EmploymentChanged.KIND_TEAM_CHANGED, role=emp.role,
                     team_id=team_id, row_id=emp.row_id or "", team_lead_id=body.lead_id or "", fte=emp.fte,
                     previous_role=emp.role, previous_team_id=team_id, previous_row_id=emp.row_id or "",
@@ -355,7 +358,7 @@ def create_app(settings: HrSettings) -> FastAPI:
         session.flush()  # the employee row first: the history row refers to it
         lead_id = team.lead_id if team else None
         _record(session, emp, body.hired_on, "hired", lead_id, who)
-        add_event(session, "cc.hr-employment.v1", emp.id, hr_events_pb2.EmploymentChanged(
+        outbox.add(session, "cc.hr-employment.v1", emp.id, hr_events_pb2.EmploymentChanged(
             employee_id=emp.id, kind=hr_events_pb2.EmploymentChanged.KIND_HIRED, role=emp.role,
             team_id=emp.team_id or "", row_id=emp.row_id or "", team_lead_id=lead_id or "", fte=emp.fte,
         ), _midnight(body.hired_on))
@@ -378,7 +381,7 @@ def create_app(settings: HrSettings) -> FastAPI:
         emp.exit_interview = body.exit_interview
         emp.exit_team_lead_id = team.lead_id if team else None
         _record(session, emp, body.left_on, "left", emp.exit_team_lead_id, who, body.exit_reason)
-        add_event(session, "cc.hr-employment.v1", emp.id, hr_events_pb2.EmploymentChanged(
+        outbox.add(session, "cc.hr-employment.v1", emp.id, hr_events_pb2.EmploymentChanged(
             employee_id=emp.id, kind=hr_events_pb2.EmploymentChanged.KIND_LEFT, role=emp.role,
             team_id=emp.team_id or "", row_id=emp.row_id or "", team_lead_id=emp.exit_team_lead_id or "",
             fte=emp.fte, exit_reason=EXIT_REASON_PB[body.exit_reason], voluntary=body.voluntary,
@@ -428,7 +431,7 @@ def create_app(settings: HrSettings) -> FastAPI:
                                             (hr_events_pb2.EmploymentChanged.KIND_TEAM_CHANGED, team_changed))
                        if changed]
         for event_kind in event_kinds:
-            add_event(session, "cc.hr-employment.v1", emp.id, hr_events_pb2.EmploymentChanged(
+            outbox.add(session, "cc.hr-employment.v1", emp.id, hr_events_pb2.EmploymentChanged(
                 employee_id=emp.id, kind=event_kind, role=role, team_id=team_id or "", row_id=row_id or "",
                 team_lead_id=lead_id or "", fte=emp.fte, previous_role=before[0], previous_team_id=before[1] or "",
                 previous_row_id=before[2] or "", reason_detail=body.reason or "",
@@ -499,7 +502,7 @@ def create_app(settings: HrSettings) -> FastAPI:
         session.execute(delete(Skill).where(Skill.employee_id == employee_id))
         session.add_all(Skill(employee_id=employee_id, skill=k.skill, proficiency=k.proficiency) for k in body)
         # The routing service takes skills from the agent events (the whole set replaces the previous one).
-        add_event(session, "cc.agent-events.v1", employee_id, agent_events_pb2.AgentEvent(
+        outbox.add(session, "cc.agent-events.v1", employee_id, agent_events_pb2.AgentEvent(
             agent_id=employee_id, skills_changed=agent_events_pb2.SkillsChanged(skills=[
                 envelope_pb2.Skill(skill_id=k.skill, proficiency=k.proficiency) for k in body])))
         session.commit()
@@ -624,7 +627,7 @@ def create_app(settings: HrSettings) -> FastAPI:
                                       category=body.category)
         msg.period_start.FromDatetime(_dt(body.period_start))
         msg.period_end.FromDatetime(_dt(body.period_end))
-        add_event(session, "cc.hr-costs.v1", body.cost_center_id, msg, _dt(body.period_end))
+        outbox.add(session, "cc.hr-costs.v1", body.cost_center_id, msg, _dt(body.period_end))
         _commit(session, f"cost entry {body.entry_id!r} already exists")
         return body.model_dump(mode="json")
 
@@ -684,7 +687,7 @@ def create_app(settings: HrSettings) -> FastAPI:
                     pbb = pb.breaks.add(activity=b.activity)
                     pbb.start.FromDatetime(_dt(b.start))
                     pbb.end.FromDatetime(_dt(b.end))
-            add_event(session, "cc.hr-schedules.v1", emp_id, msg)
+            outbox.add(session, "cc.hr-schedules.v1", emp_id, msg)
         _commit(session, "schedule changed concurrently; retry")
         return {"schedule_id": body.schedule_id, "version": sched.version, "shifts": len(body.shifts),
                 "employees": len(per_emp)}
@@ -728,7 +731,7 @@ def create_app(settings: HrSettings) -> FastAPI:
     def _stage_punch(session: Session, p: s.PunchIn) -> None:
         at = _dt(p.at)
         session.add(PunchRow(employee_id=p.employee_id, kind=p.kind, at=at, device=p.device))
-        add_event(session, "cc.hr-attendance.v1", p.employee_id, hr_events_pb2.AttendancePunch(
+        outbox.add(session, "cc.hr-attendance.v1", p.employee_id, hr_events_pb2.AttendancePunch(
             employee_id=p.employee_id, device=p.device,
             kind=hr_events_pb2.AttendancePunch.KIND_IN if p.kind == "in" else hr_events_pb2.AttendancePunch.KIND_OUT,
         ), at)
@@ -808,7 +811,7 @@ def create_app(settings: HrSettings) -> FastAPI:
                                     reason=ABSENCE_PB[body.reason])
         msg.start.FromDatetime(_dt(body.start))
         msg.end.FromDatetime(_dt(body.end))
-        add_event(session, "cc.hr-absences.v1", body.employee_id, msg, _dt(body.start))
+        outbox.add(session, "cc.hr-absences.v1", body.employee_id, msg, _dt(body.start))
         session.commit()
         return {"absence_id": f"abs-{row.id}", **body.model_dump(mode="json")}
 

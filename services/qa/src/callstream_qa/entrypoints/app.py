@@ -20,10 +20,10 @@ from callstream.kpi.v1 import kpi_events_pb2
 from callstream_core.auth import Principal
 from callstream_core.http_errors import install_error_handlers
 from callstream_core.observability import configure_logging, ops_router
+from callstream_core.outbox import Producer
 from callstream_qa import service_layer as svc
 from callstream_qa.adapters.contacts import store_contacts
 from callstream_qa.adapters.orm import CalibrationSessionRow, CoachingItemRow, ContactRow, EvaluationRow, FormRow
-from callstream_qa.adapters.outbox import Producer
 from callstream_qa.bootstrap import Container, bootstrap
 from callstream_qa.config import QASettings
 from callstream_qa.domain.forms import FormError
