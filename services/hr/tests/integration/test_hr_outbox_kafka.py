@@ -22,8 +22,8 @@ from callstream_core.local_kafka import free_port
 from callstream_core.testing import serve_in_thread
 from callstream_hr.adapters.models import Outbox
 from callstream_hr.adapters.outbox import outbox
+from callstream_hr.bootstrap import create_app
 from callstream_hr.config import HrSettings
-from callstream_hr.entrypoints.app import create_app
 
 HR_TOKEN = "hr-token-kafka-1"
 M = TypeVar("M", bound=ProtoMessage)
