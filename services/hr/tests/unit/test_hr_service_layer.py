@@ -9,7 +9,7 @@ import pytest
 from hr_fakes import FakeUnitOfWork
 
 from callstream.hr.v1 import hr_events_pb2
-from callstream_hr.service_layer import attendance, organisation, people, schedules
+from callstream_hr.service_layer import attendance, attrition, organisation, people, schedules
 from callstream_hr.service_layer.commands import (
     AbsenceIn,
     ChangeIn,
@@ -210,3 +210,32 @@ def test_skills_are_unique_and_replace_the_set(uow: FakeUnitOfWork) -> None:
     topic, key, event, _ = uow.published[-1]
     assert (topic, key, [s.skill_id for s in event.skills_changed.skills]) == (  # type: ignore[attr-defined]
         "cc.agent-events.v1", "emp-1", ["sales"])
+
+
+def test_attrition_counts_leavers_over_day_weighted_fte_and_promotions_are_not_leavers(uow: FakeUnitOfWork) -> None:
+    hire(uow, "emp-1", on="2026-01-05")
+    hire(uow, "emp-2", on="2026-01-05")
+    hire(uow, "emp-3", on="2026-01-05")
+    people.leave(uow, "emp-2", LeaveIn.model_validate({"left_on": "2026-03-16", "exit_reason": "pay"}), HR)
+    people.change(uow, "emp-3", ChangeIn.model_validate({"role": "senior_operator", "effective_on": "2026-03-11"}),
+                  HR)
+    found = attrition.attrition(uow, "month", 2026, 3, "exit_reason", agents_only=True)
+    # March, 31 days as agents: emp-1 all 31, emp-2 until the 15th (15), emp-3 until the 10th (10)
+    fte = (31 + 15 + 10) / 31
+    assert (found.total.leavers, found.total.average_fte) == (1, pytest.approx(fte))
+    assert found.total.rate == pytest.approx(100 / fte)
+    assert found.by is not None and list(found.by) == ["pay"]
+    with pytest.raises(Invalid, match=r"month must be 1\.\.12"):
+        attrition.attrition(uow, "month", 2026, 13, None, agents_only=True)
+
+
+def test_the_org_report_counts_active_agents_per_team(uow: FakeUnitOfWork) -> None:
+    hire(uow, "emp-1")
+    hire(uow, "emp-2")
+    hire(uow, "emp-3", team="team-b")
+    people.leave(uow, "emp-2", LeaveIn.model_validate({"left_on": "2026-02-01", "exit_reason": "other"}), HR)
+    assert [(t.id, n) for t, n in organisation.list_teams(uow)] == [("team-a", 1), ("team-b", 1)]
+    report = organisation.org_report(uow)
+    assert report.team_agents == {"team-a": 1, "team-b": 1}
+    # neither lead-1 nor lead-2 is an active employee: both teams are flagged
+    assert {w.id for w in report.warnings if w.message == "no team lead"} == {"team-a", "team-b"}

@@ -119,6 +119,18 @@ def org_report(uow: UnitOfWork) -> OrgReport:
     return OrgReport(team_agents, row_agents, warnings)
 
 
+def list_teams(uow: UnitOfWork) -> list[tuple[Team, int]]:
+    """Every team with its number of active agents."""
+    agents = uow.employees.agents_per("team_id")
+    return [(t, agents.get(t.id, 0)) for t in uow.teams.list()]
+
+
+def list_rows(uow: UnitOfWork, team_id: str | None) -> list[tuple[Row, int]]:
+    """The rows (of one team, or all) with their numbers of active agents."""
+    agents = uow.employees.agents_per("row_id")
+    return [(r, agents.get(r.id, 0)) for r in uow.rows.list(team_id)]
+
+
 def placement(uow: UnitOfWork, team_id: str | None, row_id: str | None) -> Team | None:
     """The team (checked to exist) an employee is placed in; the row must exist and belong to it."""
     team = uow.teams.get(team_id) if team_id else None

@@ -49,14 +49,12 @@ def router(web: Web) -> APIRouter:
 
     @api.get("/v1/teams")
     def list_teams(u: UnitOfWork = uow, _c: Caller = readers) -> list[TeamListedOut]:
-        agents = u.employees.agents_per("team_id")
-        return [TeamListedOut(id=t.id, name=t.name, lead_id=t.lead_id, agents=agents.get(t.id, 0))
-                for t in u.teams.list()]
+        return [TeamListedOut(id=t.id, name=t.name, lead_id=t.lead_id, agents=n)
+                for t, n in organisation.list_teams(u)]
 
     @api.get("/v1/rows")
     def list_rows(team_id: str | None = None, u: UnitOfWork = uow, _c: Caller = readers) -> list[RowListedOut]:
-        agents = u.employees.agents_per("row_id")
-        return [RowListedOut(id=r.id, team_id=r.team_id, senior_id=r.senior_id, agents=agents.get(r.id, 0))
-                for r in u.rows.list(team_id)]
+        return [RowListedOut(id=r.id, team_id=r.team_id, senior_id=r.senior_id, agents=n)
+                for r, n in organisation.list_rows(u, team_id)]
 
     return api
