@@ -14,8 +14,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from callstream_hr.adapters import models as m
 from callstream_hr.adapters.outbox import outbox
-from callstream_hr.service_layer import unit_of_work as ports
 from callstream_hr.service_layer.errors import Conflict
+from callstream_hr.service_layer.unit_of_work import UnitOfWork
 
 
 class _Repository:
@@ -261,20 +261,8 @@ class SqlAudit(_Repository):
         return self.session.scalars(select(m.AuditLog).order_by(m.AuditLog.id.desc()).limit(limit)).all()
 
 
-class SqlUnitOfWork:
+class SqlUnitOfWork(UnitOfWork):
     """One session: a transaction; what is not committed is rolled back when the block ends."""
-
-    teams: ports.TeamRepository
-    rows: ports.RowRepository
-    employees: ports.EmployeeRepository
-    history: ports.HistoryRepository
-    skills: ports.SkillRepository
-    training: ports.TrainingRepository
-    costs: ports.CostRepository
-    schedules: ports.ScheduleRepository
-    punches: ports.PunchRepository
-    absences: ports.AbsenceRepository
-    audit: ports.AuditRepository
 
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self._sessions = sessions

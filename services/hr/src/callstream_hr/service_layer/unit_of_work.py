@@ -7,6 +7,7 @@ the in-memory repositories store."""
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Collection, Sequence
 from datetime import date, datetime
 from typing import Literal, Protocol
@@ -126,8 +127,9 @@ class AuditRepository(Protocol):
     def latest(self, limit: int) -> Sequence[AuditLog]: ...
 
 
-class UnitOfWork(Protocol):
-    """One transaction: what is added or changed is kept by `commit`, dropped otherwise."""
+class UnitOfWork(abc.ABC):
+    """One transaction: what is added or changed is kept by `commit`, dropped otherwise. Subclasses (SQL, in
+    memory) set the repositories."""
 
     teams: TeamRepository
     rows: RowRepository
@@ -141,11 +143,11 @@ class UnitOfWork(Protocol):
     absences: AbsenceRepository
     audit: AuditRepository
 
+    @abc.abstractmethod
     def publish(self, topic: str, key: str, message: Message, occurred_at: datetime | None = None) -> None:
         """Stage `message` in the outbox, in this transaction."""
-        ...
 
+    @abc.abstractmethod
     def commit(self, conflict: str | None = None) -> None:
         """Keep the changes; a unique or foreign key violation raises Conflict(`conflict`) when given (a
         concurrent request stored the same thing first)."""
-        ...

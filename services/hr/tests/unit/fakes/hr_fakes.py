@@ -250,18 +250,8 @@ class FakeAudit:
         return self.items[::-1][:limit]
 
 
-class FakeUnitOfWork:
-    teams: ports.TeamRepository
-    rows: ports.RowRepository
-    employees: ports.EmployeeRepository
-    history: ports.HistoryRepository
-    skills: ports.SkillRepository
-    training: ports.TrainingRepository
-    costs: ports.CostRepository
-    schedules: ports.ScheduleRepository
-    punches: ports.PunchRepository
-    absences: ports.AbsenceRepository
-    audit: ports.AuditRepository
+class FakeUnitOfWork(ports.UnitOfWork):
+    """The repositories above; `published` holds the events of committed work."""
 
     def __init__(self) -> None:
         employees = FakeEmployees()
