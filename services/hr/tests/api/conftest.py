@@ -12,8 +12,8 @@ import pytest
 from fastapi import FastAPI
 
 from callstream_core.testing import serve_in_thread
+from callstream_hr.bootstrap import create_app
 from callstream_hr.config import HrSettings
-from callstream_hr.entrypoints.app import create_app
 
 TOKENS = {
     "hr": "hr-token-0001",

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from callstream_hr.adapters.db import make_engine
+from callstream_core.db import make_engine
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
