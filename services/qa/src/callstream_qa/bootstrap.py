@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -57,8 +58,9 @@ def bootstrap(settings: QASettings, *, producer: Producer | None = None) -> Cont
         from callstream_core.topics import topic
 
         dlq = DeadLetters(EventProducer(settings.kafka_bootstrap_servers, client_id=settings.service_name + "-dlq"))
-        consumer: EventConsumer = EventConsumer(settings.kafka_bootstrap_servers, group_id=settings.contacts_group_id,
-                                                topic=topic("cc.contacts.v1"), dead_letters=dlq)
+        consumer: EventConsumer[Any] = EventConsumer(
+            settings.kafka_bootstrap_servers, group_id=settings.contacts_group_id, topic=topic("cc.contacts.v1"),
+            dead_letters=dlq)
         container.consumer = ContactsConsumer(consumer, sessions)
         container.workers.append(container.consumer)
     return container

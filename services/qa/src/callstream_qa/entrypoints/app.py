@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -336,7 +337,7 @@ def api_router(c: Container) -> APIRouter:
     def create_session(body: CalibrationIn, caller: Caller = Depends(as_qa),
                        s: Session = as_db) -> dict[str, Any]:
         form = svc.get_form(s, body.form_id, body.form_version)
-        row = CalibrationSessionRow(session_id=svc.uuid.uuid4().hex, call_id=body.call_id, agent_id=body.agent_id,
+        row = CalibrationSessionRow(session_id=uuid.uuid4().hex, call_id=body.call_id, agent_id=body.agent_id,
                                     form_id=form.form_id, form_version=form.version,
                                     reference_evaluator=body.reference_evaluator, created_at=now())
         s.add(row)
