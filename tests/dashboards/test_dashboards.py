@@ -118,6 +118,8 @@ def contact(call_id: str, segment: int, offered: datetime, queue: str, outcome: 
 
 SETTINGS = {"q_sales": (20.0, 80.0, 20.0), "q_support": (30.0, 90.0, 15.0)}  # T, goal %, short-abandon s
 DEFAULT_SETTINGS = (20.0, 80.0, 20.0)  # the KPI stream's defaults (80 % in 20 s) for q_billing
+TEAM_GOALS = {"adherence": 90.0, "transfer_rate": 10.0, "attendance_rate": 95.0, "agent_attrition_annualised": 25.0,
+              "average_acw": 50.0}
 
 
 def seed(client: Client) -> list[dict[str, Any]]:
@@ -157,6 +159,9 @@ def seed(client: Client) -> list[dict[str, Any]]:
     client.insert("contacts", rows, column_names=CONTACT_COLUMNS)
     client.insert("queue_settings", [[queue, *values] for queue, values in SETTINGS.items()],
                   column_names=["queue_id", "sl_threshold_s", "sl_goal_pct", "short_abandon_s"])
+    # t_north has its own goals (team targets); t_south none, so its goal lines and cells stay empty.
+    client.insert("team_settings", [["t_north", None, 85.0, json.dumps(TEAM_GOALS)]],
+                  column_names=["team_id", "sl_threshold_s", "sl_goal_pct", "kpi_targets"])
 
     states = []
     plan = [("ready", 400), ("talking", 700), ("hold", 100), ("acw", 200), ("not_ready", 200), ("reserved", 200)]
@@ -349,3 +354,78 @@ def test_service_level_panels_take_each_queues_threshold_and_goal(clickhouse: Cl
     series = _panels_titled("Service level (answered within T / (offered − short abandons))", "queue-performance.json")
     goals = {(r["queue_id"], r["sl_goal"]) for r in _run_panel(clickhouse, series[0])}
     assert goals == {(q, SETTINGS.get(q, DEFAULT_SETTINGS)[1]) for q in QUEUES}
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _overlap_s(start: datetime, end: datetime, slot: datetime) -> float:
+    start, end = _utc(start), _utc(end)
+    return max(0.0, (min(end, slot + timedelta(minutes=30)) - max(start, slot)).total_seconds())
+
+
+def test_roster_panel_sets_scheduled_against_staffed_agents_calls_and_service_level(clickhouse: Client) -> None:
+    """The workforce dashboard's per-interval table: each figure recomputed here from the seeded rows
+    (shifts, state intervals, contacts) read back from ClickHouse, not from the views the panel reads."""
+    contacts = seed(clickhouse)
+    shifts = clickhouse.query("SELECT shift_start, shift_end, on_phone_s FROM hr_shifts FINAL").result_rows
+    states = clickhouse.query("SELECT state, started_at, ended_at FROM agent_state_intervals FINAL").result_rows
+    (table,) = _panels_titled("Roster against staffing, calls and service level per interval", "workforce.json")
+    rows = _run_panel(clickhouse, table)
+    assert rows, "no intervals"
+    checked_calls = 0
+    for row in rows:
+        slot = _utc(row["time"])
+        # A shift's on-phone time spread evenly over its length; the slot's share ÷ 30 minutes.
+        scheduled = sum(on_phone * _overlap_s(start, end, slot) / (end - start).total_seconds()
+                        for start, end, on_phone in shifts) / 1800
+        staffed = sum(_overlap_s(s, e, slot) for state, s, e in states if state != "logged_out") / 1800
+        on_phone = sum(_overlap_s(s, e, slot) for state, s, e in states
+                       if state in ("ready", "reserved", "talking", "hold", "acw")) / 1800
+        calls = [c for c in contacts if c["segment"] == 0 and slot <= c["offered_at"] < slot + timedelta(minutes=30)
+                 and c["outcome"] not in ("blocked", "ivr_handled", "ivr_abandoned")]
+        counted = len(calls) - sum(c["outcome"] == "abandoned" and c["short_abandon"] for c in calls)
+        within = sum(c["outcome"] == "answered" and c["queue_s"] <= SETTINGS.get(c["queue_id"], DEFAULT_SETTINGS)[0]
+                     for c in calls)
+        assert row["scheduled_agents"] == pytest.approx(scheduled, abs=0.005), slot
+        assert row["staffed_agents"] == pytest.approx(staffed, abs=0.005), slot
+        assert row["on_phone_agents"] == pytest.approx(on_phone, abs=0.005), slot
+        assert row["offered_calls"] == len(calls), slot
+        if counted:
+            checked_calls += 1
+            assert row["service_level_pct"] == pytest.approx(100 * within / counted, abs=0.05), slot
+        else:
+            assert row["service_level_pct"] is None, slot
+    # The seed has intervals with shifts and agents (on shift, under it: 6 agents, 7 h of 8 on the phone) and calls.
+    assert any(r["scheduled_agents"] == pytest.approx(6 * 7 / 8) and r["staffed_agents"] > 0 for r in rows)
+    assert checked_calls >= 10
+    # The team variable narrows the agents: one team, half the seeded agents.
+    north = expand(table["targets"][0]["rawSql"], start=TIME_FROM, end=TIME_TO, interval_s=1800,
+                   variables={**SEEDED_VARIABLES, "team": ["t_north"], "agent": TEAMS["t_north"]})
+    result = clickhouse.query(north)
+    by_slot = {r[0]: dict(zip(result.column_names, r, strict=True)) for r in result.result_rows}
+    for row in rows:
+        assert by_slot[row["time"]]["scheduled_agents"] == pytest.approx(row["scheduled_agents"] / 2, abs=0.01)
+
+
+def test_team_panels_show_the_teams_goal_where_one_is_set(clickhouse: Client) -> None:
+    """Every team or agent panel with a `*_goal` column gives t_north's seeded goal for its KPI and nothing
+    for t_south, which has no team targets."""
+    seed(clickhouse)
+    checked: set[str] = set()
+    for name in ("agent-performance.json", "workforce.json"):
+        for panel in panels(dashboards()[name]):
+            if "team_settings" not in json.dumps(panel.get("targets", [])):
+                continue
+            rows = _run_panel(clickhouse, panel)
+            goal_columns = [c for c in rows[0] if c.endswith("_goal")]
+            assert goal_columns, panel["title"]
+            for row in rows:
+                team = row.get("team", row.get("team_id"))
+                for column in goal_columns:
+                    kpi = column.removesuffix("_goal")
+                    assert row[column] == (TEAM_GOALS[kpi] if team == "t_north" else None), (panel["title"], row)
+                    checked.add(kpi)
+            assert {row.get("team", row.get("team_id")) for row in rows} == set(TEAMS), panel["title"]
+    assert checked == set(TEAM_GOALS)

@@ -62,7 +62,7 @@ def faust_topic(app: faust.App, topic: Topic) -> faust.TopicT:
     return app.topic(topic.name, key_serializer="raw", value_serializer="raw", partitions=topic.partitions)
 
 
-def decode_events(events: Sequence[EventT], topic: Topic, dead_letters: DeadLetters,
+def decode_events(events: Sequence[EventT[Any]], topic: Topic, dead_letters: DeadLetters,
                   check: Callable[[Any], str | None] | None = None) -> list[Received[Any]]:
     """Decode a batch; what cannot be decoded, or what `check` refuses (it returns the reason), is
     dead-lettered with its reason and left out."""

@@ -288,11 +288,34 @@ class AlertEvaluator:
 
 
 # ---------------------------------------------------------------------------------------------
-# Per-queue settings (the queue_settings table, written through the KPI API)
+# Per-queue and per-team settings (the queue_settings and team_settings tables, written through the KPI API)
+
+
+class _ScopeGoals:
+    """What queue and team settings share: an SL goal and KPI targets that override the book's for their
+    scope; KPI names are checked on construction."""
+
+    sl_goal_pct: float
+    kpi_targets: Mapping[str, float]
+
+    @property
+    def scope(self) -> ScopeRef:
+        raise NotImplementedError
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.kpi_targets) - set(DEFAULT_TARGETS))
+        if unknown:
+            raise ValueError(f"no KPI target named {unknown}; known: {sorted(DEFAULT_TARGETS)}")
+
+    def apply(self, book: TargetBook) -> None:
+        """Override the book's targets for this scope: the SL goal, then each KPI target given."""
+        book.override("service_level", self.scope, value=self.sl_goal_pct)
+        for kpi, value in self.kpi_targets.items():
+            book.override(kpi, self.scope, value=value)
 
 
 @dataclass(frozen=True)
-class QueueSettings:
+class QueueSettings(_ScopeGoals):
     """A queue's service targets: SL threshold T and goal, short-abandon threshold, callers' mean patience
     (for the planner's Erlang A; None: not known) and KPI target values overriding the defaults for it."""
 
@@ -303,17 +326,35 @@ class QueueSettings:
     patience_s: float | None = None
     kpi_targets: Mapping[str, float] = field(default_factory=dict)
 
-    def __post_init__(self) -> None:
-        unknown = sorted(set(self.kpi_targets) - set(DEFAULT_TARGETS))
-        if unknown:
-            raise ValueError(f"no KPI target named {unknown}; known: {sorted(DEFAULT_TARGETS)}")
+    @property
+    def scope(self) -> ScopeRef:
+        return ScopeRef("queue", self.queue_id)
 
-    def apply(self, book: TargetBook) -> None:
-        """Override the book's targets for this queue: the SL goal, then each KPI target given."""
-        scope = ScopeRef("queue", self.queue_id)
-        book.override("service_level", scope, value=self.sl_goal_pct)
-        for kpi, value in self.kpi_targets.items():
-            book.override(kpi, scope, value=value)
+
+@dataclass(frozen=True)
+class TeamSettings(_ScopeGoals):
+    """A team's targets: SL goal and KPI targets for its figures and, when set, the SL threshold T its answered
+    calls are measured against (None: each call's queue's T). Short-abandon threshold and patience are the
+    callers' side, so a queue's, never a team's."""
+
+    team_id: str
+    sl_threshold_s: float | None = None
+    sl_goal_pct: float = 80.0
+    kpi_targets: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def scope(self) -> ScopeRef:
+        return ScopeRef("team", self.team_id)
+
+
+def judge(values: Values, book: TargetBook, scope: ScopeRef) -> dict[str, bool | None]:
+    """Whether each KPI among `values` that has a target for `scope` meets it (None: no figure)."""
+    judged: dict[str, bool | None] = {}
+    for kpi, value in values.items():
+        target = book.get(kpi, scope)
+        if target is not None:
+            judged[kpi] = None if value is None else target.met(float(value))
+    return judged
 
 
 @dataclass(frozen=True)
