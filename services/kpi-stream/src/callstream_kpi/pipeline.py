@@ -28,10 +28,10 @@ from callstream_core.envelope import new_envelope
 from callstream_core.kafka import DeadLetters, EventProducer, Received
 from callstream_kpi.adapters import clickhouse_facts as facts
 from callstream_kpi.adapters.partition_states import PartitionStateLog
-from callstream_kpi.adapters.queue_settings import QueueSettingsStore
+from callstream_kpi.adapters.queue_settings import QueueSettingsStore, TeamSettingsStore
 from callstream_kpi.config import KpiSettings
 from callstream_kpi.domain.agent_states import AgentStateTracker, split_interval
-from callstream_kpi.domain.kpis import Rollup, alert_values, rollup_contacts
+from callstream_kpi.domain.kpis import alert_scopes, alert_values
 from callstream_kpi.domain.partition_state import (
     TeamDirectory,
     TeamOf,
@@ -43,7 +43,7 @@ from callstream_kpi.domain.partition_state import (
 )
 from callstream_kpi.domain.realtime import RealtimeSettings, RealtimeView
 from callstream_kpi.domain.sessionizer import ContactRecord, Sessionizer, SessionizerSettings
-from callstream_kpi.domain.targets import CENTER, AlertEvaluator, QueueSettings, QueueTargets, ScopeRef
+from callstream_kpi.domain.targets import AlertEvaluator, QueueSettings, QueueTargets, TeamSettings
 from callstream_kpi.domain.watermark import PartitionWatermark, interval_start
 
 log = logging.getLogger(__name__)
@@ -130,13 +130,14 @@ class KpiPipeline:
 
     # -- targets -------------------------------------------------------------------------------------
     def load_targets(self) -> bool:
-        """Read the queue settings (the targets written through the KPI API) and put them in force: the
+        """Read the queue and team settings (the targets written through the KPI API) and put them in force: the
         real-time figures, the contacts' short abandons and the alerts use them from now on. True when
         they changed."""
-        return self.use_targets(self.retrying.run(lambda client: QueueSettingsStore(client).all()))
+        return self.use_targets(*self.retrying.run(
+            lambda client: (QueueSettingsStore(client).all(), TeamSettingsStore(client).all())))
 
-    def use_targets(self, queues: Sequence[QueueSettings]) -> bool:
-        targets = QueueTargets.of_queues(self.targets.defaults, queues)
+    def use_targets(self, queues: Sequence[QueueSettings], teams: Sequence[TeamSettings] = ()) -> bool:
+        targets = QueueTargets.of_queues(self.targets.defaults, queues, teams)
         if targets == self.targets:
             return False
         self.targets = targets
@@ -145,7 +146,7 @@ class KpiPipeline:
         for view in self.views.values():
             view.settings = self.realtime_settings
         self.alerts.book = targets.book()
-        log.info("targets in force for %d queues: %s", len(queues),
+        log.info("targets in force for %d queues and %d teams: %s", len(queues), len(teams),
                  ", ".join(f"{q.queue_id} SL {q.sl_goal_pct:g} % in {q.sl_threshold_s:g} s" for q in queues))
         return True
 
@@ -518,20 +519,11 @@ class KpiPipeline:
         start = interval_start(now)
         contacts = [c for recent in self._recent.values() for c in recent.values()]
         contacts += [c for key, remote in self._remote_contacts.items() if key not in own for c in remote]
-        current = [c for c in contacts if c.offered_at >= start]
-        by_queue: dict[str, list[ContactRecord]] = {}
-        for c in current:
-            by_queue.setdefault(c.queue_id, []).append(c)
-        threshold = self.targets.sl_threshold_s  # each call against its own queue's T, the center's too
-        scopes: list[tuple[ScopeRef, Rollup]] = [(CENTER, rollup_contacts(current, sl_threshold_s=threshold))]
-        scopes += [(ScopeRef("queue", q), rollup_contacts(cs, sl_threshold_s=threshold))
-                   for q, cs in sorted(by_queue.items())]
         end = start + timedelta(minutes=30)
         alerts = []
-        for scope, rollup in scopes:
-            if rollup.offered == 0:
-                continue
-            alerts += self.alerts.evaluate(scope, alert_values(rollup), interval_start=start, interval_end=end)
+        for a in alert_scopes((c for c in contacts if c.offered_at >= start), self.targets):
+            alerts += self.alerts.evaluate(a.scope, alert_values(a.rollup), interval_start=start, interval_end=end,
+                                           only=a.only)
         return alerts
 
 

@@ -12,7 +12,7 @@ from kpi_builders import Call, agent_event, at
 from callstream.agent.v1 import agent_events_pb2
 from callstream.call.v1 import call_events_pb2
 from callstream_kpi.domain.realtime import RealtimeSettings, RealtimeView, Snapshot
-from callstream_kpi.domain.targets import CENTER, QueueSettings, QueueTargets, ScopeRef
+from callstream_kpi.domain.targets import CENTER, QueueSettings, QueueTargets, ScopeRef, TeamSettings
 
 Q1, Q2 = ScopeRef("queue", "q1"), ScopeRef("queue", "q2")
 
@@ -144,6 +144,25 @@ def test_agents_by_state_and_time_in_state() -> None:
     assert dict(msg.agents_by_state) == {"ready": 1, "not_ready:break": 1}
     assert msg.scope.id == "q1" and len(msg.windows) == 3
     assert CENTER.kind == "center"
+
+
+def test_a_team_snapshot_shows_its_agents_and_its_own_goals() -> None:
+    targets = QueueTargets(teams={"t1": TeamSettings("t1", sl_threshold_s=12.0, sl_goal_pct=92.0),
+                                  "t9": TeamSettings("t9", sl_goal_pct=70.0)})
+    v = RealtimeView(RealtimeSettings(allowed_lateness_s=0.0, targets=targets))
+    agents = [agent_event("a1", 0, "logged_in", team_id="t1"), agent_event("a1", 10, "ready"),
+              agent_event("a2", 0, "logged_in", team_id="t1"), agent_event("a2", 20, "talking", call_id="c1"),
+              agent_event("a3", 0, "logged_in", team_id="t2"), agent_event("a3", 30, "ready")]
+    v.process_batch(Call("tick").offered(100).events, agents)
+    teams = {s.scope.id: s for s in v.snapshots() if s.scope.kind == "team"}
+    # t1 and t9 have settings (t9 no agent yet), t2 an agent followed
+    assert set(teams) == {"t1", "t2", "t9"}
+    assert teams["t1"].agents_by_state == {"ready": 1, "talking": 1} and teams["t2"].agents_by_state == {"ready": 1}
+    assert (teams["t1"].sl_threshold_s, teams["t1"].sl_goal_pct) == (12.0, 92.0)
+    # t9 sets no T (its calls keep their queue's): the default shown; t2 has no settings: the defaults
+    assert (teams["t9"].sl_threshold_s, teams["t9"].sl_goal_pct) == (20.0, 70.0)
+    assert (teams["t2"].sl_threshold_s, teams["t2"].sl_goal_pct) == (20.0, 80.0)
+    assert teams["t1"].to_proto().scope.id == "t1" and teams["t9"].agents == []
 
 
 def test_finished_calls_are_forgotten_and_late_duplicates_ignored() -> None:

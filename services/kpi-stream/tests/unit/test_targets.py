@@ -10,6 +10,8 @@ from kpi_builders import at
 
 from callstream.common.v1 import envelope_pb2
 from callstream.kpi.v1 import kpi_events_pb2
+from callstream_kpi.domain.kpis import alert_scopes, alert_values
+from callstream_kpi.domain.sessionizer import ContactRecord
 from callstream_kpi.domain.targets import (
     CENTER,
     AlertEvaluator,
@@ -17,6 +19,7 @@ from callstream_kpi.domain.targets import (
     QueueTargets,
     ScopeRef,
     TargetBook,
+    TeamSettings,
 )
 
 FIRING, RESOLVED = kpi_events_pb2.Alert.STATE_FIRING, kpi_events_pb2.Alert.STATE_RESOLVED
@@ -126,3 +129,39 @@ def test_queue_targets_fall_back_to_the_defaults_and_make_the_alert_book() -> No
     ev = AlertEvaluator(book)
     assert [a.target for a in _eval(ev, Q1, {"service_level": 87.0}, 0)] == [90.0]
     assert _eval(ev, CENTER, {"service_level": 87.0}, 0) == []
+
+
+def _answered(call_id: str, team: str, queue_s: float) -> ContactRecord:
+    # 120 s of ACW: over the handbook's 60 s, so an alert on average_acw would fire if the team were judged on it
+    return ContactRecord(call_id=call_id, segment=0, outcome="answered", offered_at=at(0), queue_id="q1",
+                         agent_id=f"{team}-agent", team_id=team, answered_at=at(queue_s), queued=True,
+                         queue_s=queue_s, talk_s=100.0, acw_s=120.0)
+
+
+def test_a_team_with_settings_is_alerted_on_the_kpis_it_names_and_a_team_without_is_not() -> None:
+    contacts = [_answered("A", "t1", 8.0), _answered("B", "t1", 15.0), _answered("C", "t2", 30.0),
+                ContactRecord(call_id="D", segment=0, outcome="abandoned", offered_at=at(0), queue_id="q1",
+                              queued=True, queue_s=40.0)]
+    team = TeamSettings("t1", sl_threshold_s=10.0, sl_goal_pct=90.0, kpi_targets={"asa": 20.0})
+    targets = QueueTargets.of_queues(QueueSettings(""), [], [team])
+    scopes = {a.scope: a for a in alert_scopes(contacts, targets)}
+    assert set(scopes) == {CENTER, Q1, ScopeRef("team", "t1")}  # no team t2: it has no settings
+    t1 = scopes[ScopeRef("team", "t1")]
+    # kpis.md row 21 over t1's calls: within its own T of 10 s, A (8 s) of A and B -> 50 %; the queue counts
+    # each call against its T of 20 s: A and B of A, B, C, D -> 50 %
+    assert (t1.rollup.offered, t1.rollup.answered_within_t) == (2, 1) and t1.only == {"service_level", "asa"}
+    assert (scopes[Q1].rollup.offered, scopes[Q1].rollup.answered_within_t, scopes[Q1].only) == (4, 2, None)
+    ev = AlertEvaluator(targets.book())
+    fired = {(a.scope.id, a.kpi): a.target
+             for s in scopes.values()
+             for a in ev.evaluate(s.scope, alert_values(s.rollup), interval_start=at(0), interval_end=at(1800),
+                                  only=s.only)}
+    # t1: SL 50 % breaches its 90 %; ASA (8 + 15) / 2 = 11.5 s meets its 20 s; ACW 120 s is over the handbook's
+    # 60 s but t1 names no ACW target, so only the queue and the center are alerted on it
+    assert fired[("t1", "service_level")] == 90.0 and ("t1", "asa") not in fired
+    assert ("t1", "average_acw") not in fired and fired[("q1", "average_acw")] == 60.0
+    assert not any(scope == "t2" for scope, _ in fired)
+    # without its own T, the team's calls keep their queue's: both within 20 s
+    own_t = QueueTargets.of_queues(QueueSettings(""), [], [TeamSettings("t1")])
+    t1_queue_t = {a.scope: a for a in alert_scopes(contacts, own_t)}[ScopeRef("team", "t1")]
+    assert t1_queue_t.rollup.answered_within_t == 2 and t1_queue_t.only == {"service_level"}

@@ -17,6 +17,7 @@ from dataclasses import dataclass, fields
 from typing import Any, TypeVar
 
 from .sessionizer import NOT_OFFERED, ContactRecord
+from .targets import CENTER, QueueTargets, ScopeRef
 
 DEFAULT_SL_THRESHOLD_S = 20.0
 DEFAULT_RING_CYCLE_S = 6.0
@@ -244,6 +245,38 @@ def alert_values(r: Rollup, *, forecast_offered: float | None = None) -> dict[st
         "hard_call_rate": _pct(r.hard_calls, r.answered_legs),
     })
     return values
+
+
+@dataclass(frozen=True)
+class AlertScope:
+    """One scope's contacts of an interval, rolled up for its alerts; `only`: the KPIs judged (None: every KPI
+    with a target)."""
+
+    scope: ScopeRef
+    rollup: Rollup
+    only: frozenset[str] | None = None
+
+
+def alert_scopes(contacts: Iterable[ContactRecord], targets: QueueTargets) -> list[AlertScope]:
+    """The center, every queue, and every team with settings of its own, over one interval's contacts (those
+    with traffic). Each call counts against its queue's T; a team's answered calls against the team's T when
+    it sets one. A team is judged only on the KPIs its targets name, and a team without settings not at all:
+    the handbook's defaults were never set for any team, and alerting every team on them would be noise."""
+    contacts = list(contacts)
+    by_queue: dict[str, list[ContactRecord]] = {}
+    by_team: dict[str, list[ContactRecord]] = {}
+    for c in contacts:
+        by_queue.setdefault(c.queue_id, []).append(c)
+        if c.team_id in targets.teams:
+            by_team.setdefault(c.team_id, []).append(c)
+    out = [AlertScope(CENTER, rollup_contacts(contacts, sl_threshold_s=targets.sl_threshold_s))]
+    out += [AlertScope(ScopeRef("queue", q), rollup_contacts(cs, sl_threshold_s=targets.sl_threshold_s))
+            for q, cs in sorted(by_queue.items())]
+    for team_id, cs in sorted(by_team.items()):
+        team = targets.teams[team_id]
+        out.append(AlertScope(team.scope, rollup_contacts(cs, sl_threshold_s=targets.team_sl_threshold(team)),
+                              team.named_kpis))
+    return [a for a in out if a.rollup.offered > 0]
 
 
 def _div(num: float, den: float) -> float | None:

@@ -470,16 +470,30 @@ class RealtimeView:
             key = state_key(st.state, st.reason)
             by_state[key] = by_state.get(key, 0) + 1
             agents.append(AgentNow(st.agent_id, st.state, st.reason, st.time_in_state_s(now)))
-        targets = self.settings.targets.of(scope.id) if scope.kind == "queue" else self.settings.targets.defaults
+        sl_threshold_s, sl_goal_pct = self._goals(scope)
         return Snapshot(scope, now, calls_waiting, longest, by_state, self.window_figures(scope, counts), agents,
                         expected_wait_s=self._expected_wait(scope, now, waiting),
-                        sl_threshold_s=targets.sl_threshold_s, sl_goal_pct=targets.sl_goal_pct)
+                        sl_threshold_s=sl_threshold_s, sl_goal_pct=sl_goal_pct)
+
+    def _goals(self, scope: ScopeRef) -> tuple[float, float]:
+        """The scope's SL threshold T and goal in force: a queue's or a team's own settings, else the defaults (a
+        team without its own T measures each call against its queue's; the default T is shown)."""
+        targets = self.settings.targets
+        team = targets.teams.get(scope.id) if scope.kind == "team" else None
+        if team is not None:
+            own_t = team.sl_threshold_s
+            return (targets.defaults.sl_threshold_s if own_t is None else own_t), team.sl_goal_pct
+        queue = targets.of(scope.id) if scope.kind == "queue" else targets.defaults
+        return queue.sl_threshold_s, queue.sl_goal_pct
 
     def snapshots(self) -> list[Snapshot]:
-        """The center and every queue seen."""
+        """The center, every queue seen, and every team with settings or with an agent followed (its agents'
+        states and its goals)."""
         waiting, counts = self._waiting_by_queue(), self._window_counts()
-        out = [self.snapshot(CENTER, waiting, counts)] + [self.snapshot(ScopeRef("queue", q), waiting, counts)
-                                                          for q in sorted(self.queues)]
+        teams = set(self.settings.targets.teams) | {st.team_id for st in self.agents.statuses() if st.team_id}
+        scopes = [CENTER, *(ScopeRef("queue", q) for q in sorted(self.queues)),
+                  *(ScopeRef("team", t) for t in sorted(teams))]
+        out = [self.snapshot(scope, waiting, counts) for scope in scopes]
         return [s for s in out if s is not None]
 
 

@@ -10,7 +10,7 @@ target does not flap.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Literal
@@ -244,14 +244,15 @@ class AlertEvaluator:
     source: str = "kpi-stream"
     _states: dict[tuple[str, ScopeRef], _AlertState] = field(default_factory=dict, init=False, repr=False)
 
-    def evaluate(self, scope: ScopeRef, values: Values, *, interval_start: datetime,
-                 interval_end: datetime) -> list[kpi_events_pb2.Alert]:
+    def evaluate(self, scope: ScopeRef, values: Values, *, interval_start: datetime, interval_end: datetime,
+                 only: Collection[str] | None = None) -> list[kpi_events_pb2.Alert]:
         """Values of the KPIs (and context such as offered, forecast_offered, qa_count) for one scope and
-        interval. Returns the alerts that fire or resolve now; a KPI without a value (None) changes nothing."""
+        interval. Returns the alerts that fire or resolve now; a KPI without a value (None) changes nothing.
+        `only`: the KPIs judged (the others are still the causes' context); None: every KPI with a target."""
         out: list[kpi_events_pb2.Alert] = []
         for kpi, raw in values.items():
             target = self.book.get(kpi, scope)
-            if target is None or raw is None:
+            if target is None or raw is None or (only is not None and kpi not in only):
                 continue
             value = float(raw)
             state = self._states.setdefault((kpi, scope), _AlertState())
@@ -346,6 +347,12 @@ class TeamSettings(_ScopeGoals):
     def scope(self) -> ScopeRef:
         return ScopeRef("team", self.team_id)
 
+    @property
+    def named_kpis(self) -> frozenset[str]:
+        """The KPIs this team's targets name (its SL goal and each KPI target): the only ones its alerts judge,
+        so a team is not alerted on handbook defaults nobody set for it."""
+        return frozenset({"service_level", *self.kpi_targets})
+
 
 def judge(values: Values, book: TargetBook, scope: ScopeRef) -> dict[str, bool | None]:
     """Whether each KPI among `values` that has a target for `scope` meets it (None: no figure)."""
@@ -360,17 +367,30 @@ def judge(values: Values, book: TargetBook, scope: ScopeRef) -> dict[str, bool |
 @dataclass(frozen=True)
 class QueueTargets:
     """The targets in force: each queue's own settings (the queue_settings table) and the defaults, which
-    hold for every other queue and for the center."""
+    hold for every other queue and for the center; and each team's settings (the team_settings table; a team
+    without any has no targets of its own)."""
 
     defaults: QueueSettings = field(default_factory=lambda: QueueSettings(""))
     queues: Mapping[str, QueueSettings] = field(default_factory=dict)
+    teams: Mapping[str, TeamSettings] = field(default_factory=dict)
 
     @classmethod
-    def of_queues(cls, defaults: QueueSettings, queues: Iterable[QueueSettings]) -> QueueTargets:
-        return cls(defaults, {q.queue_id: q for q in queues})
+    def of_queues(cls, defaults: QueueSettings, queues: Iterable[QueueSettings],
+                  teams: Iterable[TeamSettings] = ()) -> QueueTargets:
+        return cls(defaults, {q.queue_id: q for q in queues}, {t.team_id: t for t in teams})
 
     def of(self, queue_id: str) -> QueueSettings:
         return self.queues.get(queue_id, self.defaults)
+
+    def team_sl_threshold(self, team: TeamSettings) -> Callable[[str], float]:
+        """T of a call the team answered, by the call's queue: the team's own when set, else the queue's."""
+        own = team.sl_threshold_s
+        if own is None:
+            return self.sl_threshold_s
+
+        def team_t(_queue_id: str) -> float:
+            return own
+        return team_t
 
     def sl_threshold_s(self, queue_id: str) -> float:
         return self.of(queue_id).sl_threshold_s
@@ -382,6 +402,6 @@ class QueueTargets:
         """The alert targets: the handbook's, with the default SL goal, overridden per queue."""
         sl = DEFAULT_TARGETS["service_level"]
         book = TargetBook({**DEFAULT_TARGETS, "service_level": replace(sl, value=self.defaults.sl_goal_pct)})
-        for queue in self.queues.values():
-            queue.apply(book)
+        for scope in (*self.queues.values(), *self.teams.values()):
+            scope.apply(book)
         return book
