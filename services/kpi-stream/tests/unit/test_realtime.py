@@ -163,6 +163,7 @@ def test_a_team_snapshot_shows_its_agents_and_its_own_goals() -> None:
     assert (teams["t9"].sl_threshold_s, teams["t9"].sl_goal_pct) == (20.0, 70.0)
     assert (teams["t2"].sl_threshold_s, teams["t2"].sl_goal_pct) == (20.0, 80.0)
     assert teams["t1"].to_proto().scope.id == "t1" and teams["t9"].agents == []
+    assert teams["t1"].windows == []  # no answering agent is held per decided call: no team call windows
 
 
 def test_finished_calls_are_forgotten_and_late_duplicates_ignored() -> None:

@@ -421,13 +421,17 @@ class RealtimeView:
 
     def window_figures(self, scope: ScopeRef = CENTER,
                        counts: dict[tuple[int, str], _Counts] | None = None) -> list[WindowFigures]:
-        """`counts`: `_window_counts()` when several scopes are taken at once."""
+        """`counts`: `_window_counts()` when several scopes are taken at once. None for a team or an agent: a
+        decided call is held without the agent who answered it (the partition states carry none), so their call
+        figures are the alerts' (from the contacts) and the KPI API's."""
+        if scope.kind not in ("center", "queue"):
+            return []
         if counts is None:
             counts = self._window_counts()
-        key = "" if scope.kind == "center" else scope.id if scope.kind == "queue" else None
+        key = "" if scope.kind == "center" else scope.id
         out: list[WindowFigures] = []
         for minutes in self.settings.windows_min:
-            c = counts.get((minutes, key), _Counts()) if key is not None else _Counts()
+            c = counts.get((minutes, key), _Counts())
             r = kpis.Rollup(offered=c.offered, answered=c.answered, answered_within_t=c.answered_within_t,
                             abandoned=c.abandoned, short_abandons=c.short_abandons,
                             sum_queue_s_answered=c.sum_wait_answered)

@@ -35,7 +35,8 @@ function windowOf(snap, minutes) {
 function renderQueues() {
   const box = document.getElementById("queues");
   box.replaceChildren();
-  const queues = [...snapshots.values()].filter((s) => s.scope && s.scope.kind !== "KIND_AGENT")
+  // a team has no call windows (its agents are among the center's; its alerts are listed below)
+  const queues = [...snapshots.values()].filter((s) => s.scope && !["KIND_AGENT", "KIND_TEAM"].includes(s.scope.kind))
     .sort((a, b) => (a.scope.kind === "KIND_CENTER" ? -1 : b.scope.kind === "KIND_CENTER" ? 1
       : (a.scope.id || "").localeCompare(b.scope.id || "")));
   for (const snap of queues) {
