@@ -229,7 +229,8 @@ TOPICS: tuple[Topic, ...] = (
           "One record per completed contact segment (agent leg), revised with a higher version.",
           _contact_example),
     Topic("cc.kpi-realtime.v1", "scope", kpi_events_pb2.RealtimeSnapshot, 1, DAY_MS,
-          "Real-time snapshot per queue and center every few seconds (wallboard figures).",
+          "Real-time snapshot per center, queue and team every few seconds (wallboard figures; a team's: "
+          "its agents and goals).",
           _realtime_example),
     Topic("cc.alerts.v1", "alert_id", kpi_events_pb2.Alert, 1, 90 * DAY_MS,
           "KPI target breaches with likely causes checked against the data.", _alert_example),
