@@ -16,9 +16,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any, TypeVar
 
-from .sessionizer import NOT_OFFERED, ContactRecord
+from callstream_core.kpi_definitions import NOT_OFFERED, SL_THRESHOLD_S
 
-DEFAULT_SL_THRESHOLD_S = 20.0
+from .sessionizer import ContactRecord
+
 DEFAULT_RING_CYCLE_S = 6.0
 SECONDS_PER_YEAR = 365.0 * 86400.0
 
@@ -150,7 +151,7 @@ def rings(ring_s: float, ring_cycle_s: float = DEFAULT_RING_CYCLE_S) -> int:
 def rollup_contacts(
     contacts: Iterable[ContactRecord],
     *,
-    sl_threshold_s: float | Callable[[str], float] = DEFAULT_SL_THRESHOLD_S,
+    sl_threshold_s: float | Callable[[str], float] = SL_THRESHOLD_S,
     ring_cycle_s: float = DEFAULT_RING_CYCLE_S,
     first_call_resolved: Callable[[ContactRecord], bool] | None = None,
 ) -> Rollup:

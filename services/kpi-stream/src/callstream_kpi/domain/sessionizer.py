@@ -74,7 +74,6 @@ OUTCOME_VALUES: dict[str, kpi_events_pb2.ContactOutcome.ValueType] = {
     name: value for value, name in OUTCOME_NAMES.items()
 }
 # Outcomes of calls that never reached the ACD (kpis.md: blocked and IVR-ended calls are not offered).
-NOT_OFFERED = frozenset({"blocked", "ivr_handled", "ivr_abandoned"})
 _TERMINAL_UNANSWERED = frozenset({"blocked", "ivr_handled", "ivr_abandoned", "abandoned", "overflowed", "callback"})
 
 
