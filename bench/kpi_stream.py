@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import cProfile
+import dataclasses
 import logging
 import multiprocessing
 import pstats
@@ -48,9 +49,11 @@ from callstream.agent.v1 import agent_events_pb2
 from callstream.call.v1 import call_events_pb2
 from callstream.kpi.v1 import kpi_events_pb2
 from callstream_core import wire
-from callstream_core.kafka import EventProducer
+from callstream_core.faust_support import decode_events, faust_topic, make_app
+from callstream_core.kafka import DeadLetters, EventProducer
 from callstream_core.local_kafka import free_port
 from callstream_core.testing import isolated_topics
+from callstream_core.topics import Topic, topic
 from callstream_ingest.simulator import Engine, InProcessRouter, ListSink, parse_scenario
 from callstream_kpi.config import KpiSettings
 from callstream_kpi.entrypoints.worker import KpiWorker
@@ -150,6 +153,40 @@ def raw_confluent(bootstrap: str, topics: Sequence[str], count: int) -> Rate:
         consumer.close()
 
 
+async def faust_alone(bootstrap: str, prefix: str, count: int, *, decode: bool) -> Rate:
+    """Faust (faust-streaming) with the worker's app settings and batching (`take_events`) on the same
+    topics, the agent body only counting (`decode`: decoding each batch as the worker does, dead letters and
+    all): the ceiling the stream processor itself puts on the worker."""
+    defaults = KpiSettings()
+    app = make_app(f"bench-faust-{uuid.uuid4().hex[:8]}", bootstrap, consumer_auto_offset_reset="earliest")
+    dead_letters = DeadLetters(EventProducer(bootstrap, client_id="bench-faust"))
+    seen: list[float] = []  # events taken, then (first batch) the clock, events and CPU at the first batch
+
+    for name in (CALL_TOPIC, AGENT_TOPIC):
+        registered = dataclasses.replace(topic(name), name=prefix + name)
+
+        async def consume(stream: Any, registered: Topic = registered) -> None:
+            async for events in stream.take_events(defaults.batch_max, within=defaults.batch_within_s):
+                if decode:
+                    decode_events(events, registered, dead_letters)
+                if not seen:
+                    seen.extend([0.0, time.perf_counter(), len(events), _cpu()])
+                seen[0] += len(events)
+
+        consume.__name__ = f"count_{name.replace('.', '_').replace('-', '_')}"
+        app.agent(faust_topic(app, registered), name=consume.__name__, concurrency=1)(consume)
+    await app.start()
+    try:
+        deadline = time.monotonic() + DEADLINE_S
+        while not seen or seen[0] < count:
+            await asyncio.sleep(0.2)  # polling progress: the span ends within 0.2 s of done
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"Faust took {seen[:1]} of {count} events in {DEADLINE_S} s")
+        return Rate(int(seen[0] - seen[2]), time.perf_counter() - seen[1], _cpu() - seen[3])
+    finally:
+        await app.stop()
+
+
 def settings(bootstrap: str, chdb: Path, prefix: str, offset_reset: str = "earliest") -> KpiSettings:
     """The worker's own defaults (batching, allowed lateness, real-time tick): what is deployed is measured."""
     return KpiSettings(kafka_bootstrap_servers=bootstrap, clickhouse_url=f"chdb://{chdb}", topic_prefix=prefix,
@@ -200,12 +237,19 @@ def throughput(bootstrap: str, chdb: Path, days: int = THROUGHPUT_DAYS) -> tuple
     topics = [prefix + CALL_TOPIC, prefix + AGENT_TOPIC]
     aio = asyncio.run(raw_aiokafka(bootstrap, topics, count))
     confluent = raw_confluent(bootstrap, topics, count)
+    faust_only = asyncio.run(faust_alone(bootstrap, prefix, count, decode=False))
+    faust_decoding = asyncio.run(faust_alone(bootstrap, prefix, count, decode=True))
     worker = worker_rate(bootstrap, chdb, prefix, count)
     figures = {"events (full mix, JSON)": count, "raw aiokafka consume ev/s": aio.per_s,
-               "raw confluent-kafka consume ev/s": confluent.per_s, "worker ev/s": worker.per_s,
+               "raw confluent-kafka consume ev/s": confluent.per_s,
+               "Faust take_events, empty body ev/s": faust_only.per_s,
+               "Faust take_events + decode ev/s": faust_decoding.per_s,
+               "worker ev/s": worker.per_s,
                "worker / raw aiokafka": worker.per_s / aio.per_s,
                "worker / raw confluent-kafka": worker.per_s / confluent.per_s,
-               "worker CPU us/event": 1e6 * worker.cpu_s / worker.events}
+               "worker CPU us/event": 1e6 * worker.cpu_s / worker.events,
+               "Faust empty body CPU us/event": 1e6 * faust_only.cpu_s / faust_only.events,
+               "Faust + decode CPU us/event": 1e6 * faust_decoding.cpu_s / faust_decoding.events}
     return figures, [Aim("worker events/s per worker", worker.per_s, f"≥ {AIM_EVENTS_PER_S:,}",
                          worker.per_s >= AIM_EVENTS_PER_S)]
 
