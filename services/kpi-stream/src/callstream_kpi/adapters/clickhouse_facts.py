@@ -336,7 +336,7 @@ class FactWriter:
     def _insert(self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str], token: str) -> None:
         key = (table, tuple(columns))
 
-        def insert(c: Client) -> None:
+        def send(c: Client) -> None:
             types = self._types.get(key)
             if types is None:
                 types = self._types[key] = c.create_insert_context(table, list(columns)).column_types
@@ -344,7 +344,7 @@ class FactWriter:
             c.insert(table, list(zip(*rows, strict=True)), column_names=list(columns), column_types=types,
                      column_oriented=True, settings={"insert_deduplication_token": token})
 
-        self._client.run(insert)
+        self._client.run(send)
 
     def _insert_apart(self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str],
                       error: Exception) -> None:
