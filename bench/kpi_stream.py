@@ -3,7 +3,8 @@
 * throughput: events/s through one worker with its default settings, a full event mix (the demo center's
   simulated days: offered, IVR, queued, ringing, answered, hold, transferred, ended, wrap-up, abandoned and
   every agent state), JSON on the wire as every producer writes by default; anchored by raw consumers
-  (aiokafka and confluent-kafka) reading the same topics in the same run;
+  (aiokafka and confluent-kafka) reading the same topics in the same run, and Faust alone; again with binary
+  protobuf on the wire (part `throughput-protobuf`), which shows what decoding JSON costs;
 * cost growth: the same at 1×, 4× and 16× the events (1, 4 and 16 simulated days), CPU per event;
 * freshness: the same mix re-stamped with the wall clock and produced at 1,000 events/s, default settings
   (allowed lateness 10 s): event produced → a snapshot on cc.kpi-realtime.v1 counting it, and call ended →
@@ -58,7 +59,7 @@ from callstream_ingest.simulator import Engine, InProcessRouter, ListSink, parse
 from callstream_kpi.config import KpiSettings
 from callstream_kpi.entrypoints.worker import KpiWorker
 
-PARTS = ("throughput", "growth", "freshness", "profile")
+PARTS = ("throughput", "throughput-protobuf", "growth", "freshness", "profile")
 CALL_TOPIC = "cc.call-events.v1"
 AGENT_TOPIC = "cc.agent-events.v1"
 AIM_EVENTS_PER_S = 5_000
@@ -84,10 +85,10 @@ def demo_day(day: int) -> list[Event]:
     return sink.events
 
 
-def produce_days(bootstrap: str, prefix: str, days: int) -> int:
-    """`days` simulated days into the prefixed call and agent topics (JSON, the producers' default); returns
-    the number of events."""
-    producer = EventProducer(bootstrap, client_id="bench-kpi")
+def produce_days(bootstrap: str, prefix: str, days: int, wire_format: str = "json") -> int:
+    """`days` simulated days into the prefixed call and agent topics (JSON by default, as the producers write
+    by default); returns the number of events."""
+    producer = EventProducer(bootstrap, client_id="bench-kpi", wire_format=wire_format)
     count = 0
     for day in range(days):
         events = demo_day(day)
@@ -231,16 +232,17 @@ def worker_rate(bootstrap: str, chdb: Path, prefix: str, count: int,
     return Rate(int(timing["events"]), timing["seconds"], timing["cpu"])
 
 
-def throughput(bootstrap: str, chdb: Path, days: int = THROUGHPUT_DAYS) -> tuple[dict[str, float], list[Aim]]:
+def throughput(bootstrap: str, chdb: Path, days: int = THROUGHPUT_DAYS,
+               wire_format: str = "json") -> tuple[dict[str, float], list[Aim]]:
     prefix = isolated_topics(bootstrap, "tp")
-    count = produce_days(bootstrap, prefix, days)
+    count = produce_days(bootstrap, prefix, days, wire_format)
     topics = [prefix + CALL_TOPIC, prefix + AGENT_TOPIC]
     aio = asyncio.run(raw_aiokafka(bootstrap, topics, count))
     confluent = raw_confluent(bootstrap, topics, count)
     faust_only = asyncio.run(faust_alone(bootstrap, prefix, count, decode=False))
     faust_decoding = asyncio.run(faust_alone(bootstrap, prefix, count, decode=True))
     worker = worker_rate(bootstrap, chdb, prefix, count)
-    figures = {"events (full mix, JSON)": count, "raw aiokafka consume ev/s": aio.per_s,
+    figures = {f"events (full mix, {wire_format})": count, "raw aiokafka consume ev/s": aio.per_s,
                "raw confluent-kafka consume ev/s": confluent.per_s,
                "Faust take_events, empty body ev/s": faust_only.per_s,
                "Faust take_events + decode ev/s": faust_decoding.per_s,
@@ -490,6 +492,8 @@ def main(argv: list[str] | None = None) -> None:
     runs: dict[str, tuple[str, Callable[[str, Path], tuple[dict[str, float], list[Aim]]]]] = {
         "throughput": (f"KPI worker, defaults, full event mix ({THROUGHPUT_DAYS} simulated days), vs raw consumers "
                        "on the same topics", throughput),
+        "throughput-protobuf": ("The same with binary protobuf on the wire (what decoding JSON costs)",
+                                lambda b, c: throughput(b, c, wire_format="protobuf")),
         "growth": (f"KPI worker cost growth at {'/'.join(f'{d}x' for d in GROWTH_DAYS)} the events", growth),
         "freshness": (f"KPI stream freshness, defaults, full event mix at {FRESHNESS_RATE:,} events/s for "
                       f"{FRESHNESS_SECONDS} s", freshness),
