@@ -148,7 +148,7 @@ def rings(ring_s: float, ring_cycle_s: float = DEFAULT_RING_CYCLE_S) -> int:
     return math.ceil(round(ring_s / ring_cycle_s, 9))
 
 
-def rollup_contacts(
+def rollup_contacts(  # noqa: C901 (one counter per contact field, in kpis.md's order)
     contacts: Iterable[ContactRecord],
     *,
     sl_threshold_s: float | Callable[[str], float] = SL_THRESHOLD_S,
