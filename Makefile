@@ -67,6 +67,10 @@ test: install asterisk lint typecheck proto-check ## everything CI runs: install
 bench: install ## run every benchmark in bench/ and print the figures (gRPC ones build bench/loadgen: go)
 	@for b in $(BENCHES); do echo "== bench/$$b.py"; $(RUN) python -m bench.$$b || exit 1; done
 
+.PHONY: profile-kpi
+profile-kpi: install ## profile the KPI worker (cProfile, one simulated day): CPU split by stage, stats in .local/
+	$(RUN) python -m bench.kpi_stream profile
+
 .PHONY: run
 run: install ## start Kafka, apply topics, every service and the demo simulator (its calls routed by the routing service over gRPC); Ctrl-C stops all
 	$(RUN) callstream up

@@ -8,6 +8,7 @@ import platform
 import subprocess
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -84,3 +85,18 @@ def sweep_figures(run: dict[str, Any]) -> dict[str, float]:
         figures[f"p99_ms_at_{name}_rate"] = percentile(run["sweep"][fraction], 99) * 1000
         figures |= steal_figure(f"steal_pct_at_{name}_rate", run, fraction)
     return figures
+
+
+@dataclass(frozen=True)
+class Aim:
+    """A figure against its aim (issue 19: every aimed-at figure says whether it is met)."""
+
+    name: str
+    value: float
+    aim: str
+    met: bool
+
+
+def print_aims(aims: Sequence[Aim]) -> None:
+    for a in aims:
+        print(f"  AIM {a.name:40} {a.value:14,.3f}   aim {a.aim}: {'met' if a.met else 'NOT MET'}")

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 
 from bench.common import print_figures
-from bench.kpi_stream import call_events
+from bench.kpi_restart import call_events
 from callstream.kpi.v1 import kpi_events_pb2
 from callstream_core import wire
 from callstream_kpi.domain.partition_state import TeamDirectory, merged_snapshots

@@ -24,7 +24,8 @@ import httpx
 
 from bench.common import print_figures
 from bench.kafka_baseline import bootstrap_servers
-from bench.kpi_stream import call_events
+from callstream.call.v1 import call_events_pb2
+from callstream_core.envelope import new_envelope
 from callstream_core.kafka import EventProducer, apply_topics, committed_offsets
 from callstream_core.local_kafka import free_port
 from callstream_core.testing import ServiceProcess
@@ -61,6 +62,29 @@ def _wait(what: str, probe: object, timeout: float = 300.0) -> float:
             return time.monotonic()
         time.sleep(0.1)  # the polling period of the measurement
     raise SystemExit(f"bench: {what} not within {timeout} s")
+
+
+def call_events(call_id: str, queue: str, start: datetime, rng: random.Random) -> list[call_events_pb2.CallEvent]:
+    """The events of one answered or abandoned call (5 or 3 events)."""
+    def ev(at: datetime, kind: str, **fields: object) -> call_events_pb2.CallEvent:
+        event = call_events_pb2.CallEvent(call_id=call_id, envelope=new_envelope("bench", at))
+        body = getattr(event, kind)
+        body.SetInParent()
+        for name, value in fields.items():
+            setattr(body, name, value)
+        return event
+
+    offered = call_events_pb2.CallEvent(call_id=call_id, envelope=new_envelope("bench", start))
+    offered.offered.context.queue_id = queue
+    events = [offered, ev(start, "queued", queue_id=queue)]
+    wait = timedelta(seconds=rng.uniform(0, 60))
+    if rng.random() < 0.1:
+        return [*events, ev(start + wait, "abandoned", queue_id=queue)]
+    agent = f"agent-{rng.randrange(500)}"
+    talk = wait + timedelta(seconds=rng.uniform(30, 400))
+    return [*events, ev(start + wait, "answered", agent_id=agent, queue_id=queue),
+            ev(start + talk, "ended", agent_id=agent),
+            ev(start + talk + timedelta(seconds=30), "wrap_up_ended", agent_id=agent, resolved=True)]
 
 
 def _committed(settings: KpiSettings, topic: str) -> int:

@@ -1,223 +1,518 @@
-"""KPI stream figures: events/s through one worker into ClickHouse (as a ratio to the raw aiokafka consume
-baseline) and freshness, event produced → effect visible in ClickHouse and in the real-time topic, at
-1,000 events/s. Uses KAFKA_BOOTSTRAP_SERVERS when set, else a local broker; chDB in a temp dir."""
+"""KPI stream figures (issue 19), each printed with its aim and whether it is met:
+
+* throughput: events/s through one worker with its default settings, a full event mix (the demo center's
+  simulated days: offered, IVR, queued, ringing, answered, hold, transferred, ended, wrap-up, abandoned and
+  every agent state), JSON on the wire as every producer writes by default; anchored by raw consumers
+  (aiokafka and confluent-kafka) reading the same topics in the same run, and Faust alone; again with binary
+  protobuf on the wire (part `throughput-protobuf`), which shows what decoding JSON costs;
+* cost growth: the same at 1×, 4× and 16× the events (1, 4 and 16 simulated days), CPU per event;
+* freshness: the same mix re-stamped with the wall clock and produced at 1,000 events/s, default settings
+  (allowed lateness 10 s): event produced → a snapshot on cc.kpi-realtime.v1 counting it, and call ended →
+  its contact stored (what the KPI API reads), p50/p95;
+* profile (`make profile-kpi`, part `profile`): the 4× run under cProfile, CPU split by stage.
+
+Parts are chosen on the command line (`python -m bench.kpi_stream throughput freshness`); all by default.
+`--strict` exits 1 when an aim is missed. Uses KAFKA_BOOTSTRAP_SERVERS when set, else a local broker; chDB
+in a temp dir."""
 
 from __future__ import annotations
 
 import asyncio
+import cProfile
+import dataclasses
 import logging
 import multiprocessing
-import random
+import pstats
+import resource
 import statistics
+import sys
 import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, timedelta
 from pathlib import Path
+from typing import Any, TypeAlias
 
+import yaml
 from aiokafka import AIOKafkaConsumer
+from confluent_kafka import Consumer
+from google.protobuf.timestamp_pb2 import Timestamp
+from prometheus_client import REGISTRY
 
-from bench.common import percentile, print_figures
+from bench.common import Aim, percentile, print_aims, print_figures, selected_parts
 from bench.kafka_baseline import bootstrap_servers
+from bench.simulator import DEMO
+from callstream.agent.v1 import agent_events_pb2
 from callstream.call.v1 import call_events_pb2
 from callstream.kpi.v1 import kpi_events_pb2
 from callstream_core import wire
-from callstream_core.envelope import new_envelope
-from callstream_core.kafka import EventProducer, apply_topics
+from callstream_core.faust_support import decode_events, faust_topic, make_app
+from callstream_core.kafka import DeadLetters, EventProducer
 from callstream_core.local_kafka import free_port
+from callstream_core.testing import isolated_topics
+from callstream_core.topics import Topic, topic
+from callstream_ingest.simulator import Engine, InProcessRouter, ListSink, parse_scenario
 from callstream_kpi.config import KpiSettings
 from callstream_kpi.entrypoints.worker import KpiWorker
 
-AIOKAFKA_BASELINE_MSGS_PER_S = 424_073  # docs/benchmarks.md: bench/kafka_baseline.py, quiet machine, 2026-12-01
-THROUGHPUT_CALLS = 20_000
+PARTS = ("throughput", "throughput-protobuf", "growth", "freshness", "profile")
+CALL_TOPIC = "cc.call-events.v1"
+AGENT_TOPIC = "cc.agent-events.v1"
+AIM_EVENTS_PER_S = 5_000
+AIM_FRESHNESS_P95_S = 2.0
+THROUGHPUT_DAYS = 4  # ~100,000 events: also the 4× step of the cost growth
+GROWTH_DAYS = (1, 4, 16)
+PROFILE_DAYS = 1  # ~25,000 events: the split is steady by then, and cProfile slows the worker down
 FRESHNESS_RATE = 1_000
 FRESHNESS_SECONDS = 20
+SAMPLE_EVERY = 100  # freshness: one sampled event (real-time topic) in this many
+DEADLINE_S = 1800
+PROFILES = Path(".local")  # git ignores it
+
+Event: TypeAlias = call_events_pb2.CallEvent | agent_events_pb2.AgentEvent
 
 
-def call_events(call_id: str, queue: str, start: datetime, rng: random.Random) -> list[call_events_pb2.CallEvent]:
-    """The events of one answered or abandoned call (5 or 3 events)."""
-    def ev(at: datetime, kind: str, **fields: object) -> call_events_pb2.CallEvent:
-        event = call_events_pb2.CallEvent(call_id=call_id, envelope=new_envelope("bench", at))
-        body = getattr(event, kind)
-        body.SetInParent()
-        for name, value in fields.items():
-            setattr(body, name, value)
-        return event
-
-    offered = call_events_pb2.CallEvent(call_id=call_id, envelope=new_envelope("bench", start))
-    offered.offered.context.queue_id = queue
-    events = [offered, ev(start, "queued", queue_id=queue)]
-    wait = timedelta(seconds=rng.uniform(0, 60))
-    if rng.random() < 0.1:
-        return [*events, ev(start + wait, "abandoned", queue_id=queue)]
-    agent = f"agent-{rng.randrange(500)}"
-    talk = wait + timedelta(seconds=rng.uniform(30, 400))
-    return [*events, ev(start + wait, "answered", agent_id=agent, queue_id=queue),
-            ev(start + talk, "ended", agent_id=agent),
-            ev(start + talk + timedelta(seconds=30), "wrap_up_ended", agent_id=agent, resolved=True)]
+def demo_day(day: int) -> list[Event]:
+    """One simulated day of the demo center (`deploy/local/demo-center.yaml`, ~25,000 events), `day` days
+    after the scenario's start, in emission order: every call and agent event kind the simulator makes."""
+    sc = parse_scenario(yaml.safe_load(DEMO.read_text()), "bench scenario")
+    sink = ListSink()
+    Engine(sc, InProcessRouter(sc), sink, start=sc.start + timedelta(days=day)).run()
+    return sink.events
 
 
-def settings(bootstrap: str, chdb: Path, lateness_s: float, offset_reset: str = "earliest") -> KpiSettings:
-    """The worker's own defaults for batching and the real-time tick (what is deployed is what is measured)."""
-    return KpiSettings(kafka_bootstrap_servers=bootstrap, clickhouse_url=f"chdb://{chdb}",
+def produce_days(bootstrap: str, prefix: str, days: int, wire_format: str = "json") -> int:
+    """`days` simulated days into the prefixed call and agent topics (JSON by default, as the producers write
+    by default); returns the number of events."""
+    producer = EventProducer(bootstrap, client_id="bench-kpi", wire_format=wire_format)
+    count = 0
+    for day in range(days):
+        events = demo_day(day)
+        producer.produce_sync(prefix + CALL_TOPIC, [(e.call_id, e) for e in events
+                                                    if isinstance(e, call_events_pb2.CallEvent)])
+        producer.produce_sync(prefix + AGENT_TOPIC, [(e.agent_id, e) for e in events
+                                                     if isinstance(e, agent_events_pb2.AgentEvent)])
+        count += len(events)
+    return count
+
+
+@dataclass
+class Rate:
+    """Events taken per second, timed from the first event taken to the last (start-up and the consumer
+    group's join left out, for the worker and the raw consumers alike), and the process CPU meanwhile."""
+
+    events: int
+    seconds: float
+    cpu_s: float
+
+    @property
+    def per_s(self) -> float:
+        return self.events / self.seconds
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def raw_aiokafka(bootstrap: str, topics: Sequence[str], count: int) -> Rate:
+    consumer = AIOKafkaConsumer(*topics, bootstrap_servers=bootstrap, group_id=f"bench-raw-{uuid.uuid4().hex[:8]}",
+                                auto_offset_reset="earliest", enable_auto_commit=False)
+    await consumer.start()
+    try:
+        seen, first, cpu = 0, 0, 0.0
+        began = 0.0
+        while seen < count:
+            batches = await consumer.getmany(timeout_ms=1000, max_records=5000)
+            got = sum(len(records) for records in batches.values())
+            if got and not seen:
+                began, first, cpu = time.perf_counter(), got, _cpu()
+            seen += got
+        return Rate(seen - first, time.perf_counter() - began, _cpu() - cpu)
+    finally:
+        await consumer.stop()
+
+
+def raw_confluent(bootstrap: str, topics: Sequence[str], count: int) -> Rate:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-raw-{uuid.uuid4().hex[:8]}",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    consumer.subscribe(list(topics))
+    try:
+        seen, first, cpu = 0, 0, 0.0
+        began = 0.0
+        while seen < count:
+            got = sum(1 for m in consumer.consume(num_messages=5000, timeout=1.0) if m.error() is None)
+            if got and not seen:
+                began, first, cpu = time.perf_counter(), got, _cpu()
+            seen += got
+        return Rate(seen - first, time.perf_counter() - began, _cpu() - cpu)
+    finally:
+        consumer.close()
+
+
+async def faust_alone(bootstrap: str, prefix: str, count: int, *, decode: bool) -> Rate:
+    """Faust (faust-streaming) with the worker's app settings and batching (`take_events`) on the same
+    topics, the agent body only counting (`decode`: decoding each batch as the worker does, dead letters and
+    all): the ceiling the stream processor itself puts on the worker."""
+    defaults = KpiSettings()
+    app = make_app(f"bench-faust-{uuid.uuid4().hex[:8]}", bootstrap, consumer_auto_offset_reset="earliest")
+    dead_letters = DeadLetters(EventProducer(bootstrap, client_id="bench-faust"))
+    seen: list[float] = []  # events taken, then (first batch) the clock, events and CPU at the first batch
+
+    for name in (CALL_TOPIC, AGENT_TOPIC):
+        registered = dataclasses.replace(topic(name), name=prefix + name)
+
+        async def consume(stream: Any, registered: Topic = registered) -> None:
+            async for events in stream.take_events(defaults.batch_max, within=defaults.batch_within_s):
+                if decode:
+                    decode_events(events, registered, dead_letters)
+                if not seen:
+                    seen.extend([0.0, time.perf_counter(), len(events), _cpu()])
+                seen[0] += len(events)
+
+        consume.__name__ = f"count_{name.replace('.', '_').replace('-', '_')}"
+        app.agent(faust_topic(app, registered), name=consume.__name__, concurrency=1)(consume)
+    await app.start()
+    try:
+        deadline = time.monotonic() + DEADLINE_S
+        while not seen or seen[0] < count:
+            await asyncio.sleep(0.2)  # polling progress: the span ends within 0.2 s of done
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"Faust took {seen[:1]} of {count} events in {DEADLINE_S} s")
+        return Rate(int(seen[0] - seen[2]), time.perf_counter() - seen[1], _cpu() - seen[3])
+    finally:
+        await app.stop()
+
+
+def settings(bootstrap: str, chdb: Path, prefix: str, offset_reset: str = "earliest") -> KpiSettings:
+    """The worker's own defaults (batching, allowed lateness, real-time tick): what is deployed is measured."""
+    return KpiSettings(kafka_bootstrap_servers=bootstrap, clickhouse_url=f"chdb://{chdb}", topic_prefix=prefix,
                        consumer_auto_offset_reset=offset_reset,  # type: ignore[arg-type]
                        clickhouse_database=f"bench_{uuid.uuid4().hex[:8]}", http_port=free_port(),
-                       consumer_group=f"bench-kpi-{uuid.uuid4().hex[:8]}", allowed_lateness_s=lateness_s)
+                       consumer_group=f"bench-kpi-{uuid.uuid4().hex[:8]}", api_tokens="bench-token:manager")
 
 
-def throughput(bootstrap: str, chdb: Path) -> dict[str, float]:
-    rng = random.Random(1)
-    start = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
-    events = [e for n in range(THROUGHPUT_CALLS)
-              for e in call_events(f"tp-{uuid.uuid4().hex[:6]}-{n}", f"q{n % 10}",
-                                   start + timedelta(seconds=n * 1.5), rng)]
-    EventProducer(bootstrap, client_id="bench").produce_sync("cc.call-events.v1", [(e.call_id, e) for e in events])
-    worker = KpiWorker(settings(bootstrap, chdb, 10.0))
+def _taken() -> float:
+    """Events the KPI worker took so far in this process (its own counter, over every topic)."""
+    return sum(REGISTRY.get_sample_value("callstream_kpi_events_total", {"topic": t}) or 0.0
+               for t in ("call", "agent"))
+
+
+def worker_rate(bootstrap: str, chdb: Path, prefix: str, count: int,
+                profiled: Callable[[KpiWorker], Any] | None = None) -> Rate:
+    """One worker over the `count` events of the prefixed topics; ends when every event is taken and the
+    batch that took the last one has stored its facts (the pipeline's one thread has run everything queued)."""
+    worker = KpiWorker(settings(bootstrap, chdb, prefix))
     timing: dict[str, float] = {}
 
     async def until() -> None:
-        began = time.perf_counter()
-        while worker.pipeline.sessionizer.stats.events < len(events):
-            await asyncio.sleep(0.05)  # polling progress; the measured span ends within 50 ms of done
-        timing["seconds"] = time.perf_counter() - began
+        before = _taken()
+        deadline = time.monotonic() + DEADLINE_S
+        while _taken() == before:
+            await asyncio.sleep(0.01)  # polling for the first batch: the clock starts within 10 ms of it
+            if time.monotonic() > deadline:
+                raise RuntimeError("the worker took no event")
+        began, first, cpu = time.perf_counter(), _taken() - before, _cpu()
+        if profiled is not None:
+            await profiled(worker)
+        while _taken() - before < count:
+            # Polling progress: the span ends within 0.2 s of done (< 1 % of a run); reading the counters
+            # runs in the worker's event loop, and polling every 50 ms took 7 % of its CPU.
+            await asyncio.sleep(0.2)
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the worker took {_taken() - before:.0f} of {count} events in {DEADLINE_S} s")
+        await worker._run(lambda: None)  # the last batch's facts are stored once the pipeline thread gets here
+        timing.update(events=count - first, seconds=time.perf_counter() - began, cpu=_cpu() - cpu)
 
     asyncio.run(worker.serve(until))
-    rate = len(events) / timing["seconds"]
-    return {"events": len(events), "events_per_s_into_clickhouse": rate,
-            "ratio_to_aiokafka_consume": rate / AIOKAFKA_BASELINE_MSGS_PER_S}
+    return Rate(int(timing["events"]), timing["seconds"], timing["cpu"])
 
 
-def produce_paced(bootstrap: str, samples: multiprocessing.Queue[tuple[str, float, float] | None]) -> None:
-    """(In a process of its own.) Offered + queued events stamped with the wall clock at FRESHNESS_RATE for
-    FRESHNESS_SECONDS; one sample per tenth of a second: (event id, event time, time it was produced)."""
+def throughput(bootstrap: str, chdb: Path, days: int = THROUGHPUT_DAYS,
+               wire_format: str = "json") -> tuple[dict[str, float], list[Aim]]:
+    prefix = isolated_topics(bootstrap, "tp")
+    count = produce_days(bootstrap, prefix, days, wire_format)
+    topics = [prefix + CALL_TOPIC, prefix + AGENT_TOPIC]
+    aio = asyncio.run(raw_aiokafka(bootstrap, topics, count))
+    confluent = raw_confluent(bootstrap, topics, count)
+    faust_only = asyncio.run(faust_alone(bootstrap, prefix, count, decode=False))
+    faust_decoding = asyncio.run(faust_alone(bootstrap, prefix, count, decode=True))
+    worker = worker_rate(bootstrap, chdb, prefix, count)
+    figures = {f"events (full mix, {wire_format})": count, "raw aiokafka consume ev/s": aio.per_s,
+               "raw confluent-kafka consume ev/s": confluent.per_s,
+               "Faust take_events, empty body ev/s": faust_only.per_s,
+               "Faust take_events + decode ev/s": faust_decoding.per_s,
+               "worker ev/s": worker.per_s,
+               "worker / raw aiokafka": worker.per_s / aio.per_s,
+               "worker / raw confluent-kafka": worker.per_s / confluent.per_s,
+               "worker CPU us/event": 1e6 * worker.cpu_s / worker.events,
+               "Faust empty body CPU us/event": 1e6 * faust_only.cpu_s / faust_only.events,
+               "Faust + decode CPU us/event": 1e6 * faust_decoding.cpu_s / faust_decoding.events}
+    return figures, [Aim("worker events/s per worker", worker.per_s, f"≥ {AIM_EVENTS_PER_S:,}",
+                         worker.per_s >= AIM_EVENTS_PER_S)]
+
+
+def growth(bootstrap: str, chdb: Path) -> tuple[dict[str, float], list[Aim]]:
+    """Wall and CPU per event at 1×, 4×, 16× the events: linear cost is a flat cost per event."""
+    figures: dict[str, float] = {}
+    per_event: list[float] = []
+    for days in GROWTH_DAYS:
+        prefix = isolated_topics(bootstrap, "gr")
+        count = produce_days(bootstrap, prefix, days)
+        rate = worker_rate(bootstrap, chdb, prefix, count)
+        figures |= {f"{days}x: events": count, f"{days}x: wall us/event": 1e6 * rate.seconds / rate.events,
+                    f"{days}x: CPU us/event": 1e6 * rate.cpu_s / rate.events}
+        per_event.append(rate.cpu_s / rate.events)
+    growth_ratio = per_event[-1] / per_event[0]
+    # Linear: the CPU per event does not grow with the events (within 25 %, about a shared machine's noise);
+    # a cost that grows with the state held (open calls, tombstones, agent points) would show as a rising CPU
+    # per event from 1× to 16×. A falling one is the fixed costs (start-up, a tick a second) spread thinner.
+    return figures, [Aim(f"CPU per event {GROWTH_DAYS[-1]}x / {GROWTH_DAYS[0]}x", growth_ratio, "≤ 1.25 (linear)",
+                         growth_ratio <= 1.25)]
+
+
+# -- freshness ----------------------------------------------------------------------------------------
+def produce_live(bootstrap: str, prefix: str, samples: multiprocessing.Queue[tuple[str, str, float, float] | None],
+                 ) -> None:
+    """(In a process of its own.) The demo day's events in emission order, each stamped with the wall clock
+    as it is produced, at FRESHNESS_RATE for FRESHNESS_SECONDS. Samples: ("event", event id, event time,
+    produced at) for one event in SAMPLE_EVERY; ("ended", call id, event time, produced at) for each call's
+    `ended` event (its contact is stored once the watermark passes it)."""
     producer = EventProducer(bootstrap, client_id="bench-fresh")
-    rng, n = random.Random(2), 0
-    deadline = time.monotonic() + FRESHNESS_SECONDS
-    while time.monotonic() < deadline:
-        tick = time.monotonic()
-        batch: list[call_events_pb2.CallEvent] = []
-        while len(batch) < FRESHNESS_RATE // 10:
-            now = datetime.now(UTC)
-            batch += call_events(f"fr-{n}", f"q{n % 10}", now, rng)[:2]  # offered + queued: live now
-            n += 1
-        for event in batch:
-            producer.produce("cc.call-events.v1", event, key=event.call_id)
-        sample = batch[-1]
-        samples.put((sample.envelope.event_id, sample.envelope.occurred_at.ToDatetime(tzinfo=UTC).timestamp(),
-                     time.time()))
+    events = demo_day(0)[:FRESHNESS_RATE * FRESHNESS_SECONDS]
+    step = 0.1  # seconds per paced slice
+    per_slice = int(FRESHNESS_RATE * step)
+    began = time.monotonic()
+    for n in range(0, len(events), per_slice):
+        for i, event in enumerate(events[n:n + per_slice], start=n):
+            now = time.time()
+            event.envelope.occurred_at.CopyFrom(Timestamp(seconds=int(now), nanos=int(now % 1 * 1e9)))
+            if isinstance(event, call_events_pb2.CallEvent):
+                producer.produce(prefix + CALL_TOPIC, event, key=event.call_id)
+                if event.WhichOneof("kind") == "ended":
+                    samples.put(("ended", event.call_id, now, time.time()))
+            else:
+                producer.produce(prefix + AGENT_TOPIC, event, key=event.agent_id)
+            if i % SAMPLE_EVERY == 0:
+                samples.put(("event", event.envelope.event_id, now, time.time()))
         producer.poll(0)
-        time.sleep(max(0.0, 0.1 - (time.monotonic() - tick)))  # pacing the producer at 1,000 events/s
+        pause = began + (n // per_slice + 1) * step - time.monotonic()
+        time.sleep(max(0.0, pause))  # pacing the producer at FRESHNESS_RATE
     producer.flush()
     samples.put(None)
 
 
-def _event_ids_stored(worker: KpiWorker, event_ids: list[str]) -> list[tuple[str]]:
-    return worker.client.query("SELECT event_id FROM call_events WHERE event_id IN {ids:Array(String)}",
-                               parameters={"ids": event_ids}).result_rows  # type: ignore[return-value]
+def _stored_contacts(worker: KpiWorker, call_ids: list[str]) -> list[tuple[str]]:
+    return worker.client.query("SELECT DISTINCT call_id FROM contacts WHERE call_id IN {ids:Array(String)}",
+                               parameters={"ids": call_ids}).result_rows  # type: ignore[return-value]
 
 
-def freshness(bootstrap: str, chdb: Path) -> dict[str, float]:
-    """Events stamped with the wall clock at 1,000/s; ClickHouse is polled for sampled event ids, and the
-    real-time topic is read for the first snapshot whose watermark covers each sampled event ("covered":
-    as of + the allowed lateness reaches the event, i.e. the stream has taken it and ticked; "applied":
-    as of reaches the event, i.e. its effect is in the figures, which adds the allowed lateness, 1 s)."""
-    lateness = 1.0
-    worker = KpiWorker(settings(bootstrap, chdb, lateness, "latest"))  # not the throughput run's backlog
-    sent: dict[str, float] = {}  # sampled event id -> produce time
-    event_times: list[tuple[datetime, float]] = []  # (event time, produce time) of samples
-    stop = threading.Event()
+def freshness(bootstrap: str, chdb: Path) -> tuple[dict[str, float], list[Aim]]:
+    prefix = isolated_topics(bootstrap, "fr")
+    worker = KpiWorker(settings(bootstrap, chdb, prefix, "latest"))
+    lateness = worker.settings.allowed_lateness_s
+    sampled: list[tuple[float, float]] = []  # (event time, produced at), in production order
+    ended: dict[str, float] = {}  # call id -> its ended event's produce time
+    done = threading.Event()
     # The producer runs in a process of its own: building and sending 1,000 events/s in the worker's process
     # took the worker's GIL, and the figures measured the benchmark's own load as much as the worker.
-    samples: multiprocessing.Queue[tuple[str, float, float] | None] = multiprocessing.get_context("spawn").Queue()
+    samples: multiprocessing.Queue[tuple[str, str, float, float] | None] = multiprocessing.get_context("spawn").Queue()
 
     def collect() -> None:
         while (sample := samples.get()) is not None:
-            event_id, event_at, produced_at = sample
-            event_times.append((datetime.fromtimestamp(event_at, UTC), produced_at))
-            sent[event_id] = produced_at
-        stop.set()
+            kind, _, event_at, produced_at = sample
+            if kind == "event":
+                sampled.append((event_at, produced_at))
+            else:
+                ended[sample[1]] = produced_at
+        done.set()
 
-    clickhouse_delays: list[float] = []
-    realtime_delays: list[float] = []
-    applied_delays: list[float] = []
+    covered: list[float] = []  # produced → a snapshot whose as_of + allowed lateness reaches the event
+    applied: list[float] = []  # produced → a snapshot whose as_of reaches the event (its effect is counted)
+    stored: list[float] = []  # call ended produced → its contact stored (what GET /v1/kpis counts)
 
     async def watch_realtime() -> None:
-        consumer = AIOKafkaConsumer("cc.kpi-realtime.v1", bootstrap_servers=bootstrap, auto_offset_reset="latest",
-                                    group_id=f"bench-{uuid.uuid4().hex[:6]}")
+        consumer = AIOKafkaConsumer(prefix + "cc.kpi-realtime.v1", bootstrap_servers=bootstrap,
+                                    auto_offset_reset="latest", group_id=f"bench-{uuid.uuid4().hex[:6]}")
         await consumer.start()
-        pending = applied = 0
         try:
-            while not (stop.is_set() and applied >= len(event_times)):
+            stop_at = None
+            while stop_at is None or time.monotonic() < stop_at:
+                if done.is_set() and len(applied) >= len(sampled):
+                    return
+                if done.is_set() and stop_at is None:
+                    stop_at = time.monotonic() + 60
                 for records in (await consumer.getmany(timeout_ms=200)).values():
                     for record in records:
                         snap = wire.decode(record.value, kpi_events_pb2.RealtimeSnapshot,
                                            wire.header_value(list(record.headers), wire.CONTENT_TYPE))
-                        as_of = snap.as_of.ToDatetime(tzinfo=UTC)
-                        covered = as_of + timedelta(seconds=lateness)
-                        while pending < len(event_times) and event_times[pending][0] <= covered:
-                            realtime_delays.append(time.time() - event_times[pending][1])
-                            pending += 1
-                        while applied < len(event_times) and event_times[applied][0] <= as_of:
-                            applied_delays.append(time.time() - event_times[applied][1])
-                            applied += 1
-                if stop.is_set() and time.monotonic() > stop_at[0] + 30:
-                    return
+                        as_of = snap.as_of.ToDatetime(tzinfo=UTC).timestamp()
+                        now = time.time()
+                        while len(covered) < len(sampled) and sampled[len(covered)][0] <= as_of + lateness:
+                            covered.append(now - sampled[len(covered)][1])
+                        while len(applied) < len(sampled) and sampled[len(applied)][0] <= as_of:
+                            applied.append(now - sampled[len(applied)][1])
         finally:
             await consumer.stop()
-
-    stop_at = [float("inf")]
 
     async def until() -> None:
         await asyncio.sleep(3)  # let the consumer group settle before the clock starts
         watcher = asyncio.create_task(watch_realtime())
-        thread = threading.Thread(target=collect)
-        thread.start()
-        producing = multiprocessing.get_context("spawn").Process(target=produce_paced, args=(bootstrap, samples))
+        collector = threading.Thread(target=collect)
+        collector.start()
+        producing = multiprocessing.get_context("spawn").Process(target=produce_live, args=(bootstrap, prefix, samples))
         producing.start()
         seen: set[str] = set()
-        while not stop.is_set() or len(seen) < len(sent):
-            if stop.is_set() and stop_at[0] == float("inf"):
-                stop_at[0] = time.monotonic()
-            waiting = [e for e in list(sent) if e not in seen]
+        stop_at: float | None = None
+        while stop_at is None or time.monotonic() < stop_at:
+            if done.is_set() and stop_at is None:
+                stop_at = time.monotonic() + 60  # the last contacts settle once the watermark passes them
+            waiting = [c for c in list(ended) if c not in seen]
+            if done.is_set() and not waiting:
+                break
             if waiting:
-                rows = await asyncio.to_thread(_event_ids_stored, worker, waiting)
+                rows = await asyncio.to_thread(_stored_contacts, worker, waiting)
                 now = time.time()
-                for (event_id,) in rows:
-                    if event_id not in seen:
-                        seen.add(event_id)
-                        clickhouse_delays.append(now - sent[event_id])
+                for (call_id,) in rows:
+                    seen.add(call_id)
+                    stored.append(now - ended[call_id])
             await asyncio.sleep(0.05)  # polling ClickHouse: figures have a 50 ms resolution
-        thread.join()
+        collector.join()
         producing.join()
         await watcher
 
     asyncio.run(worker.serve(until))
-    if not clickhouse_delays or not realtime_delays or not applied_delays:
-        raise RuntimeError(f"no freshness samples (ClickHouse {len(clickhouse_delays)}, "
-                           f"real-time topic {len(realtime_delays)} covered, {len(applied_delays)} applied)")
-    return {
-        "clickhouse_p50_s": statistics.median(clickhouse_delays),
-        "clickhouse_p95_s": percentile(clickhouse_delays, 95),
-        "realtime_topic_p50_s": statistics.median(realtime_delays),
-        "realtime_topic_p95_s": percentile(realtime_delays, 95),
-        "realtime_applied_p50_s": statistics.median(applied_delays),
-        "realtime_applied_p95_s": percentile(applied_delays, 95),
-        "samples": len(clickhouse_delays),
-    }
+    if not covered or not applied or not stored:
+        raise RuntimeError(f"no freshness samples (real-time topic {len(covered)} covered, {len(applied)} applied; "
+                           f"{len(stored)} contacts)")
+    figures = {"sampled events": len(sampled), "sampled ended calls": len(ended),
+               "event → snapshot covers it p50 s": statistics.median(covered),
+               "event → snapshot covers it p95 s": percentile(covered, 95),
+               "event → snapshot counts it p50 s": statistics.median(applied),
+               "event → snapshot counts it p95 s": percentile(applied, 95),
+               "call ended → contact in KPI API p50 s": statistics.median(stored),
+               "call ended → contact in KPI API p95 s": percentile(stored, 95),
+               "contacts not stored within 60 s": len(ended) - len(stored)}
+    aim = f"p95 < {AIM_FRESHNESS_P95_S:g} s"
+    return figures, [Aim("event → real-time topic (counted) p95 s", percentile(applied, 95), aim,
+                         percentile(applied, 95) < AIM_FRESHNESS_P95_S),
+                     Aim("call ended → KPI API p95 s", percentile(stored, 95), aim,
+                         percentile(stored, 95) < AIM_FRESHNESS_P95_S and len(stored) == len(ended))]
 
 
-def main() -> None:
+# -- profile ------------------------------------------------------------------------------------------
+# Stages of the worker's CPU: (file, function) pairs whose cumulative CPU is the stage's, outermost calls
+# only. None of a stage's functions calls another stage's, so the stages do not overlap. Consume is the
+# event loop's thread (Faust, aiokafka) minus its decoding.
+Functions = frozenset[tuple[str, str]]
+STAGES: dict[str, Functions] = {
+    "decode": frozenset({("faust_support.py", "decode_events")}),
+    "sessionize (watermark, sessionizer, agent states, real-time view)": frozenset({
+        ("sessionizer.py", "process_batch"), ("sessionizer.py", "sweep"), ("sessionizer.py", "restore"),
+        ("sessionizer.py", "needs_history"), ("realtime.py", "process_batch"), ("realtime.py", "advance"),
+        ("agent_states.py", "process_batch"), ("pipeline.py", "_observe"), ("pipeline.py", "note_offsets")}),
+    "insert (rows, ClickHouse)": frozenset({
+        ("clickhouse_facts.py", "insert"), ("clickhouse_facts.py", "call_event_row"),
+        ("clickhouse_facts.py", "agent_event_row"), ("clickhouse_facts.py", "interval_row"),
+        ("clickhouse_facts.py", "contact_row"), ("sessionizer.py", "to_proto"), ("agent_states.py", "split_interval")}),
+    "produce (contacts, snapshots, alerts)": frozenset({("kafka.py", "produce_sync"), ("kafka.py", "produce")}),
+}
+CONSUME = "consume (Faust, aiokafka, event loop)"
+OTHER = "other (pipeline thread: real-time snapshots, alerts, executor)"
+
+
+def profile(bootstrap: str, chdb: Path, days: int = PROFILE_DAYS) -> tuple[dict[str, float], list[Aim]]:
+    """The throughput run with cProfile (CPU time, per thread) in the event loop's thread (Faust's consumer,
+    decoding) and the pipeline's thread (sessionizer, inserts, produce); the stats go to
+    .local/kpi-profile-{loop,pipeline}.pstats (`python -m pstats` reads them)."""
+    prefix = isolated_topics(bootstrap, "pf")
+    count = produce_days(bootstrap, prefix, days)
+    loop_profile = cProfile.Profile(time.thread_time)
+    pipeline_profile = cProfile.Profile(time.thread_time)
+
+    async def start_profiles(worker: KpiWorker) -> None:
+        loop_profile.enable()
+        await worker._run(pipeline_profile.enable)
+
+    rate = worker_rate(bootstrap, chdb, prefix, count, start_profiles)
+    loop_profile.disable()
+    # The pipeline thread ended with its executor; its profiler kept what it recorded until then.
+    loop, pipeline = _save(loop_profile, "loop"), _save(pipeline_profile, "pipeline")
+    loop_total, pipeline_total = _total(loop), _total(pipeline)
+    split = {stage: _cumulative(loop if stage == "decode" else pipeline, functions)
+             for stage, functions in STAGES.items()}
+    split[CONSUME] = loop_total - split["decode"]
+    split[OTHER] = pipeline_total - sum(v for k, v in split.items() if k not in ("decode", CONSUME))
+    threads = loop_total + pipeline_total
+    figures: dict[str, float] = {"events": rate.events, "worker ev/s (profiled)": rate.per_s,
+                                 "process CPU s": rate.cpu_s, "profiled threads CPU s": threads,
+                                 "other threads CPU s (librdkafka, chDB)": rate.cpu_s - threads}
+    for stage in (CONSUME, *STAGES, OTHER):
+        figures[f"{stage} %"] = 100 * split[stage] / threads
+        figures[f"{stage} us/event"] = 1e6 * split[stage] / rate.events
+    return figures, []
+
+
+def _save(profiler: cProfile.Profile, name: str) -> pstats.Stats:
+    PROFILES.mkdir(parents=True, exist_ok=True)
+    path = PROFILES / f"kpi-profile-{name}.pstats"
+    profiler.dump_stats(path)
+    stats = pstats.Stats(str(path))
+    print(f"-- {name} thread, top functions by cumulative CPU ({path})")
+    stats.sort_stats("cumulative").print_stats(30)
+    return stats
+
+
+def _total(stats: pstats.Stats) -> float:
+    return float(stats.total_tt)  # type: ignore[attr-defined]  # pstats keeps it, untyped
+
+
+def _cumulative(stats: pstats.Stats, functions: Functions) -> float:
+    """Cumulative CPU of the chosen functions (defined in a file whose path ends with the given name),
+    outermost calls only: time a chosen function spent called from another chosen one is counted once."""
+    table: dict[Any, Any] = stats.stats  # type: ignore[attr-defined]  # pstats keeps it, untyped
+    chosen = {key for key in table if any(key[0].endswith("/" + file) and key[2] == name for file, name in functions)}
+    total = 0.0
+    for key in chosen:
+        cumulative, callers = table[key][3], table[key][4]
+        # callers: {caller: (primitive calls, calls, own time, cumulative time)} of this function under it
+        total += cumulative - sum(entry[3] for caller, entry in callers.items() if caller in chosen)
+    return total
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = list(sys.argv[1:] if argv is None else argv)
+    strict = "--strict" in args
+    named = [a for a in args if a != "--strict"]
+    # `make bench` runs the figures; the profile (slower under cProfile) only when named (`make profile-kpi`).
+    parts = selected_parts(named, PARTS) if named else [p for p in PARTS if p != "profile"]
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    runs: dict[str, tuple[str, Callable[[str, Path], tuple[dict[str, float], list[Aim]]]]] = {
+        "throughput": (f"KPI worker, defaults, full event mix ({THROUGHPUT_DAYS} simulated days), vs raw consumers "
+                       "on the same topics", throughput),
+        "throughput-protobuf": ("The same with binary protobuf on the wire (what decoding JSON costs)",
+                                lambda b, c: throughput(b, c, wire_format="protobuf")),
+        "growth": (f"KPI worker cost growth at {'/'.join(f'{d}x' for d in GROWTH_DAYS)} the events", growth),
+        "freshness": (f"KPI stream freshness, defaults, full event mix at {FRESHNESS_RATE:,} events/s for "
+                      f"{FRESHNESS_SECONDS} s", freshness),
+        "profile": (f"KPI worker CPU by stage (cProfile, {PROFILE_DAYS} simulated day)", profile),
+    }
+    missed: list[Aim] = []
     with ExitStack() as stack:
         bootstrap = bootstrap_servers(stack)
-        apply_topics(bootstrap)
         chdb = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="callstream-bench-chdb-")))
-        print_figures("KPI stream: one worker, call events → sessionizer → ClickHouse (chDB)",
-                      throughput(bootstrap, chdb))
-        print_figures(f"KPI stream freshness at {FRESHNESS_RATE:,} events/s for {FRESHNESS_SECONDS} s "
-                      "(allowed lateness 1 s)", freshness(bootstrap, chdb))
+        for part in parts:
+            title, run = runs[part]
+            figures, aims = run(bootstrap, chdb)
+            print_figures(title, figures)
+            print_aims(aims)
+            missed += [a for a in aims if not a.met]
+    if strict and missed:
+        raise SystemExit(f"aims missed: {', '.join(a.name for a in missed)}")
 
 
 if __name__ == "__main__":

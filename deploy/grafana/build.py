@@ -29,6 +29,8 @@ from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models import dashboard as models
 
+from callstream_core.kpi_definitions import NOT_OFFERED_SQL, SL_GOAL_PCT, SL_THRESHOLD_S
+
 PLUGIN = "grafana-clickhouse-datasource"
 DATASOURCE = models.DataSourceRef(type_val=PLUGIN, uid="${datasource}")
 OUT_DIR = Path(__file__).resolve().parent / "dashboards"
@@ -162,16 +164,17 @@ def new_dashboard(uid: str, title: str, description: str, time_from: str, refres
 
 # Each call with its queue's SL threshold T and goal (queue_settings, written through the KPI API's
 # PUT /v1/queues/{id}/targets); a queue without settings has the KPI stream's defaults, 80 % in 20 s.
-REALTIME_CALLS = """
+REALTIME_CALLS = f"""
 WITH t AS (
-    SELECT c.*, if(s.queue_id = '', 20, s.sl_threshold_s) AS sl_t, if(s.queue_id = '', 80, s.sl_goal_pct) AS sl_goal
+    SELECT c.*, if(s.queue_id = '', {SL_THRESHOLD_S:g}, s.sl_threshold_s) AS sl_t,
+           if(s.queue_id = '', {SL_GOAL_PCT:g}, s.sl_goal_pct) AS sl_goal
     FROM contacts AS c FINAL
     LEFT JOIN (SELECT queue_id, sl_threshold_s, sl_goal_pct FROM queue_settings FINAL) AS s ON s.queue_id = c.queue_id
-    WHERE c.segment = 0 AND c.offered_at > $__toTime - INTERVAL {minutes} MINUTE AND c.offered_at <= $__toTime
-      AND c.queue_id IN (${{queue:singlequote}})
-      AND c.outcome NOT IN ('blocked', 'ivr_handled', 'ivr_abandoned')
+    WHERE c.segment = 0 AND c.offered_at > $__toTime - INTERVAL {{minutes}} MINUTE AND c.offered_at <= $__toTime
+      AND c.queue_id IN (${{{{queue:singlequote}}}})
+      AND c.outcome NOT IN {NOT_OFFERED_SQL}
 )
-SELECT {select}
+SELECT {{select}}
 FROM t
 """
 

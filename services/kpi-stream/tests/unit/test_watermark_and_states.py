@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from kpi_builders import agent_event, at
 
 from callstream.agent.v1 import agent_events_pb2
 from callstream_kpi.domain import kpis
 from callstream_kpi.domain.agent_states import (
     AgentStateTracker,
+    StateInterval,
     logged_in_seconds,
     rollup_states,
     split_interval,
@@ -274,3 +278,38 @@ def test_an_announced_wrap_up_returns_the_agent_to_ready_unless_another_state_ca
         rows[(i.start, i.state)] = i.duration_s
     assert sorted((start, state, d) for (start, state), d in rows.items() if d > 0) == [
         (at(0), "talking", 60.0), (at(60), "acw", 10.0), (at(70), "not_ready", 30.0)]
+
+
+_KINDS = ("logged_in", "ready", "not_ready", "reserved", "talking", "on_hold", "after_call_work", "logged_out")
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(("a1", "a2")), st.integers(0, 600), st.sampled_from(_KINDS),
+                          st.sampled_from((0, 0, 20_000))), min_size=1, max_size=40),
+       st.randoms(use_true_random=False), st.integers(1, 8))
+def test_intervals_derived_per_batch_and_per_event_in_any_order_end_the_same(
+        drawn: list[tuple[str, int, str, int]], rng: random.Random, batch: int) -> None:
+    """Only the intervals a new point can change are re-derived: whatever the order and the batching, the
+    rows written (the last version of each) are those of all the events taken at once in time order."""
+    events = []
+    for agent, s, kind, wrap_ms in drawn:
+        event = agent_event(agent, s, kind)
+        if kind == "after_call_work":
+            event.after_call_work.wrap_up_ms = wrap_ms
+        events.append(event)
+
+    def rows(out: list[StateInterval]) -> set[tuple[str, str, datetime, datetime, str]]:
+        latest: dict[tuple[str, datetime], StateInterval] = {}
+        for interval in out:
+            latest[(interval.agent_id, interval.start)] = interval
+        return {(i.agent_id, i.state, i.start, i.end, i.reason) for i in latest.values() if i.duration_s > 0}
+
+    in_time_order = sorted(events, key=lambda e: e.envelope.occurred_at.ToDatetime())
+    expected = rows(AgentStateTracker(allowed_lateness_s=0).process_batch(in_time_order))
+    shuffled = events[:]
+    rng.shuffle(shuffled)
+    one_by_one = AgentStateTracker(allowed_lateness_s=0)
+    assert rows([i for e in shuffled for i in one_by_one.process(e)]) == expected
+    batched = AgentStateTracker(allowed_lateness_s=0)
+    assert rows([i for n in range(0, len(shuffled), batch)
+                 for i in batched.process_batch(shuffled[n:n + batch])]) == expected

@@ -249,7 +249,7 @@ def _greedy(kinds: list[_Kind], employees: Sequence[Employee], w: dict[tuple[int
     return chosen
 
 
-def build_roster(
+def build_roster(  # noqa: C901 (one CP-SAT model: each contract rule is a block of constraints)
     demand: Sequence[QueueShifts], employees: Sequence[Employee], rules: RosterRules | None = None
 ) -> Roster:
     """Give the plans' shifts to ``employees`` (see the module doc for the model)."""

@@ -250,7 +250,7 @@ def _hint(lp: _Relaxation, cols: list[_Column], req: Sequence[int]) -> tuple[lis
     return xs, ys
 
 
-def plan_shifts(
+def plan_shifts(  # noqa: C901 (one CP-SAT model: columns, coverage and hints)
     requirement: Sequence[int],
     templates: Sequence[ShiftTemplate],
     *,

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from callstream_core.kpi_definitions import SL_GOAL_PCT, SL_THRESHOLD_S
 from callstream_hr.domain.erlang import StaffingResult, required_agents
 from callstream_hr.domain.forecast import (
     HoldoutAccuracy,
@@ -48,8 +49,8 @@ class BadHistory(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class StaffingGoals:
-    sl_target: float = 0.8
-    t_s: float = 20.0
+    sl_target: float = SL_GOAL_PCT / 100
+    t_s: float = SL_THRESHOLD_S
     max_occupancy: float = 1.0
     asa_goal: float | None = None
     abandon_goal: float | None = None
@@ -196,8 +197,8 @@ class QueueTargets:
     """A queue's service targets as the planner staffs them (the queue settings of HR's targets API)."""
 
     queue_id: str
-    sl_target: float = 0.8
-    t_s: float = 20.0
+    sl_target: float = SL_GOAL_PCT / 100
+    t_s: float = SL_THRESHOLD_S
     patience_s: float | None = None  # mean caller patience: Erlang A; None: Erlang C (nobody hangs up)
     max_occupancy: float = 1.0
     asa_goal: float | None = None

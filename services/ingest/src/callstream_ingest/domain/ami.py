@@ -262,7 +262,7 @@ class AmiEventMapper:
             self.summary.events_by_kind[e.WhichOneof("kind") or ""] += 1
         return out
 
-    def _map(self, name: str, msg: Message, when: datetime) -> list[Event]:
+    def _map(self, name: str, msg: Message, when: datetime) -> list[Event]:  # noqa: C901 (one flat dispatch over AMI's event names)
         uniqueid, linkedid, queue = msg.get("Uniqueid", ""), msg.get("Linkedid", ""), msg.get("Queue", "")
         message_key = "|".join(f"{k}={v}" for k, v in sorted(msg.items()))
         out: list[Event] = []

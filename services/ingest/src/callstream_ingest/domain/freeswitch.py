@@ -184,7 +184,7 @@ class CallcenterMapper:
             self.summary.events_by_kind[e.WhichOneof("kind") or ""] += 1
         return out
 
-    def _map(self, action: str, h: Headers, when: datetime) -> list[Event]:
+    def _map(self, action: str, h: Headers, when: datetime) -> list[Event]:  # noqa: C901 (one flat dispatch over mod_callcenter's actions)
         call_id = h.get("CC-Member-Session-UUID", "")
         agent_id = self.agents.agent_id(h.get("CC-Agent", ""))
         queue = h.get("CC-Queue", "")

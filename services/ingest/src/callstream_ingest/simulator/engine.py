@@ -20,6 +20,7 @@ from callstream.agent.v1 import agent_events_pb2
 from callstream.call.v1 import call_events_pb2
 from callstream.common.v1 import envelope_pb2
 from callstream_core.envelope import SCHEMA_VERSION, deterministic_event_id, hash_caller, to_millis
+from callstream_core.kpi_definitions import SL_THRESHOLD_S
 from callstream_ingest.simulator.router import Router
 from callstream_ingest.simulator.scenario import (
     AgentGroup,
@@ -107,7 +108,7 @@ class Summary:
     call_events: int = 0
     agent_events: int = 0
     end_s: float = 0.0
-    service_level_s: float = 20.0
+    service_level_s: float = SL_THRESHOLD_S
 
     @property
     def service_level(self) -> float | None:

@@ -20,6 +20,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any, TypeVar
 
+from clickhouse_connect.datatypes.base import ClickHouseType
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError, DataError, OperationalError, ProgrammingError
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -314,6 +315,10 @@ class FactWriter:
     def __init__(self, client: RetryingClient, reject: RejectRow | None = None) -> None:
         self._client = client
         self._reject = reject
+        # Column types per (table, columns), read from ClickHouse at the first insert: without them every
+        # insert asked for the table's description first, a second round trip per insert (a third of the
+        # insert time in the worker's profile). The tables' columns are fixed once the migrations ran.
+        self._types: dict[tuple[str, tuple[str, ...]], Sequence[ClickHouseType]] = {}
 
     def insert(self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str],
                offsets: Sequence[tuple[str, int, int]] | None) -> None:
@@ -329,8 +334,17 @@ class FactWriter:
             self._insert_apart(table, rows, columns, exc)
 
     def _insert(self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str], token: str) -> None:
-        self._client.run(lambda c: c.insert(table, list(rows), column_names=list(columns),
-                                            settings={"insert_deduplication_token": token}))
+        key = (table, tuple(columns))
+
+        def send(c: Client) -> None:
+            types = self._types.get(key)
+            if types is None:
+                types = self._types[key] = c.create_insert_context(table, list(columns)).column_types
+            # Columns, not rows: clickhouse-connect serializes by column, and hands rows to a transposition first.
+            c.insert(table, list(zip(*rows, strict=True)), column_names=list(columns), column_types=types,
+                     column_oriented=True, settings={"insert_deduplication_token": token})
+
+        self._client.run(send)
 
     def _insert_apart(self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str],
                       error: Exception) -> None:

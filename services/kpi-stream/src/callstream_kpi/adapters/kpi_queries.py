@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 from clickhouse_connect.driver.client import Client
 
+from callstream_core.kpi_definitions import FCR_WINDOW_S, NOT_OFFERED_SQL, SL_THRESHOLD_S
+
 Grain = Literal["30m", "hour", "day", "week", "month"]
 ScopeKind = Literal["center", "queue", "agent", "team"]
 
@@ -25,8 +27,7 @@ GRAIN_SQL: dict[str, str] = {
     "month": "toDateTime(toStartOfMonth({col}), 'UTC')",
 }
 SCOPE_COLUMN: dict[str, str] = {"queue": "queue_id", "agent": "agent_id", "team": "team_id"}
-# Calls that reached the ACD (kpis.md "offered"): not blocked, not ended in the IVR.
-NOT_OFFERED = "('blocked', 'ivr_handled', 'ivr_abandoned')"
+NOT_OFFERED = NOT_OFFERED_SQL
 
 
 @dataclass(frozen=True)
@@ -39,8 +40,8 @@ class KpiQuery:
     sl_threshold_s: float | None = None
     short_abandon_s: float | None = None
     ring_cycle_s: float = 6.0
-    fcr_window_s: float = 72 * 3600.0
-    default_sl_threshold_s: float = 20.0
+    fcr_window_s: float = FCR_WINDOW_S
+    default_sl_threshold_s: float = SL_THRESHOLD_S
 
     def bucket(self, column: str) -> str:
         return GRAIN_SQL[self.grain].format(col=column)

@@ -19,9 +19,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from .sessionizer import ContactRecord
+from callstream_core.kpi_definitions import FCR_WINDOW_S
 
-DEFAULT_FCR_WINDOW_S = 72 * 3600.0
+from .sessionizer import ContactRecord
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ class _CallInfo:
 
 
 class FcrTracker:
-    def __init__(self, window_s: float = DEFAULT_FCR_WINDOW_S,
+    def __init__(self, window_s: float = FCR_WINDOW_S,
                  window_per_queue: Mapping[str, float] | None = None) -> None:
         self.window_s = window_s
         self.window_per_queue: Mapping[str, float] = window_per_queue or {}

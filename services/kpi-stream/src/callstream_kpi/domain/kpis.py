@@ -16,10 +16,11 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any, TypeVar
 
-from .sessionizer import NOT_OFFERED, ContactRecord
+from callstream_core.kpi_definitions import NOT_OFFERED, SL_THRESHOLD_S
+
+from .sessionizer import ContactRecord
 from .targets import CENTER, QueueTargets, ScopeRef
 
-DEFAULT_SL_THRESHOLD_S = 20.0
 DEFAULT_RING_CYCLE_S = 6.0
 SECONDS_PER_YEAR = 365.0 * 86400.0
 
@@ -148,10 +149,10 @@ def rings(ring_s: float, ring_cycle_s: float = DEFAULT_RING_CYCLE_S) -> int:
     return math.ceil(round(ring_s / ring_cycle_s, 9))
 
 
-def rollup_contacts(
+def rollup_contacts(  # noqa: C901 (one counter per contact field, in kpis.md's order)
     contacts: Iterable[ContactRecord],
     *,
-    sl_threshold_s: float | Callable[[str], float] = DEFAULT_SL_THRESHOLD_S,
+    sl_threshold_s: float | Callable[[str], float] = SL_THRESHOLD_S,
     ring_cycle_s: float = DEFAULT_RING_CYCLE_S,
     first_call_resolved: Callable[[ContactRecord], bool] | None = None,
 ) -> Rollup:
