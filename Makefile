@@ -68,7 +68,7 @@ bench: install ## run every benchmark in bench/ and print the figures (gRPC ones
 	@for b in $(BENCHES); do echo "== bench/$$b.py"; $(RUN) python -m bench.$$b || exit 1; done
 
 .PHONY: run
-run: install ## start Kafka, apply topics, every service and the demo simulator (its calls routed by the routing service over gRPC); Ctrl-C stops all
+run: install ## start Kafka, apply topics, every service and the demo simulator (its calls routed by the routing service over gRPC; `callstream up --switch asterisk`: the real Asterisk instead); Ctrl-C stops all
 	$(RUN) callstream up
 
 .PHONY: doctor

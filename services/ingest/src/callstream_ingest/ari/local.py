@@ -34,6 +34,16 @@ ROUTED_QUEUES = "routed-queues.yaml"
 ROUTED_AGENTS = "routed-agents.yaml"
 
 
+def stasis_app_registered(http_port: int, user: str, secret: str, app: str = "callstream") -> bool:
+    """Whether Asterisk (ARI on loopback `http_port`) lists the Stasis application `app`: a bridge has its events
+    WebSocket open, so calls entering `Stasis(app)` are routed. False while Asterisk's HTTP server is not up."""
+    try:
+        response = httpx.get(f"http://127.0.0.1:{http_port}/ari/applications/{app}", auth=(user, secret), timeout=5)
+    except httpx.TransportError:
+        return False
+    return response.status_code == 200
+
+
 class RoutedCenter:
     def __init__(self, pbx: LocalAsterisk, kafka_bootstrap: str, run_dir: Path, *, topic_prefix: str = "",
                  standby: bool = False) -> None:
@@ -125,10 +135,9 @@ class RoutedCenter:
 
     def _wait_app_registered(self, deadline: float) -> None:
         """Until Asterisk lists the bridge's Stasis application (its events WebSocket is open)."""
-        url = f"http://127.0.0.1:{self.pbx.http_port}/ari/applications/callstream"
         while time.monotonic() < deadline:
             self._check_alive()
-            if httpx.get(url, auth=(self.pbx.ami_user, self.pbx.secret), timeout=5).status_code == 200:
+            if stasis_app_registered(self.pbx.http_port, self.pbx.ami_user, self.pbx.secret):
                 return
             time.sleep(0.2)  # polling Asterisk with a deadline
         raise TimeoutError(f"the bridge never registered its Stasis app: {self.bridge_log.read_text()[-3000:]}")
