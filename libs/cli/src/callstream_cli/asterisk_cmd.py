@@ -1,4 +1,5 @@
-"""`callstream asterisk build|start|stop|calls`: the real Asterisk of deploy/local/asterisk, for the demo and tests."""
+"""`callstream asterisk build|start|stop|calls|agent`: the real Asterisk of deploy/local/asterisk, for the demo and
+tests."""
 
 from __future__ import annotations
 
@@ -22,7 +23,14 @@ from callstream_core.local_asterisk import (
 )
 from callstream_core.local_kafka import find_repo_root
 from callstream_ingest.ari.local import stasis_app_registered
-from callstream_ingest.asterisk_calls import CallGenerator, LoadShape, plan_calls
+from callstream_ingest.asterisk_calls import (
+    AgentStatus,
+    AmiSession,
+    CallGenerator,
+    LoadShape,
+    dial_agent_status,
+    plan_calls,
+)
 
 app = typer.Typer(help="A real Asterisk (built from the vendored source) with the test center's queues.",
                   no_args_is_help=True)
@@ -123,3 +131,29 @@ def calls(
                f"{report.transfers_done} blind transfers")
     if report.refused:
         raise typer.Exit(1)
+
+
+@app.command()
+def agent(
+    status: AgentStatus = typer.Argument(..., help="ready, pause or logout"),
+    agent_id: str = typer.Argument(..., metavar="AGENT", help="The agent's name at the switch (a1, b2, ...)."),
+    ami_port: int = typer.Option(DEV_AMI_PORT, "--ami-port"),
+    secret: str = typer.Option(DEV_SECRET, "--secret", envvar="AMI_SECRET"),
+) -> None:
+    """Set an agent's status at the running test center as their phone would (a feature code that sets the device
+    state Custom:agent-AGENT); the ARI bridge tells the router (`callstream up --switch asterisk`)."""
+
+    async def dial() -> None:
+        session = AmiSession("127.0.0.1", ami_port)
+        await session.open(AMI_USER, secret)
+        try:
+            await dial_agent_status(session, agent_id, status)
+        finally:
+            await session.close()
+
+    try:
+        asyncio.run(dial())
+    except OSError as exc:  # refused, unreachable, or Asterisk refused the code (ConnectionError)
+        typer.echo(f"cannot set {agent_id} {status.value} on Asterisk (AMI 127.0.0.1:{ami_port}): {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"{agent_id}: {status.value} dialled")

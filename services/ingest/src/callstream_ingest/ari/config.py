@@ -74,6 +74,9 @@ class AriBridgeSettings(IngestSettings):
     router_retry_s: float = Field(default=30.0, gt=0)
     # The agents the bridge logs in at start, with the endpoint Asterisk dials for each.
     agents_file: Path
+    # Each agent's status at the switch is the custom device state <prefix><switch id> (ari.presence); the switch
+    # id goes through AGENT_MAP. Empty: no status from the switch (the agents file's logins only).
+    agent_device_prefix: str = Field(default="Custom:agent-", pattern=r"^$|^[A-Za-z]+:\S*$")
 
     @model_validator(mode="after")
     def _attempt_within_retry(self) -> AriBridgeSettings:

@@ -96,7 +96,14 @@ class Publish:
     event: Event
 
 
-Effect: TypeAlias = HoldCaller | Route | Dial | Connect | Hangup | DestroyBridge | Publish
+@dataclass(frozen=True, slots=True)
+class WatchDevices:
+    """Subscribe the app to these device states and report their current states (`ari.presence`)."""
+
+    devices: tuple[str, ...]
+
+
+Effect: TypeAlias = HoldCaller | Route | Dial | Connect | Hangup | DestroyBridge | Publish | WatchDevices
 
 
 # -- state -------------------------------------------------------------------------------------------------------
