@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
 from callstream_ingest.ari import messages as m
+from callstream_ingest.ari.config import read_agents
 from callstream_ingest.ari.domain import Agent, Publish, Route, WatchDevices
 from callstream_ingest.ari.presence import AgentPresence
 from callstream_ingest.domain.identity import AgentDirectory
@@ -82,3 +84,15 @@ def test_device_state_changed_messages() -> None:
     assert parsed == m.DeviceStateChanged("Custom:agent-a1", "BUSY", datetime(2026, 12, 4, 15, 8, 38, 943000, UTC))
     assert m.parse(json.dumps({"type": "DeviceStateChanged", "device_state": {"state": "BUSY"}}), AT) == \
         m.Malformed("no_device_state", '{"type": "DeviceStateChanged", "device_state": {"state": "BUSY"}}')
+
+
+def test_an_agent_logs_in_with_the_skills_of_the_agents_file(tmp_path: Path) -> None:
+    path = tmp_path / "agents.yaml"
+    path.write_text("agents:\n  - {agent_id: s1, endpoint: Local/s1@a/n, queues: [billing], skills: {billing: 5}}\n")
+    (agent,) = read_agents(path)
+    login = agent.login("c1")
+    assert login.action is d.AgentAction.LOGIN
+    assert [(s.skill_id, s.proficiency) for s in login.skills] == [("billing", 5)]
+    path.write_text("agents:\n  - {agent_id: s1, endpoint: Local/s1@a/n, queues: [billing], skills: {billing: 9}}\n")
+    with pytest.raises(ValueError, match=r"agents\.0\.skills\.billing"):
+        read_agents(path)

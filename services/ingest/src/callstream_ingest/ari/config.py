@@ -7,6 +7,7 @@ back-off) with Asterisk's ARI, the router and the agents file.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -24,6 +25,8 @@ class _AgentEntry(BaseModel):
     agent_id: str = Field(min_length=1)
     endpoint: str = Field(min_length=3, pattern=r"^[A-Za-z]+/\S+$")  # Asterisk dial string: TECH/resource
     queues: list[str] = Field(min_length=1)
+    # skill id -> proficiency (1 novice .. 5 expert), for queues with required skills (the `skills` strategy)
+    skills: dict[str, Annotated[int, Field(ge=1, le=5)]] = Field(default_factory=dict)
 
 
 class _AgentsFile(BaseModel):
@@ -32,7 +35,8 @@ class _AgentsFile(BaseModel):
 
 
 def read_agents(path: Path) -> list[Agent]:
-    """`agents:` entries with `agent_id`, `endpoint` (what Asterisk dials) and `queues` they log in to."""
+    """`agents:` entries with `agent_id`, `endpoint` (what Asterisk dials), `queues` they log in to and, optionally,
+    `skills` (skill id: proficiency 1-5)."""
     try:
         raw = yaml.safe_load(path.read_text())
         parsed = _AgentsFile.model_validate(raw)
@@ -47,7 +51,8 @@ def read_agents(path: Path) -> list[Agent]:
     ids = [a.agent_id for a in parsed.agents]
     if len(set(ids)) != len(ids):
         raise AgentsFileError(f"{path}: an agent_id is listed twice")
-    return [Agent(agent_id=a.agent_id, endpoint=a.endpoint, queues=tuple(a.queues)) for a in parsed.agents]
+    return [Agent(agent_id=a.agent_id, endpoint=a.endpoint, queues=tuple(a.queues), skills=tuple(a.skills.items()))
+            for a in parsed.agents]
 
 
 class AriBridgeSettings(IngestSettings):

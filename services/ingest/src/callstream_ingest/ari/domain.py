@@ -114,6 +114,13 @@ class Agent:
     agent_id: str
     endpoint: str  # Asterisk dial string, e.g. Local/a1@agents/n or PJSIP/1001
     queues: tuple[str, ...]
+    skills: tuple[tuple[str, int], ...] = ()  # (skill id, proficiency 1-5): the router's skills routing
+
+    def login(self, command_id: str) -> d.SetAgentState:
+        """The router's LOGIN of this agent: its queues and skills."""
+        return d.SetAgentState(command_id=command_id, agent_id=self.agent_id, action=d.AgentAction.LOGIN,
+                               queues=tuple(d.QueueMembership(queue_id=q) for q in self.queues),
+                               skills=tuple(d.Skill(skill_id=s, proficiency=level) for s, level in self.skills))
 
 
 @dataclass(slots=True)
@@ -162,9 +169,7 @@ class CallRouting:
         effects: list[Effect] = []
         stamp = now.strftime("%Y%m%dT%H%M%S.%f")
         for agent in self.agents.values():
-            effects.append(Route(d.SetAgentState(
-                command_id=f"ari:{agent.agent_id}:login:{stamp}", agent_id=agent.agent_id,
-                action=d.AgentAction.LOGIN, queues=tuple(d.QueueMembership(queue_id=q) for q in agent.queues))))
+            effects.append(Route(agent.login(f"ari:{agent.agent_id}:login:{stamp}")))
             effects.append(Route(d.SetAgentState(command_id=f"ari:{agent.agent_id}:ready:{stamp}",
                                                  agent_id=agent.agent_id, action=d.AgentAction.READY)))
             effects.append(self._agent_event(agent.agent_id, "logged_in", ae.LoggedIn(extension=agent.endpoint),

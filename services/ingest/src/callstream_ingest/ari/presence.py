@@ -76,9 +76,11 @@ class AgentPresence:
         before, self.status[agent.agent_id] = self.status[agent.agent_id], status
         stamp = at.strftime("%Y%m%dT%H%M%S.%f")
 
-        def command(action: d.AgentAction, queues: tuple[d.QueueMembership, ...] = ()) -> Route:
-            return Route(d.SetAgentState(command_id=f"ari:{agent.agent_id}:device:{action.value}:{stamp}",
-                                         agent_id=agent.agent_id, action=action, queues=queues))
+        def command(action: d.AgentAction) -> Route:
+            command_id = f"ari:{agent.agent_id}:device:{action.value}:{stamp}"
+            if action is d.AgentAction.LOGIN:
+                return Route(agent.login(command_id))
+            return Route(d.SetAgentState(command_id=command_id, agent_id=agent.agent_id, action=action))
 
         def event(kind: str, payload: object) -> Publish:
             return Publish(agent_event(self.source, f"{agent.agent_id}|{kind}|device|{stamp}", agent.agent_id, at,
@@ -88,7 +90,7 @@ class AgentPresence:
             return [command(d.AgentAction.LOGOUT), event("logged_out", ae.LoggedOut())]
         effects: list[Effect] = []
         if before is Status.LOGGED_OUT:
-            effects += [command(d.AgentAction.LOGIN, tuple(d.QueueMembership(queue_id=q) for q in agent.queues)),
+            effects += [command(d.AgentAction.LOGIN),
                         event("logged_in", ae.LoggedIn(extension=agent.endpoint))]
         if status is Status.READY:
             return [*effects, command(d.AgentAction.READY), event("ready", ae.Ready())]
