@@ -1,7 +1,7 @@
 """An agent's status set at the switch reaches Callstream's router: the test center's Asterisk, the routing
 service and the ARI bridge as real processes (`RoutedCenter`).
 
-The agent's phone dials the center's feature code (`dial_agent_status`: `<agent>@agent-pause` sets the custom
+The agent's phone dials the center's feature code (`callstream asterisk agent`: `<agent>@agent-pause` sets the custom
 device state `Custom:agent-<agent>` to BUSY, `@agent-ready` to NOT_INUSE); the bridge, subscribed to the agents'
 device states, tells the router. While support's b1 is paused, support calls reach support's other agents (or
 sales's, relaxed) and never b1; once b1 is ready again and the other support agents are paused, b1 talks again.
@@ -12,6 +12,8 @@ from its GetAgentState; the bridge's agent events (`not_ready`, `ready`) from th
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -28,14 +30,7 @@ from callstream.routing.v1 import routing_pb2, routing_pb2_grpc
 from callstream_core.kafka import apply_topics
 from callstream_core.local_asterisk import LocalAsterisk
 from callstream_ingest.ari.local import RoutedCenter
-from callstream_ingest.asterisk_calls import (
-    AgentStatus,
-    AmiSession,
-    CallGenerator,
-    LoadShape,
-    dial_agent_status,
-    plan_calls,
-)
+from callstream_ingest.asterisk_calls import CallGenerator, LoadShape, plan_calls
 
 pytestmark = pytest.mark.integration
 SUPPORT_ONLY = LoadShape(calls=10, calls_per_s=1.0, queues=(("support", 1.0),), transfer_share=0.0,
@@ -43,17 +38,13 @@ SUPPORT_ONLY = LoadShape(calls=10, calls_per_s=1.0, queues=(("support", 1.0),), 
 OTHER_SUPPORT_AGENTS = ("b2", "b3", "b5")
 
 
-def _set_status(pbx: LocalAsterisk, changes: list[tuple[str, AgentStatus]]) -> None:
-    async def dial() -> None:
-        session = AmiSession("127.0.0.1", pbx.ami_port)
-        await session.open(pbx.ami_user, pbx.secret)
-        try:
-            for agent, status in changes:
-                await dial_agent_status(session, agent, status)
-        finally:
-            await session.close()
-
-    asyncio.run(dial())
+def _set_status(pbx: LocalAsterisk, changes: list[tuple[str, str]]) -> None:
+    """As an operator would: `callstream asterisk agent <status> <agent>` (the agent's phone dialling the code)."""
+    for agent, status in changes:
+        done = subprocess.run([sys.executable, "-m", "callstream_cli.main", "asterisk", "agent", status, agent,
+                               "--ami-port", str(pbx.ami_port), "--secret", pbx.secret],
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
 
 
 def _wait_router_states(center: RoutedCenter, want: dict[str, str], timeout_s: float = 60) -> None:
@@ -112,12 +103,12 @@ def test_an_agent_paused_at_the_switch_gets_no_calls_until_ready_again(kafka_boo
     prefix = isolated_topics(kafka_bootstrap)
     with LocalAsterisk(tmp_path / "asterisk") as pbx, \
             RoutedCenter(pbx, kafka_bootstrap, tmp_path, topic_prefix=prefix) as center:
-        _set_status(pbx, [("b1", AgentStatus.pause)])
+        _set_status(pbx, [("b1", "pause")])
         _wait_router_states(center, {"b1": "not_ready"})
         _calls(pbx, seed=1)
         paused_phase = _talked_to(pbx)
 
-        _set_status(pbx, [("b1", AgentStatus.ready), *((a, AgentStatus.pause) for a in OTHER_SUPPORT_AGENTS)])
+        _set_status(pbx, [("b1", "ready"), *((a, "pause") for a in OTHER_SUPPORT_AGENTS)])
         _wait_router_states(center, {"b1": "ready", **dict.fromkeys(OTHER_SUPPORT_AGENTS, "not_ready")})
         _calls(pbx, seed=2)
         ready_phase = {c: agent for c, agent in _talked_to(pbx).items() if c not in paused_phase}

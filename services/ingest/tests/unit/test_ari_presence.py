@@ -86,13 +86,18 @@ def test_device_state_changed_messages() -> None:
         m.Malformed("no_device_state", '{"type": "DeviceStateChanged", "device_state": {"state": "BUSY"}}')
 
 
-def test_an_agent_logs_in_with_the_skills_of_the_agents_file(tmp_path: Path) -> None:
+def test_an_agent_logs_in_with_the_skills_and_penalties_of_the_agents_file(tmp_path: Path) -> None:
     path = tmp_path / "agents.yaml"
-    path.write_text("agents:\n  - {agent_id: s1, endpoint: Local/s1@a/n, queues: [billing], skills: {billing: 5}}\n")
+    path.write_text("agents:\n  - {agent_id: s1, endpoint: Local/s1@a/n, queues: [billing, tech], "
+                    "skills: {billing: 5}, penalties: {tech: 1}}\n")
     (agent,) = read_agents(path)
     login = agent.login("c1")
     assert login.action is d.AgentAction.LOGIN
     assert [(s.skill_id, s.proficiency) for s in login.skills] == [("billing", 5)]
+    assert [(q.queue_id, q.priority) for q in login.queues] == [("billing", 0), ("tech", 1)]
+    path.write_text("agents:\n  - {agent_id: s1, endpoint: Local/s1@a/n, queues: [billing], penalties: {tech: 1}}\n")
+    with pytest.raises(ValueError, match="penalties of queues it is not in"):
+        read_agents(path)
     path.write_text("agents:\n  - {agent_id: s1, endpoint: Local/s1@a/n, queues: [billing], skills: {billing: 9}}\n")
     with pytest.raises(ValueError, match=r"agents\.0\.skills\.billing"):
         read_agents(path)

@@ -27,6 +27,8 @@ class _AgentEntry(BaseModel):
     queues: list[str] = Field(min_length=1)
     # skill id -> proficiency (1 novice .. 5 expert), for queues with required skills (the `skills` strategy)
     skills: dict[str, Annotated[int, Field(ge=1, le=5)]] = Field(default_factory=dict)
+    # queue -> penalty (0 when absent): lower serves first among the agent's queues, as Asterisk's member penalty
+    penalties: dict[str, Annotated[int, Field(ge=0)]] = Field(default_factory=dict)
 
 
 class _AgentsFile(BaseModel):
@@ -36,7 +38,7 @@ class _AgentsFile(BaseModel):
 
 def read_agents(path: Path) -> list[Agent]:
     """`agents:` entries with `agent_id`, `endpoint` (what Asterisk dials), `queues` they log in to and, optionally,
-    `skills` (skill id: proficiency 1-5)."""
+    `skills` (skill id: proficiency 1-5) and `penalties` (queue: penalty, lower serves first)."""
     try:
         raw = yaml.safe_load(path.read_text())
         parsed = _AgentsFile.model_validate(raw)
@@ -51,8 +53,12 @@ def read_agents(path: Path) -> list[Agent]:
     ids = [a.agent_id for a in parsed.agents]
     if len(set(ids)) != len(ids):
         raise AgentsFileError(f"{path}: an agent_id is listed twice")
-    return [Agent(agent_id=a.agent_id, endpoint=a.endpoint, queues=tuple(a.queues), skills=tuple(a.skills.items()))
-            for a in parsed.agents]
+    for entry in parsed.agents:
+        if set(entry.penalties) - set(entry.queues):
+            raise AgentsFileError(f"{path}: agent {entry.agent_id}: penalties of queues it is not in: "
+                                  f"{sorted(set(entry.penalties) - set(entry.queues))}")
+    return [Agent(agent_id=a.agent_id, endpoint=a.endpoint, queues=tuple(a.queues), skills=tuple(a.skills.items()),
+                  penalties=tuple(a.penalties.items())) for a in parsed.agents]
 
 
 class AriBridgeSettings(IngestSettings):

@@ -115,11 +115,15 @@ class Agent:
     endpoint: str  # Asterisk dial string, e.g. Local/a1@agents/n or PJSIP/1001
     queues: tuple[str, ...]
     skills: tuple[tuple[str, int], ...] = ()  # (skill id, proficiency 1-5): the router's skills routing
+    # (queue, penalty) of the queues not at 0: lower serves first among the agent's queues (Asterisk's penalty)
+    penalties: tuple[tuple[str, int], ...] = ()
 
     def login(self, command_id: str) -> d.SetAgentState:
-        """The router's LOGIN of this agent: its queues and skills."""
+        """The router's LOGIN of this agent: its queues (with their penalties) and skills."""
+        penalty = dict(self.penalties)
         return d.SetAgentState(command_id=command_id, agent_id=self.agent_id, action=d.AgentAction.LOGIN,
-                               queues=tuple(d.QueueMembership(queue_id=q) for q in self.queues),
+                               queues=tuple(d.QueueMembership(queue_id=q, priority=penalty.get(q, 0))
+                                            for q in self.queues),
                                skills=tuple(d.Skill(skill_id=s, proficiency=level) for s, level in self.skills))
 
 
