@@ -55,3 +55,11 @@ def clickhouse(clickhouse_url: str, request: pytest.FixtureRequest) -> Client:
     """A client on a database of this test's own, so tests sharing the engine do not see each other."""
     name = "t_" + uuid.uuid4().hex[:12]
     return get_client(clickhouse_url, database=name)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test in an `integration/` folder (a service's, or the root `tests/integration`) carries the
+    `integration` marker, so `-m "not integration"` runs the unit tests alone in any service."""
+    for item in items:
+        if "integration" in item.path.parts:
+            item.add_marker(pytest.mark.integration)

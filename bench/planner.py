@@ -23,7 +23,7 @@ from callstream_hr.domain.forecast import IntervalFigures
 from callstream_hr.domain.history import RecordedHistory
 from callstream_hr.domain.roster import Contract, Employee, RosterRules
 from callstream_hr.domain.shifts import BreakRule, ShiftTemplate
-from callstream_hr.planning import QueueTargets, RosterOptions, plan_week
+from callstream_hr.service_layer.planning import QueueTargets, RosterOptions, plan_week
 
 MONDAY = datetime(2026, 11, 2, tzinfo=UTC)
 SHIFT_LIMIT_S = 10.0

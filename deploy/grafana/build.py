@@ -160,11 +160,13 @@ def new_dashboard(uid: str, title: str, description: str, time_from: str, refres
 # 1. Real-time operations (wallboard). The real-time topic is not in ClickHouse: figures come from
 # completed contacts over the last minutes before the dashboard's end time ($__toTime, now when live).
 
+# Each call with its queue's SL threshold T and goal (queue_settings, written through the KPI API's
+# PUT /v1/queues/{id}/targets); a queue without settings has the KPI stream's defaults, 80 % in 20 s.
 REALTIME_CALLS = """
 WITH t AS (
-    SELECT c.*, if(s.queue_id = '', 20, s.sl_threshold_s) AS sl_t
+    SELECT c.*, if(s.queue_id = '', 20, s.sl_threshold_s) AS sl_t, if(s.queue_id = '', 80, s.sl_goal_pct) AS sl_goal
     FROM contacts AS c FINAL
-    LEFT JOIN (SELECT queue_id, sl_threshold_s FROM queue_settings FINAL) AS s ON s.queue_id = c.queue_id
+    LEFT JOIN (SELECT queue_id, sl_threshold_s, sl_goal_pct FROM queue_settings FINAL) AS s ON s.queue_id = c.queue_id
     WHERE c.segment = 0 AND c.offered_at > $__toTime - INTERVAL {minutes} MINUTE AND c.offered_at <= $__toTime
       AND c.queue_id IN (${{queue:singlequote}})
       AND c.outcome NOT IN ('blocked', 'ivr_handled', 'ivr_abandoned')
@@ -175,6 +177,10 @@ FROM t
 
 RT_SL = _pct("countIf(outcome = 'answered' AND queue_s <= sl_t)",
              "count() - countIf(outcome = 'abandoned' AND short_abandon)")
+# The goal of the selected queues: their goals weighted as the service level weighs their calls (offered −
+# short abandons), so the mix meets it whenever every queue meets its own; one queue: its goal.
+RT_GOAL = _div("sumIf(sl_goal, NOT (outcome = 'abandoned' AND short_abandon))",
+               "count() - countIf(outcome = 'abandoned' AND short_abandon)")
 RT_ASA = _div("sumIf(queue_s, outcome = 'answered')", "countIf(outcome = 'answered')")
 RT_ABANDON = _pct("countIf(outcome = 'abandoned') - countIf(outcome = 'abandoned' AND short_abandon)",
                   "count() - countIf(outcome = 'abandoned' AND short_abandon)")
@@ -189,8 +195,12 @@ def realtime() -> dash.Dashboard:
         "shows once it has ended.", "now-1h", "10s", [QUEUE_VAR])
     for minutes in (15, 30, 60):
         d = d.with_row(dash.Row(f"Last {minutes} minutes"))
-        for title, expr, unit, w in (("Service level", RT_SL, "percent", 6), ("ASA", RT_ASA, "s", 6),
-                                     ("Abandon rate", RT_ABANDON, "percent", 6)):
+        sql = REALTIME_CALLS.format(minutes=minutes, select=f"{RT_GOAL} AS goal, {RT_SL} AS service_level")
+        d = d.with_panel(lay.stat(
+            f"Service level ({minutes} min)", sql, unit="percent", w=6,
+            description="Each call against its queue's T, beside the goal of the selected queues (queue_settings; "
+                        "default 80 % in 20 s).").color_mode(common.BigValueColorMode.NONE))
+        for title, expr, unit, w in (("ASA", RT_ASA, "s", 6), ("Abandon rate", RT_ABANDON, "percent", 6)):
             sql = REALTIME_CALLS.format(minutes=minutes, select=f"{expr} AS value")
             d = d.with_panel(lay.stat(f"{title} ({minutes} min)", sql, unit=unit, w=w))
         sql = REALTIME_CALLS.format(minutes=minutes, select="count() AS offered, countIf(outcome = 'answered') "
@@ -213,22 +223,11 @@ FROM (
 GROUP BY state
 ORDER BY agents DESC
 """, w=12, h=8, description="Last closed state interval of each agent seen in the last hour."))
-    d = d.with_panel(lay.table("Per queue, last 30 minutes", """
-WITH t AS (
-    SELECT c.*, if(s.queue_id = '', 20, s.sl_threshold_s) AS sl_t
-    FROM contacts AS c FINAL
-    LEFT JOIN (SELECT queue_id, sl_threshold_s FROM queue_settings FINAL) AS s ON s.queue_id = c.queue_id
-    WHERE c.segment = 0 AND c.offered_at > $__toTime - INTERVAL 30 MINUTE AND c.offered_at <= $__toTime
-      AND c.queue_id IN (${queue:singlequote}) AND c.outcome NOT IN ('blocked', 'ivr_handled', 'ivr_abandoned')
-)
-SELECT queue_id AS queue, count() AS offered, countIf(outcome = 'answered') AS answered,
-       """ + RT_SL + """ AS service_level_pct,
-       """ + RT_ASA + """ AS asa_s,
-       """ + RT_ABANDON + """ AS abandon_rate_pct
-FROM t
-GROUP BY queue_id
-ORDER BY queue_id
-""", w=12, h=8))
+    per_queue = f"""queue_id AS queue, count() AS offered, countIf(outcome = 'answered') AS answered,
+       any(sl_t) AS sl_threshold_s, any(sl_goal) AS sl_goal_pct, {RT_SL} AS service_level_pct,
+       {RT_ASA} AS asa_s, {RT_ABANDON} AS abandon_rate_pct"""
+    d = d.with_panel(lay.table("Per queue, last 30 minutes", REALTIME_CALLS.format(minutes=30, select=per_queue)
+                               + "GROUP BY queue_id\nORDER BY queue_id\n", w=12, h=8))
     return d
 
 
@@ -240,13 +239,17 @@ QUEUE_FILTER = "$__timeFilter(interval_start) AND queue_id IN (${queue:singlequo
 
 def queue_series(expr: str, alias: str) -> str:
     return f"""
-SELECT $__timeInterval(interval_start) AS time, queue_id, {expr} AS {alias}
+SELECT $__timeInterval(interval_start) AS time, queue_id, {expr} AS {alias}{SL_GOAL if alias == "service_level" else ""}
 FROM v_queue_30m
 WHERE {QUEUE_FILTER}
 GROUP BY time, queue_id
 ORDER BY time, queue_id
 """
 
+
+# The service level's goal line: each queue's goal (queue_settings, default 80 %), drawn dashed beside its SL.
+SL_GOAL = ", any(sl_goal_pct) AS sl_goal"
+DASHED = models.DynamicConfigValue("custom.lineStyle", {"fill": "dash", "dash": [10, 10]})
 
 QUEUE_KPIS: list[tuple[str, str, str, str | None, bool]] = [
     # title, expression over summed v_queue_30m counters, alias, unit, bars
@@ -282,7 +285,10 @@ def queue_performance() -> dash.Dashboard:
         "Call-level figures count each call once (segment 0); T and the goal come from queue_settings "
         "(default 80 % in 20 s).", "now-24h", "1m", [QUEUE_VAR])
     for title, expr, alias, unit, bars in QUEUE_KPIS:
-        d = d.with_panel(lay.series(title, queue_series(expr, alias), unit=unit, bars=bars))
+        panel = lay.series(title, queue_series(expr, alias), unit=unit, bars=bars)
+        if alias == "service_level":
+            panel = panel.override_by_regexp("^sl_goal.*", [DASHED])
+        d = d.with_panel(panel)
     d = d.with_panel(lay.table("All call KPIs per queue and interval", f"""
 SELECT interval_start, queue_id,
        sum(received) AS received_calls, sum(offered) AS offered_calls, sum(answered) AS answered_calls,
@@ -347,6 +353,23 @@ ORDER BY time, {group}
 """
 
 
+def with_team_goal(sql: str, kpis: list[str], columns: list[str], order: str, team: str = "team_id") -> str:
+    """`sql`'s rows beside their team's own goal for each of `kpis` as `{kpi}_goal` (team_settings, written
+    through the KPI API's PUT /v1/teams/{id}/targets or `callstream targets set --team`); NULL where the team set
+    none, so a line or cell shows only where a goal is set. `team` is the column of `sql` holding the team."""
+    goals = ", ".join(f"JSONExtract(kpi_targets, '{k}', 'Nullable(Float64)') AS {k}_goal" for k in kpis)
+    return f"""
+SELECT {', '.join(f'v.{c} AS {c}' for c in columns)}, {', '.join(f'g.{k}_goal AS {k}_goal' for k in kpis)}
+FROM ({sql.strip()}) AS v
+LEFT JOIN (SELECT team_id, {goals} FROM team_settings FINAL) AS g ON g.team_id = v.{team}
+ORDER BY {order}
+"""
+
+
+# A team's goal line, drawn dashed beside its figure.
+TEAM_GOAL_DASHED = ("^.*_goal.*", [DASHED])
+
+
 def agent_performance() -> dash.Dashboard:
     lay = Layout()
     d = new_dashboard(
@@ -354,7 +377,11 @@ def agent_performance() -> dash.Dashboard:
         "Per agent and team: AHT, ACW, hold, talk, calls per hour, occupancy, transfers, FCR. Agent figures "
         "count every answered leg for its agent; calls per hour and occupancy come from agent states.",
         "now-24h", "1m", [TEAM_VAR, AGENT_VAR])
-    d = d.with_panel(lay.table("Agents over the time range", AGENT_TABLE, h=12))
+    d = d.with_panel(lay.table("Agents over the time range", with_team_goal(
+        AGENT_TABLE, ["average_acw", "transfer_rate"],
+        ["agent", "team", "calls", "aht_s", "acw_s", "hold_s", "talk_s", "calls_per_hour", "occupancy_pct",
+         "transfer_rate_pct", "fcr_pct"], "agent", team="team"), h=12,
+        description="average_acw_goal / transfer_rate_goal: the agent's team's goals where set (team targets)."))
     d = d.with_panel(lay.series("AHT by agent", agent_series(
         "v_agent_30m", "agent_id", _div("sum(sum_talk_s) + sum(sum_hold_s) + sum(sum_acw_s)", "sum(answered_legs)"),
         "aht"), unit="s"))
@@ -367,9 +394,11 @@ def agent_performance() -> dash.Dashboard:
     d = d.with_panel(lay.series("Occupancy by team", agent_series(
         "v_agent_states_30m", "team_id", _pct("sum(busy_s)", "sum(busy_s) + sum(available_idle_s)"), "occupancy"),
         unit="percent"))
-    d = d.with_panel(lay.series("Transfer rate by team (blind + warm)", agent_series(
+    d = d.with_panel(lay.series("Transfer rate by team (blind + warm)", with_team_goal(agent_series(
         "v_agent_30m", "team_id", _pct("sum(transferred_blind) + sum(transferred_warm)", "sum(answered_legs)"),
-        "transfer_rate"), unit="percent"))
+        "transfer_rate"), ["transfer_rate"], ["time", "team_id", "transfer_rate"], "time, team_id"), unit="percent",
+        description="Dashed: the team's transfer-rate goal where one is set (team targets).")
+        .override_by_regexp(*TEAM_GOAL_DASHED))
     d = d.with_panel(lay.series("First-call resolution by team", agent_series(
         "v_agent_30m", "team_id", _pct("sum(resolved_no_repeat)", "sum(answered)"), "fcr"), unit="percent"))
     d = d.with_panel(lay.series("Answered legs by agent", agent_series(
@@ -423,6 +452,43 @@ ORDER BY time, team_id
 ATTENDANCE_FILTER = ("$__timeFilter(shift_start) AND team_id IN (${team:singlequote}) "
                      "AND agent_id IN (${agent:singlequote})")
 
+# The published roster against the floor, per interval: scheduled agents are the on-phone time of the shifts HR
+# published (hr_shifts, spread pro rata over the slots a shift covers, as adherence reads it) ÷ the interval's
+# length, i.e. the average number of agents the roster puts on the phones; staffed agents are the logged-in time
+# (any state but logged_out) ÷ the same length, on-phone agents the productive part of it (ready, reserved,
+# talking, hold, ACW). The agents follow $team/$agent, the calls $queue (shifts carry no queue).
+ROSTER_FACTS = f"""
+    SELECT interval_start, scheduled_on_phone_s, 0 AS logged_in_s, 0 AS productive_s, 0 AS offered,
+           0 AS answered_within_t, 0 AS short_abandons
+    FROM v_schedule_30m WHERE {AGENT_FILTER}
+    UNION ALL
+    SELECT interval_start, 0, logged_in_s, productive_s, 0, 0, 0
+    FROM v_agent_states_30m WHERE {AGENT_FILTER}
+    UNION ALL
+    SELECT interval_start, 0, 0, 0, offered, answered_within_t, short_abandons
+    FROM v_queue_30m WHERE {QUEUE_FILTER}"""
+
+
+def roster_agents(seconds: str) -> str:
+    """The three agent figures over an interval of `seconds` (a literal or the plugin's $__interval_s)."""
+    return (f"round(sum(scheduled_on_phone_s) / {seconds}, 2) AS scheduled_agents, "
+            f"round(sum(logged_in_s) / {seconds}, 2) AS staffed_agents, "
+            f"round(sum(productive_s) / {seconds}, 2) AS on_phone_agents")
+
+
+ROSTER_CALLS = ("sum(offered) AS offered_calls, "
+                f"{_pct('sum(answered_within_t)', 'sum(offered) - sum(short_abandons)')} AS service_level_pct")
+
+
+def roster_vs_staffing(time: str, columns: str, order: str = "time") -> str:
+    return f"""
+SELECT {time} AS time, {columns}
+FROM ({ROSTER_FACTS}
+)
+GROUP BY time
+ORDER BY {order}
+"""
+
 
 def workforce() -> dash.Dashboard:
     lay = Layout()
@@ -430,7 +496,8 @@ def workforce() -> dash.Dashboard:
         "callstream-workforce", "Callstream · Workforce",
         "Adherence = productive logged-in time (ready, reserved, talking, hold, ACW) / scheduled on-phone time; "
         "attendance = agent-shifts with an IN punch / agent-shifts scheduled; attrition = leavers / average FTE "
-        "headcount over the time range (annualised too).", "now-7d", "5m", [TEAM_VAR, AGENT_VAR])
+        "headcount over the time range (annualised too); scheduled agents (the published roster) against staffed "
+        "agents, offered calls and service level per interval.", "now-7d", "5m", [TEAM_VAR, AGENT_VAR, QUEUE_VAR])
     d = d.with_panel(lay.stat("Adherence (target ≥ 92 %)", f"""
 SELECT {_pct('sum(productive_s)', 'sum(scheduled_on_phone_s)')} AS adherence
 FROM (
@@ -453,25 +520,48 @@ SELECT {_pct("countIf(has_left AND left_at >= p_start AND left_at < p_end)",
 FROM v_employment
 WHERE team_id IN (${{team:singlequote}})
 """, unit="percent", w=8))
-    d = d.with_panel(lay.series("Adherence by team", ADHERENCE_SERIES, unit="percent"))
-    d = d.with_panel(lay.series("Attendance rate by team (by shift start)", f"""
+    d = d.with_panel(lay.series("Adherence by team", with_team_goal(
+        ADHERENCE_SERIES, ["adherence"], ["time", "team_id", "adherence"], "time, team_id"), unit="percent",
+        description="Dashed: the team's adherence goal where one is set (team targets).")
+        .override_by_regexp(*TEAM_GOAL_DASHED))
+    d = d.with_row(dash.Row("Published roster against staffing"))
+    series_time = "$__timeInterval(interval_start)"
+    d = d.with_panel(lay.series("Scheduled vs staffed agents", roster_vs_staffing(
+        series_time, roster_agents("$__interval_s")), w=12, description=(
+        "Scheduled = on-phone time of the published shifts (hr_shifts) ÷ the interval; staffed = logged-in time ÷ "
+        "the interval; on phone = productive logged-in time ÷ the interval (averages over the interval).")))
+    d = d.with_panel(lay.series("Offered calls and service level", roster_vs_staffing(series_time, ROSTER_CALLS),
+                                w=12))
+    # The table stays at the 30-minute grain whatever the range, so its divisor is the grain, not $__interval_s.
+    d = d.with_panel(lay.table(
+        "Roster against staffing, calls and service level per interval",
+        roster_vs_staffing("interval_start", f"{roster_agents('1800')}, {ROSTER_CALLS}", order="time DESC"),
+        h=12, description=(
+            "Per 30-minute interval: scheduled agents from the published roster, staffed and on-phone agents from "
+            "agent states ($team, $agent), offered calls and service level of the interval ($queue).")))
+    d = d.with_panel(lay.series("Attendance rate by team (by shift start)", with_team_goal(f"""
 SELECT $__timeInterval(shift_start) AS time, team_id, {_pct('sum(present)', 'count()')} AS attendance
 FROM v_attendance_shifts
 WHERE {ATTENDANCE_FILTER}
 GROUP BY time, team_id
-ORDER BY time, team_id
-""", unit="percent", interval="1d", bars=True))
-    d = d.with_panel(lay.table("Adherence per agent", ADHERENCE_TABLE, w=12))
-    d = d.with_panel(lay.table("Attendance per team", f"""
+""", ["attendance_rate"], ["time", "team_id", "attendance"], "time, team_id"), unit="percent", interval="1d",
+        bars=True, description="Dashed: the team's attendance goal where one is set (team targets).")
+        .override_by_regexp(*TEAM_GOAL_DASHED))
+    d = d.with_panel(lay.table("Adherence per agent", with_team_goal(
+        ADHERENCE_TABLE, ["adherence"], ["agent", "team", "productive_h", "scheduled_h", "adherence_pct"],
+        "adherence_pct", team="team"), w=12, description="adherence_goal: the agent's team's goal where set."))
+    d = d.with_panel(lay.table("Attendance per team", with_team_goal(f"""
 SELECT team_id AS team, count() AS scheduled_shifts, sum(present) AS present_shifts,
        count() - sum(present) AS absent_shifts,
        {_pct('sum(present)', 'count()')} AS attendance_pct
 FROM v_attendance_shifts
 WHERE {ATTENDANCE_FILTER}
 GROUP BY team_id
-ORDER BY team_id
-""", w=12))
-    d = d.with_panel(lay.table("Attrition per team", ATTRITION, w=12))
+""", ["attendance_rate"], ["team", "scheduled_shifts", "present_shifts", "absent_shifts", "attendance_pct"], "team",
+        team="team"), w=12))
+    d = d.with_panel(lay.table("Attrition per team", with_team_goal(
+        ATTRITION, ["agent_attrition_annualised"], ["team", "leavers", "avg_headcount_fte", "attrition_pct",
+                                                  "attrition_annualised_pct"], "team", team="team"), w=12))
     d = d.with_panel(lay.table("Leavers by exit reason", f"""
 WITH {PERIOD}
 SELECT exit_reason, count() AS leavers

@@ -116,7 +116,14 @@ def contact(call_id: str, segment: int, offered: datetime, queue: str, outcome: 
     return [row[c] for c in CONTACT_COLUMNS]
 
 
-def seed(client: Client) -> None:
+SETTINGS = {"q_sales": (20.0, 80.0, 20.0), "q_support": (30.0, 90.0, 15.0)}  # T, goal %, short-abandon s
+DEFAULT_SETTINGS = (20.0, 80.0, 20.0)  # the KPI stream's defaults (80 % in 20 s) for q_billing
+TEAM_GOALS = {"adherence": 90.0, "transfer_rate": 10.0, "attendance_rate": 95.0, "agent_attrition_annualised": 25.0,
+              "average_acw": 50.0}
+
+
+def seed(client: Client) -> list[dict[str, Any]]:
+    """Seeds the facts; returns the contacts (column -> value)."""
     apply_migrations(client)
     base = interval_start(NOW) - timedelta(hours=5)
     rows: list[list[Any]] = []
@@ -150,8 +157,11 @@ def seed(client: Client) -> None:
             rows.append(contact(f"c{n}", 0, t + timedelta(seconds=100), queue, "answered", agent=other, queue_s=8.0,
                                 talk_s=90.0, acw_s=15.0, resolved=True, caller=f"repeat-{k}"))
     client.insert("contacts", rows, column_names=CONTACT_COLUMNS)
-    client.insert("queue_settings", [["q_sales", 20.0, 80.0, 20.0], ["q_support", 30.0, 90.0, 15.0]],
+    client.insert("queue_settings", [[queue, *values] for queue, values in SETTINGS.items()],
                   column_names=["queue_id", "sl_threshold_s", "sl_goal_pct", "short_abandon_s"])
+    # t_north has its own goals (team targets); t_south none, so its goal lines and cells stay empty.
+    client.insert("team_settings", [["t_north", None, 85.0, json.dumps(TEAM_GOALS)]],
+                  column_names=["team_id", "sl_threshold_s", "sl_goal_pct", "kpi_targets"])
 
     states = []
     plan = [("ready", 400), ("talking", 700), ("hold", 100), ("acw", 200), ("not_ready", 200), ("reserved", 200)]
@@ -208,6 +218,7 @@ def seed(client: Client) -> None:
     client.insert("hr_costs", [["k1", "cc-1", NOW - timedelta(days=7), NOW, 5000.0, "EUR", "payroll", NOW]],
                   column_names=["entry_id", "cost_center_id", "period_start", "period_end", "amount", "currency",
                                 "category", "occurred_at"])
+    return [dict(zip(CONTACT_COLUMNS, row, strict=True)) for row in rows]
 
 
 SEEDED_VARIABLES = {"queue": QUEUES, "team": list(TEAMS), "agent": AGENTS}
@@ -301,3 +312,120 @@ def test_queue_view_counts_like_the_reference_counters(clickhouse: Client) -> No
         assert service_level(view) == service_level(reference)
         assert abandon_rate(view) == abandon_rate(reference)
         assert reference.offered > 0 and reference.short_abandons > 0 and reference.resolved_no_repeat > 0
+
+
+def _panels_titled(title: str, dashboard: str) -> list[dict[str, Any]]:
+    return [p for p in panels(dashboards()[dashboard]) if p.get("title") == title]
+
+
+def _run_panel(clickhouse: Client, panel: dict[str, Any]) -> list[dict[str, Any]]:
+    sql = expand(panel["targets"][0]["rawSql"], start=TIME_FROM, end=TIME_TO, interval_s=interval_seconds(panel),
+                 variables=SEEDED_VARIABLES)
+    result = clickhouse.query(sql)
+    return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
+
+
+def test_service_level_panels_take_each_queues_threshold_and_goal(clickhouse: Client) -> None:
+    """The per-queue T and goal of queue_settings (defaults for a queue without settings) in the real-time
+    figures and the goal lines; the expected service level from the seeded contacts by kpis.md row 21."""
+    contacts = seed(clickhouse)
+    last_30 = [c for c in contacts if c["segment"] == 0 and TIME_TO - timedelta(minutes=30) < c["offered_at"] <= TIME_TO
+               and c["outcome"] not in ("blocked", "ivr_handled", "ivr_abandoned")]
+    expected: dict[str, tuple[float, float, float]] = {}
+    weights: dict[str, int] = {}
+    for queue in QUEUES:
+        t, goal, _ = SETTINGS.get(queue, DEFAULT_SETTINGS)
+        calls = [c for c in last_30 if c["queue_id"] == queue]
+        counted = len(calls) - sum(c["outcome"] == "abandoned" and c["short_abandon"] for c in calls)
+        within = sum(c["outcome"] == "answered" and c["queue_s"] <= t for c in calls)
+        expected[queue] = (t, goal, 100 * within / counted)
+        weights[queue] = counted
+    (table,) = _panels_titled("Per queue, last 30 minutes", "realtime-operations.json")
+    got = {r["queue"]: (r["sl_threshold_s"], r["sl_goal_pct"], r["service_level_pct"])
+           for r in _run_panel(clickhouse, table)}
+    assert got.keys() == expected.keys()
+    for queue, values in expected.items():
+        assert got[queue] == pytest.approx(values, abs=0.05), queue  # the panel rounds to 0.1
+    assert expected["q_support"][2] != expected["q_sales"][2]  # the seeded T of 30 s makes a difference
+    (stat_30,) = _panels_titled("Service level (30 min)", "realtime-operations.json")
+    (row,) = _run_panel(clickhouse, stat_30)
+    goal = sum(expected[q][1] * weights[q] for q in QUEUES) / sum(weights.values())
+    assert row["goal"] == pytest.approx(goal, abs=0.05)
+    series = _panels_titled("Service level (answered within T / (offered − short abandons))", "queue-performance.json")
+    goals = {(r["queue_id"], r["sl_goal"]) for r in _run_panel(clickhouse, series[0])}
+    assert goals == {(q, SETTINGS.get(q, DEFAULT_SETTINGS)[1]) for q in QUEUES}
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _overlap_s(start: datetime, end: datetime, slot: datetime) -> float:
+    start, end = _utc(start), _utc(end)
+    return max(0.0, (min(end, slot + timedelta(minutes=30)) - max(start, slot)).total_seconds())
+
+
+def test_roster_panel_sets_scheduled_against_staffed_agents_calls_and_service_level(clickhouse: Client) -> None:
+    """The workforce dashboard's per-interval table: each figure recomputed here from the seeded rows
+    (shifts, state intervals, contacts) read back from ClickHouse, not from the views the panel reads."""
+    contacts = seed(clickhouse)
+    shifts = clickhouse.query("SELECT shift_start, shift_end, on_phone_s FROM hr_shifts FINAL").result_rows
+    states = clickhouse.query("SELECT state, started_at, ended_at FROM agent_state_intervals FINAL").result_rows
+    (table,) = _panels_titled("Roster against staffing, calls and service level per interval", "workforce.json")
+    rows = _run_panel(clickhouse, table)
+    assert rows, "no intervals"
+    checked_calls = 0
+    for row in rows:
+        slot = _utc(row["time"])
+        # A shift's on-phone time spread evenly over its length; the slot's share ÷ 30 minutes.
+        scheduled = sum(on_phone * _overlap_s(start, end, slot) / (end - start).total_seconds()
+                        for start, end, on_phone in shifts) / 1800
+        staffed = sum(_overlap_s(s, e, slot) for state, s, e in states if state != "logged_out") / 1800
+        on_phone = sum(_overlap_s(s, e, slot) for state, s, e in states
+                       if state in ("ready", "reserved", "talking", "hold", "acw")) / 1800
+        calls = [c for c in contacts if c["segment"] == 0 and slot <= c["offered_at"] < slot + timedelta(minutes=30)
+                 and c["outcome"] not in ("blocked", "ivr_handled", "ivr_abandoned")]
+        counted = len(calls) - sum(c["outcome"] == "abandoned" and c["short_abandon"] for c in calls)
+        within = sum(c["outcome"] == "answered" and c["queue_s"] <= SETTINGS.get(c["queue_id"], DEFAULT_SETTINGS)[0]
+                     for c in calls)
+        assert row["scheduled_agents"] == pytest.approx(scheduled, abs=0.005), slot
+        assert row["staffed_agents"] == pytest.approx(staffed, abs=0.005), slot
+        assert row["on_phone_agents"] == pytest.approx(on_phone, abs=0.005), slot
+        assert row["offered_calls"] == len(calls), slot
+        if counted:
+            checked_calls += 1
+            assert row["service_level_pct"] == pytest.approx(100 * within / counted, abs=0.05), slot
+        else:
+            assert row["service_level_pct"] is None, slot
+    # The seed has intervals with shifts and agents (on shift, under it: 6 agents, 7 h of 8 on the phone) and calls.
+    assert any(r["scheduled_agents"] == pytest.approx(6 * 7 / 8) and r["staffed_agents"] > 0 for r in rows)
+    assert checked_calls >= 10
+    # The team variable narrows the agents: one team, half the seeded agents.
+    north = expand(table["targets"][0]["rawSql"], start=TIME_FROM, end=TIME_TO, interval_s=1800,
+                   variables={**SEEDED_VARIABLES, "team": ["t_north"], "agent": TEAMS["t_north"]})
+    result = clickhouse.query(north)
+    by_slot = {r[0]: dict(zip(result.column_names, r, strict=True)) for r in result.result_rows}
+    for row in rows:
+        assert by_slot[row["time"]]["scheduled_agents"] == pytest.approx(row["scheduled_agents"] / 2, abs=0.01)
+
+
+def test_team_panels_show_the_teams_goal_where_one_is_set(clickhouse: Client) -> None:
+    """Every team or agent panel with a `*_goal` column gives t_north's seeded goal for its KPI and nothing
+    for t_south, which has no team targets."""
+    seed(clickhouse)
+    checked: set[str] = set()
+    for name in ("agent-performance.json", "workforce.json"):
+        for panel in panels(dashboards()[name]):
+            if "team_settings" not in json.dumps(panel.get("targets", [])):
+                continue
+            rows = _run_panel(clickhouse, panel)
+            goal_columns = [c for c in rows[0] if c.endswith("_goal")]
+            assert goal_columns, panel["title"]
+            for row in rows:
+                team = row.get("team", row.get("team_id"))
+                for column in goal_columns:
+                    kpi = column.removesuffix("_goal")
+                    assert row[column] == (TEAM_GOALS[kpi] if team == "t_north" else None), (panel["title"], row)
+                    checked.add(kpi)
+            assert {row.get("team", row.get("team_id")) for row in rows} == set(TEAMS), panel["title"]
+    assert checked == set(TEAM_GOALS)

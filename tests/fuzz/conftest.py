@@ -69,8 +69,8 @@ def _qa(base: Path) -> Any:
 
 
 def _hr(base: Path) -> Any:
+    from callstream_hr.bootstrap import create_app
     from callstream_hr.config import HrSettings
-    from callstream_hr.entrypoints.app import create_app
 
     return create_app(HrSettings(database_url=f"sqlite:///{base / 'hr.db'}", api_tokens=API_TOKENS,
                                  team_lead_scopes=f"{TOKENS['team_lead']}:team-a", outbox_interval_s=0))

@@ -99,14 +99,33 @@ CDR_COLUMNS = ("accountcode", "src", "dst", "dcontext", "clid", "channel", "dstc
 LOCAL_CHANNEL = re.compile(r"^Local/(?P<exten>[^@]+)@(?P<context>[^-]+)-[0-9a-f]+;(?P<half>[12])$")
 
 
+@dataclass(frozen=True)
+class AgentLeg:
+    """An agent channel the bridge originated for a caller (the ;1 half of Local/<exten>@<agents context>)."""
+
+    channel: str
+    exten: str
+    disposition: str
+    end: int  # epoch second the channel ended
+
+
 @dataclass
 class RoutedCall:
     """One caller of the routed context, as Asterisk's CDRs tell it."""
 
     uniqueid: str  # the caller's channel (the ;2 half of Local/<queue>@<routed context>/n)
     queue: str
+    caller: str = ""  # the caller's number (src)
+    end: int = 0  # epoch second the caller's channel ended
     bridged_with: str = ""  # the agent extension (Local/<exten>@<agents context>) the caller was bridged with
+    bridged_channel: str = ""  # that agent's Local channel, without its half
     bridged_twice: list[str] = field(default_factory=list)
+    talk_s: int = 0  # billsec of the agent's side of the conversation (the ;2 half of the bridged agent channel)
+    dialled: list[AgentLeg] = field(default_factory=list)  # the agent channels rung for this caller, not bridged
+    # A callback: the number a channel of the callbacks context dialled for this caller, bridged with an agent
+    # channel rung for them, and that agent's extension.
+    called_back_number: str = ""
+    called_back_by: str = ""
 
 
 @dataclass
@@ -115,25 +134,56 @@ class RoutedRecord:
     agent_legs: Counter[tuple[str, str]]  # (agent extension, disposition) of the agents' channels (;1 halves)
 
 
-def read_routed_calls(path: Path, *, routed_context: str, agents_context: str) -> RoutedRecord:
+def _epoch(value: str) -> int:
+    return int(datetime.strptime(value, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC).timestamp())  # usegmtime
+
+
+def read_routed_calls(path: Path, *, routed_context: str, agents_context: str,
+                      callbacks_context: str = "callbacks") -> RoutedRecord:
+    """The routed callers, the agent channels dialled for each (the bridge originates them with the caller's
+    uniqueid and `-agent-<n>` as their own, so Asterisk records which caller each rang for), for a bridged
+    caller the agent side's billsec (from the agent's answer to the end of the conversation), and the callbacks:
+    an agent channel of a caller bridged with a channel of `callbacks_context` (the number it dialled)."""
     calls: dict[str, RoutedCall] = {}
     legs: Counter[tuple[str, str]] = Counter()
+    agent_billsec: dict[str, int] = {}  # agent Local channel (without its half) -> billsec of the ;2 half
+    dialled: list[tuple[str, AgentLeg]] = []
+    callbacks: list[tuple[str, str, str]] = []  # (caller's uniqueid, number dialled back, agent extension)
     with path.open(newline="") as f:
         for row in csv.reader(f):
             record = dict(zip(CDR_COLUMNS, row, strict=True))
             channel = LOCAL_CHANNEL.match(record["channel"])
             if channel is None:
                 continue
-            if channel["context"] == agents_context and channel["half"] == "1":
-                legs[(channel["exten"], record["disposition"])] += 1
+            if channel["context"] == agents_context:
+                if channel["half"] == "2":
+                    agent_billsec[record["channel"][:-2]] = int(record["billsec"])
+                else:
+                    legs[(channel["exten"], record["disposition"])] += 1
+                    peer = LOCAL_CHANNEL.match(record["dstchannel"])
+                    if peer is not None and peer["context"] == callbacks_context:
+                        callbacks.append((record["uniqueid"].rsplit("-agent-", 1)[0], peer["exten"],
+                                          channel["exten"]))
+                    dialled.append((record["uniqueid"].rsplit("-agent-", 1)[0], AgentLeg(
+                        record["channel"][:-2], channel["exten"], record["disposition"], _epoch(record["end"]))))
             if channel["context"] != routed_context or channel["half"] != "2":
                 continue
-            call = calls.setdefault(record["uniqueid"], RoutedCall(record["uniqueid"], channel["exten"]))
+            call = calls.setdefault(record["uniqueid"], RoutedCall(record["uniqueid"], channel["exten"],
+                                                                   caller=record["src"]))
+            call.end = max(call.end, _epoch(record["end"]))
             peer = LOCAL_CHANNEL.match(record["dstchannel"])
             if peer is not None and peer["context"] == agents_context:
                 if call.bridged_with:
                     call.bridged_twice.append(peer["exten"])
-                call.bridged_with = peer["exten"]
+                call.bridged_with, call.bridged_channel = peer["exten"], record["dstchannel"][:-2]
+    for caller, leg in dialled:
+        if caller in calls and leg.channel != calls[caller].bridged_channel:
+            calls[caller].dialled.append(leg)
+    for call in calls.values():
+        call.talk_s = agent_billsec.get(call.bridged_channel, 0)
+    for caller, number, agent in callbacks:
+        if caller in calls:
+            calls[caller].called_back_number, calls[caller].called_back_by = number, agent
     return RoutedRecord(list(calls.values()), legs)
 
 

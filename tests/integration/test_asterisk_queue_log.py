@@ -16,12 +16,13 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from asterisk_records import QueueLogFigures, center_wrap_up, read_queue_log
 from confluent_kafka import Consumer
-from scenarios import TOKEN, isolated_topics, worker_settings
+from scenarios import TOKEN, isolated_topics, poll_kpis, worker_settings
 
 from callstream_core.local_asterisk import LocalAsterisk
 from callstream_core.local_kafka import free_port
@@ -105,17 +106,15 @@ def test_queue_log_followed_live_equals_asterisks_own_record(kafka_bootstrap: st
             start = datetime.fromtimestamp(figures.first_epoch, UTC) - timedelta(minutes=1)
             params = {"from": start.isoformat(), "to": (start + timedelta(hours=2)).isoformat(), "grain": "hour",
                       "sl_threshold_s": str(SL_THRESHOLD_S)}
-            deadline = time.monotonic() + 180
+
+            async def counted(total: dict[str, Any]) -> bool:
+                got.update(total["counters"])
+                return (got.get("offered") == figures.offered and got.get("answered") == figures.answered
+                        and worker.pipeline.sessionizer.open_calls == 0)
+
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.http_port}", timeout=60,
                                          headers={"Authorization": f"Bearer {TOKEN}"}) as http:
-                while time.monotonic() < deadline:
-                    response = await http.get("/v1/kpis", params=params)
-                    if response.status_code == 200:
-                        got.update(response.json()["total"]["counters"])
-                        if (got.get("offered") == figures.offered and got.get("answered") == figures.answered
-                                and worker.pipeline.sessionizer.open_calls == 0):
-                            return
-                    await asyncio.sleep(1)  # polling the worker's progress with a deadline
+                await poll_kpis(http, params, counted, timeout_s=180)
 
         try:
             asyncio.run(worker.serve(scenario))

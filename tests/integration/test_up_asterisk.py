@@ -25,12 +25,12 @@ import pytest
 from asterisk_records import read_routed_calls
 
 from callstream_cli.asterisk_cmd import DEV_AMI_PORT, DEV_HTTP_PORT
-from callstream_cli.up import DEV_TOKEN
+from callstream_cli.up import BRIDGE_METRICS_PORT, DEV_TOKEN
 
 pytestmark = pytest.mark.integration
 KPI_API = "http://127.0.0.1:8001"
 ANSWERED = 3  # a handful of routed calls answered is the demo working
-DEMO_PORTS = (DEV_AMI_PORT, DEV_HTTP_PORT, 50051, 9464, 8000, 8001, 8002, 8003)
+DEMO_PORTS = (DEV_AMI_PORT, DEV_HTTP_PORT, BRIDGE_METRICS_PORT, 50051, 9464, 8000, 8001, 8002, 8003)
 
 
 def _listening(port: int) -> bool:

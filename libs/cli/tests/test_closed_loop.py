@@ -13,7 +13,7 @@ from callstream_cli.closed_loop import replay, replay_scenario
 from callstream_hr.domain.roster import Contract, Employee, RosterRules
 from callstream_hr.domain.service_report import ServiceTarget, service_by_interval, wilson_upper
 from callstream_hr.domain.shifts import BreakRule, ShiftTemplate
-from callstream_hr.planning import RosterOptions, RosterPlan, plan_week
+from callstream_hr.service_layer.planning import RosterOptions, RosterPlan, plan_week
 
 WEEK = MONDAY + timedelta(weeks=3)
 

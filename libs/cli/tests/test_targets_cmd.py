@@ -56,6 +56,24 @@ def test_bad_targets_are_refused_naming_the_field(kpi_api: str) -> None:
     assert reader.exit_code == 1 and "403" in reader.output
 
 
+def test_team_targets_are_set_and_listed_apart_from_the_queues(kpi_api: str) -> None:
+    base = ["--api", kpi_api, "--token", MANAGER]
+    first = runner.invoke(app, ["targets", "set", "t_north", "--team", "--sl", "85/25", "--kpi", "average_acw=40",
+                                *base])
+    assert first.exit_code == 0, first.output
+    second = runner.invoke(app, ["targets", "set", "t_north", "--team", "--kpi", "asa=20", *base])
+    assert second.exit_code == 0, second.output
+    listed = runner.invoke(app, ["targets", "list", "--team", "--api", kpi_api, "--token", READER])
+    assert listed.exit_code == 0, listed.output
+    assert json.loads(listed.output) == [{"team_id": "t_north", "sl_threshold_s": 25.0, "sl_goal_pct": 85.0,
+                                          "kpi_targets": {"average_acw": 40.0, "asa": 20.0}}]
+    queues = runner.invoke(app, ["targets", "list", "--api", kpi_api, "--token", READER])
+    assert queues.exit_code == 0 and "t_north" not in queues.output, queues.output
+    # a team has no callers' side: the API refuses it, naming the field
+    bad = runner.invoke(app, ["targets", "set", "t_north", "--team", "--patience", "100", *base])
+    assert bad.exit_code == 1 and "422" in bad.output and "patience_s" in bad.output
+
+
 def test_plan_week_reads_the_stored_targets(kpi_api: str, tmp_path: Path) -> None:
     assert runner.invoke(app, ["targets", "set", "support", "--sl", "85/40", "--patience", "200", "--api", kpi_api,
                                "--token", MANAGER]).exit_code == 0

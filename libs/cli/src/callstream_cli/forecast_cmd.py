@@ -36,7 +36,7 @@ def forecast(
 ) -> None:
     """Forecast of the coming week per queue and interval, its hold-out accuracy and the agents it needs."""
     from callstream_hr.adapters.kpi_history import KpiApiHistory
-    from callstream_hr.planning import HistoryUnavailable, StaffingGoals, forecast_week
+    from callstream_hr.service_layer.planning import HistoryUnavailable, StaffingGoals, forecast_week
 
     sl, t_s = service_target(target)
     week_start = week if week.tzinfo else week.replace(tzinfo=UTC)

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from callstream_hr.domain.history import QueueHistory
     from callstream_hr.domain.service_report import WeekService
     from callstream_hr.domain.shifts import ShiftTemplate
-    from callstream_hr.planning import QueueTargets, RosterPlan
+    from callstream_hr.service_layer.planning import QueueTargets, RosterPlan
 
 app = typer.Typer(help="Workforce planning from history to roster.", no_args_is_help=True)
 
@@ -113,7 +113,7 @@ def _next_monday(after: datetime, zone: tzinfo) -> datetime:
 
 def _stored_targets(api: str, token: str | None) -> dict[str, QueueTargets]:
     from callstream_hr.adapters.kpi_history import KpiApiHistory
-    from callstream_hr.planning import HistoryUnavailable
+    from callstream_hr.service_layer.planning import HistoryUnavailable
 
     if not token:
         raise typer.BadParameter("--targets-api needs --token (or CALLSTREAM_TOKEN)", param_hint="--token")
@@ -176,7 +176,7 @@ def week(
     from callstream_hr.adapters.roster_files import InputFileError, read_employees, roster_csv
     from callstream_hr.domain.history import RecordedHistory, aggregate_history
     from callstream_hr.domain.roster import RosterRules
-    from callstream_hr.planning import QueueTargets, RosterOptions, plan_week
+    from callstream_hr.service_layer.planning import QueueTargets, RosterOptions, plan_week
 
     try:
         employees = read_employees(employees_file)

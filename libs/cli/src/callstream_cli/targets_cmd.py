@@ -1,5 +1,6 @@
-"""`callstream targets`: per-queue service targets in the KPI API (SL threshold and goal, short-abandon
-threshold, callers' patience, KPI targets), which the KPI queries, dashboards and the planner read."""
+"""`callstream targets`: per-queue and per-team service targets in the KPI API (SL threshold and goal, KPI
+targets; a queue's also its short-abandon threshold and callers' patience), which the KPI queries, dashboards
+and the planner read."""
 
 from __future__ import annotations
 
@@ -11,10 +12,15 @@ import typer
 
 from callstream_cli.staffing_cmd import service_target
 
-app = typer.Typer(help="Per-queue service targets (KPI API).", no_args_is_help=True)
+app = typer.Typer(help="Per-queue and per-team service targets (KPI API).", no_args_is_help=True)
 
 API = typer.Option("http://127.0.0.1:8001", "--api", envvar="KPI_API_URL", help="the KPI API")
 TOKEN = typer.Option(..., "--token", envvar="CALLSTREAM_TOKEN", help="bearer token (manager to write)")
+TEAM = typer.Option(False, "--team", help="a team's targets instead of a queue's")
+
+
+def _kind(team: bool) -> str:
+    return "team" if team else "queue"
 
 
 def _client(api: str, token: str) -> httpx.Client:
@@ -46,19 +52,22 @@ def _call(api: str, token: str, method: str, path: str, body: dict[str, Any] | N
 
 @app.command("set")
 def set_targets(
-    queue: str = typer.Argument(..., help="queue id"),
+    scope_id: str = typer.Argument(..., metavar="ID", help="queue id (team id with --team)"),
     sl: str | None = typer.Option(None, "--sl", help="service level goal PERCENT/SECONDS, e.g. 80/20"),
     short_abandon: float | None = typer.Option(None, "--short-abandon", help="seconds; faster abandons are "
                                                                             "not counted"),
     patience: float | None = typer.Option(None, "--patience", help="callers' mean patience, seconds"),
     kpi: list[str] = typer.Option([], "--kpi", help="KPI=VALUE target (repeat), e.g. asa=15"),
+    team: bool = TEAM,
     api: str = API,
     token: str = TOKEN,
 ) -> None:
-    """Change a queue's targets; what is not given keeps its current (or default) value."""
-    current = _call(api, token, "GET", f"/v1/queues/{queue}/targets")
+    """Change a queue's (or with --team a team's) targets; what is not given keeps its current (or default)
+    value. A team has no --short-abandon or --patience (the API refuses them naming the field)."""
+    kind = _kind(team)
+    current = _call(api, token, "GET", f"/v1/{kind}s/{scope_id}/targets")
     body: dict[str, Any] = {} if current.status_code == 404 else _answer(current)
-    body.pop("queue_id", None)
+    body.pop(f"{kind}_id", None)
     if sl is not None:
         goal, t_s = service_target(sl)
         body.update(sl_goal_pct=goal * 100, sl_threshold_s=t_s)
@@ -75,10 +84,10 @@ def set_targets(
         if number is None:
             raise typer.BadParameter(f"{text!r}: give KPI=NUMBER", param_hint="--kpi")
         body.setdefault("kpi_targets", {})[name] = number
-    typer.echo(json.dumps(_answer(_call(api, token, "PUT", f"/v1/queues/{queue}/targets", body)), indent=2))
+    typer.echo(json.dumps(_answer(_call(api, token, "PUT", f"/v1/{kind}s/{scope_id}/targets", body)), indent=2))
 
 
 @app.command("list")
-def list_targets(api: str = API, token: str = TOKEN) -> None:
-    """Every queue's stored targets."""
-    typer.echo(json.dumps(_answer(_call(api, token, "GET", "/v1/queues/targets")), indent=2))
+def list_targets(team: bool = TEAM, api: str = API, token: str = TOKEN) -> None:
+    """Every queue's (with --team every team's) stored targets."""
+    typer.echo(json.dumps(_answer(_call(api, token, "GET", f"/v1/{_kind(team)}s/targets")), indent=2))

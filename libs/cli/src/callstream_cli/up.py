@@ -25,6 +25,9 @@ from callstream_core.topics import BY_NAME
 DEV_TOKEN = "dev-manager-token"
 # The simulator and ingest talk to the router as a switch would: with a machine-role token.
 DEV_SERVICE_TOKEN = "dev-service-token"
+# HR's people records (hiring, skills) take the hr role: the planner's walk-through (services/hr/README.md)
+# enters the example staff with it before publishing their roster.
+DEV_HR_TOKEN = "dev-hr-token"
 # How long the demo's simulator waits for the routing service to lead: its start-up applies topics, takes the
 # log and replays it from the newest snapshot (up to 600 s or 50,000 commands of earlier runs), a few seconds
 # on a warm machine; two minutes covers a cold JVM broker and a loaded laptop.
@@ -33,6 +36,8 @@ ROUTER_START_S = 120.0
 # waiting (short talks: the wallboard moves within a minute), for hours (the generator plans every call up front).
 ASTERISK_CALLS = 20_000
 ASTERISK_RATE = 0.5
+# The ARI bridge's Prometheus /metrics (its HTTP_PORT would default to ingest's 8000), beside the router's 9464.
+BRIDGE_METRICS_PORT = 9465
 
 
 class Switch(StrEnum):
@@ -92,7 +97,7 @@ def asterisk_switch(state_dir: Path, router: Service) -> list[tuple[str, str, di
         "AGENTS_FILE": str(center_dir() / "routed-agents.yaml"),
         # The agents' logins are the bridge's first commands: they wait for the router to lead as long as the
         # simulator would (start-up replays the command log), instead of the default 30 s.
-        "ROUTER_RETRY_S": f"{ROUTER_START_S:g}"}
+        "ROUTER_RETRY_S": f"{ROUTER_START_S:g}", "HTTP_PORT": str(BRIDGE_METRICS_PORT)}
     return [
         ("asterisk", f"{cli} start --run-dir {state_dir / 'asterisk'}", {}),
         ("ari-bridge", f"{sys.executable} -m callstream_ingest.ari", bridge_env),
@@ -132,7 +137,7 @@ def up(
         apply_topics(bootstrap, [dataclasses.replace(BY_NAME["cc.routing-commands.v1"], name=command_log)])
         typer.echo(f"topics ready ({len(created)} created; routing command log {command_log})")
         env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-               "API_TOKENS": f"{DEV_TOKEN}:manager,{DEV_SERVICE_TOKEN}:service",
+               "API_TOKENS": f"{DEV_TOKEN}:manager,{DEV_SERVICE_TOKEN}:service,{DEV_HR_TOKEN}:hr",
                "CALLSTREAM_TOKEN": DEV_SERVICE_TOKEN, "PYTHONUNBUFFERED": "1",
                # A development run: public defaults (the caller-hash salt) are allowed.
                "CALLSTREAM_ENV": "development"}
@@ -160,7 +165,9 @@ def up(
         if simulate and switch is Switch.asterisk:
             typer.echo(f"{'asterisk':16} AMI 127.0.0.1:{DEV_AMI_PORT}, ARI http://127.0.0.1:{DEV_HTTP_PORT} "
                        f"(user {AMI_USER}, secret {DEV_SECRET}); logs in {state_dir / 'asterisk' / 'log'}")
+            typer.echo(f"{'ari-bridge':16} http://127.0.0.1:{BRIDGE_METRICS_PORT}/metrics")
         typer.echo(f"API token        {DEV_TOKEN} (role manager; send as 'Authorization: Bearer ...')")
+        typer.echo(f"HR token         {DEV_HR_TOKEN} (role hr: hiring, skills)")
         typer.echo("Ctrl-C stops everything.\n")
         if chosen:
             manager.loop()  # returns when a process exits or on Ctrl-C, after stopping the others

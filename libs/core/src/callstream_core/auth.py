@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from fastapi import HTTPException, Security, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 _bearer = HTTPBearer(auto_error=False)
+V = TypeVar("V")
 
 
 @dataclass(frozen=True)
@@ -18,23 +20,36 @@ class Principal:
     role: str
 
 
+class TokenTable(Generic[V]):
+    """Values looked up by a secret token (a bearer token's role, a team lead's team, a QA user's binding).
+
+    Constant time: every known token is compared with hmac.compare_digest and the loop never stops early, so
+    response timing reveals neither how much of a token matched nor which entry did (a dict lookup would
+    hash the token and compare it with one bucket's entries only)."""
+
+    def __init__(self, table: Mapping[str, V]) -> None:
+        self._entries = [(known.encode(), value) for known, value in table.items()]
+
+    def get(self, token: str) -> V | None:
+        given = token.encode()
+        found: V | None = None
+        for known, value in self._entries:
+            if hmac.compare_digest(known, given) and found is None:
+                found = value
+        return found
+
+
 class BearerTokens:
     """The token -> role table and the one bearer check of every API, HTTP (TokenAuth) and gRPC (routing)."""
 
     def __init__(self, tokens: dict[str, str]) -> None:
-        self._tokens = [(known.encode(), known, role) for known, role in tokens.items()]
+        # subject: the role and a short fingerprint of the token, for audit logs
+        self._principals = TokenTable({known: Principal(subject=f"{role}:{known[:4]}…", role=role)
+                                       for known, role in tokens.items()})
 
     def authenticate(self, token: str) -> Principal | None:
-        """The token's principal (subject: its role and a short fingerprint for audit logs), or None.
-
-        Constant time: every known token is compared with hmac.compare_digest and the loop never stops early,
-        so response timing reveals neither how much of a token matched nor which entry did."""
-        given = token.encode()
-        found: Principal | None = None
-        for known_bytes, known, role in self._tokens:
-            if hmac.compare_digest(known_bytes, given) and found is None:
-                found = Principal(subject=f"{role}:{known[:4]}…", role=role)
-        return found
+        """The token's principal, or None (constant time: TokenTable)."""
+        return self._principals.get(token)
 
     def from_header(self, authorization: str) -> Principal | None:
         """The principal of an `Authorization: Bearer <token>` value (any case of "Bearer"), or None."""

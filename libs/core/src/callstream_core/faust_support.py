@@ -10,7 +10,10 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 import faust
@@ -22,6 +25,7 @@ from callstream_core.kafka import DeadLetters, Received
 from callstream_core.topics import Topic
 
 M = TypeVar("M", bound=ProtoMessage)
+TEMP_DATA_ROOT = Path(tempfile.gettempdir()) / "callstream-faust"
 
 
 def make_app(app_id: str, bootstrap_servers: str, **overrides: Any) -> faust.App:
@@ -42,8 +46,14 @@ def make_app(app_id: str, bootstrap_servers: str, **overrides: Any) -> faust.App
         "broker_commit_interval": 1.0,
         # Every write confirmed by all in-sync replicas.
         "producer_acks": -1,
+        # Faust creates its data directory at start even with the memory store; by default that is
+        # `<app id>-data` in the working directory, which litters a checkout and is read-only in a pod.
+        # APP_DATADIR (the chart sets an emptyDir) wins; else the system's temporary directory.
+        "datadir": os.environ.get("APP_DATADIR") or str(TEMP_DATA_ROOT / f"{app_id}-data"),
     }
     settings.update(overrides)
+    # Faust makes the data directory but not its parents.
+    Path(settings["datadir"]).parent.mkdir(parents=True, exist_ok=True)
     return faust.App(app_id, **settings)
 
 
@@ -52,7 +62,7 @@ def faust_topic(app: faust.App, topic: Topic) -> faust.TopicT:
     return app.topic(topic.name, key_serializer="raw", value_serializer="raw", partitions=topic.partitions)
 
 
-def decode_events(events: Sequence[EventT], topic: Topic, dead_letters: DeadLetters,
+def decode_events(events: Sequence[EventT[Any]], topic: Topic, dead_letters: DeadLetters,
                   check: Callable[[Any], str | None] | None = None) -> list[Received[Any]]:
     """Decode a batch; what cannot be decoded, or what `check` refuses (it returns the reason), is
     dead-lettered with its reason and left out."""

@@ -87,6 +87,20 @@ class CoreSettings(BaseSettings):
         return {"ssl_certfile": str(self.tls_cert_file), "ssl_keyfile": str(self.tls_key_file)}
 
 
+class SqlServiceSettings(CoreSettings):
+    """Settings of a service keeping its state in SQL (HR, QA: callstream_core.db)."""
+
+    # A SQLite file (`make run`, tests) or PostgreSQL (Kubernetes); services set their own default file.
+    database_url: str = "sqlite:///./callstream.db"
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        if not value.startswith(("sqlite://", "postgresql://", "postgresql+psycopg://")):
+            raise ValueError("DATABASE_URL must be sqlite:///PATH or postgresql+psycopg://USER@HOST/DB")
+        return value
+
+
 def parse_tokens(spec: str) -> dict[str, str]:
     """`tok1:manager,tok2:qa` -> {"tok1": "manager", ...}; unknown roles and short tokens are refused."""
     tokens: dict[str, str] = {}

@@ -57,18 +57,17 @@ def serve_in_thread(app: Any, *, start_timeout: float = 30.0, ssl_certfile: str 
 def compared_tokens() -> Iterator[list[bytes]]:
     """The known tokens the bearer check (`callstream_core.auth`) passes to hmac.compare_digest inside the
     block, in order: a test of the constant-time check counts comparisons instead of timing them."""
+    import hmac
     from unittest import mock
 
-    from callstream_core import auth
-
     calls: list[bytes] = []
-    original = auth.hmac.compare_digest
+    original = hmac.compare_digest
 
     def counting(known: bytes, given: bytes) -> bool:
         calls.append(known)
         return original(known, given)
 
-    with mock.patch.object(auth.hmac, "compare_digest", counting):
+    with mock.patch.object(hmac, "compare_digest", counting):
         yield calls
 
 

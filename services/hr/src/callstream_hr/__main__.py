@@ -1,3 +1,3 @@
-from callstream_hr.entrypoints.app import main
+from callstream_hr.bootstrap import main
 
 main()

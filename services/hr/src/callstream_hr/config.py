@@ -6,12 +6,11 @@ from pathlib import Path
 
 from pydantic import Field, field_validator, model_validator
 
-from callstream_core.settings import CoreSettings
+from callstream_core.settings import SqlServiceSettings
 
 
-class HrSettings(CoreSettings):
+class HrSettings(SqlServiceSettings):
     service_name: str = "hr"
-    # SQLite file by default; postgresql+psycopg://user:pass@host/db on Kubernetes.
     database_url: str = "sqlite:///./callstream-hr.db"
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8003, ge=1, le=65535)
@@ -50,13 +49,6 @@ class HrSettings(CoreSettings):
         if bool(self.kpi_api_url) != bool(self.kpi_api_token):
             raise ValueError("KPI_API_URL and KPI_API_TOKEN go together (set both, or neither)")
         return self
-
-    @field_validator("database_url")
-    @classmethod
-    def _known_db(cls, value: str) -> str:
-        if not value.startswith(("sqlite://", "postgresql")):
-            raise ValueError("DATABASE_URL must be sqlite:///PATH or postgresql+psycopg://...")
-        return value
 
     @field_validator("team_lead_scopes")
     @classmethod

@@ -21,9 +21,9 @@ from callstream_core.kafka import DeliveryError, EventProducer, apply_topics
 from callstream_core.local_kafka import free_port
 from callstream_core.testing import serve_in_thread
 from callstream_hr.adapters.models import Outbox
-from callstream_hr.adapters.outbox import pending, relay_once
+from callstream_hr.adapters.outbox import outbox
+from callstream_hr.bootstrap import create_app
 from callstream_hr.config import HrSettings
-from callstream_hr.entrypoints.app import create_app
 
 HR_TOKEN = "hr-token-kafka-1"
 M = TypeVar("M", bound=ProtoMessage)
@@ -78,9 +78,9 @@ def test_outbox_events_reach_kafka(kafka_bootstrap: str, tmp_path: Path) -> None
             assert hr.put(f"/v1/employees/{emp}/skills", json=[{"skill": "billing", "proficiency": 3}]
                           ).status_code == 200
             deadline = time.monotonic() + 60
-            while pending(app.state.sessions) and time.monotonic() < deadline:
+            while outbox.pending(app.state.sessions) and time.monotonic() < deadline:
                 time.sleep(0.1)
-            assert pending(app.state.sessions) == 0
+            assert outbox.pending(app.state.sessions) == 0
     topics = ["cc.hr-employment.v1", "cc.hr-costs.v1", "cc.hr-schedules.v1", "cc.hr-attendance.v1",
               "cc.hr-absences.v1", "cc.agent-events.v1"]
     msgs = _consume(kafka_bootstrap, topics, 7, {emp, center})
@@ -122,5 +122,5 @@ def test_rows_stay_unsent_when_kafka_does_not_confirm(tmp_path: Path) -> None:
     dead = EventProducer(f"127.0.0.1:{free_port()}", client_id="hr-test",
                          extra={"delivery.timeout.ms": 1500, "message.timeout.ms": 1500})
     with pytest.raises(DeliveryError):
-        relay_once(app.state.sessions, dead)
-    assert pending(app.state.sessions) == 1
+        outbox.relay_once(app.state.sessions, dead)
+    assert outbox.pending(app.state.sessions) == 1

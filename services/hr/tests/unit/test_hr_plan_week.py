@@ -11,7 +11,7 @@ from callstream_hr.domain.erlang import required_agents
 from callstream_hr.domain.history import CallOutcome, CallRecord, RecordedHistory, aggregate_history
 from callstream_hr.domain.roster import Contract, Employee, RosterRules
 from callstream_hr.domain.shifts import BreakRule, ShiftTemplate
-from callstream_hr.planning import BadHistory, QueueTargets, RosterOptions, plan_week
+from callstream_hr.service_layer.planning import BadHistory, QueueTargets, RosterOptions, plan_week
 
 MONDAY = datetime(2026, 11, 2, tzinfo=UTC)
 HALF_HOUR = timedelta(minutes=30)

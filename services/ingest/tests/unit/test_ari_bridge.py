@@ -6,10 +6,13 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import cast
 
 import pytest
 
+from callstream.common.v1 import envelope_pb2
 from callstream_ingest.ari import messages as m
+from callstream_ingest.ari.asterisk import AriRest
 from callstream_ingest.ari.config import AgentsFileError, read_agents
 from callstream_ingest.ari.domain import (
     Agent,
@@ -24,6 +27,9 @@ from callstream_ingest.ari.domain import (
     Publish,
     Route,
 )
+from callstream_ingest.ari.service import AriBridge
+from callstream_ingest.service import EventSink
+from callstream_ingest.simulator.grpc_router import GrpcRouter
 from callstream_routing import domain as d
 
 NOW = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
@@ -220,6 +226,107 @@ def test_overflow_to_a_queue_keeps_the_caller_and_a_refusal_releases_them() -> N
     assert Hangup("c2") in refused and "c2" not in r.calls
 
 
+def to_callback(call_id: str) -> d.Decision:
+    return d.Decision(call_id=call_id, queue_id="sales", at=0.0, outcome=d.Overflowed(
+        destination=d.OverflowDestination.CALLBACK, reason="max wait"))
+
+
+def call_ids(effects: list[Effect]) -> set[str]:
+    return {e.event.call_id for e in effects if isinstance(e, Publish) and e.event.HasField("envelope")
+            and e.event.WhichOneof("kind") not in (None, "reserved", "talking", "after_call_work")}
+
+
+def test_a_callback_releases_the_caller_then_rings_the_agent_and_dials_the_caller_back() -> None:
+    r = CallRouting(AGENTS, caller_salt="test-salt", callback_endpoint="Local/{number}@callbacks/n",
+                    callback_ring_s=20)
+    r.caller_entered("c1", "sales", "+40720000001", NOW)
+    released = r.decided(to_callback("c1"), NOW)
+    # The inbound call ends as a callback; the callback is offered as a call of its own.
+    assert kinds(released) == ["overflowed", "offered", "queued"]
+    assert [e.event.call_id for e in released if isinstance(e, Publish)] == ["c1", "c1-callback", "c1-callback"]
+    offered = [e.event for e in released if isinstance(e, Publish)][1].offered
+    assert offered.context.channel == envelope_pb2.CHANNEL_CALLBACK and "+4072" not in offered.context.caller_hash
+    assert Hangup("c1") in released and DestroyBridge("cs-c1") in released and not commands(released)
+    assert r.calls["c1"].phase is Phase.CALLBACK
+    assert r.channel_left("c1", NOW) == []  # the released channel's hangup: no abandon
+    # The router assigns the callback: the agent is rung with no originator (the caller is not on the line).
+    (dial,) = [e for e in r.decided(assigned("c1"), NOW) if isinstance(e, Dial)]
+    assert dial == Dial("c1-agent-1", "Local/a1@agents/n", "", 1_000.0)
+    (accept,) = commands(r.agent_answered(dial.channel_id, NOW))
+    calling = r.result(accept, d.Result(accepted=True), NOW)
+    assert calling == [HoldCaller("cs-c1", "c1-agent-1"),
+                       Dial("c1-callback", "Local/+40720000001@callbacks/n", "c1-agent-1",
+                            NOW.timestamp() + 20, "callback")]
+    assert r.calls["c1"].phase is Phase.CALLING_BACK
+    assert r.agent_joined("c1-agent-1", ("c1-agent-1",), NOW) == []  # the agent alone, on hold
+    assert r.called_back("c1-callback", NOW) == [Connect("cs-c1", "c1-callback", "c1")]
+    answered = r.agent_joined("c1-callback", ("c1-agent-1", "c1-callback"), NOW)
+    assert kinds(answered) == ["answered", "talking"] and call_ids(answered) == {"c1-callback"}
+    assert r.counts.called_back == 1 and r.calls["c1"].phase is Phase.BRIDGED
+    ended = r.channel_left("c1-callback", NOW)
+    assert Hangup("c1-agent-1") in ended and kinds(ended) == ["ended", "after_call_work"]
+    assert [type(c) for c in commands(ended)] == [d.EndCall] and "c1" not in r.calls
+
+
+@pytest.mark.parametrize("how", ["caller_busy", "no_answer_in_time", "agent_hangs_up"])
+def test_a_callback_that_does_not_reach_the_caller_ends_with_the_router(how: str) -> None:
+    r = CallRouting(AGENTS, caller_salt="test-salt", callback_endpoint="PJSIP/{number}@trunk")
+    r.caller_entered("c1", "sales", "+40720000001", NOW)
+    r.decided(to_callback("c1"), NOW)
+    (dial,) = [e for e in r.decided(assigned("c1"), NOW) if isinstance(e, Dial)]
+    (accept,) = commands(r.agent_answered(dial.channel_id, NOW))
+    r.result(accept, d.Result(accepted=True), NOW)
+    effects = {"caller_busy": lambda: r.channel_left("c1-callback", NOW),
+               "no_answer_in_time": lambda: r.ring_deadline("c1-callback", NOW),
+               "agent_hangs_up": lambda: r.channel_left("c1-agent-1", NOW)}[how]()
+    assert Hangup("c1-callback") in effects and Hangup("c1-agent-1") in effects
+    assert [type(c) for c in commands(effects)] == [d.EndCall] and kinds(effects) == ["abandoned"]
+    assert call_ids(effects) == {"c1-callback"} and "c1" not in r.calls
+
+
+def test_a_ring_no_answer_on_a_callback_keeps_it_a_callback() -> None:
+    r = CallRouting(AGENTS, caller_salt="test-salt", callback_endpoint="PJSIP/{number}@trunk")
+    r.caller_entered("c1", "sales", "+40720000001", NOW)
+    r.decided(to_callback("c1"), NOW)
+    (dial,) = [e for e in r.decided(assigned("c1"), NOW) if isinstance(e, Dial)]
+    assert kinds(r.ring_deadline(dial.channel_id, NOW)) == ["ring_no_answer"]
+    assert r.calls["c1"].phase is Phase.CALLBACK
+
+
+def test_without_a_callback_endpoint_a_callback_releases_the_caller() -> None:
+    r = routing()
+    r.caller_entered("c1", "sales", "+40720000001", NOW)
+    effects = r.decided(to_callback("c1"), NOW)
+    assert kinds(effects) == ["overflowed"] and Hangup("c1") in effects and "c1" not in r.calls
+
+
+def test_after_a_reconnect_calls_asterisk_no_longer_has_end_and_unknown_callers_are_offered() -> None:
+    r = routing()
+    r.caller_entered("waiting", "sales", "", NOW)
+    r.caller_entered("kept", "sales", "", NOW)
+    dial = ringing(r, "ringing")
+    r.caller_entered("lost-agent", "support", "", NOW)
+    (lost_dial,) = [e for e in r.decided(assigned("lost-agent", "b1", "r2"), NOW) if isinstance(e, Dial)]
+    present = {"kept": (("sales",), ""), "lost-agent": (("support",), ""),
+               "new": (("support",), "+40720000009"), "stray-agent-1": (("agent",), "")}
+    effects = r.reconcile(present, {"cs-kept", "cs-lost-agent", "cs-gone"}, NOW)
+    # Asterisk has neither the waiting caller nor the ringing one (nor its agent): both abandoned, cancelled.
+    cancelled = {c.call_id for c in commands(effects) if isinstance(c, d.CancelCall)}
+    assert cancelled == {"waiting", "ringing"} and Hangup(dial.channel_id) in effects
+    # The caller is there but its agent's channel is not: as if it failed (rejected busy), the caller waits on.
+    (reject,) = [c for c in commands(effects) if isinstance(c, d.RejectReservation)]
+    assert reject.call_id == "lost-agent" and Hangup(lost_dial.channel_id) not in effects
+    # A caller in the app the bridge did not hold is offered; a stray agent channel hung up; a bridge of no
+    # call destroyed.
+    assert HoldCaller("cs-new", "new") in effects and "new" in r.calls
+    assert Hangup("stray-agent-1") in effects and DestroyBridge("cs-gone") in effects
+    assert set(r.calls) == {"kept", "lost-agent", "new"}
+    assert r.counts.reconciled == {"ended": 2, "agent_lost": 1, "offered": 1, "hung_up": 1, "bridge_destroyed": 1}
+    # Re-reading the same channels again changes nothing.
+    present.pop("stray-agent-1")
+    assert r.reconcile(present, {"cs-kept", "cs-lost-agent"}, NOW) == []
+
+
 def test_agents_log_in_and_become_ready_at_start() -> None:
     effects = routing().log_in_agents(NOW)
     actions = [(c.agent_id, c.action) for c in commands(effects) if isinstance(c, d.SetAgentState)]
@@ -243,6 +350,7 @@ def test_stasis_start_of_a_caller_and_of_an_agent_channel() -> None:
     assert caller == m.CallerEntered("1.1", "sales", "+40720000001", datetime(2026, 12, 4, 12, 0, 1, 250_000,
                                                                                   tzinfo=UTC))
     assert isinstance(m.parse(stasis_start("1.1-agent-1", ["agent"]), NOW), m.AgentAnswered)
+    assert isinstance(m.parse(stasis_start("1.1-callback", ["callback"]), NOW), m.CallbackAnswered)
 
 
 def test_a_channel_entering_a_bridge_with_the_bridges_channels() -> None:
@@ -271,8 +379,46 @@ def test_messages_the_bridge_does_not_understand_are_malformed_with_a_reason(raw
     assert isinstance(parsed, m.Malformed) and parsed.reason == reason
 
 
+def test_the_channels_in_the_app_from_get_channels() -> None:
+    channels = [
+        {"id": "1.1", "caller": {"number": "+40720000001"},
+         "dialplan": {"context": "routed", "app_name": "Stasis", "app_data": "callstream,sales"}},
+        {"id": "1.1-agent-1", "caller": {"number": ""},
+         "dialplan": {"app_name": "Stasis", "app_data": "callstream,agent"}},
+        {"id": "2.1", "dialplan": {"app_name": "Queue", "app_data": "sales"}},
+        {"id": "3.1", "dialplan": {"app_name": "Stasis", "app_data": "other-app,sales"}},
+        {"no": "id"}, "garbage",
+    ]
+    assert m.stasis_channels(channels, "callstream") == [
+        m.StasisChannel("1.1", ("sales",), "+40720000001"), m.StasisChannel("1.1-agent-1", ("agent",), "")]
+    assert m.stasis_channels({"message": "not a list"}, "callstream") == []
+
+
 def test_other_event_types_are_ignored() -> None:
     assert m.parse('{"type": "ChannelVarset", "variable": "X"}', NOW) == m.Ignored("ChannelVarset")
+
+
+class _DeadLetters:
+    """The one EventSink call a malformed message makes."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str, bytes, dict[str, str]]] = []
+
+    def dead_letter(self, adapter: str, topic: str, value: bytes, headers: dict[str, str]) -> None:
+        self.sent.append((adapter, topic, value, headers))
+
+
+async def test_a_websocket_message_the_bridge_does_not_understand_is_logged_counted_and_dead_lettered() -> None:
+    sink = _DeadLetters()
+    bridge = AriBridge(routing(), cast(AriRest, None), cast(GrpcRouter, None), cast(EventSink, sink))
+    bridge._received("not json {")
+    bridge._received(b'{"type": "StasisStart", "args": ["sales"]}')
+    bridge._received(stasis_start("1.1", ["sales"]))  # the bridge goes on with the next message
+    assert bridge.malformed == 2
+    assert [(adapter, topic, headers["ingest.reason"]) for adapter, topic, _, headers in sink.sent] == [
+        ("ari", "cc.call-events.v1", "not_json"), ("ari", "cc.call-events.v1", "no_channel_id")]
+    assert sink.sent[0][2] == b"not json {"
+    assert isinstance(bridge.inputs.get_nowait(), m.CallerEntered) and bridge.inputs.empty()
 
 
 # -- agents file ---------------------------------------------------------------------------------------------------

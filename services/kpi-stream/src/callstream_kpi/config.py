@@ -64,8 +64,16 @@ class KpiSettings(CoreSettings):
     # table: few enough parts for ClickHouse to merge).
     batch_max: int = Field(default=2000, ge=1)
     batch_within_s: float = Field(default=0.2, gt=0)
+    # The targets in force for a queue without settings of its own (queue_settings, written through
+    # PUT /v1/queues/{id}/targets): SL threshold T and goal, short-abandon threshold.
     default_sl_threshold_s: float = Field(default=20.0, gt=0)
     default_sl_goal_pct: float = Field(default=80.0, gt=0, le=100)
     default_short_abandon_s: float = Field(default=20.0, ge=0)
+    # Seconds between two reads of the queue settings by the worker: a target written through the API is in
+    # force in the real-time figures, short abandons and alerts within this delay, without a restart. 10 s:
+    # a target changes by hand and rarely, so a supervisor sees it on the wallboard about as soon as they
+    # look, while one read of the small table every 10 s costs the pipeline thread nothing it would notice
+    # (it runs every batch and a tick every second).
+    targets_refresh_s: float = Field(default=10.0, gt=0, le=3600)
     ring_cycle_s: float = Field(default=6.0, gt=0)
     fcr_window_s: float = Field(default=72 * 3600.0, gt=0)

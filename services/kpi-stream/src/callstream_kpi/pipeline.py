@@ -26,12 +26,13 @@ from callstream.qa.v1 import qa_events_pb2
 from callstream.routing.v1 import routing_pb2
 from callstream_core.kafka import DeadLetters, EventProducer, Received
 from callstream_kpi.adapters import clickhouse_facts as facts
+from callstream_kpi.adapters.queue_settings import QueueSettingsStore
 from callstream_kpi.config import KpiSettings
 from callstream_kpi.domain.agent_states import AgentStateTracker, split_interval
 from callstream_kpi.domain.kpis import Rollup, alert_values, rollup_contacts
 from callstream_kpi.domain.realtime import RealtimeSettings, RealtimeView
 from callstream_kpi.domain.sessionizer import ContactRecord, Sessionizer, SessionizerSettings
-from callstream_kpi.domain.targets import CENTER, AlertEvaluator, ScopeRef
+from callstream_kpi.domain.targets import CENTER, AlertEvaluator, QueueSettings, QueueTargets, ScopeRef
 from callstream_kpi.domain.watermark import PartitionWatermark, interval_start
 
 log = logging.getLogger(__name__)
@@ -73,18 +74,18 @@ class KpiPipeline:
         self.producer = producer
         self.sink_error: str | None = None
         self.agents = AgentStateTracker(allowed_lateness_s=settings.allowed_lateness_s, watermark=self.watermark)
+        # The defaults until `load_targets` reads the queue settings.
+        self.targets = QueueTargets(QueueSettings("", settings.default_sl_threshold_s, settings.default_sl_goal_pct,
+                                                  settings.default_short_abandon_s))
         self.sessionizer = Sessionizer(
             SessionizerSettings(session_timeout_s=settings.session_timeout_s,
-                                allowed_lateness_s=settings.allowed_lateness_s,
-                                default_short_abandon_s=settings.default_short_abandon_s),
+                                allowed_lateness_s=settings.allowed_lateness_s, targets=self.targets),
             team_of=self.agents.team_of, watermark=self.watermark)
         self.realtime = RealtimeView(
-            RealtimeSettings(allowed_lateness_s=settings.allowed_lateness_s,
-                             default_sl_threshold_s=settings.default_sl_threshold_s,
-                             default_short_abandon_s=settings.default_short_abandon_s,
+            RealtimeSettings(allowed_lateness_s=settings.allowed_lateness_s, targets=self.targets,
                              session_timeout_s=settings.session_timeout_s),
             agents=self.agents, watermark=self.watermark)
-        self.alerts = AlertEvaluator()
+        self.alerts = AlertEvaluator(self.targets.book())
         # Latest version of each recent contact, for the current interval's alert evaluation.
         self._recent: dict[tuple[str, int], ContactRecord] = {}
         # The watermark the sessionizer last swept at: any input that moves the watermark (call events, agent
@@ -98,6 +99,25 @@ class KpiPipeline:
 
     def migrate(self) -> list[int]:
         return self.retrying.run(facts.apply_migrations)
+
+    # -- targets -------------------------------------------------------------------------------------
+    def load_targets(self) -> bool:
+        """Read the queue settings (the targets written through the KPI API) and put them in force: the
+        real-time figures, the contacts' short abandons and the alerts use them from now on. True when
+        they changed."""
+        return self.use_targets(self.retrying.run(lambda client: QueueSettingsStore(client).all()))
+
+    def use_targets(self, queues: Sequence[QueueSettings]) -> bool:
+        targets = QueueTargets.of_queues(self.targets.defaults, queues)
+        if targets == self.targets:
+            return False
+        self.targets = targets
+        self.sessionizer.settings = replace(self.sessionizer.settings, targets=targets)
+        self.realtime.settings = replace(self.realtime.settings, targets=targets)
+        self.alerts.book = targets.book()
+        log.info("targets in force for %d queues: %s", len(queues),
+                 ", ".join(f"{q.queue_id} SL {q.sl_goal_pct:g} % in {q.sl_threshold_s:g} s" for q in queues))
+        return True
 
     # -- event time ----------------------------------------------------------------------------------
     def note_offsets(self, taken: Mapping[Partition, int], end_offsets: Mapping[Partition, int | None]) -> None:
@@ -310,8 +330,10 @@ class KpiPipeline:
         by_queue: dict[str, list[ContactRecord]] = {}
         for c in current:
             by_queue.setdefault(c.queue_id, []).append(c)
-        scopes: list[tuple[ScopeRef, Rollup]] = [(CENTER, rollup_contacts(current))]
-        scopes += [(ScopeRef("queue", q), rollup_contacts(cs)) for q, cs in sorted(by_queue.items())]
+        threshold = self.targets.sl_threshold_s  # each call against its own queue's T, the center's too
+        scopes: list[tuple[ScopeRef, Rollup]] = [(CENTER, rollup_contacts(current, sl_threshold_s=threshold))]
+        scopes += [(ScopeRef("queue", q), rollup_contacts(cs, sl_threshold_s=threshold))
+                   for q, cs in sorted(by_queue.items())]
         end = start + timedelta(minutes=30)
         alerts = []
         for scope, rollup in scopes:

@@ -4,7 +4,7 @@ of `domain.kpis` (the only place a KPI is defined)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +21,7 @@ from callstream_kpi.adapters.kpi_queries import (
     schedule_counters_sql,
 )
 from callstream_kpi.domain.kpis import Rollup, compute_all
+from callstream_kpi.domain.targets import DEFAULT_TARGETS, QueueSettings, ScopeRef, TargetBook, TeamSettings, judge
 
 BUCKETED: tuple[Callable[[KpiQuery], str], ...] = (
     contact_counters_sql, call_event_counters_sql, agent_state_counters_sql, schedule_counters_sql, qa_counters_sql,
@@ -67,3 +68,21 @@ def kpi_report(client: Client, query: KpiQuery, *, variants: bool = False) -> Kp
     total_counters = Rollup.from_mapping({**total_counters.as_dict(), **period})
     total = BucketFigures(query.start, total_counters, compute_all(total_counters, variants=variants))
     return KpiReport(query, buckets, total)
+
+
+def with_targets(answer: dict[str, Any], book: TargetBook, scope: ScopeRef,
+                 stored: QueueSettings | TeamSettings | None) -> dict[str, Any]:
+    """A queue's or team's answer (`KpiReport.as_dict`) judged against its targets: `stored_targets` (those
+    written for the scope, null when none), `targets` (per KPI of the answer with a target: the comparison,
+    value and source, `override` where the scope's own targets set it) and, in every row and the total, `met`
+    (KPI -> whether it meets its target; null without a figure). `book` holds the defaults; the stored
+    targets are applied to it here."""
+    if stored is not None:
+        stored.apply(book)
+    for row in [*answer["rows"], answer["total"]]:
+        row["met"] = judge({k: v for k, v in row.items() if k in DEFAULT_TARGETS}, book, scope)
+    targets = {kpi: book.get(kpi, scope) for kpi in answer["total"]["met"]}
+    answer["targets"] = {kpi: {"comparison": t.comparison, "value": t.value, "source": t.source}
+                         for kpi, t in targets.items() if t is not None}
+    answer["stored_targets"] = None if stored is None else asdict(stored)
+    return answer

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+from dataclasses import replace
 
 import pytest
 from kpi_builders import Call, agent_event, at
@@ -11,7 +12,7 @@ from kpi_builders import Call, agent_event, at
 from callstream.agent.v1 import agent_events_pb2
 from callstream.call.v1 import call_events_pb2
 from callstream_kpi.domain.realtime import RealtimeSettings, RealtimeView, Snapshot
-from callstream_kpi.domain.targets import CENTER, ScopeRef
+from callstream_kpi.domain.targets import CENTER, QueueSettings, QueueTargets, ScopeRef
 
 Q1, Q2 = ScopeRef("queue", "q1"), ScopeRef("queue", "q2")
 
@@ -61,6 +62,30 @@ def test_window_figures() -> None:
     assert w60 == type(w60)(60, 5, 3, 2, 2, 1, 50.0, 15.0, 25.0)
     (q2_15, _, _) = v.window_figures(Q2)
     assert (q2_15.offered, q2_15.service_level, q2_15.asa_s, q2_15.abandon_rate) == (1, 0.0, 30.0, 0.0)
+
+
+def test_each_queue_is_figured_with_its_own_targets_and_a_change_restates_the_windows() -> None:
+    v = view(traffic())
+    targets = QueueTargets(QueueSettings("", sl_threshold_s=20.0, sl_goal_pct=80.0, short_abandon_s=20.0), {
+        "q1": QueueSettings("q1", sl_threshold_s=4.0, sl_goal_pct=95.0, short_abandon_s=5.0),
+        "q2": QueueSettings("q2", sl_threshold_s=30.0)})
+    v.settings = replace(v.settings, targets=targets)
+    center, q1, q2 = v.window_figures()[0], v.window_figures(Q1)[0], v.window_figures(Q2)[0]
+    # q1, last 15 min: c4 answered after 5 s (> T 4 s), c5 abandoned after 10 s (> 5 s: not short), c6 after 80 s
+    assert (q1.offered, q1.answered_within_t, q1.short_abandons) == (3, 0, 0)
+    assert q1.service_level == 0.0 and q1.abandon_rate == pytest.approx(100 * 2 / 3)
+    # q2: c3 answered after 30 s, within its T of 30 s
+    assert (q2.answered_within_t, q2.service_level) == (1, 100.0)
+    # the center counts each call against its own queue's thresholds: 1 within T of 4 offered, none short
+    assert (center.answered_within_t, center.short_abandons, center.service_level) == (1, 0, 25.0)
+    snap_q1, snap_center = v.snapshot(Q1), v.snapshot()
+    assert snap_q1 is not None and snap_center is not None
+    assert (snap_q1.sl_threshold_s, snap_q1.sl_goal_pct) == (4.0, 95.0)
+    assert (snap_center.sl_threshold_s, snap_center.sl_goal_pct) == (20.0, 80.0)  # the defaults
+    msg = snap_q1.to_proto()
+    assert (msg.service_level_threshold_s, msg.service_level_target) == (4.0, 95.0)
+    v.settings = replace(v.settings, targets=QueueTargets())  # back to the defaults: the figures of test_window_figures
+    assert v.window_figures(Q1)[0].short_abandons == 1 and v.window_figures()[0].service_level == pytest.approx(100 / 3)
 
 
 def test_same_figures_whatever_arrival_order_and_batching() -> None:

@@ -16,6 +16,7 @@ from callstream_kpi.domain.sessionizer import (
     SessionizerSettings,
     fold_call,
 )
+from callstream_kpi.domain.targets import QueueSettings, QueueTargets
 from callstream_kpi.domain.watermark import PartitionWatermark
 
 NO_LATENESS = SessionizerSettings(allowed_lateness_s=0.0)
@@ -177,7 +178,8 @@ def test_short_abandon_threshold_per_queue() -> None:
     short = Call("c7").offered(0).queued(0).abandoned(20)  # 20 s: <= 20 is short
     longer = Call("c8").offered(0).queued(0).abandoned(21)
     strict = Call("c9", queue="vip").offered(0).queued(0).abandoned(8)
-    settings = SessionizerSettings(allowed_lateness_s=0.0, short_abandon_s={"vip": 5.0})
+    settings = SessionizerSettings(allowed_lateness_s=0.0,
+                                   targets=QueueTargets(queues={"vip": QueueSettings("vip", short_abandon_s=5.0)}))
     _, out = run(short.events + longer.events + strict.events, settings)
     by = {r.call_id: r for r in out}
     assert by["c7"].short_abandon and by["c7"].queue_s == 20.0

@@ -10,7 +10,14 @@ from kpi_builders import at
 
 from callstream.common.v1 import envelope_pb2
 from callstream.kpi.v1 import kpi_events_pb2
-from callstream_kpi.domain.targets import CENTER, AlertEvaluator, ScopeRef, TargetBook
+from callstream_kpi.domain.targets import (
+    CENTER,
+    AlertEvaluator,
+    QueueSettings,
+    QueueTargets,
+    ScopeRef,
+    TargetBook,
+)
 
 FIRING, RESOLVED = kpi_events_pb2.Alert.STATE_FIRING, kpi_events_pb2.Alert.STATE_RESOLVED
 Q1 = ScopeRef("queue", "q1")
@@ -102,3 +109,20 @@ def test_no_value_changes_nothing_and_min_consecutive() -> None:
     assert _eval(ev, Q1, {"service_level": None}, 2) == []  # no data: neither resets nor counts
     assert [a.state for a in _eval(ev, Q1, {"service_level": 50.0}, 3)] == [FIRING]
     assert ev.firing() == [("service_level", Q1)]
+
+
+def test_queue_targets_fall_back_to_the_defaults_and_make_the_alert_book() -> None:
+    defaults = QueueSettings("", sl_threshold_s=15.0, sl_goal_pct=85.0, short_abandon_s=10.0)
+    targets = QueueTargets.of_queues(defaults, [QueueSettings("q1", sl_threshold_s=30.0, sl_goal_pct=90.0,
+                                                              short_abandon_s=5.0, kpi_targets={"asa": 20.0})])
+    assert (targets.sl_threshold_s("q1"), targets.short_abandon_s("q1")) == (30.0, 5.0)
+    assert (targets.sl_threshold_s("q2"), targets.short_abandon_s("q2")) == (15.0, 10.0)
+    book = targets.book()
+    values = {(kpi, scope.id): book.get(kpi, scope).value  # type: ignore[union-attr]
+              for kpi in ("service_level", "asa") for scope in (CENTER, Q1, ScopeRef("queue", "q2"))}
+    assert values == {("service_level", ""): 85.0, ("service_level", "q1"): 90.0, ("service_level", "q2"): 85.0,
+                      ("asa", ""): 30.0, ("asa", "q1"): 20.0, ("asa", "q2"): 30.0}
+    # the same queue goal evaluated: 87 % breaches q1's 90 % and meets the center's 85 %
+    ev = AlertEvaluator(book)
+    assert [a.target for a in _eval(ev, Q1, {"service_level": 87.0}, 0)] == [90.0]
+    assert _eval(ev, CENTER, {"service_level": 87.0}, 0) == []

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from callstream_core.auth import TokenAuth
+from callstream_core.auth import TokenAuth, TokenTable
+from callstream_core.db import make_engine, session_factory
+from callstream_core.outbox import OutboxRelay, Producer
 from callstream_qa.adapters.contacts import ContactsConsumer
-from callstream_qa.adapters.db import make_engine, migrate, session_factory
-from callstream_qa.adapters.outbox import OutboxRelay, Producer
+from callstream_qa.adapters.db import migrate
+from callstream_qa.adapters.outbox import outbox
 from callstream_qa.config import Binding, QASettings
 
 
@@ -20,7 +23,7 @@ class Container:
     engine: Engine
     sessions: sessionmaker[Session]
     auth: TokenAuth
-    bindings: dict[str, Binding]
+    bindings: TokenTable[Binding]  # a token's person and team, looked up in constant time
     relay: OutboxRelay | None = None
     consumer: ContactsConsumer | None = None
     workers: list[OutboxRelay | ContactsConsumer] = field(default_factory=list)
@@ -40,22 +43,24 @@ def bootstrap(settings: QASettings, *, producer: Producer | None = None) -> Cont
     migrate(engine)
     sessions = session_factory(engine)
     container = Container(settings=settings, engine=engine, sessions=sessions, auth=TokenAuth(settings.tokens()),
-                          bindings=settings.principals())
+                          bindings=TokenTable(settings.principals()))
     if settings.outbox_relay_enabled:
         if producer is None:
             from callstream_core.kafka import EventProducer
 
             producer = EventProducer(settings.kafka_bootstrap_servers, client_id=settings.service_name,
                                      wire_format=settings.wire_format)
-        container.relay = OutboxRelay(sessions, producer, interval_s=settings.outbox_interval_s)
+        container.relay = OutboxRelay(outbox, sessions, producer, interval_s=settings.outbox_interval_s,
+                                      name="qa-outbox-relay")
         container.workers.append(container.relay)
     if settings.contacts_consumer_enabled:
         from callstream_core.kafka import DeadLetters, EventConsumer, EventProducer
         from callstream_core.topics import topic
 
         dlq = DeadLetters(EventProducer(settings.kafka_bootstrap_servers, client_id=settings.service_name + "-dlq"))
-        consumer: EventConsumer = EventConsumer(settings.kafka_bootstrap_servers, group_id=settings.contacts_group_id,
-                                                topic=topic("cc.contacts.v1"), dead_letters=dlq)
+        consumer: EventConsumer[Any] = EventConsumer(
+            settings.kafka_bootstrap_servers, group_id=settings.contacts_group_id, topic=topic("cc.contacts.v1"),
+            dead_letters=dlq)
         container.consumer = ContactsConsumer(consumer, sessions)
         container.workers.append(container.consumer)
     return container

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from pydantic import Field, field_validator, model_validator
 
-from callstream_core.settings import CoreSettings
+from callstream_core.settings import SqlServiceSettings
 
 
 @dataclass(frozen=True)
@@ -29,9 +29,8 @@ def parse_principals(spec: str) -> dict[str, Binding]:
     return out
 
 
-class QASettings(CoreSettings):
+class QASettings(SqlServiceSettings):
     service_name: str = "callstream-qa"
-    # sqlite:///relative.db, sqlite:////abs.db or postgresql+psycopg://user:pw@host/db
     database_url: str = "sqlite:///./callstream-qa.db"
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8002, ge=0, le=65535)
@@ -42,13 +41,6 @@ class QASettings(CoreSettings):
     outbox_interval_s: float = Field(default=0.5, gt=0)
     contacts_consumer_enabled: bool = True
     contacts_group_id: str = "callstream-qa-contacts"
-
-    @field_validator("database_url")
-    @classmethod
-    def _known_database(cls, value: str) -> str:
-        if not value.startswith(("sqlite://", "postgresql://", "postgresql+psycopg://")):
-            raise ValueError("DATABASE_URL must be sqlite:///PATH or postgresql+psycopg://USER@HOST/DB")
-        return value
 
     @field_validator("qa_principals")
     @classmethod

@@ -14,7 +14,6 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from callstream.qa.v1 import qa_events_pb2
-from callstream_core.envelope import new_envelope
 from callstream_qa.adapters import outbox
 from callstream_qa.adapters.orm import (
     CalibrationSessionRow,
@@ -31,7 +30,6 @@ from callstream_qa.domain.forms import Criterion, Form, FormError, Scale, Sectio
 from callstream_qa.domain.scoring import ScoreResult, score
 from callstream_qa.domain.states import SCORED, Status, transition
 
-SOURCE = "callstream-qa"
 ABANDONED = 2  # callstream.kpi.v1.CONTACT_OUTCOME_ABANDONED
 
 
@@ -209,14 +207,15 @@ def act(session: Session, row: EvaluationRow, action: str, now: datetime, *, rea
     row.updated_at = now
     if before is not Status.DRAFT or after is Status.SUBMITTED:
         row.revision += 1
-        outbox.enqueue(session, evaluation_event(row, now), now)
+        outbox.outbox.add(session, outbox.QA_TOPIC, row.agent_id, evaluation_event(row), now)
     session.flush()
     return row
 
 
-def evaluation_event(row: EvaluationRow, now: datetime) -> qa_events_pb2.EvaluationChanged:
+def evaluation_event(row: EvaluationRow) -> qa_events_pb2.EvaluationChanged:
+    """The event of `row`'s current state (the outbox fills its envelope)."""
     event = qa_events_pb2.EvaluationChanged(
-        envelope=new_envelope(SOURCE, now, str(uuid.uuid4())), agent_id=row.agent_id,
+        agent_id=row.agent_id,
         evaluation_id=row.evaluation_id, call_id=row.call_id, evaluator_id=row.evaluator_id, team_id=row.team_id,
         form_id=row.form_id, form_version=row.form_version, status=STATUS_PB[Status(row.status)], score=row.score,
         critical_failed=row.critical_failed, revision=row.revision,

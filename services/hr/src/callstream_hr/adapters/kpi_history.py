@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 
 from callstream_hr.domain.forecast import IntervalFigures
-from callstream_hr.planning import HistoryUnavailable, QueueTargets
+from callstream_hr.service_layer.planning import HistoryUnavailable, QueueTargets
 
 # The KPI API serves at most 31 days of 30-minute buckets per request; a week per request stays well inside.
 CHUNK = timedelta(days=7)

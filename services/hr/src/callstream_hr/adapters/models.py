@@ -13,12 +13,13 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     Integer,
-    LargeBinary,
     String,
     Text,
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from callstream_core.outbox import OutboxColumns
 
 
 class Base(DeclarativeBase):
@@ -162,17 +163,14 @@ class AbsenceRow(Base):
     reason: Mapped[str] = mapped_column(String(16))
 
 
-class Outbox(Base):
-    """Transactional outbox: written with the change it describes; the relay publishes then sets sent_at."""
+class Outbox(OutboxColumns, Base):
+    """Transactional outbox (callstream_core.outbox): written with the change it describes; the relay publishes
+    then sets sent_at. HR's table has shorter topic and key columns and a unique event_id."""
 
     __tablename__ = "outbox"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     event_id: Mapped[str] = mapped_column(String(36), unique=True)
     topic: Mapped[str] = mapped_column(String(100))
     key: Mapped[str] = mapped_column(String(100))
-    payload: Mapped[bytes] = mapped_column(LargeBinary)  # binary protobuf, envelope included
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True, index=True)
 
 
 class AuditLog(Base):

@@ -6,6 +6,8 @@ import asyncio
 import logging
 import signal
 
+from prometheus_client import start_http_server
+
 from callstream_core.observability import configure_logging
 from callstream_core.settings import load_settings
 from callstream_ingest.adapters.switch_clients import Backoff
@@ -21,7 +23,8 @@ from callstream_routing.client import RetryPolicy, RouterClient
 
 async def run(settings: AriBridgeSettings, agents: list[Agent]) -> None:
     """The composition root: domain, ARI, router client and Kafka sink, until SIGTERM/SIGINT."""
-    routing = CallRouting(agents, caller_salt=settings.caller_salt, source=settings.ari_source)
+    routing = CallRouting(agents, caller_salt=settings.caller_salt, source=settings.ari_source,
+                          callback_endpoint=settings.callback_endpoint, callback_ring_s=settings.callback_ring_s)
     sink = EventSink(make_producer(settings.kafka_bootstrap_servers, client_id="callstream-ari-bridge",
                                    wire_format=settings.wire_format), settings.topic_prefix)
     ari = AriRest(settings.ari_url, settings.ari_username, settings.ari_password, settings.ari_app)
@@ -52,6 +55,11 @@ def main() -> None:
     except AgentsFileError as exc:
         raise SystemExit(f"AGENTS_FILE: {exc}") from None
     configure_logging(settings.service_name, settings.log_level)
+    try:
+        start_http_server(settings.http_port, addr=settings.http_host)  # Prometheus /metrics
+    except OSError as exc:
+        raise SystemExit(f"ari-bridge: cannot serve metrics on {settings.http_host}:{settings.http_port}: "
+                         f"{exc.strerror}; set HTTP_PORT to a free port") from None
     # httpx logs every request at INFO: several per call, which would drown the bridge's own lines.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     asyncio.run(run(settings, agents))

@@ -1,14 +1,14 @@
 """Asterisk's REST Interface (ARI) for the bridge: the REST calls over httpx and the events WebSocket.
 
-Only the requests the bridge makes (bridges, originate, hangup, music on hold, is a channel there, the agents'
-device states). A channel
-or bridge that is already gone when the bridge hangs it up or destroys it (404) is what the bridge wanted: not
-an error.
+Only the requests the bridge makes (bridges, originate, hangup, music on hold, is a channel there, the channels
+and the app's bridges after a reconnect, the agents' device states). A channel or bridge that is already gone
+when the bridge hangs it up or destroys it (404) is what the bridge wanted: not an error.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 from urllib.parse import quote, urlencode
 
 import httpx
@@ -57,10 +57,12 @@ class AriRest:
     async def originate(self, channel_id: str, endpoint: str, originator: str, app_args: str,
                         timeout_s: int) -> None:
         """Dial `endpoint` into the app (StasisStart with `app_args` once it answers). With the caller as
-        originator the new channel inherits the caller's inheritable (`__`) variables, as app_queue's members do."""
-        await self._call("POST", f"/channels/{quote(channel_id, safe='')}", {
-            "endpoint": endpoint, "app": self.app, "appArgs": app_args, "originator": originator,
-            "timeout": str(timeout_s)})
+        originator the new channel inherits the caller's inheritable (`__`) variables, as app_queue's members do
+        ("": no originator)."""
+        params = {"endpoint": endpoint, "app": self.app, "appArgs": app_args, "timeout": str(timeout_s)}
+        if originator:
+            params["originator"] = originator
+        await self._call("POST", f"/channels/{quote(channel_id, safe='')}", params)
 
     async def watch_devices(self, devices: tuple[str, ...]) -> list[tuple[str, str]]:
         """Subscribe the app to each device's state changes (DeviceStateChanged on the events WebSocket), then
@@ -81,6 +83,22 @@ class AriRest:
         if response.status_code not in (200, 404):
             raise AriError("GET", f"/channels/{channel_id}", response.status_code, response.text[:300])
         return response.status_code == 200
+
+    async def _get(self, path: str) -> Any:
+        response = await self._http.get(path)
+        if response.status_code != 200:
+            raise AriError("GET", path, response.status_code, response.text[:300])
+        return response.json()
+
+    async def channels(self) -> Any:
+        """Every channel Asterisk has (JSON, ARI's Channel objects)."""
+        return await self._get("/channels")
+
+    async def app_bridges(self) -> set[str]:
+        """The ids of the bridges the app holds."""
+        app = await self._get(f"/applications/{quote(self.app, safe='')}")
+        ids = app.get("bridge_ids", []) if isinstance(app, dict) else []
+        return {b for b in ids if isinstance(b, str)}
 
     async def hangup(self, channel_id: str) -> None:
         await self._call("DELETE", f"/channels/{quote(channel_id, safe='')}", fine=(404,))

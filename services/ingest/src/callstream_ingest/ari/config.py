@@ -85,6 +85,12 @@ class AriBridgeSettings(IngestSettings):
     router_retry_s: float = Field(default=30.0, gt=0)
     # The agents the bridge logs in at start, with the endpoint Asterisk dials for each.
     agents_file: Path
+    # What Asterisk dials to call a caller back when the router gives them a callback (a queue's overflow to
+    # `callback`), `{number}` their number: `PJSIP/{number}@trunk`. Empty: callbacks are not served (the caller is
+    # released with an `overflowed` event).
+    callback_endpoint: str = Field(default="", pattern=r"^$|^[A-Za-z]+/\S*\{number\}\S*$")
+    # How long the caller's phone rings for a callback before it is given up (the agent waits meanwhile).
+    callback_ring_s: float = Field(default=30.0, gt=0, le=300)
     # Each agent's status at the switch is the custom device state <prefix><switch id> (ari.presence); the switch
     # id goes through AGENT_MAP. Empty: no status from the switch (the agents file's logins only).
     agent_device_prefix: str = Field(default="Custom:agent-", pattern=r"^$|^[A-Za-z]+:\S*$")

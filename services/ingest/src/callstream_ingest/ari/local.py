@@ -63,6 +63,7 @@ class RoutedCenter:
         self.router: subprocess.Popen[bytes] | None = None
         self.bridge: subprocess.Popen[bytes] | None = None
         self.router_log, self.bridge_log = run_dir / "router.log", run_dir / "bridge.log"
+        self.bridge_metrics_port = free_port(avoid=[p for p in (self.grpc_port, self.standby_port) if p])
 
     def _start(self, module: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
         with log.open("ab") as out:
@@ -97,7 +98,10 @@ class RoutedCenter:
                 "ARI_USERNAME": self.pbx.ami_user, "ARI_PASSWORD": self.pbx.secret,
                 "ROUTER_TARGETS": ",".join(f"127.0.0.1:{p}" for p in (self.grpc_port, self.standby_port) if p),
                 "ROUTER_TOKEN": self.token,
-                "AGENTS_FILE": str(self.agents_file)}, self.bridge_log)
+                "AGENTS_FILE": str(self.agents_file),
+                # the center's callers answer callbacks in its [callbacks] context
+                "CALLBACK_ENDPOINT": "Local/{number}@callbacks/n", "HTTP_PORT": str(self.bridge_metrics_port),
+            }, self.bridge_log)
             self._wait_app_registered(deadline)
             self._wait_agents_logged_in(deadline)
         except BaseException:
@@ -151,17 +155,21 @@ class RoutedCenter:
         entries = yaml.safe_load(self.agents_file.read_text())["agents"]
         want = Counter(q for entry in entries for q in entry["queues"])
         got: dict[str, int] = {}
-        with grpc.insecure_channel(f"127.0.0.1:{self.grpc_port}") as channel:
-            stub = routing_pb2_grpc.RouterStub(channel)
-            while time.monotonic() < deadline:
-                self._check_alive()
-                got = {q: stub.GetQueueState(routing_pb2.GetQueueStateRequest(queue_id=q), timeout=5,
-                                             metadata=(("authorization", f"Bearer {self.token}"),)).agents_logged_in
-                       for q in want}
-                if got == dict(want):
-                    return
-                time.sleep(0.2)  # polling the router's state with a deadline
+        while time.monotonic() < deadline:
+            self._check_alive()
+            got = {q: state.agents_logged_in for q, state in self.queue_states(list(want)).items()}
+            if got == dict(want):
+                return
+            time.sleep(0.2)  # polling the router's state with a deadline
         raise TimeoutError(f"agents logged in {got}, expected {dict(want)}: {self.bridge_log.read_text()[-3000:]}")
+
+    def queue_states(self, queues: list[str]) -> dict[str, routing_pb2.QueueState]:
+        """What the leading router says of these queues now (calls waiting, agents logged in, ...)."""
+        port = self.grpc_port if self.router is not None else self.standby_port
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = routing_pb2_grpc.RouterStub(channel)
+            return {q: stub.GetQueueState(routing_pb2.GetQueueStateRequest(queue_id=q), timeout=5,
+                                          metadata=(("authorization", f"Bearer {self.token}"),)) for q in queues}
 
     def stop(self) -> None:
         """SIGTERM the bridge, then the routers (each waited for; SIGKILL after 30 s)."""

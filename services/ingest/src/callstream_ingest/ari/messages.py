@@ -2,12 +2,12 @@
 
 Asterisk sends one JSON object per message, with a `type` (StasisStart, StasisEnd, ChannelDestroyed, ...;
 "Asterisk REST Interface" in its documentation). These matter to the bridge: a channel entering the app (a
-caller, with its queue as the first Stasis argument, or an agent's channel the bridge originated, argument
-`agent`), a channel joining a bridge (ChannelEnteredBridge, with the bridge's channels: Asterisk's word that
-caller and agent are connected), a channel leaving (StasisEnd, ChannelDestroyed) and an agent's device state
-changing (DeviceStateChanged, `ari.presence`). Every other well-formed type is ignored; a
-message that is not JSON, has no type or lacks the channel of an event that needs one is `Malformed`, with
-the reason: logged and counted by the service, never fatal.
+caller, with its queue as the first Stasis argument, or a channel the bridge originated: an agent's, argument
+`agent`, or a callback to a caller, argument `callback`), a channel joining a bridge (ChannelEnteredBridge,
+with the bridge's channels: Asterisk's word that caller and agent are connected), a channel leaving
+(StasisEnd, ChannelDestroyed) and an agent's device state changing (DeviceStateChanged, `ari.presence`). Every
+other well-formed type is ignored; a message that is not JSON, has no type or lacks the channel of an event that
+needs one is `Malformed`, with the reason: logged and counted by the service, never fatal.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeAlias
 
-from callstream_ingest.ari.domain import AGENT_ARG
+from callstream_ingest.ari.domain import AGENT_ARG, CALLBACK_ARG
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +30,14 @@ class CallerEntered:
 
 @dataclass(frozen=True, slots=True)
 class AgentAnswered:
+    channel_id: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackAnswered:
+    """The caller answered the callback the bridge dialled (argument `callback`)."""
+
     channel_id: str
     at: datetime
 
@@ -59,6 +67,15 @@ class DeviceStateChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class StasisChannel:
+    """A channel in the app, as `GET /channels` describes it: its Stasis arguments and caller number."""
+
+    channel_id: str
+    args: tuple[str, ...]
+    caller_number: str
+
+
+@dataclass(frozen=True, slots=True)
 class Ignored:
     type: str
 
@@ -69,8 +86,8 @@ class Malformed:
     excerpt: str
 
 
-AriInput: TypeAlias = (CallerEntered | AgentAnswered | EnteredBridge | ChannelLeft | DeviceStateChanged | Ignored
-                       | Malformed)
+AriInput: TypeAlias = (CallerEntered | AgentAnswered | CallbackAnswered | EnteredBridge | ChannelLeft
+                       | DeviceStateChanged | Ignored | Malformed)
 
 
 def _time(value: Any, received_at: datetime) -> datetime:
@@ -119,6 +136,27 @@ def parse(raw: str | bytes, received_at: datetime) -> AriInput:
         return Malformed("stasis_start_without_queue", excerpt)
     if args[0] == AGENT_ARG:
         return AgentAnswered(channel_id, at)
+    if args[0] == CALLBACK_ARG:
+        return CallbackAnswered(channel_id, at)
     caller = channel.get("caller") if isinstance(channel, dict) else None
     number = caller.get("number", "") if isinstance(caller, dict) else ""
     return CallerEntered(channel_id, args[0], number if isinstance(number, str) else "", at)
+
+
+def stasis_channels(channels: Any, app: str) -> list[StasisChannel]:
+    """`GET /channels`' answer -> the channels running `Stasis(<app>,...)`; a channel it cannot read is left out
+    (it is in no call the bridge could resume)."""
+    found: list[StasisChannel] = []
+    for channel in channels if isinstance(channels, list) else []:
+        if not isinstance(channel, dict) or not isinstance(channel.get("id"), str):
+            continue
+        dialplan = channel.get("dialplan")
+        if not isinstance(dialplan, dict) or dialplan.get("app_name") != "Stasis":
+            continue
+        name, *args = str(dialplan.get("app_data", "")).split(",")
+        if name != app:
+            continue
+        caller = channel.get("caller")
+        number = caller.get("number", "") if isinstance(caller, dict) else ""
+        found.append(StasisChannel(channel["id"], tuple(args), number if isinstance(number, str) else ""))
+    return found

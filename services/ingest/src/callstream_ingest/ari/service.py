@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import grpc
+import httpx
 from confluent_kafka import KafkaException
 from prometheus_client import Counter
 
@@ -25,7 +26,6 @@ from callstream_ingest.adapters.switch_clients import Backoff
 from callstream_ingest.ari import messages as m
 from callstream_ingest.ari.asterisk import AriError, AriRest
 from callstream_ingest.ari.domain import (
-    AGENT_ARG,
     CallRouting,
     Connect,
     DestroyBridge,
@@ -54,6 +54,9 @@ ROUTER_COMMANDS = Counter("callstream_ari_router_commands_total",
                           ["command", "outcome"])
 ARI_FAILURES = Counter("callstream_ari_request_failures_total", "ARI requests Asterisk refused, by request.",
                        ["request"])
+RECONCILED = Counter("callstream_ari_reconciled_total",
+                     "What re-reading Asterisk's channels after the events WebSocket (re)connected changed, by action "
+                     "(ended, agent_lost, offered, hung_up, bridge_destroyed).", ["action"])
 PUBLISH_FAILURES = Counter("callstream_ari_publish_failures_total",
                            "Events Kafka refused at once (a missing topic, say): logged, the routing goes on.")
 
@@ -69,11 +72,12 @@ class _Streamed:
 
 
 @dataclass(frozen=True, slots=True)
-class _Connected:
-    """The events WebSocket (re)opened: watch the agents' devices again (a new connection has no subscriptions)."""
+class _Reconnected:
+    """The events WebSocket (re)opened: compare Asterisk's channels with the calls the bridge holds, and watch the
+    agents' devices again (a new connection has no subscriptions)."""
 
 
-_Input = m.AriInput | _RingDeadline | _Streamed | _Connected
+_Input = m.AriInput | _RingDeadline | _Streamed | _Reconnected
 
 
 class AriBridge:
@@ -106,7 +110,12 @@ class AriBridge:
                 if not getting.done():
                     getting.cancel()
                     break
-                await self._apply(self._dispatch(getting.result()))
+                item = getting.result()
+                if isinstance(item, _Reconnected):
+                    await self._apply([*await self._reconcile(),
+                                       *(self.presence.watch() if self.presence is not None else [])])
+                else:
+                    await self._apply(self._dispatch(item))
         finally:
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -121,7 +130,9 @@ class AriBridge:
             nonlocal attempt
             log.info("ARI events connected (app %s)", self.ari.app)
             self.connected.set()
-            self.inputs.put_nowait(_Connected())
+            # What happened while no WebSocket was open (or before the bridge started) is not replayed: from
+            # here on Asterisk reports every change, so its channels now are compared with the calls held.
+            self.inputs.put_nowait(_Reconnected())
             attempt = 0
 
         while True:
@@ -154,12 +165,32 @@ class AriBridge:
         ARI_MESSAGES.labels("handled").inc()
         self.inputs.put_nowait(parsed)
 
+    async def _reconcile(self) -> list[Effect]:
+        try:
+            channels = m.stasis_channels(await self.ari.channels(), self.ari.app)
+            bridges = await self.ari.app_bridges()
+        except (AriError, httpx.HTTPError, ValueError) as exc:  # gone again: the next connection re-reads them
+            log.warning("Asterisk's channels not re-read (%r); the next connection will", exc)
+            return []
+        before = dict(self.routing.counts.reconciled)
+        effects = self.routing.reconcile({c.channel_id: (c.args, c.caller_number) for c in channels}, bridges,
+                                         datetime.now(UTC))
+        changed = {action: n - before.get(action, 0) for action, n in self.routing.counts.reconciled.items()
+                   if n != before.get(action, 0)}
+        for action, n in changed.items():
+            RECONCILED.labels(action).inc(n)
+        log.info("re-read %d channels and %d bridges in the app: %s", len(channels), len(bridges),
+                 dict(changed) or "nothing to change")
+        return effects
+
     def _dispatch(self, item: _Input) -> list[Effect]:
         now = datetime.now(UTC)
         if isinstance(item, m.CallerEntered):
             return self.routing.caller_entered(item.channel_id, item.queue_id, item.caller_number, item.at)
         if isinstance(item, m.AgentAnswered):
             return self.routing.agent_answered(item.channel_id, item.at)
+        if isinstance(item, m.CallbackAnswered):
+            return self.routing.called_back(item.channel_id, item.at)
         if isinstance(item, m.EnteredBridge):
             return self.routing.agent_joined(item.channel_id, item.bridge_channels, item.at)
         if isinstance(item, m.ChannelLeft):
@@ -168,8 +199,6 @@ class AriBridge:
             return self.routing.ring_deadline(item.channel_id, now)
         if isinstance(item, _Streamed):
             return [e for decision in self.router.drain() for e in self.routing.decided(decision, now)]
-        if isinstance(item, _Connected):
-            return self.presence.watch() if self.presence is not None else []
         if isinstance(item, m.DeviceStateChanged):
             return self.presence.changed(item.device, item.state, item.at) if self.presence is not None else []
         return []  # Ignored / Malformed never reach the queue
@@ -185,13 +214,18 @@ class AriBridge:
                 ARI_FAILURES.labels(type(effect).__name__).inc()
                 log.warning("%s failed: %s", type(effect).__name__, exc)
                 pending.extend(await self._failed(effect))
+            except httpx.TransportError as exc:
+                # Asterisk unreachable (restarting): the calls are settled when the events reconnect and its
+                # channels are re-read.
+                ARI_FAILURES.labels(type(effect).__name__).inc()
+                log.warning("%s not done, Asterisk unreachable: %r", type(effect).__name__, exc)
 
     async def _failed(self, effect: Effect) -> list[Effect]:
         now = datetime.now(UTC)
         if isinstance(effect, Dial):
             # The caller hung up meanwhile (their hangup event is on its way): that ends the call, and the agent
-            # is not to blame. Otherwise the agent's endpoint cannot be dialled: as if it failed at once (busy).
-            if not await self.ari.channel_exists(effect.caller_channel_id):
+            # is not to blame. Otherwise the endpoint cannot be dialled: as if it failed at once (busy).
+            if effect.caller_channel_id and not await self.ari.channel_exists(effect.caller_channel_id):
                 return self.routing.channel_left(effect.caller_channel_id, now)
             return self.routing.channel_left(effect.channel_id, now)
         if isinstance(effect, Connect):
@@ -212,7 +246,7 @@ class AriBridge:
         elif isinstance(effect, Dial):
             ring_s = max(0.0, effect.ring_deadline - time.time())
             # Asterisk gives up a little after our own deadline: only a lost deadline timer leaves it to Asterisk.
-            await self.ari.originate(effect.channel_id, effect.endpoint, effect.caller_channel_id, AGENT_ARG,
+            await self.ari.originate(effect.channel_id, effect.endpoint, effect.caller_channel_id, effect.app_args,
                                      timeout_s=int(ring_s) + 5)
             self._loop.call_later(ring_s, self.inputs.put_nowait, _RingDeadline(effect.channel_id))
         elif isinstance(effect, Connect):

@@ -8,6 +8,10 @@ and replay speed. An event already behind the watermark when it arrives is appli
 Rolling windows (15/30/60 min by default) count each call once, at the moment its fate was decided
 (answered, abandoned, or left the queue to overflow/callback): offered = calls decided in the window.
 Undefined ratios are `None` here and NaN in the proto (proto3 doubles have no null).
+
+A call's wait is held, not whether it was within its queue's T or a short abandon: each figure takes the
+thresholds in force when it is computed, so a queue's changed target re-states its rolling windows at once,
+as the KPI API re-states history (it reads the queue settings at query time).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from __future__ import annotations
 import bisect
 import heapq
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -27,7 +31,7 @@ from callstream_core.envelope import deterministic_event_id, new_envelope
 from . import kpis
 from .agent_states import AgentStateTracker
 from .sessionizer import KIND_RANK, CallEvent, event_kind, event_time
-from .targets import CENTER, ScopeRef
+from .targets import CENTER, QueueSettings, QueueTargets, ScopeRef
 from .watermark import ROLLING_WINDOWS_MIN, EventClock, RollingWindow, Watermark
 
 
@@ -35,10 +39,9 @@ from .watermark import ROLLING_WINDOWS_MIN, EventClock, RollingWindow, Watermark
 class RealtimeSettings:
     allowed_lateness_s: float = 10.0
     windows_min: tuple[int, ...] = ROLLING_WINDOWS_MIN
-    default_sl_threshold_s: float = 20.0
-    sl_threshold_s: Mapping[str, float] = field(default_factory=dict)
-    default_short_abandon_s: float = 20.0
-    short_abandon_s: Mapping[str, float] = field(default_factory=dict)
+    # Each queue's SL threshold and goal and short-abandon threshold (the worker refreshes them from the
+    # queue settings).
+    targets: QueueTargets = field(default_factory=QueueTargets)
     # A finished call (ended, abandoned, blocked, ...) is forgotten this long after its last event; one that
     # never finishes after session_timeout_s.
     retention_s: float = 600.0
@@ -49,12 +52,6 @@ class RealtimeSettings:
     # the watermark) no longer says what a caller would wait now, and the wallboard shows "unknown" instead.
     quote_valid_s: float = 900.0
 
-    def threshold(self, queue_id: str) -> float:
-        return self.sl_threshold_s.get(queue_id, self.default_sl_threshold_s)
-
-    def short_abandon(self, queue_id: str) -> float:
-        return self.short_abandon_s.get(queue_id, self.default_short_abandon_s)
-
 
 @dataclass(frozen=True)
 class Decided:
@@ -63,8 +60,9 @@ class Decided:
     queue_id: str
     outcome: str  # answered | abandoned | other
     wait_s: float  # queue time (0 when not queued)
-    within_t: bool
-    short_abandon: bool
+    # An abandoned call's wait from its first queueing (or ACD entry) to the abandon, against the queue's
+    # short-abandon threshold; 0 for the other outcomes.
+    abandoned_after_s: float = 0.0
 
 
 @dataclass
@@ -78,15 +76,16 @@ class _Counts:
     short_abandons: int = 0
     sum_wait_answered: float = 0
 
-    def add(self, d: Decided) -> None:
+    def add(self, d: Decided, targets: QueueSettings) -> None:
+        """`targets`: those of the call's queue."""
         self.offered += 1
         if d.outcome == "answered":
             self.answered += 1
-            self.answered_within_t += d.within_t
+            self.answered_within_t += d.wait_s <= targets.sl_threshold_s
             self.sum_wait_answered += d.wait_s
         elif d.outcome == "abandoned":
             self.abandoned += 1
-            self.short_abandons += d.short_abandon
+            self.short_abandons += d.abandoned_after_s <= targets.short_abandon_s
 
 
 @dataclass
@@ -148,6 +147,10 @@ class Snapshot:
     # 0 with a ready agent and nobody waiting, else the router's newest quote to a caller queued in scope (the
     # largest of the queues' for the center); -1 unknown.
     expected_wait_s: float = -1.0
+    # The scope's SL threshold T and goal (%) in force: the queue's, or the defaults for the center (whose
+    # figures count each call against its own queue's T).
+    sl_threshold_s: float = 20.0
+    sl_goal_pct: float = 80.0
 
     def to_proto(self, source: str = "kpi-stream") -> kpi_events_pb2.RealtimeSnapshot:
         env = new_envelope(source, self.as_of, deterministic_event_id(
@@ -155,7 +158,8 @@ class Snapshot:
         msg = kpi_events_pb2.RealtimeSnapshot(
             envelope=env, scope=self.scope.to_proto(), calls_waiting=self.calls_waiting,
             longest_wait_s=self.longest_wait_s, windows=[w.to_proto() for w in self.windows],
-            expected_wait_s=self.expected_wait_s,
+            expected_wait_s=self.expected_wait_s, service_level_threshold_s=self.sl_threshold_s,
+            service_level_target=self.sl_goal_pct,
             agents=[kpi_events_pb2.AgentStatus(agent_id=a.agent_id, state=a.state, reason=a.reason,
                                                time_in_state_s=a.time_in_state_s) for a in self.agents])
         msg.as_of.FromDatetime(self.as_of)
@@ -290,11 +294,10 @@ class RealtimeView:
         call.decided = True
         queue = call.queue_id
         wait = (at - call.first_queued).total_seconds() if call.first_queued is not None else 0.0
-        short = False
+        abandoned_after = 0.0
         if outcome == "abandoned":
-            since = call.first_queued or call.acd_entry or at
-            short = (at - since).total_seconds() <= self.settings.short_abandon(queue)
-        self._window.add(at, Decided(queue, outcome, max(0.0, wait), wait <= self.settings.threshold(queue), short))
+            abandoned_after = (at - (call.first_queued or call.acd_entry or at)).total_seconds()
+        self._window.add(at, Decided(queue, outcome, max(0.0, wait), abandoned_after))
 
     def _apply(self, call: _Live, at: datetime, ev: CallEvent) -> None:
         kind = event_kind(ev)
@@ -344,6 +347,7 @@ class RealtimeView:
         out: dict[tuple[int, str], _Counts] = {}
         if now is None:
             return out
+        targets = self.settings.targets
         for minutes in self.settings.windows_min:
             center = out[(minutes, "")] = _Counts()
             for d in self._window.within(now, minutes):
@@ -351,8 +355,9 @@ class RealtimeView:
                 queue = out.get(key)
                 if queue is None:
                     queue = out[key] = _Counts()
-                center.add(d)
-                queue.add(d)
+                queue_targets = targets.of(d.queue_id)
+                center.add(d, queue_targets)
+                queue.add(d, queue_targets)
         return out
 
     def window_figures(self, scope: ScopeRef = CENTER,
@@ -406,8 +411,10 @@ class RealtimeView:
             key = state_key(st.state, st.reason)
             by_state[key] = by_state.get(key, 0) + 1
             agents.append(AgentNow(st.agent_id, st.state, st.reason, st.time_in_state_s(now)))
+        targets = self.settings.targets.of(scope.id) if scope.kind == "queue" else self.settings.targets.defaults
         return Snapshot(scope, now, calls_waiting, longest, by_state, self.window_figures(scope, counts), agents,
-                        expected_wait_s=self._expected_wait(scope, now, waiting))
+                        expected_wait_s=self._expected_wait(scope, now, waiting),
+                        sl_threshold_s=targets.sl_threshold_s, sl_goal_pct=targets.sl_goal_pct)
 
     def snapshots(self) -> list[Snapshot]:
         """The center and every queue seen."""

@@ -35,7 +35,7 @@ holding only ids.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
 from typing import TypeAlias
@@ -44,6 +44,7 @@ from callstream.call.v1 import call_events_pb2
 from callstream.kpi.v1 import kpi_events_pb2
 from callstream_core.envelope import deterministic_event_id, new_envelope
 
+from .targets import QueueTargets
 from .watermark import EventClock, Watermark
 
 CallEvent: TypeAlias = call_events_pb2.CallEvent
@@ -180,11 +181,8 @@ class SessionizerSettings:
     grace_s: float = 15 * 60.0
     # Event ids of evicted calls kept this much longer to drop late duplicates.
     dedup_retention_s: float = 24 * 3600.0
-    default_short_abandon_s: float = 20.0
-    short_abandon_s: Mapping[str, float] = field(default_factory=dict)
-
-    def short_abandon_for(self, queue_id: str) -> float:
-        return self.short_abandon_s.get(queue_id, self.default_short_abandon_s)
+    # Each queue's short-abandon threshold (the worker refreshes them from the queue settings).
+    targets: QueueTargets = field(default_factory=QueueTargets)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -438,7 +436,7 @@ def contacts_of(call_id: str, fold: CallFold, settings: SessionizerSettings, *, 
             waited_from = leg.queued_at or leg.acd_entry or leg.started_at
             assert leg.ended_at is not None
             wait_s = max(0.0, (leg.ended_at - waited_from).total_seconds())
-            short = wait_s <= settings.short_abandon_for(leg.queue_id or fold.queue_id)
+            short = wait_s <= settings.targets.short_abandon_s(leg.queue_id or fold.queue_id)
         queue_id = leg.queue_id or fold.queue_id
         offered_at = (fold.offered_at or fold.first_at) if leg.segment == 0 else leg.started_at
         records.append(ContactRecord(

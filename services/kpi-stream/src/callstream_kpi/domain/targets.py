@@ -10,7 +10,7 @@ target does not flap.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Literal
@@ -288,11 +288,34 @@ class AlertEvaluator:
 
 
 # ---------------------------------------------------------------------------------------------
-# Per-queue settings (the queue_settings table, written through the KPI API)
+# Per-queue and per-team settings (the queue_settings and team_settings tables, written through the KPI API)
+
+
+class _ScopeGoals:
+    """What queue and team settings share: an SL goal and KPI targets that override the book's for their
+    scope; KPI names are checked on construction."""
+
+    sl_goal_pct: float
+    kpi_targets: Mapping[str, float]
+
+    @property
+    def scope(self) -> ScopeRef:
+        raise NotImplementedError
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.kpi_targets) - set(DEFAULT_TARGETS))
+        if unknown:
+            raise ValueError(f"no KPI target named {unknown}; known: {sorted(DEFAULT_TARGETS)}")
+
+    def apply(self, book: TargetBook) -> None:
+        """Override the book's targets for this scope: the SL goal, then each KPI target given."""
+        book.override("service_level", self.scope, value=self.sl_goal_pct)
+        for kpi, value in self.kpi_targets.items():
+            book.override(kpi, self.scope, value=value)
 
 
 @dataclass(frozen=True)
-class QueueSettings:
+class QueueSettings(_ScopeGoals):
     """A queue's service targets: SL threshold T and goal, short-abandon threshold, callers' mean patience
     (for the planner's Erlang A; None: not known) and KPI target values overriding the defaults for it."""
 
@@ -303,14 +326,62 @@ class QueueSettings:
     patience_s: float | None = None
     kpi_targets: Mapping[str, float] = field(default_factory=dict)
 
-    def __post_init__(self) -> None:
-        unknown = sorted(set(self.kpi_targets) - set(DEFAULT_TARGETS))
-        if unknown:
-            raise ValueError(f"no KPI target named {unknown}; known: {sorted(DEFAULT_TARGETS)}")
+    @property
+    def scope(self) -> ScopeRef:
+        return ScopeRef("queue", self.queue_id)
 
-    def apply(self, book: TargetBook) -> None:
-        """Override the book's targets for this queue: the SL goal, then each KPI target given."""
-        scope = ScopeRef("queue", self.queue_id)
-        book.override("service_level", scope, value=self.sl_goal_pct)
-        for kpi, value in self.kpi_targets.items():
-            book.override(kpi, scope, value=value)
+
+@dataclass(frozen=True)
+class TeamSettings(_ScopeGoals):
+    """A team's targets: SL goal and KPI targets for its figures and, when set, the SL threshold T its answered
+    calls are measured against (None: each call's queue's T). Short-abandon threshold and patience are the
+    callers' side, so a queue's, never a team's."""
+
+    team_id: str
+    sl_threshold_s: float | None = None
+    sl_goal_pct: float = 80.0
+    kpi_targets: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def scope(self) -> ScopeRef:
+        return ScopeRef("team", self.team_id)
+
+
+def judge(values: Values, book: TargetBook, scope: ScopeRef) -> dict[str, bool | None]:
+    """Whether each KPI among `values` that has a target for `scope` meets it (None: no figure)."""
+    judged: dict[str, bool | None] = {}
+    for kpi, value in values.items():
+        target = book.get(kpi, scope)
+        if target is not None:
+            judged[kpi] = None if value is None else target.met(float(value))
+    return judged
+
+
+@dataclass(frozen=True)
+class QueueTargets:
+    """The targets in force: each queue's own settings (the queue_settings table) and the defaults, which
+    hold for every other queue and for the center."""
+
+    defaults: QueueSettings = field(default_factory=lambda: QueueSettings(""))
+    queues: Mapping[str, QueueSettings] = field(default_factory=dict)
+
+    @classmethod
+    def of_queues(cls, defaults: QueueSettings, queues: Iterable[QueueSettings]) -> QueueTargets:
+        return cls(defaults, {q.queue_id: q for q in queues})
+
+    def of(self, queue_id: str) -> QueueSettings:
+        return self.queues.get(queue_id, self.defaults)
+
+    def sl_threshold_s(self, queue_id: str) -> float:
+        return self.of(queue_id).sl_threshold_s
+
+    def short_abandon_s(self, queue_id: str) -> float:
+        return self.of(queue_id).short_abandon_s
+
+    def book(self) -> TargetBook:
+        """The alert targets: the handbook's, with the default SL goal, overridden per queue."""
+        sl = DEFAULT_TARGETS["service_level"]
+        book = TargetBook({**DEFAULT_TARGETS, "service_level": replace(sl, value=self.defaults.sl_goal_pct)})
+        for queue in self.queues.values():
+            queue.apply(book)
+        return book

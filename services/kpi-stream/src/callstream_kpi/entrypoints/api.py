@@ -9,9 +9,10 @@ parameters, which name objects local to `create_app`.
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from importlib.resources import files
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 from clickhouse_connect.driver.client import Client
 from fastapi import APIRouter, Body, Depends, FastAPI, HTTPException, Path, Query, Request
@@ -23,12 +24,19 @@ from callstream_core.auth import Principal, TokenAuth
 from callstream_core.http_errors import install_error_handlers
 from callstream_core.observability import ReadinessCheck, ops_router
 from callstream_kpi.adapters.kpi_queries import KpiQuery
-from callstream_kpi.adapters.queue_settings import QueueSettingsStore
+from callstream_kpi.adapters.queue_settings import QueueSettingsStore, SettingsStore, TeamSettingsStore
 from callstream_kpi.config import KpiSettings
 from callstream_kpi.domain.kpis import KPIS, VARIANTS
-from callstream_kpi.domain.targets import DEFAULT_TARGETS, QueueSettings
+from callstream_kpi.domain.targets import (
+    DEFAULT_TARGETS,
+    QueueSettings,
+    QueueTargets,
+    ScopeRef,
+    TargetBook,
+    TeamSettings,
+)
 from callstream_kpi.entrypoints.broadcast import Broadcaster
-from callstream_kpi.read_model import kpi_report
+from callstream_kpi.read_model import kpi_report, with_targets
 
 READERS = ("team_lead", "manager", "qa", "hr")
 TARGET_WRITERS = ("manager", "admin")
@@ -54,14 +62,11 @@ def _aware(moment: datetime, name: str) -> datetime:
     return aware
 
 
-class QueueTargetsIn(BaseModel):
-    """A queue's targets. A bad value is a 422 whose `loc` names the field."""
+class _TargetsIn(BaseModel):
+    """What queue and team targets share. A bad value is a 422 whose `loc` names the field."""
 
     model_config = ConfigDict(extra="forbid")
-    sl_threshold_s: float = Field(default=20.0, gt=0, le=3600, description="T of the service level")
     sl_goal_pct: float = Field(default=80.0, ge=0, le=100, description="share answered within T, percent")
-    short_abandon_s: float = Field(default=20.0, ge=0, le=600, description="abandons this fast are not counted")
-    patience_s: float | None = Field(default=None, gt=0, le=86400, description="callers' mean patience")
     kpi_targets: dict[str, float] = Field(default={}, description="KPI name -> target value (its comparison "
                                                                   "is the default target's)")
 
@@ -74,14 +79,68 @@ class QueueTargetsIn(BaseModel):
         return value
 
 
+class QueueTargetsIn(_TargetsIn):
+    """A queue's targets."""
+
+    sl_threshold_s: float = Field(default=20.0, gt=0, le=3600, description="T of the service level")
+    short_abandon_s: float = Field(default=20.0, ge=0, le=600, description="abandons this fast are not counted")
+    patience_s: float | None = Field(default=None, gt=0, le=86400, description="callers' mean patience")
+
+
 class QueueTargetsOut(QueueTargetsIn):
     queue_id: str
 
 
-def _targets_out(settings: QueueSettings) -> QueueTargetsOut:
-    return QueueTargetsOut(queue_id=settings.queue_id, sl_threshold_s=settings.sl_threshold_s,
-                           sl_goal_pct=settings.sl_goal_pct, short_abandon_s=settings.short_abandon_s,
-                           patience_s=settings.patience_s, kpi_targets=dict(settings.kpi_targets))
+class TeamTargetsIn(_TargetsIn):
+    """A team's targets: no short-abandon threshold or patience (those are the callers', so a queue's)."""
+
+    sl_threshold_s: float | None = Field(default=None, gt=0, le=3600,
+                                         description="T for the calls the team answers (none: each call's queue's)")
+
+
+class TeamTargetsOut(TeamTargetsIn):
+    team_id: str
+
+
+def _targets_routes(api: APIRouter, auth: TokenAuth, kind: Literal["queue", "team"],
+                    store: SettingsStore[Any], settings_type: type[QueueSettings | TeamSettings],
+                    body_model: type[_TargetsIn], out_model: type[BaseModel]) -> None:
+    """PUT /{kind}s/{id}/targets, GET /{kind}s/targets and GET /{kind}s/{id}/targets over one settings table:
+    the queue and team routes are the same but for the model. The route functions' annotations are evaluated
+    here, so FastAPI sees the kind's own body model and path parameter name."""
+    id_field = f"{kind}_id"
+    scope_path = Path(alias=id_field, min_length=1, max_length=200)
+
+    def out(settings: QueueSettings | TeamSettings) -> BaseModel:
+        return out_model.model_validate(asdict(settings))
+
+    @api.put(f"/{kind}s/{{{id_field}}}/targets", response_model=out_model, name=f"put_{kind}_targets")
+    async def put_targets(
+        principal: Annotated[Principal, Depends(auth.require(*TARGET_WRITERS))],
+        scope_id: Annotated[str, scope_path],
+        body: Annotated[body_model, Body()],  # type: ignore[valid-type]
+    ) -> BaseModel:
+        """Write the targets (a new version replaces the previous one); the KPI queries, dashboards and the
+        planner read them."""
+        settings = settings_type(scope_id, **cast(_TargetsIn, body).model_dump())
+        await asyncio.to_thread(store.put, settings)
+        return out(settings)
+
+    @api.get(f"/{kind}s/targets", response_model=list[out_model], name=f"list_{kind}_targets")  # type: ignore[valid-type]
+    async def list_targets(
+        principal: Annotated[Principal, Depends(auth.require(*READERS, *TARGET_WRITERS))],
+    ) -> list[BaseModel]:
+        return [out(s) for s in await asyncio.to_thread(store.all)]
+
+    @api.get(f"/{kind}s/{{{id_field}}}/targets", response_model=out_model, name=f"get_{kind}_targets")
+    async def get_targets(
+        principal: Annotated[Principal, Depends(auth.require(*READERS, *TARGET_WRITERS))],
+        scope_id: Annotated[str, scope_path],
+    ) -> BaseModel:
+        found = await asyncio.to_thread(store.all, scope_id)
+        if not found:
+            raise HTTPException(404, f"{kind} {scope_id!r} has no targets (the defaults apply)")
+        return out(found[0])
 
 
 def create_app(settings: KpiSettings, client: Client, broadcaster: Broadcaster,
@@ -93,6 +152,12 @@ def create_app(settings: KpiSettings, client: Client, broadcaster: Broadcaster,
     app.include_router(ops_router(readiness))
     api = APIRouter(prefix="/v1")
     known_kpis = sorted([*KPIS, *VARIANTS])
+    queue_settings, team_settings = QueueSettingsStore(client), TeamSettingsStore(client)
+    stores: dict[str, SettingsStore[Any]] = {"queue": queue_settings, "team": team_settings}
+
+    def default_book() -> TargetBook:
+        """The handbook's targets with the configured default SL goal (as the stream's alerts use them)."""
+        return QueueTargets(QueueSettings("", settings.default_sl_threshold_s, settings.default_sl_goal_pct)).book()
 
     @api.get("/kpis")
     async def kpis(
@@ -117,11 +182,18 @@ def create_app(settings: KpiSettings, client: Client, broadcaster: Broadcaster,
         unknown = sorted(set(kpi or []) - set(known_kpis))
         if unknown:
             raise HTTPException(422, f"unknown KPI {unknown}; known: {known_kpis}")
+        # A queue's or team's stored targets judge its figures; a team's T (when set) measures its calls.
+        store = stores.get(scope)
+        stored = (await asyncio.to_thread(store.all, scope_id) or [None])[0] if store else None
+        if isinstance(stored, TeamSettings) and sl_threshold_s is None:
+            sl_threshold_s = stored.sl_threshold_s
         query = KpiQuery(scope, scope_id, grain, begin, finish, sl_threshold_s=sl_threshold_s,
                          ring_cycle_s=settings.ring_cycle_s, fcr_window_s=settings.fcr_window_s,
                          default_sl_threshold_s=settings.default_sl_threshold_s)
         report = await asyncio.to_thread(kpi_report, client, query, variants=variants)
-        return report.as_dict(kpi)
+        if store is None:
+            return report.as_dict(kpi)
+        return with_targets(report.as_dict(kpi), default_book(), ScopeRef(scope, scope_id), stored)
 
     @api.get("/agents/{agent_id}/scorecard")
     async def scorecard(
@@ -143,36 +215,8 @@ def create_app(settings: KpiSettings, client: Client, broadcaster: Broadcaster,
                  "attendance_rate"]
         return {"agent_id": agent_id, **report.as_dict(names)}
 
-    queue_settings = QueueSettingsStore(client)
-
-    @api.put("/queues/{queue_id}/targets")
-    async def put_queue_targets(
-        principal: Annotated[Principal, Depends(auth.require(*TARGET_WRITERS))],
-        queue_id: Annotated[str, Path(min_length=1, max_length=200)],
-        body: Annotated[QueueTargetsIn, Body()],
-    ) -> QueueTargetsOut:
-        """Write a queue's targets (a new version replaces the previous one); the KPI queries, dashboards
-        and the planner read them."""
-        settings = QueueSettings(queue_id, body.sl_threshold_s, body.sl_goal_pct, body.short_abandon_s,
-                                 body.patience_s, body.kpi_targets)
-        await asyncio.to_thread(queue_settings.put, settings)
-        return _targets_out(settings)
-
-    @api.get("/queues/targets")
-    async def list_queue_targets(
-        principal: Annotated[Principal, Depends(auth.require(*READERS, *TARGET_WRITERS))],
-    ) -> list[QueueTargetsOut]:
-        return [_targets_out(q) for q in await asyncio.to_thread(queue_settings.all)]
-
-    @api.get("/queues/{queue_id}/targets")
-    async def get_queue_targets(
-        principal: Annotated[Principal, Depends(auth.require(*READERS, *TARGET_WRITERS))],
-        queue_id: Annotated[str, Path(min_length=1, max_length=200)],
-    ) -> QueueTargetsOut:
-        found = await asyncio.to_thread(queue_settings.all, queue_id)
-        if not found:
-            raise HTTPException(404, f"queue {queue_id!r} has no targets (the defaults apply)")
-        return _targets_out(found[0])
+    _targets_routes(api, auth, "queue", queue_settings, QueueSettings, QueueTargetsIn, QueueTargetsOut)
+    _targets_routes(api, auth, "team", team_settings, TeamSettings, TeamTargetsIn, TeamTargetsOut)
 
     @api.get("/realtime")
     async def realtime(principal: Annotated[Principal, Depends(auth.require(*READERS, "agent"))]) -> dict[str, Any]:

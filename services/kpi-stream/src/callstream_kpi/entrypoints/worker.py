@@ -87,6 +87,7 @@ class KpiWorker:
         for name, handler in self._routes():
             self._agent(name, handler, partial(event_problem, window=window) if name in checked else None)
         self.faust.timer(self.settings.realtime_interval_s)(self._tick)
+        self.faust.timer(self.settings.targets_refresh_s)(self._refresh_targets)
 
     def _routes(self) -> list[tuple[str, Callable[[Sequence[Received[Any]]], None]]]:
         return [
@@ -166,6 +167,14 @@ class KpiWorker:
         for alert in alerts:
             await self.broadcaster.publish("alert", alert.alert_id, json_format.MessageToJson(alert, indent=None))
 
+    async def _refresh_targets(self) -> None:
+        if not self.started:  # start() loads them
+            return
+        try:
+            await self._run(self.pipeline.load_targets)
+        except Exception:  # the targets in force stay; the next refresh tries again
+            log.exception("reading the queue settings failed")
+
     def _committed_offsets(self) -> dict[tuple[str, int], int]:
         """The group's committed offsets, checked against the offsets this store took facts from."""
         committed = committed_offsets(self.settings.kafka_bootstrap_servers, self.settings.consumer_group,
@@ -177,6 +186,7 @@ class KpiWorker:
 
     async def start(self) -> None:
         migrated = await self._run(self.pipeline.migrate)
+        await self._run(self.pipeline.load_targets)
         committed = await self._run(self._committed_offsets)
         recovered = await self._run(self.pipeline.recover, committed)
         log.info("ClickHouse migrations applied: %s; %d events replayed to rebuild open calls", migrated, recovered)

@@ -15,12 +15,13 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
-    LargeBinary,
     String,
     Text,
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from callstream_core.outbox import OutboxColumns
 
 
 class Base(DeclarativeBase):
@@ -126,15 +127,9 @@ class PlanItemRow(Base):
     stratum: Mapped[str] = mapped_column(String(200))
 
 
-class OutboxRow(Base):
-    """Transactional outbox: written with the change, published by the relay, marked sent after Kafka confirmed."""
+class OutboxRow(OutboxColumns, Base):
+    """Transactional outbox (callstream_core.outbox): written with the change, published by the relay, marked
+    sent after Kafka confirmed."""
 
     __tablename__ = "qa_outbox"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    event_id: Mapped[str] = mapped_column(String(36))
-    topic: Mapped[str] = mapped_column(String(128))
-    key: Mapped[str] = mapped_column(String(128))
-    payload: Mapped[bytes] = mapped_column(LargeBinary)  # serialized protobuf (binary), envelope included
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True, index=True)
     __table_args__ = (UniqueConstraint("event_id", name="uq_qa_outbox_event_id"),)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, status
@@ -18,12 +19,13 @@ from sqlalchemy.orm import Session
 
 from callstream.kpi.v1 import kpi_events_pb2
 from callstream_core.auth import Principal
+from callstream_core.db import now
 from callstream_core.http_errors import install_error_handlers
 from callstream_core.observability import configure_logging, ops_router
+from callstream_core.outbox import Producer
 from callstream_qa import service_layer as svc
 from callstream_qa.adapters.contacts import store_contacts
 from callstream_qa.adapters.orm import CalibrationSessionRow, CoachingItemRow, ContactRow, EvaluationRow, FormRow
-from callstream_qa.adapters.outbox import Producer
 from callstream_qa.bootstrap import Container, bootstrap
 from callstream_qa.config import QASettings
 from callstream_qa.domain.forms import FormError
@@ -64,10 +66,6 @@ class Caller:
         if self.role == "team_lead":
             return team_id == self.team_id
         return False
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
 
 
 def evaluation_json(row: EvaluationRow) -> dict[str, Any]:
@@ -339,7 +337,7 @@ def api_router(c: Container) -> APIRouter:
     def create_session(body: CalibrationIn, caller: Caller = Depends(as_qa),
                        s: Session = as_db) -> dict[str, Any]:
         form = svc.get_form(s, body.form_id, body.form_version)
-        row = CalibrationSessionRow(session_id=svc.uuid.uuid4().hex, call_id=body.call_id, agent_id=body.agent_id,
+        row = CalibrationSessionRow(session_id=uuid.uuid4().hex, call_id=body.call_id, agent_id=body.agent_id,
                                     form_id=form.form_id, form_version=form.version,
                                     reference_evaluator=body.reference_evaluator, created_at=now())
         s.add(row)

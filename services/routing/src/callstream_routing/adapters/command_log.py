@@ -233,10 +233,10 @@ class TransactionalLogWriter:
     Two transactional producers take turns: when the open transaction is due, its producer commits it in the
     background and the other one takes the next records. A transactional producer cannot write while it commits,
     so with one producer every command arriving meanwhile waited for the commit (the coordinator's round trips
-    and, on the next write, its CONCURRENT_TRANSACTIONS retries while the markers are written): that put durable
-    commands' p99 at half rate at 19-28 ms against 6-13 ms without commits (bench.routing_grpc, loaded 2-core
-    machine). The turn changes only once every record of the first producer is confirmed, so the log keeps the
-    order the core applied the commands in. Both transactional ids belong to this log, and `open()` fences both.
+    and, on the next write, its CONCURRENT_TRANSACTIONS retries while the markers are written), which doubled
+    durable commands' p99 (docs/benchmarks.md, "Measurements behind design choices"). The turn changes only
+    once every record of the first producer is confirmed, so the log keeps the order the core applied the
+    commands in. Both transactional ids belong to this log, and `open()` fences both.
     """
 
     def __init__(self, bootstrap_servers: str, *, transactional_id: str, log_topic: str, instance_id: str,

@@ -1242,10 +1242,8 @@ class RoutingCore:
     def capture(self) -> dict[str, Any]:
         """The state at this instant, for `plain_snapshot()` to finish later: copies of every mutable container,
         and references to what is immutable (configurations, enum members, the remembered commands' results),
-        which `plain_snapshot()` converts. The router holds its lock for the capture only. At 5,000 agents
-        (23,000 results) `snapshot()` took 620-630 ms and `capture()` 205-215 ms. Converting the enums and the
-        configurations later as well took the capture from 116-134 to 90-98 ms (median of 15 alternating with the
-        old capture in one process; bench.routing_core's 5,000-agent center after its warm-up)."""
+        which `plain_snapshot()` converts. The router holds its lock for the capture only, a third of a whole
+        snapshot's time (docs/benchmarks.md, "Measurements behind design choices")."""
         return {
             "format": 1,
             "config": self._cfg,

@@ -269,9 +269,17 @@ class RealtimeSnapshot(_message.Message):
     WINDOWS_FIELD_NUMBER: _builtins.int
     EXPECTED_WAIT_S_FIELD_NUMBER: _builtins.int
     AGENTS_FIELD_NUMBER: _builtins.int
+    SERVICE_LEVEL_THRESHOLD_S_FIELD_NUMBER: _builtins.int
+    SERVICE_LEVEL_TARGET_FIELD_NUMBER: _builtins.int
     calls_waiting: _builtins.int
     longest_wait_s: _builtins.float
     expected_wait_s: _builtins.float
+    service_level_threshold_s: _builtins.float
+    """The service-level threshold T (seconds) and goal (percent) in force for the scope: the queue's targets
+    (PUT /v1/queues/{id}/targets), or the defaults for the center, whose figures count each call against
+    its own queue's T.
+    """
+    service_level_target: _builtins.float
     @_builtins.property
     def envelope(self) -> _envelope_pb2.Envelope: ...
     @_builtins.property
@@ -298,10 +306,12 @@ class RealtimeSnapshot(_message.Message):
         windows: _abc.Iterable[Global___WindowFigures] | None = ...,
         expected_wait_s: _builtins.float = ...,
         agents: _abc.Iterable[Global___AgentStatus] | None = ...,
+        service_level_threshold_s: _builtins.float = ...,
+        service_level_target: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "envelope", b"envelope", "scope", b"scope"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agents", b"agents", "agents_by_state", b"agents_by_state", "as_of", b"as_of", "calls_waiting", b"calls_waiting", "envelope", b"envelope", "expected_wait_s", b"expected_wait_s", "longest_wait_s", b"longest_wait_s", "scope", b"scope", "windows", b"windows"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agents", b"agents", "agents_by_state", b"agents_by_state", "as_of", b"as_of", "calls_waiting", b"calls_waiting", "envelope", b"envelope", "expected_wait_s", b"expected_wait_s", "longest_wait_s", b"longest_wait_s", "scope", b"scope", "service_level_target", b"service_level_target", "service_level_threshold_s", b"service_level_threshold_s", "windows", b"windows"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -51,7 +51,9 @@ function renderQueues() {
       el("h3", {}, name),
       el("div", { class: "figure" }, "waiting", el("b", { class: "waiting" }, String(snap.callsWaiting || 0))),
       el("div", { class: "figure" }, "longest wait", el("b", {}, fmtSeconds(snap.longestWaitS || 0))),
-      el("div", { class: "figure" }, "SL 15 min", el("b", { class: "sl" }, fmtPct(sl))), gauge,
+      // the scope's T and goal in force (the queue's targets; the defaults for the center)
+      el("div", { class: "figure" }, `SL 15 min (${snap.serviceLevelThresholdS ?? 20} s)`,
+        el("b", { class: "sl" }, fmtPct(sl))), gauge,
       el("div", { class: "figure" }, "ASA 15 min", el("span", {}, fmtSeconds(w15.asaS))),
       el("div", { class: "figure" }, "abandon 15 min", el("span", {}, fmtPct(w15.abandonRate))),
       // proto3 JSON leaves a 0 out: an absent expected wait is 0 s (unknown is written as -1)

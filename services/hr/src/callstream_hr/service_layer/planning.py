@@ -208,6 +208,12 @@ class QueueTargets:
                              self.patience_s, shrinkage)
 
 
+class TargetSource(Protocol):
+    """Where the stored per-queue targets come from (the KPI API)."""
+
+    def queue_targets(self) -> dict[str, QueueTargets]: ...
+
+
 @dataclass(frozen=True)
 class RosterOptions:
     """How the week is staffed once the forecast is made.

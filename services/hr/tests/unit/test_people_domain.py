@@ -175,7 +175,7 @@ def test_size_warnings() -> None:
 def test_stage_lists_agree_with_the_api() -> None:
     from typing import get_args
 
-    from callstream_hr.entrypoints.schemas import ExitReason, Role, SessionType, Stage
+    from callstream_hr.service_layer.commands import ExitReason, Role, SessionType, Stage
 
     assert get_args(Stage) == training.NEW_HIRE_STAGES
     assert get_args(SessionType) == training.SESSION_TYPES

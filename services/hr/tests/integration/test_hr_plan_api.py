@@ -79,7 +79,7 @@ def test_plan_week_rosters_hr_employees_and_publishes_the_schedule(server: Serve
 def test_plan_week_equals_the_pipeline_on_the_same_history(server: Server) -> None:
     from callstream_hr.domain.roster import Contract, Employee, RosterRules
     from callstream_hr.domain.shifts import BreakRule, ShiftTemplate
-    from callstream_hr.planning import QueueTargets, RosterOptions, plan_week
+    from callstream_hr.service_layer.planning import QueueTargets, RosterOptions, plan_week
 
     team = make_team(server)
     staff = [hire(server, team) for _ in range(12)]

@@ -14,13 +14,15 @@ from sqlalchemy import select
 from callstream.kpi.v1 import kpi_events_pb2
 from callstream.qa.v1 import qa_events_pb2
 from callstream_core import wire
+from callstream_core.db import make_engine, session_factory
 from callstream_core.kafka import DeadLetters, EventConsumer, EventProducer, apply_topics
+from callstream_core.outbox import OutboxRelay
 from callstream_core.topics import topic
 from callstream_qa import service_layer as svc
 from callstream_qa.adapters.contacts import ContactsConsumer
-from callstream_qa.adapters.db import make_engine, migrate, session_factory
+from callstream_qa.adapters.db import migrate
 from callstream_qa.adapters.orm import ContactRow, OutboxRow
-from callstream_qa.adapters.outbox import QA_TOPIC, OutboxRelay
+from callstream_qa.adapters.outbox import QA_TOPIC, outbox
 
 pytestmark = pytest.mark.integration
 NOW = datetime.now(UTC)
@@ -42,7 +44,7 @@ def test_outbox_events_reach_kafka(kafka_bootstrap: str, tmp_path: Path) -> None
         eid = row.evaluation_id
 
     producer = EventProducer(kafka_bootstrap, client_id="qa-test")
-    relay = OutboxRelay(sessions, producer)
+    relay = OutboxRelay(outbox, sessions, producer)
     assert relay.run_once() == 2
     with sessions() as s:
         outbox_ids = {r.event_id for r in s.scalars(select(OutboxRow))}

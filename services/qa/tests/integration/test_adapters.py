@@ -13,12 +13,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from callstream.kpi.v1 import kpi_events_pb2
 from callstream.qa.v1 import qa_events_pb2
+from callstream_core.db import make_engine, session_factory
 from callstream_core.kafka import DeliveryError
+from callstream_core.outbox import OutboxRelay
 from callstream_qa import service_layer as svc
 from callstream_qa.adapters.contacts import store_contacts
-from callstream_qa.adapters.db import make_engine, migrate, session_factory
+from callstream_qa.adapters.db import migrate
 from callstream_qa.adapters.orm import ContactRow, OutboxRow
-from callstream_qa.adapters.outbox import QA_TOPIC, OutboxRelay
+from callstream_qa.adapters.outbox import QA_TOPIC, outbox
 from callstream_qa.config import QASettings
 
 NOW = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
@@ -60,11 +62,11 @@ def test_relay_marks_sent_only_after_confirmation(sessions: sessionmaker[Session
     eid = submit_one(sessions)
     down = FakeProducer(fail=True)
     with pytest.raises(DeliveryError):
-        OutboxRelay(sessions, down).run_once()
+        OutboxRelay(outbox, sessions, down).run_once()
     with sessions() as s:
         assert s.scalars(select(OutboxRow.sent_at)).all() == [None]
     up = FakeProducer()
-    relay = OutboxRelay(sessions, up)
+    relay = OutboxRelay(outbox, sessions, up)
     assert relay.run_once() == 1
     assert relay.run_once() == 0
     (topic, key, event), = up.sent
@@ -77,10 +79,10 @@ def test_relay_marks_sent_only_after_confirmation(sessions: sessionmaker[Session
 def test_event_id_is_stable_across_resends(sessions: sessionmaker[Session]) -> None:
     submit_one(sessions)
     first, second = FakeProducer(), FakeProducer()
-    OutboxRelay(sessions, first).run_once()
+    OutboxRelay(outbox, sessions, first).run_once()
     with sessions() as s, s.begin():  # a crash after Kafka confirmed but before the mark: the row goes again
         s.scalars(select(OutboxRow)).one().sent_at = None
-    OutboxRelay(sessions, second).run_once()
+    OutboxRelay(outbox, sessions, second).run_once()
     assert first.sent[0][2].envelope.event_id == second.sent[0][2].envelope.event_id
 
 

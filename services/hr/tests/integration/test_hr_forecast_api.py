@@ -25,10 +25,10 @@ from callstream_core.clickhouse import get_client
 from callstream_core.local_kafka import free_port
 from callstream_core.testing import serve_in_thread
 from callstream_hr.adapters.kpi_history import KpiApiHistory
+from callstream_hr.bootstrap import create_app as create_hr_app
 from callstream_hr.domain.erlang import required_agents
 from callstream_hr.domain.forecast import IntervalFigures, SeasonalForecaster, evaluate_holdout, history_from_intervals
-from callstream_hr.entrypoints.app import create_app as create_hr_app
-from callstream_hr.planning import HistoryUnavailable
+from callstream_hr.service_layer.planning import HistoryUnavailable
 from callstream_kpi.adapters.clickhouse_facts import (
     CONTACT_COLUMNS,
     FactWriter,
