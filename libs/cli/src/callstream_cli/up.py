@@ -148,7 +148,11 @@ def up(
                                 env={**env, **service.env})
         scenario = find_repo_root() / "deploy" / "local" / "demo-center.yaml"
         router = [s for s in chosen if s.name == "routing"]
-        if simulate and switch is Switch.asterisk and router:
+        if simulate and switch is Switch.asterisk:
+            if not router:
+                typer.echo("--switch asterisk routes the calls with the routing service, which this checkout "
+                           "lacks (callstream_routing)", err=True)
+                raise typer.Exit(1)
             for name, command, extra in asterisk_switch(state_dir, router[0]):
                 manager.add_process(name, command, env={**env, **extra})
         elif simulate and scenario.exists() and importlib.util.find_spec("callstream_ingest.simulator"):
