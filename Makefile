@@ -72,7 +72,7 @@ profile-kpi: install ## profile the KPI worker (cProfile, one simulated day): CP
 	$(RUN) python -m bench.kpi_stream profile
 
 .PHONY: run
-run: install ## start Kafka, apply topics, every service and the demo simulator (its calls routed by the routing service over gRPC); Ctrl-C stops all
+run: install ## start Kafka, apply topics, every service and the demo simulator (its calls routed by the routing service over gRPC; `callstream up --switch asterisk`: the real Asterisk instead); Ctrl-C stops all
 	$(RUN) callstream up
 
 .PHONY: doctor

@@ -211,3 +211,46 @@ def center_wrap_up() -> dict[str, float]:
 def center_members(queue: str) -> list[str]:
     """The interfaces of a queue's static members (`member => interface,penalty,name`)."""
     return [member.split(",")[0] for member in center_queues()[queue].get("member", [])]
+
+
+@dataclass
+class CenterCall:
+    """One caller of a context, as Asterisk's CDRs tell it (times at cdr_csv's one-second resolution, UTC)."""
+
+    uniqueid: str
+    queue: str
+    entered: datetime  # the caller's channel started (the dialplan answers it at once, then Queue() or Stasis())
+    answered: datetime | None = None  # the agent's phone answered, the caller being bridged with it
+    agent: str = ""  # the agent extension (Local/<exten>@<agents context>)
+    talk_s: int = 0  # the agent's leg from its answer to its end (billsec)
+
+
+def read_center_calls(path: Path, *, caller_context: str, agents_context: str) -> list[CenterCall]:
+    """Every caller of `caller_context` (the ;2 half of Local/<queue>@<caller_context>/n) with the agent leg it
+    was bridged with: the agent's ;2 half answered (disposition ANSWERED) is the answer, its billsec the talk. A
+    caller bridged with no answered agent leg gave up (abandoned)."""
+    with path.open(newline="") as f:
+        rows = [dict(zip(CDR_COLUMNS, row, strict=True)) for row in csv.reader(f)]
+    agent_legs: dict[str, dict[str, str]] = {}  # Local/<exten>@<agents context>-<id> -> its ;2 half's record
+    for record in rows:
+        channel = LOCAL_CHANNEL.match(record["channel"])
+        if channel is not None and channel["context"] == agents_context and channel["half"] == "2":
+            agent_legs[record["channel"].removesuffix(";2")] = record
+    calls: dict[str, CenterCall] = {}
+    for record in rows:
+        channel = LOCAL_CHANNEL.match(record["channel"])
+        if channel is None or channel["context"] != caller_context or channel["half"] != "2":
+            continue
+        call = calls.setdefault(record["uniqueid"], CenterCall(record["uniqueid"], channel["exten"],
+                                                               _cdr_time(record["start"])))
+        call.entered = min(call.entered, _cdr_time(record["start"]))
+        leg = agent_legs.get(record["dstchannel"].removesuffix(";1"))
+        if leg is not None and leg["disposition"] == "ANSWERED" and leg["answer"] and call.answered is None:
+            peer = LOCAL_CHANNEL.match(leg["channel"])
+            assert peer is not None  # agent_legs holds matching channels only
+            call.answered, call.agent, call.talk_s = _cdr_time(leg["answer"]), peer["exten"], int(leg["billsec"])
+    return list(calls.values())
+
+
+def _cdr_time(value: str) -> datetime:
+    return datetime.strptime(value, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)

@@ -91,8 +91,10 @@ class LocalAsterisk:
     (CDRs), `log/messages.log`, `console.log` (its standard output)."""
 
     def __init__(self, run_dir: Path, *, ami_port: int | None = None, http_port: int | None = None,
-                 secret: str | None = None) -> None:
+                 secret: str | None = None, queues_conf: Path | None = None) -> None:
         self.run_dir = run_dir.resolve()
+        # Another center's app_queue queues in place of the test center's queues.conf (the skills bench's).
+        self.queues_conf = queues_conf
         self.ami_port = ami_port or free_port()
         self.http_port = http_port or free_port(avoid=[self.ami_port])
         self.ami_user = AMI_USER
@@ -118,11 +120,12 @@ class LocalAsterisk:
             (self.run_dir / sub).mkdir(parents=True, exist_ok=True)
         values = {"@RUN@": str(self.run_dir), "@PREFIX@": str(prefix), "@AMI_PORT@": str(self.ami_port),
                   "@HTTP_PORT@": str(self.http_port), "@AMI_USER@": self.ami_user, "@AMI_SECRET@": self.secret}
-        for template in sorted(center_dir().glob("*.conf")):
+        for config in sorted(center_dir().glob("*.conf")):
+            template = self.queues_conf if config.name == "queues.conf" and self.queues_conf else config
             text = template.read_text()
             for key, value in values.items():
                 text = text.replace(key, value)
-            (etc / template.name).write_text(text)
+            (etc / config.name).write_text(text)
 
     def start(self, ready_timeout: float = 60.0) -> LocalAsterisk:
         prefix = self.prefix = ensure_built()

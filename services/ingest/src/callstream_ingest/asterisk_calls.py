@@ -17,6 +17,7 @@ import itertools
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from callstream_ingest.domain.ami import AmiParser, Message, login_action
 
@@ -162,6 +163,23 @@ class AmiSession:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+
+
+class AgentStatus(StrEnum):
+    """What an agent sets at the test center's switch (deploy/local/asterisk/extensions.conf, [agent-<status>])."""
+
+    ready = "ready"
+    pause = "pause"
+    logout = "logout"
+
+
+async def dial_agent_status(session: AmiSession, agent: str, status: AgentStatus) -> None:
+    """What the agent's phone does: dial the center's feature code for `status` (`<agent>@agent-<status>`), whose
+    dialplan sets the agent's custom device state; refused by Asterisk: ConnectionError with its message."""
+    reply = await session.action("Originate", {
+        "Channel": f"Local/{agent}@agent-{status.value}/n", "Application": "Hangup", "Async": "true"})
+    if reply.get("Response", "").lower() != "success":
+        raise ConnectionError(f"Asterisk refused the {status.value} code of {agent}: {reply.get('Message', '')}")
 
 
 @dataclass

@@ -14,6 +14,7 @@ from callstream_ingest.adapters.switch_clients import Backoff
 from callstream_ingest.ari.asterisk import AriRest
 from callstream_ingest.ari.config import AgentsFileError, AriBridgeSettings
 from callstream_ingest.ari.domain import Agent, CallRouting
+from callstream_ingest.ari.presence import AgentPresence
 from callstream_ingest.ari.service import AriBridge
 from callstream_ingest.service import EventSink, make_producer
 from callstream_ingest.simulator.grpc_router import GrpcRouter
@@ -35,8 +36,10 @@ async def run(settings: AriBridgeSettings, agents: list[Agent]) -> None:
     client = RouterClient(settings.router_target_list(), settings.router_token, policy=RetryPolicy(
         attempt_timeout_s=settings.router_timeout_s, deadline_s=settings.router_retry_s))
     router = GrpcRouter(client, on_stream=lambda: bridge.streamed() if bridge is not None else None)
+    presence = (AgentPresence(agents, settings.agent_directory(), device_prefix=settings.agent_device_prefix,
+                              source=settings.ari_source) if settings.agent_device_prefix else None)
     bridge = AriBridge(routing, ari, router, sink, moh_class=settings.moh_class,
-                       backoff=Backoff(settings.reconnect_min_s, settings.reconnect_max_s))
+                       backoff=Backoff(settings.reconnect_min_s, settings.reconnect_max_s), presence=presence)
     try:
         await bridge.run(stop)
     finally:

@@ -1,8 +1,8 @@
 """Asterisk's REST Interface (ARI) for the bridge: the REST calls over httpx and the events WebSocket.
 
 Only the requests the bridge makes (bridges, originate, hangup, music on hold, is a channel there, the channels
-and the app's bridges after a reconnect). A channel or bridge that is already gone when the bridge hangs it up
-or destroys it (404) is what the bridge wanted: not an error.
+and the app's bridges after a reconnect, the agents' device states). A channel or bridge that is already gone
+when the bridge hangs it up or destroys it (404) is what the bridge wanted: not an error.
 """
 
 from __future__ import annotations
@@ -63,6 +63,20 @@ class AriRest:
         if originator:
             params["originator"] = originator
         await self._call("POST", f"/channels/{quote(channel_id, safe='')}", params)
+
+    async def watch_devices(self, devices: tuple[str, ...]) -> list[tuple[str, str]]:
+        """Subscribe the app to each device's state changes (DeviceStateChanged on the events WebSocket), then
+        read each one's current state: subscribed first, so no change falls between the two."""
+        for device in devices:
+            await self._call("POST", f"/applications/{quote(self.app, safe='')}/subscription",
+                             {"eventSource": f"deviceState:{device}"})
+        states = []
+        for device in devices:
+            response = await self._http.get(f"/deviceStates/{quote(device, safe='')}")
+            if response.status_code != 200:
+                raise AriError("GET", f"/deviceStates/{device}", response.status_code, response.text[:300])
+            states.append((device, str(response.json().get("state", ""))))
+        return states
 
     async def channel_exists(self, channel_id: str) -> bool:
         response = await self._http.get(f"/channels/{quote(channel_id, safe='')}")

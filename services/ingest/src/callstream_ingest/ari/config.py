@@ -7,6 +7,7 @@ back-off) with Asterisk's ARI, the router and the agents file.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -24,6 +25,10 @@ class _AgentEntry(BaseModel):
     agent_id: str = Field(min_length=1)
     endpoint: str = Field(min_length=3, pattern=r"^[A-Za-z]+/\S+$")  # Asterisk dial string: TECH/resource
     queues: list[str] = Field(min_length=1)
+    # skill id -> proficiency (1 novice .. 5 expert), for queues with required skills (the `skills` strategy)
+    skills: dict[str, Annotated[int, Field(ge=1, le=5)]] = Field(default_factory=dict)
+    # queue -> penalty (0 when absent): lower serves first among the agent's queues, as Asterisk's member penalty
+    penalties: dict[str, Annotated[int, Field(ge=0)]] = Field(default_factory=dict)
 
 
 class _AgentsFile(BaseModel):
@@ -32,7 +37,8 @@ class _AgentsFile(BaseModel):
 
 
 def read_agents(path: Path) -> list[Agent]:
-    """`agents:` entries with `agent_id`, `endpoint` (what Asterisk dials) and `queues` they log in to."""
+    """`agents:` entries with `agent_id`, `endpoint` (what Asterisk dials), `queues` they log in to and, optionally,
+    `skills` (skill id: proficiency 1-5) and `penalties` (queue: penalty, lower serves first)."""
     try:
         raw = yaml.safe_load(path.read_text())
         parsed = _AgentsFile.model_validate(raw)
@@ -47,7 +53,12 @@ def read_agents(path: Path) -> list[Agent]:
     ids = [a.agent_id for a in parsed.agents]
     if len(set(ids)) != len(ids):
         raise AgentsFileError(f"{path}: an agent_id is listed twice")
-    return [Agent(agent_id=a.agent_id, endpoint=a.endpoint, queues=tuple(a.queues)) for a in parsed.agents]
+    for entry in parsed.agents:
+        if set(entry.penalties) - set(entry.queues):
+            raise AgentsFileError(f"{path}: agent {entry.agent_id}: penalties of queues it is not in: "
+                                  f"{sorted(set(entry.penalties) - set(entry.queues))}")
+    return [Agent(agent_id=a.agent_id, endpoint=a.endpoint, queues=tuple(a.queues), skills=tuple(a.skills.items()),
+                  penalties=tuple(a.penalties.items())) for a in parsed.agents]
 
 
 class AriBridgeSettings(IngestSettings):
@@ -80,6 +91,9 @@ class AriBridgeSettings(IngestSettings):
     callback_endpoint: str = Field(default="", pattern=r"^$|^[A-Za-z]+/\S*\{number\}\S*$")
     # How long the caller's phone rings for a callback before it is given up (the agent waits meanwhile).
     callback_ring_s: float = Field(default=30.0, gt=0, le=300)
+    # Each agent's status at the switch is the custom device state <prefix><switch id> (ari.presence); the switch
+    # id goes through AGENT_MAP. Empty: no status from the switch (the agents file's logins only).
+    agent_device_prefix: str = Field(default="Custom:agent-", pattern=r"^$|^[A-Za-z]+:\S*$")
 
     @model_validator(mode="after")
     def _attempt_within_retry(self) -> AriBridgeSettings:

@@ -113,7 +113,14 @@ class Publish:
     event: Event
 
 
-Effect: TypeAlias = HoldCaller | Route | Dial | Connect | Hangup | DestroyBridge | Publish
+@dataclass(frozen=True, slots=True)
+class WatchDevices:
+    """Subscribe the app to these device states and report their current states (`ari.presence`)."""
+
+    devices: tuple[str, ...]
+
+
+Effect: TypeAlias = HoldCaller | Route | Dial | Connect | Hangup | DestroyBridge | Publish | WatchDevices
 
 
 # -- state -------------------------------------------------------------------------------------------------------
@@ -124,6 +131,17 @@ class Agent:
     agent_id: str
     endpoint: str  # Asterisk dial string, e.g. Local/a1@agents/n or PJSIP/1001
     queues: tuple[str, ...]
+    skills: tuple[tuple[str, int], ...] = ()  # (skill id, proficiency 1-5): the router's skills routing
+    # (queue, penalty) of the queues not at 0: lower serves first among the agent's queues (Asterisk's penalty)
+    penalties: tuple[tuple[str, int], ...] = ()
+
+    def login(self, command_id: str) -> d.SetAgentState:
+        """The router's LOGIN of this agent: its queues (with their penalties) and skills."""
+        penalty = dict(self.penalties)
+        return d.SetAgentState(command_id=command_id, agent_id=self.agent_id, action=d.AgentAction.LOGIN,
+                               queues=tuple(d.QueueMembership(queue_id=q, priority=penalty.get(q, 0))
+                                            for q in self.queues),
+                               skills=tuple(d.Skill(skill_id=s, proficiency=level) for s, level in self.skills))
 
 
 @dataclass(slots=True)
@@ -191,9 +209,7 @@ class CallRouting:
         effects: list[Effect] = []
         stamp = now.strftime("%Y%m%dT%H%M%S.%f")
         for agent in self.agents.values():
-            effects.append(Route(d.SetAgentState(
-                command_id=f"ari:{agent.agent_id}:login:{stamp}", agent_id=agent.agent_id,
-                action=d.AgentAction.LOGIN, queues=tuple(d.QueueMembership(queue_id=q) for q in agent.queues))))
+            effects.append(Route(agent.login(f"ari:{agent.agent_id}:login:{stamp}")))
             effects.append(Route(d.SetAgentState(command_id=f"ari:{agent.agent_id}:ready:{stamp}",
                                                  agent_id=agent.agent_id, action=d.AgentAction.READY)))
             effects.append(self._agent_event(agent.agent_id, "logged_in", ae.LoggedIn(extension=agent.endpoint),

@@ -4,7 +4,8 @@
 `routed-queues.yaml`, a command log of its own) and the bridge (`python -m callstream_ingest.ari`, the center's
 `routed-agents.yaml`), and returns once the router serves, Asterisk lists the bridge's Stasis application and
 the router counts the bridge's agents logged in (each polled with a deadline). Calls originated into the
-center's `[routed]` context are then routed by Callstream. Used by the end-to-end test and the bench.
+center's `[routed]` context are then routed by Callstream. Used by the end-to-end tests and the benches (the skills
+bench gives its own center's queues and agents files).
 """
 
 from __future__ import annotations
@@ -34,10 +35,23 @@ ROUTED_QUEUES = "routed-queues.yaml"
 ROUTED_AGENTS = "routed-agents.yaml"
 
 
+def stasis_app_registered(http_port: int, user: str, secret: str, app: str = "callstream") -> bool:
+    """Whether Asterisk (ARI on loopback `http_port`) lists the Stasis application `app`: a bridge has its events
+    WebSocket open, so calls entering `Stasis(app)` are routed. False while Asterisk's HTTP server is not up."""
+    try:
+        response = httpx.get(f"http://127.0.0.1:{http_port}/ari/applications/{app}", auth=(user, secret), timeout=5)
+    except httpx.TransportError:
+        return False
+    return response.status_code == 200
+
+
 class RoutedCenter:
     def __init__(self, pbx: LocalAsterisk, kafka_bootstrap: str, run_dir: Path, *, topic_prefix: str = "",
-                 standby: bool = False) -> None:
+                 standby: bool = False, queues_file: Path | None = None, agents_file: Path | None = None) -> None:
         self.pbx, self.kafka_bootstrap, self.run_dir = pbx, kafka_bootstrap, run_dir
+        # Another center's router queues and bridge agents (the skills bench's) in place of the test center's.
+        self.queues_file = queues_file or center_dir() / ROUTED_QUEUES
+        self.agents_file = agents_file or center_dir() / ROUTED_AGENTS
         self.topic_prefix = topic_prefix
         self.token = uuid.uuid4().hex  # the bridge's service token for this router only
         self.grpc_port = free_port()
@@ -63,7 +77,7 @@ class RoutedCenter:
             future.result(30)
         base = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap, "CALLSTREAM_ENV": "development"}
         router_env = {
-            **base, "QUEUES_FILE": str(center_dir() / ROUTED_QUEUES), "API_TOKENS": f"{self.token}:service",
+            **base, "QUEUES_FILE": str(self.queues_file), "API_TOKENS": f"{self.token}:service",
             "COMMAND_LOG_TOPIC": self.command_log_topic, "SNAPSHOTS_ENABLED": "false",
             # the bridge sets agent states over gRPC; the agent events it publishes are for the KPIs
             "AGENT_EVENTS_TOPIC": "",
@@ -84,7 +98,7 @@ class RoutedCenter:
                 "ARI_USERNAME": self.pbx.ami_user, "ARI_PASSWORD": self.pbx.secret,
                 "ROUTER_TARGETS": ",".join(f"127.0.0.1:{p}" for p in (self.grpc_port, self.standby_port) if p),
                 "ROUTER_TOKEN": self.token,
-                "AGENTS_FILE": str(center_dir() / ROUTED_AGENTS),
+                "AGENTS_FILE": str(self.agents_file),
                 # the center's callers answer callbacks in its [callbacks] context
                 "CALLBACK_ENDPOINT": "Local/{number}@callbacks/n", "HTTP_PORT": str(self.bridge_metrics_port),
             }, self.bridge_log)
@@ -129,17 +143,16 @@ class RoutedCenter:
 
     def _wait_app_registered(self, deadline: float) -> None:
         """Until Asterisk lists the bridge's Stasis application (its events WebSocket is open)."""
-        url = f"http://127.0.0.1:{self.pbx.http_port}/ari/applications/callstream"
         while time.monotonic() < deadline:
             self._check_alive()
-            if httpx.get(url, auth=(self.pbx.ami_user, self.pbx.secret), timeout=5).status_code == 200:
+            if stasis_app_registered(self.pbx.http_port, self.pbx.ami_user, self.pbx.secret):
                 return
             time.sleep(0.2)  # polling Asterisk with a deadline
         raise TimeoutError(f"the bridge never registered its Stasis app: {self.bridge_log.read_text()[-3000:]}")
 
     def _wait_agents_logged_in(self, deadline: float) -> None:
-        """Until the router counts the agents of routed-agents.yaml logged in, per queue."""
-        entries = yaml.safe_load((center_dir() / ROUTED_AGENTS).read_text())["agents"]
+        """Until the router counts the agents of the agents file logged in, per queue."""
+        entries = yaml.safe_load(self.agents_file.read_text())["agents"]
         want = Counter(q for entry in entries for q in entry["queues"])
         got: dict[str, int] = {}
         while time.monotonic() < deadline:

@@ -4,10 +4,10 @@ Asterisk sends one JSON object per message, with a `type` (StasisStart, StasisEn
 "Asterisk REST Interface" in its documentation). These matter to the bridge: a channel entering the app (a
 caller, with its queue as the first Stasis argument, or a channel the bridge originated: an agent's, argument
 `agent`, or a callback to a caller, argument `callback`), a channel joining a bridge (ChannelEnteredBridge,
-with the bridge's channels: Asterisk's word that caller and agent are connected) and a channel leaving
-(StasisEnd, ChannelDestroyed). Every other well-formed type is ignored; a message that is not JSON, has no
-type or lacks the channel of an event that needs one is `Malformed`, with the reason: logged and counted by
-the service, never fatal.
+with the bridge's channels: Asterisk's word that caller and agent are connected), a channel leaving
+(StasisEnd, ChannelDestroyed) and an agent's device state changing (DeviceStateChanged, `ari.presence`). Every
+other well-formed type is ignored; a message that is not JSON, has no type or lacks the channel of an event that
+needs one is `Malformed`, with the reason: logged and counted by the service, never fatal.
 """
 
 from __future__ import annotations
@@ -58,6 +58,15 @@ class ChannelLeft:
 
 
 @dataclass(frozen=True, slots=True)
+class DeviceStateChanged:
+    """A device state the app subscribed to changed (an agent's status at the switch: `ari.presence`)."""
+
+    device: str
+    state: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class StasisChannel:
     """A channel in the app, as `GET /channels` describes it: its Stasis arguments and caller number."""
 
@@ -77,8 +86,8 @@ class Malformed:
     excerpt: str
 
 
-AriInput: TypeAlias = (CallerEntered | AgentAnswered | CallbackAnswered | EnteredBridge | ChannelLeft | Ignored
-                       | Malformed)
+AriInput: TypeAlias = (CallerEntered | AgentAnswered | CallbackAnswered | EnteredBridge | ChannelLeft
+                       | DeviceStateChanged | Ignored | Malformed)
 
 
 def _time(value: Any, received_at: datetime) -> datetime:
@@ -101,6 +110,12 @@ def parse(raw: str | bytes, received_at: datetime) -> AriInput:
     if not isinstance(message, dict) or not isinstance(message.get("type"), str):
         return Malformed("no_type", excerpt)
     kind = message["type"]
+    if kind == "DeviceStateChanged":
+        device = message.get("device_state")
+        name, state = (device.get("name"), device.get("state")) if isinstance(device, dict) else (None, None)
+        if not isinstance(name, str) or not name or not isinstance(state, str):
+            return Malformed("no_device_state", excerpt)
+        return DeviceStateChanged(name, state, _time(message.get("timestamp"), received_at))
     if kind not in ("StasisStart", "StasisEnd", "ChannelDestroyed", "ChannelEnteredBridge"):
         return Ignored(kind)
     channel = message.get("channel")

@@ -35,7 +35,9 @@ from callstream_ingest.ari.domain import (
     HoldCaller,
     Publish,
     Route,
+    WatchDevices,
 )
+from callstream_ingest.ari.presence import AgentPresence
 from callstream_ingest.service import CALL_TOPIC, EventSink
 from callstream_ingest.simulator.grpc_router import GrpcRouter
 from callstream_routing import domain as d
@@ -71,7 +73,8 @@ class _Streamed:
 
 @dataclass(frozen=True, slots=True)
 class _Reconnected:
-    """The events WebSocket (re)opened: compare Asterisk's channels with the calls the bridge holds."""
+    """The events WebSocket (re)opened: compare Asterisk's channels with the calls the bridge holds, and watch the
+    agents' devices again (a new connection has no subscriptions)."""
 
 
 _Input = m.AriInput | _RingDeadline | _Streamed | _Reconnected
@@ -79,8 +82,10 @@ _Input = m.AriInput | _RingDeadline | _Streamed | _Reconnected
 
 class AriBridge:
     def __init__(self, routing: CallRouting, ari: AriRest, router: GrpcRouter, sink: EventSink, *,
-                 moh_class: str = "default", backoff: Backoff | None = None) -> None:
+                 moh_class: str = "default", backoff: Backoff | None = None,
+                 presence: AgentPresence | None = None) -> None:
         self.routing, self.ari, self.router, self.sink = routing, ari, router, sink
+        self.presence = presence  # agents' status from the switch's device states; None: the agents file only
         self.moh_class = moh_class
         self.backoff = backoff or Backoff()
         self.inputs: asyncio.Queue[_Input] = asyncio.Queue()
@@ -106,7 +111,11 @@ class AriBridge:
                     getting.cancel()
                     break
                 item = getting.result()
-                await self._apply(await self._reconcile() if isinstance(item, _Reconnected) else self._dispatch(item))
+                if isinstance(item, _Reconnected):
+                    await self._apply([*await self._reconcile(),
+                                       *(self.presence.watch() if self.presence is not None else [])])
+                else:
+                    await self._apply(self._dispatch(item))
         finally:
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -190,6 +199,8 @@ class AriBridge:
             return self.routing.ring_deadline(item.channel_id, now)
         if isinstance(item, _Streamed):
             return [e for decision in self.router.drain() for e in self.routing.decided(decision, now)]
+        if isinstance(item, m.DeviceStateChanged):
+            return self.presence.changed(item.device, item.state, item.at) if self.presence is not None else []
         return []  # Ignored / Malformed never reach the queue
 
     # -- effects ---------------------------------------------------------------------------------------------
@@ -244,6 +255,10 @@ class AriBridge:
             await self.ari.hangup(effect.channel_id)
         elif isinstance(effect, DestroyBridge):
             await self.ari.destroy_bridge(effect.bridge_id)
+        elif isinstance(effect, WatchDevices) and self.presence is not None:
+            now = datetime.now(UTC)
+            states = await self.ari.watch_devices(effect.devices)
+            return [e for device, state in states for e in self.presence.changed(device, state, now)]
         return []
 
     async def _route(self, command: d.Command) -> list[Effect]:
