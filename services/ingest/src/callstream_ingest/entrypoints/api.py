@@ -16,7 +16,6 @@ that name objects local to `create_app`.
 """
 
 import asyncio
-import hmac
 import threading
 from collections import OrderedDict
 from collections.abc import AsyncIterator
@@ -28,6 +27,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
+from callstream_core.auth import TokenTable
 from callstream_core.http_errors import install_error_handlers
 from callstream_core.kafka import DeliveryError
 from callstream_core.observability import ReadinessCheck, ops_router
@@ -103,7 +103,7 @@ _REQUEST_DOC: dict[str, Any] = {
 }
 
 
-def create_app(settings: IngestSettings, sink: EventSink,  # noqa: C901 (the app's routes in one factory)
+def create_app(settings: IngestSettings, sink: EventSink,
                readiness: dict[str, ReadinessCheck] | None = None) -> FastAPI:
     sources = settings.sources()
     recent = RecentIds(settings.webhook_dedup_ids)
@@ -119,14 +119,12 @@ def create_app(settings: IngestSettings, sink: EventSink,  # noqa: C901 (the app
     app.include_router(ops_router(readiness))
     api = APIRouter(prefix="/v1", tags=["events"])
 
+    source_by_token = TokenTable(sources)  # constant time, as every bearer check
+
     def source_of(credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> str:
         if credentials is None or credentials.scheme.lower() != "bearer":
             raise HTTPException(401, "a bearer token is required", headers={"WWW-Authenticate": "Bearer"})
-        given = credentials.credentials.encode()
-        found = ""
-        for token, source in sources.items():
-            if hmac.compare_digest(token.encode(), given):
-                found = source
+        found = source_by_token.get(credentials.credentials)
         if not found:
             raise HTTPException(401, "unknown bearer token", headers={"WWW-Authenticate": "Bearer"})
         return found
