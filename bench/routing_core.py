@@ -372,7 +372,7 @@ _ARRIVAL, _OTHER, _LATER = object(), object(), object()  # what Simulation._step
 
 def main() -> None:
     from bench.common import print_figures
-    from callstream_routing.entrypoints import heap
+    from callstream_routing.service_layer import heap
 
     t0 = time.perf_counter()
     # The realistic mix (strategies, per-call skills, priorities, relaxation, sticky callers, max wait) at every
@@ -386,7 +386,7 @@ def main() -> None:
     for sim in (*scaling.values(), *plain.values()):  # the naive router remembers no ids
         sim.remember_ids(RouterConfig().processed_ids_kept)
     # What the router does once it has rebuilt its state and starts to lead (and again after every snapshot):
-    # collect, then freeze what is alive out of the cyclic collector's way (entrypoints/heap.py). Without it a
+    # collect, then freeze what is alive out of the cyclic collector's way (service_layer/heap.py). Without it a
     # full collection traverses the whole 50k-agent state from time to time, inside some command, a pause the
     # router in production does not take.
     heap.settle()

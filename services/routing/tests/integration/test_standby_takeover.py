@@ -29,8 +29,9 @@ from callstream_core.local_kafka import free_port
 from callstream_routing import domain as d
 from callstream_routing.adapters import snapshot_store
 from callstream_routing.config import RoutingSettings
-from callstream_routing.entrypoints import leadership
-from callstream_routing.entrypoints.grpc_server import SERVICE, Router, serve
+from callstream_routing.entrypoints.grpc_server import SERVICE, serve
+from callstream_routing.service_layer import leadership
+from callstream_routing.service_layer.router import Router
 from callstream_routing.testing import new_log_topic
 
 pytestmark = pytest.mark.integration

@@ -27,7 +27,7 @@ from callstream_routing.adapters.command_log import (
 )
 from callstream_routing.config import RoutingSettings
 from callstream_routing.domain.leadership import Lease, SnapshotSchedule
-from callstream_routing.entrypoints import heap
+from callstream_routing.service_layer import heap
 
 log = logging.getLogger(__name__)
 # How often the leader looks whether a snapshot is due (a schedule check, not a synchronisation).
