@@ -53,7 +53,7 @@ from callstream_kpi.adapters import clickhouse_facts as facts
 from callstream_kpi.adapters.kpi_queries import KpiQuery
 from callstream_kpi.domain.agent_states import StateInterval, split_interval
 from callstream_kpi.domain.sessionizer import ContactRecord
-from callstream_kpi.read_model import kpi_report
+from callstream_kpi.service_layer.reports import kpi_report
 
 MONTH_START = datetime(2026, 4, 1, tzinfo=UTC)
 MONTH_DAYS = 30

@@ -17,7 +17,7 @@ from worker_process import figures, kpi_worker, poll, process_settings, ready
 from callstream.call.v1 import call_events_pb2
 from callstream_core.clickhouse import get_client
 from callstream_core.kafka import EventProducer, Received
-from callstream_kpi.pipeline import KpiPipeline
+from callstream_kpi.service_layer.pipeline import KpiPipeline
 
 pytestmark = pytest.mark.integration
 START, END = T0.isoformat(), (T0 + timedelta(days=1)).isoformat()

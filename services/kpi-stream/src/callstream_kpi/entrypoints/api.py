@@ -36,7 +36,7 @@ from callstream_kpi.domain.targets import (
     TeamSettings,
 )
 from callstream_kpi.entrypoints.broadcast import Broadcaster
-from callstream_kpi.read_model import kpi_report, with_targets
+from callstream_kpi.service_layer.reports import kpi_report, with_targets
 
 READERS = ("team_lead", "manager", "qa", "hr")
 TARGET_WRITERS = ("manager", "admin")

@@ -27,7 +27,7 @@ from callstream_kpi.adapters.partition_states import PartitionStateLog
 from callstream_kpi.config import KpiSettings
 from callstream_kpi.entrypoints.api import create_app
 from callstream_kpi.entrypoints.broadcast import Broadcaster
-from callstream_kpi.pipeline import KpiPipeline, snapshot_key
+from callstream_kpi.service_layer.pipeline import KpiPipeline, snapshot_key
 
 log = logging.getLogger(__name__)
 
