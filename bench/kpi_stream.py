@@ -8,8 +8,7 @@
 * cost growth: the same at 1×, 4× and 16× the events (1, 4 and 16 simulated days), CPU per event;
 * freshness: the same mix re-stamped with the wall clock and produced at 1,000 events/s, default settings
   (allowed lateness 10 s): event produced → a snapshot on cc.kpi-realtime.v1 counting it (provisionally: its
-  provisional_as_of reaches the event), and call ended →
-  its contact stored (what the KPI API reads), p50/p95;
+  provisional_as_of reaches the event), and call ended → its contact stored (what the KPI API reads), p50/p95;
 * profile (`make profile-kpi`, part `profile`): the 4× run under cProfile, CPU split by stage.
 
 Parts are chosen on the command line (`python -m bench.kpi_stream throughput freshness`); all by default.
