@@ -101,3 +101,16 @@ def test_a_partition_state_carries_the_provisional_calls_and_a_new_owner_does_no
     w15 = owner.window_figures()[0]
     assert figures(w15) == pytest.approx(expected(answered_waits=[30, 22], abandoned_after=[]))
     assert w15.provisional == 0
+
+
+def test_provisional_figures_reach_at_most_a_minute_past_the_watermark() -> None:
+    """A replay's slow partition can hold the watermark far behind: calls decided further ahead wait for it."""
+    view = RealtimeView(SETTINGS, watermark=FixedClock(at(0)))
+    for ev in events(Call("near").offered(10).queued(10).answered(30, "a1"),
+                     Call("far").offered(70).queued(70).answered(80, "a2")):
+        view.on_call_event(ev)
+    snap = view.snapshot()
+    assert snap is not None and snap.provisional_as_of == at(SETTINGS.provisional_ahead_s)
+    w15 = snap.windows[0]
+    assert figures(w15) == pytest.approx(expected(answered_waits=[20], abandoned_after=[]))
+    assert w15.provisional == 1

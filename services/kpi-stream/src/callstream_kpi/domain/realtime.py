@@ -26,7 +26,8 @@ import bisect
 import heapq
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from copy import copy
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import chain
 
@@ -61,6 +62,11 @@ class RealtimeSettings:
     # A queue's expected wait is the router's newest quote to a caller queued there; one older than this (as of
     # the watermark) no longer says what a caller would wait now, and the wallboard shows "unknown" instead.
     quote_valid_s: float = 900.0
+    # Provisional figures take the buffered events up to this far ahead of the watermark. Live, the newest event
+    # is the allowed lateness (10 s) ahead plus the partitions' skew, well within 60 s; in a replay a slow
+    # partition can hold the watermark days behind, and counting days of calls into windows that end at the
+    # watermark would be neither a fresher figure nor cheap (every tick copies each call it takes).
+    provisional_ahead_s: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -372,14 +378,28 @@ class RealtimeView:
         a copy of its state with them applied); the held state is untouched, so the watermark decides later."""
         decided: list[tuple[datetime, Decided]] = []
         ahead: dict[str, _Live] = {}
+        now = self.watermark.current
+        if now is None:
+            return decided, ahead
+        until = self._provisional_until(now)
         for call_id in self._with_pending:
             held = self._calls[call_id]
-            call = ahead[call_id] = replace(held, pending=[])
+            if held.pending[0][0] > until:
+                continue
+            call = ahead[call_id] = copy(held)  # shallow: `_apply` sets fields, never the held lists and sets
             for at, _, _, ev in held.pending:
+                if at > until:
+                    break
                 fate = self._apply(call, at, ev)
                 if fate is not None:
                     decided.append(fate)
         return decided, ahead
+
+    def _provisional_until(self, now: datetime) -> datetime:
+        """The newest event time provisional figures take: the newest buffered, at most `provisional_ahead_s`
+        ahead of the watermark `now`."""
+        limit = now + timedelta(seconds=self.settings.provisional_ahead_s)
+        return now if self._newest is None else min(self._newest, limit)
 
     # -- partition state (shared between workers) ---------------------------------------------------
     def export_state(self, into: kpi_events_pb2.PartitionState) -> None:
@@ -507,7 +527,8 @@ class RealtimeView:
             return None
         if waiting is None:
             waiting = self._waiting_by_queue()
-        newest = self._newest if self._newest is not None and self._newest > now else None
+        until = self._provisional_until(now)
+        newest = until if until > now else None
         in_scope = [v for q, v in waiting.items() if _in_scope(q, scope)]
         calls_waiting = sum(count for count, _ in in_scope)
         longest = max((max(0.0, ((newest or now) - since).total_seconds()) for _, since in in_scope), default=0.0)
