@@ -1,9 +1,15 @@
-"""Real-time (wallboard) figures per queue and for the center, as of the watermark.
+"""Real-time (wallboard) figures per queue and for the center: final as of the watermark, provisional as of the
+newest event.
 
-Events are buffered per call and applied in event-time order once the watermark passes them, so the
+Events are buffered per call and applied in event-time order once the watermark passes them, so the final
 figures as of a given watermark are the same whatever the arrival order (within the allowed lateness)
 and replay speed. An event already behind the watermark when it arrives is applied at the next
 `advance` (it does not revise figures already published).
+
+So that the allowed lateness does not delay the wallboard, each figure also counts, provisionally, the calls
+that the events still buffered decide (a copy of the call's state with them applied, in event-time order): a
+call answered 1 s ago is counted at once. A late event revises it (the copy is taken again at each figure),
+and the watermark's decision is final; a call is counted once, provisionally or finally, never both.
 
 Rolling windows (15/30/60 min by default) count each call once, at the moment its fate was decided
 (answered, abandoned, or left the queue to overflow/callback): offered = calls decided in the window.
@@ -20,8 +26,10 @@ import bisect
 import heapq
 import math
 from collections.abc import Iterable
+from copy import copy
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from itertools import chain
 
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -54,6 +62,11 @@ class RealtimeSettings:
     # A queue's expected wait is the router's newest quote to a caller queued there; one older than this (as of
     # the watermark) no longer says what a caller would wait now, and the wallboard shows "unknown" instead.
     quote_valid_s: float = 900.0
+    # Provisional figures take the buffered events up to this far ahead of the watermark. Live, the newest event
+    # is the allowed lateness (10 s) ahead plus the partitions' skew, well within 60 s; in a replay a slow
+    # partition can hold the watermark days behind, and counting days of calls into windows that end at the
+    # watermark would be neither a fresher figure nor cheap (every tick copies each call it takes).
+    provisional_ahead_s: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -79,10 +92,12 @@ class _Counts:
     abandoned: int = 0
     short_abandons: int = 0
     sum_wait_answered: float = 0
+    provisional: int = 0
 
-    def add(self, d: Decided, targets: QueueSettings) -> None:
-        """`targets`: those of the call's queue."""
+    def add(self, d: Decided, targets: QueueSettings, provisional: bool = False) -> None:
+        """`targets`: those of the call's queue; `provisional`: decided by an event the watermark has not passed."""
         self.offered += 1
+        self.provisional += provisional
         if d.outcome == "answered":
             self.answered += 1
             self.answered_within_t += d.wait_s <= targets.sl_threshold_s
@@ -120,6 +135,7 @@ class WindowFigures:
     service_level: float | None
     asa_s: float | None
     abandon_rate: float | None
+    provisional: int = 0  # of `offered`, decided by events the watermark has not passed yet
 
     def to_proto(self) -> kpi_events_pb2.WindowFigures:
         def f(v: float | None) -> float:
@@ -128,7 +144,8 @@ class WindowFigures:
         return kpi_events_pb2.WindowFigures(
             window_minutes=self.window_minutes, offered=self.offered, answered=self.answered,
             answered_within_t=self.answered_within_t, abandoned=self.abandoned, short_abandons=self.short_abandons,
-            service_level=f(self.service_level), asa_s=f(self.asa_s), abandon_rate=f(self.abandon_rate))
+            service_level=f(self.service_level), asa_s=f(self.asa_s), abandon_rate=f(self.abandon_rate),
+            provisional=self.provisional)
 
 
 @dataclass(frozen=True)
@@ -155,6 +172,9 @@ class Snapshot:
     # figures count each call against its own queue's T).
     sl_threshold_s: float = 20.0
     sl_goal_pct: float = 80.0
+    # The newest event the window figures' provisional calls and calls_waiting include; None when no event is held
+    # ahead of as_of.
+    provisional_as_of: datetime | None = None
 
     def to_proto(self, source: str = "kpi-stream") -> kpi_events_pb2.RealtimeSnapshot:
         env = new_envelope(source, self.as_of, deterministic_event_id(
@@ -167,6 +187,8 @@ class Snapshot:
             agents=[kpi_events_pb2.AgentStatus(agent_id=a.agent_id, state=a.state, reason=a.reason,
                                                time_in_state_s=a.time_in_state_s) for a in self.agents])
         msg.as_of.FromDatetime(self.as_of)
+        if self.provisional_as_of is not None:
+            msg.provisional_as_of.FromDatetime(self.provisional_as_of)
         for state, count in self.agents_by_state.items():
             msg.agents_by_state[state] = count
         return msg
@@ -198,6 +220,7 @@ class RealtimeView:
         self._window: RollingWindow[Decided] = RollingWindow(max(self.settings.windows_min))
         self.queues: set[str] = set()
         self._quotes: dict[str, tuple[datetime, float]] = {}  # queue -> (when, expected wait s) of the newest
+        self._newest: datetime | None = None  # the newest call event buffered: what provisional figures reach
 
     # -- input ------------------------------------------------------------------------------------
     def on_call_event(self, event: CallEvent) -> None:
@@ -214,6 +237,7 @@ class RealtimeView:
         if self._own_watermark is not None:
             self._own_watermark.observe(at)
         call.last_at = at if call.last_at is None else max(call.last_at, at)
+        self._newest = at if self._newest is None else max(self._newest, at)
         kind = event_kind(event)
         bisect.insort(call.pending, (at, KIND_RANK.get(kind, 99), event_id, event), key=lambda p: p[:3])
         self._with_pending.add(event.call_id)
@@ -270,7 +294,9 @@ class RealtimeView:
             call = self._calls[call_id]
             while call.pending and call.pending[0][0] <= now:
                 at, _, _, ev = call.pending.pop(0)
-                self._apply(call, at, ev)
+                decided = self._apply(call, at, ev)
+                if decided is not None:
+                    self._window.add(*decided)
             if not call.pending:
                 self._with_pending.discard(call_id)
                 assert call.last_at is not None
@@ -292,18 +318,21 @@ class RealtimeView:
                 del self._forgotten[call_id]
         self._window.prune(now)
 
-    def _decide(self, call: _Live, at: datetime, outcome: str) -> None:
+    def _decide(self, call: _Live, at: datetime, outcome: str) -> tuple[datetime, Decided] | None:
+        """The call's fate, the first time it is decided; None after."""
         if call.decided:
-            return
+            return None
         call.decided = True
         queue = call.queue_id
         wait = (at - call.first_queued).total_seconds() if call.first_queued is not None else 0.0
         abandoned_after = 0.0
         if outcome == "abandoned":
             abandoned_after = (at - (call.first_queued or call.acd_entry or at)).total_seconds()
-        self._window.add(at, Decided(queue, outcome, max(0.0, wait), abandoned_after, call.call_id))
+        return at, Decided(queue, outcome, max(0.0, wait), abandoned_after, call.call_id)
 
-    def _apply(self, call: _Live, at: datetime, ev: CallEvent) -> None:
+    def _apply(self, call: _Live, at: datetime, ev: CallEvent) -> tuple[datetime, Decided] | None:
+        """Apply one event to the call's state; returns the call's fate if this event decides it."""
+        decided = None
         kind = event_kind(ev)
         if kind in _LEAVES:
             mark = (at, KIND_RANK[kind])
@@ -323,14 +352,14 @@ class RealtimeView:
         elif kind == "answered":
             call.queue_id = call.queue_id or ev.answered.queue_id
             call.waiting_since = None
-            self._decide(call, at, "answered")
+            decided = self._decide(call, at, "answered")
         elif kind == "abandoned":
             call.queue_id = call.queue_id or ev.abandoned.queue_id
             call.waiting_since, call.ended = None, True
-            self._decide(call, at, "abandoned")
+            decided = self._decide(call, at, "abandoned")
         elif kind in ("callback_requested", "overflowed"):
             call.waiting_since = None
-            self._decide(call, at, "other")
+            decided = self._decide(call, at, "other")
             call.ended = call.ended or kind == "callback_requested" or (
                 ev.overflowed.destination != call_events_pb2.CallOverflowed.DESTINATION_QUEUE)
         elif kind == "blocked" or (kind == "ivr_left"
@@ -339,9 +368,38 @@ class RealtimeView:
         elif kind == "ended":
             call.waiting_since, call.ended = None, True
             if call.acd_entry is not None:
-                self._decide(call, at, "abandoned")
+                decided = self._decide(call, at, "abandoned")
         if call.queue_id:
             self.queues.add(call.queue_id)
+        return decided
+
+    def _provisional(self) -> tuple[list[tuple[datetime, Decided]], dict[str, _Live]]:
+        """The calls the buffered events decide, and every call with buffered events as they leave it (call id ->
+        a copy of its state with them applied); the held state is untouched, so the watermark decides later."""
+        decided: list[tuple[datetime, Decided]] = []
+        ahead: dict[str, _Live] = {}
+        now = self.watermark.current
+        if now is None:
+            return decided, ahead
+        until = self._provisional_until(now)
+        for call_id in self._with_pending:
+            held = self._calls[call_id]
+            if held.pending[0][0] > until:
+                continue
+            call = ahead[call_id] = copy(held)  # shallow: `_apply` sets fields, never the held lists and sets
+            for at, _, _, ev in held.pending:
+                if at > until:
+                    break
+                fate = self._apply(call, at, ev)
+                if fate is not None:
+                    decided.append(fate)
+        return decided, ahead
+
+    def _provisional_until(self, now: datetime) -> datetime:
+        """The newest event time provisional figures take: the newest buffered, at most `provisional_ahead_s`
+        ahead of the watermark `now`."""
+        limit = now + timedelta(seconds=self.settings.provisional_ahead_s)
+        return now if self._newest is None else min(self._newest, limit)
 
     # -- partition state (shared between workers) ---------------------------------------------------
     def export_state(self, into: kpi_events_pb2.PartitionState) -> None:
@@ -399,24 +457,30 @@ class RealtimeView:
             self.on_wait_quote(quote.queue_id, quote.at.ToDatetime(tzinfo=UTC), quote.expected_wait_s)
 
     # -- output -----------------------------------------------------------------------------------
-    def _window_counts(self) -> dict[tuple[int, str], _Counts]:
+    def _window_counts(self, provisional: list[tuple[datetime, Decided]] | None = None,
+                       ) -> dict[tuple[int, str], _Counts]:
         """(window minutes, queue id or "" for the center) -> counts, in one pass per window over the calls
-        decided in it, for every scope at once (a tick publishes the center and every queue)."""
+        decided in it, for every scope at once (a tick publishes the center and every queue). `provisional`:
+        `_provisional()[0]` when several scopes are taken at once; those decided after the window's start count."""
         now = self.watermark.current
         out: dict[tuple[int, str], _Counts] = {}
         if now is None:
             return out
+        if provisional is None:
+            provisional = self._provisional()[0]
         targets = self.settings.targets
         for minutes in self.settings.windows_min:
             center = out[(minutes, "")] = _Counts()
-            for d in self._window.within(now, minutes):
+            start = now - timedelta(minutes=minutes)
+            final = ((d, False) for d in self._window.within(now, minutes))
+            for d, ahead in chain(final, ((d, True) for at, d in provisional if at > start)):
                 key = (minutes, d.queue_id)
                 queue = out.get(key)
                 if queue is None:
                     queue = out[key] = _Counts()
                 queue_targets = targets.of(d.queue_id)
-                center.add(d, queue_targets)
-                queue.add(d, queue_targets)
+                center.add(d, queue_targets, ahead)
+                queue.add(d, queue_targets, ahead)
         return out
 
     def window_figures(self, scope: ScopeRef = CENTER,
@@ -437,13 +501,17 @@ class RealtimeView:
                             sum_queue_s_answered=c.sum_wait_answered)
             out.append(WindowFigures(minutes, r.offered, r.answered, r.answered_within_t, r.abandoned,
                                      r.short_abandons, kpis.service_level(r), kpis.average_speed_of_answer(r),
-                                     kpis.abandon_rate(r)))
+                                     kpis.abandon_rate(r), c.provisional))
         return out
 
-    def _waiting_by_queue(self) -> dict[str, tuple[int, datetime]]:
-        """queue -> (calls waiting, since when the longest has waited), in one pass over the calls."""
+    def _waiting_by_queue(self, ahead: dict[str, _Live] | None = None) -> dict[str, tuple[int, datetime]]:
+        """queue -> (calls waiting, since when the longest has waited), in one pass over the calls, each as its
+        buffered events leave it (`ahead`: `_provisional()[1]` when several scopes are taken at once)."""
+        if ahead is None:
+            ahead = self._provisional()[1]
         out: dict[str, tuple[int, datetime]] = {}
-        for c in self._calls.values():
+        for held in self._calls.values():
+            c = ahead.get(held.call_id, held)
             if c.waiting_since is None:
                 continue
             count, oldest = out.get(c.waiting_queue, (0, c.waiting_since))
@@ -459,9 +527,11 @@ class RealtimeView:
             return None
         if waiting is None:
             waiting = self._waiting_by_queue()
+        until = self._provisional_until(now)
+        newest = until if until > now else None
         in_scope = [v for q, v in waiting.items() if _in_scope(q, scope)]
         calls_waiting = sum(count for count, _ in in_scope)
-        longest = max(((now - since).total_seconds() for _, since in in_scope), default=0.0)
+        longest = max((max(0.0, ((newest or now) - since).total_seconds()) for _, since in in_scope), default=0.0)
         by_state: dict[str, int] = {}
         agents: list[AgentNow] = []
         for st in self.agents.statuses():
@@ -477,7 +547,7 @@ class RealtimeView:
         sl_threshold_s, sl_goal_pct = self._goals(scope)
         return Snapshot(scope, now, calls_waiting, longest, by_state, self.window_figures(scope, counts), agents,
                         expected_wait_s=self._expected_wait(scope, now, waiting),
-                        sl_threshold_s=sl_threshold_s, sl_goal_pct=sl_goal_pct)
+                        sl_threshold_s=sl_threshold_s, sl_goal_pct=sl_goal_pct, provisional_as_of=newest)
 
     def _goals(self, scope: ScopeRef) -> tuple[float, float]:
         """The scope's SL threshold T and goal in force: a queue's or a team's own settings, else the defaults (a
@@ -493,7 +563,8 @@ class RealtimeView:
     def snapshots(self) -> list[Snapshot]:
         """The center, every queue seen, and every team with settings or with an agent followed (its agents'
         states and its goals)."""
-        waiting, counts = self._waiting_by_queue(), self._window_counts()
+        decided, ahead = self._provisional()
+        waiting, counts = self._waiting_by_queue(ahead), self._window_counts(decided)
         teams = set(self.settings.targets.teams) | {st.team_id for st in self.agents.statuses() if st.team_id}
         scopes = [CENTER, *(ScopeRef("queue", q) for q in sorted(self.queues)),
                   *(ScopeRef("team", t) for t in sorted(teams))]

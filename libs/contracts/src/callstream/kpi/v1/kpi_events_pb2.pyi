@@ -179,6 +179,7 @@ class WindowFigures(_message.Message):
     SERVICE_LEVEL_FIELD_NUMBER: _builtins.int
     ASA_S_FIELD_NUMBER: _builtins.int
     ABANDON_RATE_FIELD_NUMBER: _builtins.int
+    PROVISIONAL_FIELD_NUMBER: _builtins.int
     window_minutes: _builtins.int
     offered: _builtins.int
     answered: _builtins.int
@@ -188,6 +189,10 @@ class WindowFigures(_message.Message):
     service_level: _builtins.float
     asa_s: _builtins.float
     abandon_rate: _builtins.float
+    provisional: _builtins.int
+    """How many of `offered` are counted provisionally: decided by an event the watermark has not passed yet
+    (a late event can still change the outcome or the wait; the watermark's decision is final). 0: final.
+    """
     def __init__(
         self,
         *,
@@ -200,10 +205,11 @@ class WindowFigures(_message.Message):
         service_level: _builtins.float = ...,
         asa_s: _builtins.float = ...,
         abandon_rate: _builtins.float = ...,
+        provisional: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["abandon_rate", b"abandon_rate", "abandoned", b"abandoned", "answered", b"answered", "answered_within_t", b"answered_within_t", "asa_s", b"asa_s", "offered", b"offered", "service_level", b"service_level", "short_abandons", b"short_abandons", "window_minutes", b"window_minutes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["abandon_rate", b"abandon_rate", "abandoned", b"abandoned", "answered", b"answered", "answered_within_t", b"answered_within_t", "asa_s", b"asa_s", "offered", b"offered", "provisional", b"provisional", "service_level", b"service_level", "short_abandons", b"short_abandons", "window_minutes", b"window_minutes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -272,6 +278,7 @@ class RealtimeSnapshot(_message.Message):
     AGENTS_FIELD_NUMBER: _builtins.int
     SERVICE_LEVEL_THRESHOLD_S_FIELD_NUMBER: _builtins.int
     SERVICE_LEVEL_TARGET_FIELD_NUMBER: _builtins.int
+    PROVISIONAL_AS_OF_FIELD_NUMBER: _builtins.int
     calls_waiting: _builtins.int
     longest_wait_s: _builtins.float
     expected_wait_s: _builtins.float
@@ -295,6 +302,12 @@ class RealtimeSnapshot(_message.Message):
     def windows(self) -> _containers.RepeatedCompositeFieldContainer[Global___WindowFigures]: ...
     @_builtins.property
     def agents(self) -> _containers.RepeatedCompositeFieldContainer[Global___AgentStatus]: ...
+    @_builtins.property
+    def provisional_as_of(self) -> _timestamp_pb2.Timestamp:
+        """The newest event time the figures include: the windows' provisional calls, calls_waiting and
+        longest_wait_s are as of it (events up to as_of are final). Unset when no event is held ahead of as_of.
+        """
+
     def __init__(
         self,
         *,
@@ -309,10 +322,11 @@ class RealtimeSnapshot(_message.Message):
         agents: _abc.Iterable[Global___AgentStatus] | None = ...,
         service_level_threshold_s: _builtins.float = ...,
         service_level_target: _builtins.float = ...,
+        provisional_as_of: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "envelope", b"envelope", "scope", b"scope"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "envelope", b"envelope", "provisional_as_of", b"provisional_as_of", "scope", b"scope"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agents", b"agents", "agents_by_state", b"agents_by_state", "as_of", b"as_of", "calls_waiting", b"calls_waiting", "envelope", b"envelope", "expected_wait_s", b"expected_wait_s", "longest_wait_s", b"longest_wait_s", "scope", b"scope", "service_level_target", b"service_level_target", "service_level_threshold_s", b"service_level_threshold_s", "windows", b"windows"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agents", b"agents", "agents_by_state", b"agents_by_state", "as_of", b"as_of", "calls_waiting", b"calls_waiting", "envelope", b"envelope", "expected_wait_s", b"expected_wait_s", "longest_wait_s", b"longest_wait_s", "provisional_as_of", b"provisional_as_of", "scope", b"scope", "service_level_target", b"service_level_target", "service_level_threshold_s", b"service_level_threshold_s", "windows", b"windows"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
