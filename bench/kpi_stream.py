@@ -40,6 +40,7 @@ from typing import Any, TypeAlias
 import yaml
 from aiokafka import AIOKafkaConsumer
 from confluent_kafka import Consumer
+from faust.types import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 from prometheus_client import REGISTRY
 
@@ -154,25 +155,36 @@ def raw_confluent(bootstrap: str, topics: Sequence[str], count: int) -> Rate:
         consumer.close()
 
 
-async def faust_alone(bootstrap: str, prefix: str, count: int, *, decode: bool) -> Rate:
-    """Faust (faust-streaming) with the worker's app settings and batching (`take_events`) on the same
-    topics, the agent body only counting (`decode`: decoding each batch as the worker does, dead letters and
-    all): the ceiling the stream processor itself puts on the worker."""
+async def faust_alone(bootstrap: str, prefix: str, count: int, *, decode: bool, batches: bool = False) -> Rate:
+    """Faust (faust-streaming) with the worker's app settings on the same topics, the body only counting
+    (`decode`: decoding each batch as the worker does, dead letters and all): the ceiling the stream processor
+    itself puts on the worker. `batches`: read through `BatchApp.batch_topic` as the worker does; else
+    through Faust's agents and `take_events` with the same batch size (Faust's per-message hand-off)."""
     defaults = KpiSettings()
     app = make_app(f"bench-faust-{uuid.uuid4().hex[:8]}", bootstrap, consumer_auto_offset_reset="earliest")
     dead_letters = DeadLetters(EventProducer(bootstrap, client_id="bench-faust"))
     seen: list[float] = []  # events taken, then (first batch) the clock, events and CPU at the first batch
 
+    def taken(messages: Sequence[Message], registered: Topic) -> None:
+        if decode:
+            decode_events(messages, registered, dead_letters)
+        if not seen:
+            seen.extend([0.0, time.perf_counter(), len(messages), _cpu()])
+        seen[0] += len(messages)
+
     for name in (CALL_TOPIC, AGENT_TOPIC):
         registered = dataclasses.replace(topic(name), name=prefix + name)
+        if batches:
+            async def handle(messages: list[Message], registered: Topic = registered) -> None:
+                taken(messages, registered)
+
+            app.batch_topic(faust_topic(app, registered), handle, max_events=defaults.batch_max,
+                            within_s=defaults.batch_within_s)
+            continue
 
         async def consume(stream: Any, registered: Topic = registered) -> None:
             async for events in stream.take_events(defaults.batch_max, within=defaults.batch_within_s):
-                if decode:
-                    decode_events(events, registered, dead_letters)
-                if not seen:
-                    seen.extend([0.0, time.perf_counter(), len(events), _cpu()])
-                seen[0] += len(events)
+                taken([e.message for e in events], registered)
 
         consume.__name__ = f"count_{name.replace('.', '_').replace('-', '_')}"
         app.agent(faust_topic(app, registered), name=consume.__name__, concurrency=1)(consume)
@@ -239,19 +251,22 @@ def throughput(bootstrap: str, chdb: Path, days: int = THROUGHPUT_DAYS,
     topics = [prefix + CALL_TOPIC, prefix + AGENT_TOPIC]
     aio = asyncio.run(raw_aiokafka(bootstrap, topics, count))
     confluent = raw_confluent(bootstrap, topics, count)
-    faust_only = asyncio.run(faust_alone(bootstrap, prefix, count, decode=False))
-    faust_decoding = asyncio.run(faust_alone(bootstrap, prefix, count, decode=True))
+    faust_stream = asyncio.run(faust_alone(bootstrap, prefix, count, decode=False))
+    faust_batches = asyncio.run(faust_alone(bootstrap, prefix, count, decode=False, batches=True))
+    faust_decoding = asyncio.run(faust_alone(bootstrap, prefix, count, decode=True, batches=True))
     worker = worker_rate(bootstrap, chdb, prefix, count)
     figures = {f"events (full mix, {wire_format})": count, "raw aiokafka consume ev/s": aio.per_s,
                "raw confluent-kafka consume ev/s": confluent.per_s,
-               "Faust take_events, empty body ev/s": faust_only.per_s,
-               "Faust take_events + decode ev/s": faust_decoding.per_s,
+               "Faust agent + take_events, empty body ev/s": faust_stream.per_s,
+               "Faust batch_topic, empty body ev/s": faust_batches.per_s,
+               "Faust batch_topic + decode ev/s": faust_decoding.per_s,
                "worker ev/s": worker.per_s,
                "worker / raw aiokafka": worker.per_s / aio.per_s,
                "worker / raw confluent-kafka": worker.per_s / confluent.per_s,
                "worker CPU us/event": 1e6 * worker.cpu_s / worker.events,
-               "Faust empty body CPU us/event": 1e6 * faust_only.cpu_s / faust_only.events,
-               "Faust + decode CPU us/event": 1e6 * faust_decoding.cpu_s / faust_decoding.events}
+               "Faust agent empty body CPU us/event": 1e6 * faust_stream.cpu_s / faust_stream.events,
+               "Faust batch_topic empty body CPU us/event": 1e6 * faust_batches.cpu_s / faust_batches.events,
+               "Faust batch_topic + decode CPU us/event": 1e6 * faust_decoding.cpu_s / faust_decoding.events}
     return figures, [Aim("worker events/s per worker", worker.per_s, f"≥ {AIM_EVENTS_PER_S:,}",
                          worker.per_s >= AIM_EVENTS_PER_S)]
 

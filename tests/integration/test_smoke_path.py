@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 import pytest
 from clickhouse_connect.driver.client import Client
 from confluent_kafka.admin import NewTopic
+from faust.types import Message
 
 from callstream.call.v1 import call_events_pb2
 from callstream_core.envelope import new_envelope
@@ -49,18 +50,18 @@ def test_event_reaches_clickhouse_through_faust(kafka_bootstrap: str, clickhouse
     app = make_app(f"smoke-{uuid.uuid4().hex[:6]}", kafka_bootstrap)
     batches_stored = []
 
-    @app.agent(faust_topic(app, smoke_topic), concurrency=1)
-    async def store(stream):  # type: ignore[no-untyped-def]
-        async for events in stream.take_events(100, within=0.3):
-            received = decode_events(events, smoke_topic, dead_letters)
-            rows = [[r.value.envelope.event_id, r.value.call_id, r.value.envelope.occurred_at.ToDatetime(tzinfo=UTC),
-                     r.value.answered.agent_id] for r in received]
-            if rows:
-                token = ",".join(f"{r.partition}:{r.offset}" for r in received)
-                await asyncio.to_thread(clickhouse.insert, "smoke_events", rows,
-                                        column_names=["event_id", "call_id", "occurred_at", "agent_id"],
-                                        settings={"insert_deduplication_token": token})
-            batches_stored.append(len(rows))
+    async def store(messages: list[Message]) -> None:
+        received = decode_events(messages, smoke_topic, dead_letters)
+        rows = [[r.value.envelope.event_id, r.value.call_id, r.value.envelope.occurred_at.ToDatetime(tzinfo=UTC),
+                 r.value.answered.agent_id] for r in received]
+        if rows:
+            token = ",".join(f"{r.partition}:{r.offset}" for r in received)
+            await asyncio.to_thread(clickhouse.insert, "smoke_events", rows,
+                                    column_names=["event_id", "call_id", "occurred_at", "agent_id"],
+                                    settings={"insert_deduplication_token": token})
+        batches_stored.append(len(rows))
+
+    app.batch_topic(faust_topic(app, smoke_topic), store, max_events=100, within_s=0.3)
 
     async def run() -> list[tuple[str, str, datetime, str]]:
         await app.start()

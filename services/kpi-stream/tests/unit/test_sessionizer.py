@@ -419,6 +419,63 @@ def test_replay_speed_batching_jitter_and_duplicates_do_not_change_contacts() ->
     assert not any(r.timed_out for r in out_live)
 
 
+def test_provisional_contacts_are_emitted_when_the_call_ends_and_revised_by_late_events() -> None:
+    events = answered_call().events  # ..., hold 30-50 and 60-65, ended 100, wrap-up 130
+    late_hold = {id(events[4]), id(events[5])}  # the first hold, reordered within the lateness
+    on_time = [e for e in events if id(e) not in late_hold]
+    settings = SessionizerSettings(allowed_lateness_s=600.0, provisional=True)
+    s = Sessionizer(settings)
+    first = s.process_batch(on_time)
+    # The watermark (newest event - 600 s) is far behind the call, yet it is emitted: `ended` completed it.
+    assert s.watermark.current is not None and s.watermark.current < at(0)
+    assert [(r.version, r.hold_s, r.hold_count, r.acw_s) for r in first] == [(1, 5.0, 1, 30.0)]
+    revised = s.process_batch([events[5], events[4]])
+    assert [(r.version, r.hold_s, r.hold_count) for r in revised] == [(2, 25.0, 2)]
+    # Without provisional emission nothing comes before the watermark passes; the final rows are the same.
+    waiting = Sessionizer(replace(settings, provisional=False))
+    assert waiting.process_batch(on_time) + waiting.process_batch([events[5], events[4]]) == []
+    final = waiting.process_batch(Call("later").offered(2000).events)
+    assert [r.same_content(revised[0]) for r in final] == [True]
+
+
+def test_provisional_contacts_end_with_the_rows_of_an_in_order_pass() -> None:
+    from kpi_builders import random_traffic
+
+    events = random_traffic(seed=13)
+    tail = Call("tail").offered(10 * 86400).events
+    _, in_order = run(events + tail)
+    rng = random.Random(3)
+    arrivals = sorted(events, key=lambda e: e.envelope.occurred_at.ToSeconds() + rng.uniform(0, 20.0))
+    s = Sessionizer(SessionizerSettings(allowed_lateness_s=30.0, provisional=True))
+    out: list[ContactRecord] = []
+    i = 0
+    while i < len(arrivals):
+        n = rng.randint(1, 300)
+        out += s.process_batch(arrivals[i:i + n])
+        i += n
+    out += s.process_batch(tail)
+
+    def final(records: list[ContactRecord]) -> dict[tuple[str, int], ContactRecord]:
+        newest: dict[tuple[str, int], ContactRecord] = {}
+        for r in records:
+            if (r.call_id, r.segment) not in newest or r.version > newest[r.call_id, r.segment].version:
+                newest[r.call_id, r.segment] = r
+        return {k: replace(r, version=0) for k, r in newest.items()}
+
+    assert final(out) == final(in_order)
+    assert s.stats.revisions > 0  # reordering within the lateness did revise provisional contacts
+
+
+def test_continue_versions_makes_the_next_revision_outrank_the_stored_one() -> None:
+    events = answered_call().events
+    s = Sessionizer(SessionizerSettings(allowed_lateness_s=600.0, provisional=True))
+    (first,) = s.process_batch(events[:-1])  # ended, no wrap-up end yet
+    assert first.version == 1
+    s.continue_versions({("c1", 0): 4, ("unknown", 0): 9})
+    (revised,) = s.process_batch(events[-1:])  # the wrap-up end revises it
+    assert revised.version == 5
+
+
 def test_team_of_fills_team_id() -> None:
     s = Sessionizer(NO_LATENESS, team_of={"a1": "t-red"}.get)  # type: ignore[arg-type]
     (c,) = s.process_batch(answered_call().events)

@@ -59,6 +59,9 @@ KIND_ORDER: tuple[str, ...] = (
     "abandoned", "ended", "wrap_up_ended",
 )
 KIND_RANK = {kind: rank for rank, kind in enumerate(KIND_ORDER)}
+# The kinds that can end a leg, so complete a call: only these make a provisional fold worth its cost.
+ENDING_KINDS = frozenset({"blocked", "ivr_left", "transferred", "overflowed", "callback_requested", "abandoned",
+                          "ended", "wrap_up_ended"})
 
 OUTCOME_NAMES: dict[kpi_events_pb2.ContactOutcome.ValueType, str] = {
     Outcome.CONTACT_OUTCOME_ANSWERED: "answered",
@@ -182,6 +185,11 @@ class SessionizerSettings:
     dedup_retention_s: float = 24 * 3600.0
     # Each queue's short-abandon threshold (the worker refreshes them from the queue settings).
     targets: QueueTargets = field(default_factory=QueueTargets)
+    # Emit a call's contacts as soon as an event completes it, instead of once the watermark passes its
+    # last event: what the KPI API reads is then fresh within a batch, not the allowed lateness later
+    # (issue 19). An event reordered within the lateness then revises the contact (version + 1) instead of
+    # being folded in before the first emission; the rows in force are the same either way.
+    provisional: bool = False
 
 
 # ----------------------------------------------------------------------------------------------
@@ -481,6 +489,7 @@ class _Call:
     ids: set[str] = field(default_factory=set)
     last_at: datetime | None = None
     dirty: bool = False  # events arrived since the last fold
+    ending: bool = False  # one of them can complete the call (`ENDING_KINDS`)
     closed: bool = False  # emitted at least once (complete or timed out)
     timed_out: bool = False
     emitted: dict[int, ContactRecord] = field(default_factory=dict)
@@ -502,7 +511,8 @@ class Sessionizer:
     """Stateful wrapper of `fold_call`: call `process` per event (or `process_batch`) and `sweep` per batch.
 
     A complete call is emitted once the watermark reaches its last event (so events reordered within the
-    allowed lateness do not cause revisions); with `allowed_lateness_s=0` that is at once.
+    allowed lateness do not cause revisions); with `allowed_lateness_s=0` that is at once. With
+    `provisional` it is emitted as soon as an event completes it, and late events revise it.
 
     The watermark is the sessionizer's own (largest event time it saw) unless one is given: then its owner
     observes the events (e.g. per Kafka partition, `PartitionWatermark`) and the sessionizer only reads it.
@@ -621,6 +631,7 @@ class Sessionizer:
         call.events.append(event)
         call.last_at = at if call.last_at is None else max(call.last_at, at)
         call.dirty = True
+        call.ending = call.ending or event_kind(event) in ENDING_KINDS
         self._dirty.add(call_id)
         return self._settle(call) if settle else []
 
@@ -673,6 +684,15 @@ class Sessionizer:
         out.extend(self.sweep())
         return out
 
+    def continue_versions(self, stored: dict[tuple[str, int], int]) -> None:
+        """The versions a store holds of contacts of calls held here (after a rebuild, which numbers them
+        from 1): the emitted contacts take them on, so the next revision outranks what is stored."""
+        for (call_id, segment), version in stored.items():
+            call = self._calls.get(call_id)
+            emitted = call.emitted.get(segment) if call is not None else None
+            if call is not None and emitted is not None and emitted.version < version:
+                call.emitted[segment] = replace(emitted, version=version)
+
     def _schedule(self, call: _Call) -> None:
         """The call's next deadline: its time-out while open, its eviction once closed."""
         assert call.last_at is not None
@@ -683,10 +703,12 @@ class Sessionizer:
 
     def _settle(self, call: _Call) -> list[ContactRecord]:
         now = self.watermark.current
-        if not call.dirty or now is None or call.last_at is None or now < call.last_at:
+        if not call.dirty or call.last_at is None:
+            return []
+        if (now is None or now < call.last_at) and not (self.settings.provisional and (call.ending or call.closed)):
             return []
         fold = fold_call(call.events)
-        call.dirty = False
+        call.dirty = call.ending = False
         self._dirty.discard(call.call_id)
         out: list[ContactRecord] = []
         if fold.complete:

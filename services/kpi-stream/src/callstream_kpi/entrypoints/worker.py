@@ -13,9 +13,9 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any
 
-import faust
 import uvicorn
 from fastapi import FastAPI
+from faust.types import Message
 from google.protobuf import json_format
 
 from callstream_core.clickhouse import get_client
@@ -132,23 +132,19 @@ class KpiWorker:
                check: Callable[[Any], str | None] | None) -> None:
         registered = dataclasses.replace(topic(name), name=self.settings.topic_prefix + name)
 
-        async def consume(stream: faust.StreamT[Any]) -> None:
-            # take_events acknowledges the batch after this body returns; the body never raises
-            # (Faust would acknowledge a failed batch anyway): bad input goes to the DLQ in decode_events
-            # and a ClickHouse outage is retried inside the pipeline until it succeeds.
-            batches = stream.take_events(  # type: ignore[attr-defined]  # missing from faust-streaming's StreamT
-                self.settings.batch_max, within=self.settings.batch_within_s)
-            async for events in batches:
-                received = decode_events(events, registered, self.dead_letters, check)
-                taken: dict[tuple[str, int], int] = {}
-                for event in events:
-                    tp = (event.message.topic, event.message.partition)
-                    taken[tp] = max(taken.get(tp, -1), event.message.offset)
-                await self._run(self._take, handler, received, taken, self._end_offsets())
-                self.batches += 1
+        async def consume(messages: list[Message]) -> None:
+            # The batch is acknowledged when this returns, so it never raises: bad input goes to the DLQ in
+            # decode_events and a ClickHouse outage is retried inside the pipeline until it succeeds.
+            received = decode_events(messages, registered, self.dead_letters, check)
+            taken: dict[tuple[str, int], int] = {}
+            for message in messages:
+                tp = (message.topic, message.partition)
+                taken[tp] = max(taken.get(tp, -1), message.offset)
+            await self._run(self._take, handler, received, taken, self._end_offsets())
+            self.batches += 1
 
-        consume.__name__ = f"consume_{name.replace('.', '_').replace('-', '_')}"
-        self.faust.agent(faust_topic(self.faust, registered), name=consume.__name__, concurrency=1)(consume)
+        self.faust.batch_topic(faust_topic(self.faust, registered), consume,
+                               max_events=self.settings.batch_max, within_s=self.settings.batch_within_s)
 
     def _end_offsets(self) -> dict[tuple[str, int], int | None]:
         """Log end offsets the consumer last learned from its fetches (read on the event loop, where the
