@@ -34,10 +34,10 @@ from bench.common import percentile, print_figures, selected_parts
 from bench.kafka_baseline import bootstrap_servers
 from callstream_core import wire
 from callstream_core.kafka import apply_topics
-from callstream_core.local_asterisk import LocalAsterisk
-from callstream_core.local_kafka import free_port
-from callstream_core.testing import isolated_topics
 from callstream_core.topics import topic
+from callstream_devtools.local_asterisk import LocalAsterisk
+from callstream_devtools.local_kafka import free_port
+from callstream_devtools.testing import isolated_topics
 from callstream_ingest.adapters.queue_log_follow import QueueLogFollower
 from callstream_ingest.adapters.switch_clients import AmiClient
 from callstream_ingest.asterisk_calls import CallGenerator, LoadShape, plan_calls

@@ -52,9 +52,9 @@ from callstream.kpi.v1 import kpi_events_pb2
 from callstream_core import wire
 from callstream_core.faust_support import decode_events, faust_topic, make_app
 from callstream_core.kafka import DeadLetters, EventProducer
-from callstream_core.local_kafka import free_port
-from callstream_core.testing import isolated_topics
 from callstream_core.topics import Topic, topic
+from callstream_devtools.local_kafka import free_port
+from callstream_devtools.testing import isolated_topics
 from callstream_ingest.simulator import Engine, InProcessRouter, ListSink, parse_scenario
 from callstream_kpi.config import KpiSettings
 from callstream_kpi.entrypoints.worker import KpiWorker

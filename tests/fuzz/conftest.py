@@ -17,8 +17,8 @@ import pytest
 from callstream_core.clickhouse import get_client
 from callstream_core.kafka import apply_topics
 from callstream_core.settings import ROLES
-from callstream_core.testing import serve_in_thread
 from callstream_core.topics import topic
+from callstream_devtools.testing import serve_in_thread
 
 sys.path.insert(0, str(Path(__file__).parent))  # openapi_cases, under --import-mode=importlib
 

@@ -28,8 +28,8 @@ from scenarios import isolated_topics
 from callstream.agent.v1 import agent_events_pb2
 from callstream.routing.v1 import routing_pb2, routing_pb2_grpc
 from callstream_core.kafka import apply_topics
-from callstream_core.local_asterisk import LocalAsterisk
-from callstream_ingest.ari.local import RoutedCenter
+from callstream_devtools.local_asterisk import LocalAsterisk
+from callstream_devtools.routed_center import RoutedCenter
 from callstream_ingest.asterisk_calls import CallGenerator, LoadShape, plan_calls
 
 pytestmark = pytest.mark.integration

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from callstream_cli.main import app
 from callstream_core.clickhouse import get_client
-from callstream_core.testing import serve_in_thread
+from callstream_devtools.testing import serve_in_thread
 from callstream_kpi.adapters.clickhouse_facts import apply_migrations
 from callstream_kpi.config import KpiSettings
 from callstream_kpi.entrypoints.api import create_app

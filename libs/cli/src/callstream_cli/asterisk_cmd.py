@@ -13,7 +13,7 @@ from pathlib import Path
 
 import typer
 
-from callstream_core.local_asterisk import (
+from callstream_devtools.local_asterisk import (
     AMI_USER,
     LocalAsterisk,
     built,
@@ -21,8 +21,8 @@ from callstream_core.local_asterisk import (
     install_prefix,
     vendor_tarball,
 )
-from callstream_core.local_kafka import find_repo_root
-from callstream_ingest.ari.local import stasis_app_registered
+from callstream_devtools.local_kafka import find_repo_root
+from callstream_devtools.routed_center import stasis_app_registered
 from callstream_ingest.asterisk_calls import (
     AgentStatus,
     AmiSession,

@@ -9,7 +9,7 @@ import subprocess
 import typer
 
 from callstream_cli.kafka_cmd import DEV_CONTROLLER_PORT, DEV_PORT
-from callstream_core.local_kafka import port_free
+from callstream_devtools.local_kafka import port_free
 from callstream_hr.config import HrSettings
 from callstream_ingest.config import IngestSettings
 from callstream_kpi.config import KpiSettings

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from callstream_core.local_kafka import LocalKafka, PortTaken, ensure_jars, find_repo_root, stop_from_pid_file
+from callstream_devtools.local_kafka import LocalKafka, PortTaken, ensure_jars, find_repo_root, stop_from_pid_file
 
 app = typer.Typer(help="The local Kafka broker (KRaft, single node, official jars).", no_args_is_help=True)
 DEV_PORT = 9092

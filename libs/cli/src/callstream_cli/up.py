@@ -18,9 +18,9 @@ from honcho.printer import Printer
 from callstream_cli.asterisk_cmd import DEV_AMI_PORT, DEV_HTTP_PORT, DEV_SECRET
 from callstream_cli.kafka_cmd import dev_broker, start_or_exit
 from callstream_core.kafka import apply_topics
-from callstream_core.local_asterisk import AMI_USER, center_dir, ensure_built
-from callstream_core.local_kafka import find_repo_root
 from callstream_core.topics import BY_NAME
+from callstream_devtools.local_asterisk import AMI_USER, center_dir, ensure_built
+from callstream_devtools.local_kafka import find_repo_root
 
 DEV_TOKEN = "dev-manager-token"
 # The simulator and ingest talk to the router as a switch would: with a machine-role token.

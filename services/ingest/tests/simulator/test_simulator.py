@@ -291,9 +291,9 @@ def test_grpc_router_matches_in_process(kafka_bootstrap: str, tmp_path: Path) ->
     own process (not a fork of this one: gRPC does not survive a fork after other tests used it in threads)."""
 
 
+    from callstream_devtools.router_processes import SERVING, new_log_topic, start_router
     from callstream_ingest.simulator.grpc_router import GrpcRouter
     from callstream_routing.client import RouterClient
-    from callstream_routing.testing import SERVING, new_log_topic, start_router
 
     topic = new_log_topic(kafka_bootstrap, "sim-test-routing-log")
     sc = parse_scenario(small(

@@ -13,7 +13,7 @@ from prometheus_client import REGISTRY
 from callstream.agent.v1 import agent_events_pb2 as ae
 from callstream.call.v1 import call_events_pb2 as ce
 from callstream_core.kafka import DeliveryError
-from callstream_core.local_kafka import free_port
+from callstream_devtools.local_kafka import free_port
 from callstream_ingest.domain.events import agent_event, call_event
 from callstream_ingest.service import AGENT_TOPIC, CALL_TOPIC, EventSink, make_producer
 

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from callstream_core.clickhouse import get_client
-from callstream_core.testing import serve_in_thread
+from callstream_devtools.testing import serve_in_thread
 from callstream_kpi.adapters.clickhouse_facts import (
     CONTACT_COLUMNS,
     FactWriter,

@@ -20,8 +20,8 @@ import uvicorn
 from pydantic_settings import BaseSettings
 
 from callstream_core.kafka import apply_topics
-from callstream_core.local_kafka import free_port
 from callstream_core.topics import TOPICS
+from callstream_devtools.local_kafka import free_port
 
 
 def isolated_topics(kafka_bootstrap: str, tag: str = "t") -> str:

@@ -16,11 +16,13 @@ import grpc
 from confluent_kafka.admin import NewTopic
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from callstream.routing.v1 import routing_pb2
 from callstream_core.kafka import admin, apply_topics
-from callstream_core.local_kafka import free_port
-from callstream_routing.entrypoints.grpc_server import SERVICE
+from callstream_devtools.local_kafka import free_port
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
+# The router's health-checked service: its gRPC name, from the contract (this package sits below the services).
+SERVICE = routing_pb2.DESCRIPTOR.services_by_name["Router"].full_name
 
 
 def new_log_topic(kafka_bootstrap: str, prefix: str) -> str:

@@ -4,7 +4,7 @@
 requests (polling with a deadline, never a fixed sleep) and stops it cleanly (SIGTERM, then SIGKILL of
 the whole process group after a deadline), so nothing is left behind.
 
-`main()` is the command line (`python -m callstream_core.local_kafka fetch|start|stop|status`); the
+`main()` is the command line (`python -m callstream_devtools.local_kafka fetch|start|stop|status`); the
 CLI's `callstream kafka ...` calls the same functions.
 """
 
@@ -130,7 +130,7 @@ def free_port(avoid: Sequence[int] = ()) -> int:
 
 
 def server_properties(data_dir: Path, port: int, controller_port: int) -> str:
-    return f"""# Written by callstream_core.local_kafka at every start: a single-node KRaft broker on loopback.
+    return f"""# Written by callstream_devtools.local_kafka at every start: a single-node KRaft broker on loopback.
 # One process is both broker and controller: no ZooKeeper, no second process.
 process.roles=broker,controller
 # The only node of the cluster; the id is also written into the storage by `format`.
@@ -172,7 +172,7 @@ log.segment.bytes=67108864
 """
 
 
-LOG4J2 = """# Written by callstream_core.local_kafka: the broker logs to a file in its data dir, not the console.
+LOG4J2 = """# Written by callstream_devtools.local_kafka: the broker logs to a file in its data dir, not the console.
 Configuration:
   status: warn
   Appenders:

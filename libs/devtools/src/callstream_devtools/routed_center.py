@@ -28,8 +28,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from callstream.routing.v1 import routing_pb2, routing_pb2_grpc
 from callstream_core.kafka import admin
-from callstream_core.local_asterisk import LocalAsterisk, center_dir
-from callstream_core.local_kafka import free_port
+from callstream_devtools.local_asterisk import LocalAsterisk, center_dir
+from callstream_devtools.local_kafka import free_port
 
 ROUTED_QUEUES = "routed-queues.yaml"
 ROUTED_AGENTS = "routed-agents.yaml"

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from callstream_core.local_postgres import LocalPostgres
+from callstream_devtools.local_postgres import LocalPostgres
 
 pytestmark = pytest.mark.skipif(not LocalPostgres.available(),
                                 reason="PostgreSQL binaries not installed (apt-get install postgresql)")

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from callstream_core.local_kafka import die_with_parent, find_repo_root, free_port
+from callstream_devtools.local_kafka import die_with_parent, find_repo_root, free_port
 
 TARBALL_ENV = "CALLSTREAM_ASTERISK_TARBALL"
 CACHE_ENV = "CALLSTREAM_CACHE"
