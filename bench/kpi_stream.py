@@ -55,9 +55,9 @@ from callstream_core.kafka import DeadLetters, EventProducer
 from callstream_core.topics import Topic, topic
 from callstream_devtools.local_kafka import free_port
 from callstream_devtools.testing import isolated_topics
-from callstream_ingest.simulator import Engine, InProcessRouter, ListSink, parse_scenario
 from callstream_kpi.config import KpiSettings
 from callstream_kpi.entrypoints.worker import KpiWorker
+from callstream_simulator import Engine, InProcessRouter, ListSink, parse_scenario
 
 PARTS = ("throughput", "throughput-protobuf", "growth", "freshness", "profile")
 CALL_TOPIC = "cc.call-events.v1"

@@ -19,10 +19,10 @@ from callstream_hr.adapters.call_events import records_from_events
 from callstream_hr.domain.roster import RosteredShift
 from callstream_hr.domain.service_report import ServiceTarget, WeekService, service_by_interval
 from callstream_hr.service_layer.planning import RosterPlan
-from callstream_ingest.simulator.engine import Engine
-from callstream_ingest.simulator.router import InProcessRouter
-from callstream_ingest.simulator.scenario import Scenario, parse_scenario
-from callstream_ingest.simulator.sinks import ListSink
+from callstream_simulator.engine import Engine
+from callstream_simulator.router import InProcessRouter
+from callstream_simulator.scenario import Scenario, parse_scenario
+from callstream_simulator.sinks import ListSink
 
 SLOTS = 336
 _AHT_STEP_S = 5.0

@@ -37,11 +37,11 @@ def simulate(
 ) -> None:
     """Run a scenario: calls and agents in virtual time, every routing decision asked of the router, every
     switch event produced to Kafka; prints progress on long runs and a summary."""
-    from callstream_ingest.simulator import CountingSink, Engine, InProcessRouter, KafkaSink, ScenarioError
-    from callstream_ingest.simulator.clock import Pacer, parse_speed, run
-    from callstream_ingest.simulator.router import Router
-    from callstream_ingest.simulator.scenario import load_scenario
-    from callstream_ingest.simulator.sinks import EventSink
+    from callstream_simulator import CountingSink, Engine, InProcessRouter, KafkaSink, ScenarioError
+    from callstream_simulator.clock import Pacer, parse_speed, run
+    from callstream_simulator.router import Router
+    from callstream_simulator.scenario import load_scenario
+    from callstream_simulator.sinks import EventSink
 
     try:
         sc = load_scenario(scenario)
@@ -56,8 +56,8 @@ def simulate(
     if router == "inproc":
         the_router = InProcessRouter(sc)
     else:
-        from callstream_ingest.simulator.grpc_router import GrpcRouter, parse_targets
         from callstream_routing.client import RouterClient, RouterUnavailable
+        from callstream_routing.grpc_router import GrpcRouter, parse_targets
 
         if pace is None:
             raise typer.BadParameter("the gRPC router runs on wall time: use a paced --speed (1, 10, ...) "

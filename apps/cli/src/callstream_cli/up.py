@@ -155,7 +155,7 @@ def up(
                 raise typer.Exit(1)
             for name, command, extra in asterisk_switch(state_dir, router[0]):
                 manager.add_process(name, command, env={**env, **extra})
-        elif simulate and scenario.exists() and importlib.util.find_spec("callstream_ingest.simulator"):
+        elif simulate and scenario.exists() and importlib.util.find_spec("callstream_simulator"):
             # The simulator is the demo's switch and the routing service its ACD, over gRPC as a real switch
             # would use it: the wallboard's expected wait is the router's, and the router's metrics move.
             # It waits for the router to lead (start-up replays the command log of earlier runs).

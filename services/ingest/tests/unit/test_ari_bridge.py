@@ -29,8 +29,8 @@ from callstream_ingest.ari.domain import (
 )
 from callstream_ingest.ari.service import AriBridge
 from callstream_ingest.service import EventSink
-from callstream_ingest.simulator.grpc_router import GrpcRouter
 from callstream_routing import domain as d
+from callstream_routing.grpc_router import GrpcRouter
 
 NOW = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
 AGENTS = [Agent("a1", "Local/a1@agents/n", ("sales",)), Agent("b1", "PJSIP/1001", ("support",))]

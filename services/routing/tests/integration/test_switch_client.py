@@ -5,7 +5,7 @@
 - a StreamAssignments re-opened with replay_last_s gets the decisions published before it was opened;
 - RouterClient finds the leader by its health, raises the router's answer at once, and gives up on routers that
   never lead at its deadline.
-The take-over itself, under load with the simulator, is services/ingest/tests/simulator/test_router_failover.py.
+The take-over itself, under load with the simulator, is apps/simulator/tests/test_router_failover.py.
 """
 
 from __future__ import annotations

@@ -17,8 +17,8 @@ from callstream_ingest.ari.domain import Agent, CallRouting
 from callstream_ingest.ari.presence import AgentPresence
 from callstream_ingest.ari.service import AriBridge
 from callstream_ingest.service import EventSink, make_producer
-from callstream_ingest.simulator.grpc_router import GrpcRouter
 from callstream_routing.client import RetryPolicy, RouterClient
+from callstream_routing.grpc_router import GrpcRouter
 
 
 async def run(settings: AriBridgeSettings, agents: list[Agent]) -> None:

@@ -39,9 +39,9 @@ from callstream_ingest.ari.domain import (
 )
 from callstream_ingest.ari.presence import AgentPresence
 from callstream_ingest.service import CALL_TOPIC, EventSink
-from callstream_ingest.simulator.grpc_router import GrpcRouter
 from callstream_routing import domain as d
 from callstream_routing.client import RouterUnavailable
+from callstream_routing.grpc_router import GrpcRouter
 
 log = logging.getLogger(__name__)
 ADAPTER = "ari"

@@ -28,12 +28,12 @@ from confluent_kafka import Consumer, TopicPartition
 from callstream.routing.v1 import routing_pb2
 from callstream_core import wire
 from callstream_devtools.router_processes import SERVING, new_log_topic, start_router
-from callstream_ingest.simulator import Engine, ListSink, parse_scenario, queue_configs
-from callstream_ingest.simulator.clock import Pacer, run
-from callstream_ingest.simulator.grpc_router import GrpcRouter
 from callstream_routing import domain as d
 from callstream_routing.client import RetryPolicy, RouterClient
+from callstream_routing.grpc_router import GrpcRouter
 from callstream_routing.service_layer.router import DECISIONS_TOPIC
+from callstream_simulator import Engine, ListSink, parse_scenario, queue_configs
+from callstream_simulator.clock import Pacer, run
 
 from .test_simulator import check_call, kinds_by_call, small
 

@@ -9,7 +9,7 @@ import math
 import time
 from collections.abc import Callable
 
-from callstream_ingest.simulator.engine import Engine, Summary
+from callstream_simulator.engine import Engine, Summary
 
 
 class Pacer:

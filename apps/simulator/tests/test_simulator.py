@@ -14,7 +14,7 @@ import yaml
 
 from callstream.agent.v1 import agent_events_pb2
 from callstream.call.v1 import call_events_pb2
-from callstream_ingest.simulator import (
+from callstream_simulator import (
     Engine,
     InProcessRouter,
     ListSink,
@@ -23,9 +23,9 @@ from callstream_ingest.simulator import (
     parse_scenario,
     queue_configs,
 )
-from callstream_ingest.simulator.clock import Pacer, parse_speed, run
+from callstream_simulator.clock import Pacer, parse_speed, run
 
-ROOT = Path(__file__).resolve().parents[4]
+ROOT = Path(__file__).resolve().parents[3]
 DEMO = ROOT / "deploy" / "local" / "demo-center.yaml"
 MMC = ROOT / "deploy" / "local" / "mmc-erlang.yaml"
 
@@ -248,7 +248,7 @@ def test_kafka_sink_keys(kafka_bootstrap: str) -> None:
 
     from callstream_core import wire
     from callstream_core.kafka import EventProducer, apply_topics
-    from callstream_ingest.simulator.sinks import AGENT_TOPIC, CALL_TOPIC, KafkaSink
+    from callstream_simulator.sinks import AGENT_TOPIC, CALL_TOPIC, KafkaSink
 
     apply_topics(kafka_bootstrap)
     sc = parse_scenario(small(call_types=[{"call_type": "A", "queue_id": "q1",
@@ -292,8 +292,8 @@ def test_grpc_router_matches_in_process(kafka_bootstrap: str, tmp_path: Path) ->
 
 
     from callstream_devtools.router_processes import SERVING, new_log_topic, start_router
-    from callstream_ingest.simulator.grpc_router import GrpcRouter
     from callstream_routing.client import RouterClient
+    from callstream_routing.grpc_router import GrpcRouter
 
     topic = new_log_topic(kafka_bootstrap, "sim-test-routing-log")
     sc = parse_scenario(small(

@@ -1,4 +1,5 @@
-"""The Router port over the real Router gRPC API, as a switch would use it.
+"""The Router port over the real Router gRPC API, as a switch would use it: the simulator (`callstream_simulator`,
+`--router grpc://...`) and the ARI bridge (`callstream_ingest.ari`) route through it, so it lives beside the client.
 
 The remote router runs on its own wall clock: the `now` of the simulator's commands is not sent. So
 `--router grpc://...` needs a paced run (real time or N×); `--speed max` is refused with it, and the

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from callstream_ingest.simulator.scenario import Scenario
 from callstream_routing import domain as d
+from callstream_simulator.scenario import Scenario
 
 
 class Router(Protocol):

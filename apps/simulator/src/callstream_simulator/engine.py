@@ -21,8 +21,9 @@ from callstream.call.v1 import call_events_pb2
 from callstream.common.v1 import envelope_pb2
 from callstream_core.envelope import SCHEMA_VERSION, deterministic_event_id, hash_caller, to_millis
 from callstream_core.kpi_definitions import SL_THRESHOLD_S
-from callstream_ingest.simulator.router import Router
-from callstream_ingest.simulator.scenario import (
+from callstream_routing import domain as d
+from callstream_simulator.router import Router
+from callstream_simulator.scenario import (
     AgentGroup,
     CallType,
     Constant,
@@ -33,8 +34,7 @@ from callstream_ingest.simulator.scenario import (
     Scenario,
     Uniform,
 )
-from callstream_ingest.simulator.sinks import EventSink
-from callstream_routing import domain as d
+from callstream_simulator.sinks import EventSink
 
 CE = call_events_pb2
 AE = agent_events_pb2
