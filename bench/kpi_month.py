@@ -52,7 +52,7 @@ from callstream_ingest.simulator.scenario import Scenario
 from callstream_kpi.adapters import clickhouse_facts as facts
 from callstream_kpi.adapters.kpi_queries import KpiQuery
 from callstream_kpi.domain.agent_states import StateInterval, split_interval
-from callstream_kpi.domain.sessionizer import ContactRecord
+from callstream_kpi.domain.contact import ContactRecord
 from callstream_kpi.service_layer.reports import kpi_report
 
 MONTH_START = datetime(2026, 4, 1, tzinfo=UTC)
