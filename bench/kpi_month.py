@@ -49,7 +49,7 @@ from callstream_core.clickhouse import get_client
 from callstream_kpi.adapters import clickhouse_facts as facts
 from callstream_kpi.adapters.kpi_queries import KpiQuery
 from callstream_kpi.domain.agent_states import StateInterval, split_interval
-from callstream_kpi.domain.sessionizer import ContactRecord
+from callstream_kpi.domain.contact import ContactRecord
 from callstream_kpi.service_layer.reports import kpi_report
 from callstream_simulator import parse_scenario
 from callstream_simulator.engine import Rand, sample

@@ -8,8 +8,9 @@ import pytest
 from kpi_builders import Call, at
 
 from callstream_kpi.domain import kpis
+from callstream_kpi.domain.contact import ContactRecord
 from callstream_kpi.domain.kpis import Rollup, rollup_contacts
-from callstream_kpi.domain.sessionizer import ContactRecord, Sessionizer, SessionizerSettings
+from callstream_kpi.domain.sessionizer import Sessionizer, SessionizerSettings
 
 
 def c(call_id: str, outcome: str, segment: int = 0, *, answered: bool | None = None, **kw: object) -> ContactRecord:

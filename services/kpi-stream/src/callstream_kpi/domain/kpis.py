@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from callstream_core.kpi_definitions import NOT_OFFERED, SL_THRESHOLD_S
 
-from .sessionizer import ContactRecord
+from .contact import ContactRecord
 from .targets import CENTER, QueueTargets, ScopeRef
 
 DEFAULT_RING_CYCLE_S = 6.0
