@@ -22,7 +22,7 @@ from callstream_core.kpi_definitions import (
     Formula,
     sql_strings,
 )
-from callstream_kpi.adapters.kpi_queries import AGENT_STATE_COUNTERS, CONTACT_COUNTERS
+from callstream_kpi.adapters.kpi_queries import AGENT_STATE_COUNTERS, CONTACT_COUNTERS, ON_PHONE_IN_SLOT, SHIFT_PRESENT
 from callstream_kpi.domain.kpis import DEFAULT_RING_CYCLE_S, Rollup
 
 ROOT = Path(__file__).resolve().parents[4]
@@ -107,6 +107,12 @@ def test_dashboard_views_count_as_the_kpi_queries(view: str) -> None:
     for name in counters:
         assert name in expected, f"{view}.{name} has no expression in adapters/kpi_queries"
         assert f"{expected[name]} AS {name}" in sql, (view, name, expected[name])
+
+
+def test_schedule_views_count_as_the_kpi_queries() -> None:
+    views = views_of_latest_migrations()
+    assert normal_sql(ON_PHONE_IN_SLOT) in views["v_schedule_30m"]
+    assert normal_sql(f"toUInt8({SHIFT_PRESENT}) AS present") in views["v_attendance_shifts"]
 
 
 def test_the_queries_name_counters_by_the_rollup_fields() -> None:

@@ -187,6 +187,17 @@ def run(client: Client, sql: str, q: KpiQuery) -> list[dict[str, Any]]:
     return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
 
 
+# Adherence's denominator (kpis.md 1): a shift's on-phone time spread pro rata over the 30-minute slots it covers.
+ON_PHONE_IN_SLOT = """arrayJoin(range(toUInt32(toStartOfInterval(shift_start, INTERVAL 30 MINUTE)), toUInt32(shift_end),
+                             1800)) AS slot,
+           greatest(0, least(toFloat64(slot + 1800), toFloat64(toUnixTimestamp64Milli(shift_end)) / 1000)
+                    - greatest(toFloat64(slot), toFloat64(toUnixTimestamp64Milli(shift_start)) / 1000))
+               / greatest(1, dateDiff('second', shift_start, shift_end)) * on_phone_s AS on_phone_in_slot"""
+# Attendance (kpis.md 15): a scheduled shift is attended when an IN punch falls from 2 h before its start to its end.
+SHIFT_PRESENT = ("countIf(p.kind = 'in' AND p.occurred_at >= s.shift_start - INTERVAL 2 HOUR "
+                 "AND p.occurred_at < s.shift_end) > 0")
+
+
 def schedule_counters_sql(q: KpiQuery) -> str:
     """Scheduled on-phone seconds per bucket (shift minus breaks, pro rata over the 30-minute slots it
     covers) and attendance: agent-shifts scheduled, and present (an IN punch from 2 h before the shift
@@ -200,17 +211,12 @@ WITH shifts AS (
 ),
 slots AS (
     SELECT employee_id, shift_id,
-           arrayJoin(range(toUInt32(toStartOfInterval(shift_start, INTERVAL 30 MINUTE)), toUInt32(shift_end), 1800))
-               AS slot,
-           greatest(0, least(toFloat64(slot + 1800), toFloat64(toUnixTimestamp64Milli(shift_end)) / 1000)
-                    - greatest(toFloat64(slot), toFloat64(toUnixTimestamp64Milli(shift_start)) / 1000))
-               / greatest(1, dateDiff('second', shift_start, shift_end)) * on_phone_s AS on_phone_in_slot
+           {ON_PHONE_IN_SLOT}
     FROM shifts
 ),
 attendance AS (
     SELECT s.employee_id, s.shift_id, any(s.shift_start) AS shift_start,
-           countIf(p.kind = 'in' AND p.occurred_at >= s.shift_start - INTERVAL 2 HOUR
-                   AND p.occurred_at < s.shift_end) > 0 AS present
+           {SHIFT_PRESENT} AS present
     FROM shifts AS s
     LEFT JOIN (SELECT employee_id, kind, occurred_at FROM hr_attendance FINAL) AS p ON p.employee_id = s.employee_id
     GROUP BY s.employee_id, s.shift_id
