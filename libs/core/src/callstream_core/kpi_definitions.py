@@ -11,9 +11,10 @@ this module (the migrations) is checked against it by `services/kpi-stream/tests
 from __future__ import annotations
 
 import ast
-import operator
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any
 
 # kpis.md 21: T of the service level and its goal when a queue has no settings ("80 % in 20 s").
 SL_THRESHOLD_S = 20.0
@@ -39,7 +40,6 @@ NOT_OFFERED_SQL = sql_strings(NOT_OFFERED)
 FORMULA_CONSTANTS: dict[str, float] = {"SECONDS_PER_YEAR": SECONDS_PER_YEAR}
 
 Value = float | int | None
-Evaluator = Callable[[Callable[[str], float]], Value]
 _OPERATORS: dict[type[ast.operator], str] = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}
 
 
@@ -54,12 +54,13 @@ class Formula:
     expression: str
     unknown_without: tuple[str, ...] = ()
     _tree: ast.expr = field(init=False, repr=False, compare=False)
-    _evaluate: Evaluator = field(init=False, repr=False, compare=False)
+    # The KPI over the counters held as attributes of its argument (e.g. a `Rollup`).
+    of: Callable[[Any], Value] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         tree = ast.parse(self.expression, mode="eval").body
         object.__setattr__(self, "_tree", tree)
-        object.__setattr__(self, "_evaluate", _compile(tree, self.expression))
+        object.__setattr__(self, "of", _compile(tree, self.expression, self.unknown_without))
 
     @property
     def counters(self) -> frozenset[str]:
@@ -67,14 +68,8 @@ class Formula:
         names = {n.id for n in ast.walk(self._tree) if isinstance(n, ast.Name)} | set(self.unknown_without)
         return frozenset(names - FORMULA_CONSTANTS.keys())
 
-    def of(self, counter: Callable[[str], float]) -> Value:
-        """The KPI over the counters `counter(name)` returns (e.g. `partial(getattr, rollup)`)."""
-        if self.unknown_without and all(counter(name) == 0 for name in self.unknown_without):
-            return None
-        return self._evaluate(counter)
-
     def of_counts(self, **counters: float) -> Value:
-        return self.of(counters.__getitem__)
+        return self.of(SimpleNamespace(**counters))
 
     def sql(self, counter_sql: Callable[[str], str]) -> str:
         """The formula in ClickHouse SQL, each counter replaced by `counter_sql(name)` (an atom: a column or a
@@ -84,48 +79,43 @@ class Formula:
         return _sql(self._tree, counter_sql)
 
 
-def _compile(node: ast.expr, source: str) -> Evaluator:
-    """The formula as nested closures, compiled once (the pipeline evaluates every KPI of every scope)."""
-    if isinstance(node, ast.Constant) and isinstance(node.value, int | float):
-        constant: float = node.value
-        return lambda _counter: constant
-    if isinstance(node, ast.Name):
-        name = node.id
-        if name in FORMULA_CONSTANTS:
-            named = FORMULA_CONSTANTS[name]
-            return lambda _counter: named
-        return lambda counter: counter(name)
-    if isinstance(node, ast.BinOp) and type(node.op) in _OPERATORS:
-        left, right = _compile(node.left, source), _compile(node.right, source)
-        if isinstance(node.op, ast.Div):
-            def divide(counter: Callable[[str], float]) -> Value:
-                num, den = left(counter), right(counter)
-                return None if num is None or den is None or den == 0 else num / den
-            return divide
-        op = _ARITHMETIC[type(node.op)]
-
-        def combine(counter: Callable[[str], float]) -> Value:
-            a, b = left(counter), right(counter)
-            return None if a is None or b is None else op(a, b)
-        return combine
-    raise ValueError(f"KPI formula {source!r}: only counters, numbers, + - * / and parentheses are allowed")
+def _compile(tree: ast.expr, source: str, unknown_without: tuple[str, ...]) -> Callable[[Any], Value]:
+    """The formula as a Python function of an object holding the counters, compiled once (the pipeline
+    evaluates every KPI of every scope and interval): a division by 0 anywhere (only divisions can fail) gives
+    None. Only counters, numbers and + - * / pass the check, so the compiled code can do nothing but
+    arithmetic on attributes of its argument."""
+    for node in ast.walk(tree):
+        arithmetic = isinstance(node, ast.BinOp) and type(node.op) in _OPERATORS
+        number = isinstance(node, ast.Constant) and isinstance(node.value, int | float)
+        if not (arithmetic or number or isinstance(node, ast.Name | ast.operator | ast.expr_context)):
+            raise ValueError(f"KPI formula {source!r}: only counters, numbers, + - * / and parentheses are allowed")
+    if not all(name.isidentifier() for name in unknown_without):
+        raise ValueError(f"KPI formula {source!r}: unknown_without names counters: {unknown_without!r}")
+    unknown = " and ".join(f"counters.{name} == 0" for name in unknown_without)
+    python = _sql(tree, lambda name: f"counters.{name}", division="{left} / ({right})")
+    code = (f"def kpi(counters):\n    if {unknown or 'False'}:\n        return None\n"
+            f"    try:\n        return {python}\n    except ZeroDivisionError:\n        return None\n")
+    namespace: dict[str, Any] = {"__builtins__": {"ZeroDivisionError": ZeroDivisionError}}
+    exec(compile(code, f"<KPI formula {source!r}>", "exec"), namespace)  # the code is the checked formula's
+    kpi: Callable[[Any], Value] = namespace["kpi"]
+    return kpi
 
 
-_ARITHMETIC: dict[type[ast.operator], Callable[[float, float], float]] = {
-    ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul}
-
-
-def _sql(node: ast.expr, counter_sql: Callable[[str], str]) -> str:
+def _sql(node: ast.expr, counter: Callable[[str], str], division: str = "{left} / nullIf({right}, 0)") -> str:
+    """The expression with each counter as `counter(name)`, each division (by anything but a number) as
+    `division` (SQL: through nullIf; Python: plain, a ZeroDivisionError meaning undefined)."""
     if isinstance(node, ast.Constant) and isinstance(node.value, int | float):
         return f"{node.value:g}"
     if isinstance(node, ast.Name):
-        return f"{FORMULA_CONSTANTS[node.id]:g}" if node.id in FORMULA_CONSTANTS else counter_sql(node.id)
-    assert isinstance(node, ast.BinOp)  # the only other kind _compile accepted
-    left, right = _sql(node.left, counter_sql), _sql(node.right, counter_sql)
+        return f"{FORMULA_CONSTANTS[node.id]!r}" if node.id in FORMULA_CONSTANTS else counter(node.id)
+    assert isinstance(node, ast.BinOp)  # the only other kind _compile accepts
+    left, right = _sql(node.left, counter, division), _sql(node.right, counter, division)
     if isinstance(node.op, ast.Mult | ast.Div) and _is_sum(node.left):
         left = f"({left})"
     if isinstance(node.op, ast.Div):
-        return f"{left} / {right}" if isinstance(node.right, ast.Constant) else f"{left} / nullIf({right}, 0)"
+        if isinstance(node.right, ast.Constant):
+            return f"{left} / {right}"
+        return division.format(left=left, right=right)
     if isinstance(node.right, ast.BinOp) and (isinstance(node.op, ast.Mult | ast.Sub) and _is_sum(node.right)):
         right = f"({right})"
     return f"{left} {_OPERATORS[type(node.op)]} {right}"

@@ -14,10 +14,9 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields
-from functools import partial
 from typing import Any, TypeVar
 
-from callstream_core.kpi_definitions import FORMULAS, NOT_OFFERED, SL_THRESHOLD_S, VARIANT_FORMULAS, Formula
+from callstream_core.kpi_definitions import FORMULAS, NOT_OFFERED, SL_THRESHOLD_S, VARIANT_FORMULAS
 
 from .sessionizer import ContactRecord
 from .targets import CENTER, QueueTargets, ScopeRef
@@ -269,17 +268,9 @@ def _pct(num: float, den: float) -> float | None:
 KpiFn = Callable[[Rollup], float | int | None]
 
 
-def _kpi(name: str, definition: Formula) -> KpiFn:
-    def kpi(r: Rollup) -> float | int | None:
-        return definition.of(partial(getattr, r))
-    kpi.__name__ = kpi.__qualname__ = name
-    kpi.__doc__ = f"{definition.number}. {definition.expression}"
-    return kpi
-
-
-# The 23 indicators by the names alerts and the API use.
-KPIS: dict[str, KpiFn] = {name: _kpi(name, definition) for name, definition in FORMULAS.items()}
-VARIANTS: dict[str, KpiFn] = {name: _kpi(name, definition) for name, definition in VARIANT_FORMULAS.items()}
+# The 23 indicators by the names alerts and the API use (a Rollup holds every counter as an attribute).
+KPIS: dict[str, KpiFn] = {name: definition.of for name, definition in FORMULAS.items()}
+VARIANTS: dict[str, KpiFn] = {name: definition.of for name, definition in VARIANT_FORMULAS.items()}
 
 adherence = KPIS["adherence"]
 average_acw = KPIS["average_acw"]
