@@ -4,7 +4,8 @@ Two parts: the constants (thresholds, windows, the outcomes that are not offered
 declarative table of every KPI (and variant) as arithmetic over named raw counters. A KPI's formula is
 written here and nowhere else: the KPI stream evaluates it over its `Rollup` counters
 (`callstream_kpi.domain.kpis`), the Grafana dashboards render it to SQL over their views' counters
-(`deploy/grafana/build.py`), HR evaluates attendance (15) and attrition (23) with it. SQL that cannot import
+(`deploy/grafana/build.py`), HR evaluates attendance (15) and attrition (23) with it, the simulator its summary's
+service level (21). SQL that cannot import
 this module (the migrations) is checked against it by `services/kpi-stream/tests/unit/test_kpi_definitions.py`.
 """
 

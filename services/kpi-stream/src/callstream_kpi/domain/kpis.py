@@ -262,13 +262,11 @@ def _pct(num: float, den: float) -> float | None:
 
 
 # ---------------------------------------------------------------------------------------------
-# The 23 indicators, numbered as in kpis.md: each is its formula of `callstream_core.kpi_definitions.FORMULAS`
-# (the one place a KPI is defined) evaluated over a Rollup's counters.
+# The 23 indicators by the names alerts and the API use, then the variants: each is its formula of
+# `callstream_core.kpi_definitions` (the one place a KPI is defined), compiled to read a Rollup's counters.
 
 KpiFn = Callable[[Rollup], float | int | None]
 
-
-# The 23 indicators by the names alerts and the API use (a Rollup holds every counter as an attribute).
 KPIS: dict[str, KpiFn] = {name: definition.of for name, definition in FORMULAS.items()}
 VARIANTS: dict[str, KpiFn] = {name: definition.of for name, definition in VARIANT_FORMULAS.items()}
 
