@@ -20,7 +20,7 @@ from callstream.agent.v1 import agent_events_pb2
 from callstream.call.v1 import call_events_pb2
 from callstream.common.v1 import envelope_pb2
 from callstream_core.envelope import SCHEMA_VERSION, deterministic_event_id, hash_caller, to_millis
-from callstream_core.kpi_definitions import SL_THRESHOLD_S
+from callstream_core.kpi_definitions import FORMULAS, SL_THRESHOLD_S
 from callstream_routing import domain as d
 from callstream_simulator.router import Router
 from callstream_simulator.scenario import (
@@ -112,10 +112,11 @@ class Summary:
 
     @property
     def service_level(self) -> float | None:
-        """Answered within T ÷ calls that reached the ACD and were answered or abandoned (short abandons
-        excluded), the kpis.md default."""
-        base = self.answered + self.abandoned - self.short_abandons
-        return self.answered_within_t / base if base > 0 else None
+        """The kpis.md default service level (KPI 21, its formula in `callstream_core.kpi_definitions`) over the
+        calls that reached the ACD, as a fraction."""
+        pct = FORMULAS["service_level"].of_counts(answered_within_t=self.answered_within_t, offered=self.reached_acd,
+                                                  short_abandons=self.short_abandons)
+        return None if pct is None else pct / 100
 
     @property
     def asa_s(self) -> float | None:
