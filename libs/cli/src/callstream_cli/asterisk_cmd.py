@@ -22,15 +22,10 @@ from callstream_core.local_asterisk import (
     vendor_tarball,
 )
 from callstream_core.local_kafka import find_repo_root
-from callstream_ingest.ari.local import stasis_app_registered
-from callstream_ingest.asterisk_calls import (
-    AgentStatus,
-    AmiSession,
-    CallGenerator,
-    LoadShape,
-    dial_agent_status,
-    plan_calls,
-)
+from callstream_ingest.adapters.ami_session import AmiSession
+from callstream_ingest.domain.call_plan import LoadShape, plan_calls
+from callstream_ingest.routed_center import stasis_app_registered
+from callstream_ingest.service_layer.call_generator import AgentStatus, CallGenerator, dial_agent_status
 
 app = typer.Typer(help="A real Asterisk (built from the vendored source) with the test center's queues.",
                   no_args_is_help=True)
