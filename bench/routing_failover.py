@@ -26,7 +26,7 @@ from callstream.routing.v1 import routing_pb2
 from callstream_core.kafka import apply_topics
 from callstream_routing.client import RouterClient
 from callstream_routing.config import RoutingSettings
-from callstream_routing.testing import SERVING, new_log_topic, start_router
+from callstream_routing.router_processes import SERVING, new_log_topic, start_router
 
 TOKEN = "bench-switch-token"
 ROUNDS = int(os.environ.get("ROUNDS", "3"))

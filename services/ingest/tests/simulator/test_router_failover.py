@@ -32,8 +32,8 @@ from callstream_ingest.simulator.clock import Pacer, run
 from callstream_ingest.simulator.grpc_router import GrpcRouter
 from callstream_routing import domain as d
 from callstream_routing.client import RetryPolicy, RouterClient
+from callstream_routing.router_processes import SERVING, new_log_topic, start_router
 from callstream_routing.service_layer.router import DECISIONS_TOPIC
-from callstream_routing.testing import SERVING, new_log_topic, start_router
 
 from .test_simulator import check_call, kinds_by_call, small
 

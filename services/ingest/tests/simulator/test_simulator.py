@@ -293,7 +293,7 @@ def test_grpc_router_matches_in_process(kafka_bootstrap: str, tmp_path: Path) ->
 
     from callstream_ingest.simulator.grpc_router import GrpcRouter
     from callstream_routing.client import RouterClient
-    from callstream_routing.testing import SERVING, new_log_topic, start_router
+    from callstream_routing.router_processes import SERVING, new_log_topic, start_router
 
     topic = new_log_topic(kafka_bootstrap, "sim-test-routing-log")
     sc = parse_scenario(small(

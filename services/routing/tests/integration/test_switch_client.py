@@ -20,7 +20,7 @@ import pytest
 from callstream.routing.v1 import routing_pb2, routing_pb2_grpc
 from callstream_core.local_kafka import free_port
 from callstream_routing.client import RetryPolicy, RouterClient, RouterUnavailable
-from callstream_routing.testing import SERVING, RouterProcess, new_log_topic, start_router
+from callstream_routing.router_processes import SERVING, RouterProcess, new_log_topic, start_router
 
 pytestmark = pytest.mark.integration
 TOKEN = "test-switch-token"
