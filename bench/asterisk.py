@@ -40,10 +40,11 @@ from callstream_devtools.local_kafka import free_port
 from callstream_devtools.testing import isolated_topics
 from callstream_ingest.adapters.queue_log_follow import QueueLogFollower
 from callstream_ingest.adapters.switch_clients import AmiClient
-from callstream_ingest.asterisk_calls import CallGenerator, LoadShape, plan_calls
 from callstream_ingest.domain.ami import AmiEventMapper, AmiParser, filter_actions
+from callstream_ingest.domain.call_plan import LoadShape, plan_calls
 from callstream_ingest.domain.queue_log import LineDefect, QueueLogMapper
-from callstream_ingest.service import AGENT_TOPIC, CALL_TOPIC, Event, EventSink, make_producer, route
+from callstream_ingest.service_layer.call_generator import CallGenerator
+from callstream_ingest.service_layer.event_sink import AGENT_TOPIC, CALL_TOPIC, Event, EventSink, make_producer, route
 
 RECORDED_CALLS = 300
 QUEUE_LOG_COPIES = 40

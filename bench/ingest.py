@@ -33,7 +33,7 @@ from callstream_devtools.local_kafka import find_repo_root, free_port
 from callstream_devtools.testing import wait_until_serving
 from callstream_ingest.adapters.replay import replay_anonymous_bank
 from callstream_ingest.domain.events import call_event
-from callstream_ingest.service import AGENT_TOPIC, CALL_TOPIC, EventSink, make_producer
+from callstream_ingest.service_layer.event_sink import AGENT_TOPIC, CALL_TOPIC, EventSink, make_producer
 
 PRODUCE_EVENTS = 100_000
 WEBHOOK_BATCH = 100

@@ -32,7 +32,7 @@ from callstream_core.kafka import EventProducer, apply_topics
 from callstream_devtools.local_kafka import LocalKafka, free_port
 from callstream_devtools.testing import isolated_topics
 from callstream_ingest.adapters.replay import ReplayReport, replay_anonymous_bank
-from callstream_ingest.service import EventSink
+from callstream_ingest.service_layer.event_sink import EventSink
 from callstream_kpi.config import KpiSettings
 from callstream_kpi.entrypoints.worker import KpiWorker
 

@@ -26,7 +26,8 @@ from scenarios import TOKEN, isolated_topics, poll_kpis, worker_settings
 
 from callstream_devtools.local_asterisk import LocalAsterisk
 from callstream_devtools.local_kafka import free_port
-from callstream_ingest.asterisk_calls import CallGenerator, LoadShape, plan_calls
+from callstream_ingest.domain.call_plan import LoadShape, plan_calls
+from callstream_ingest.service_layer.call_generator import CallGenerator
 from callstream_kpi.entrypoints.worker import KpiWorker
 
 pytestmark = pytest.mark.integration

@@ -23,14 +23,9 @@ from callstream_devtools.local_asterisk import (
 )
 from callstream_devtools.local_kafka import find_repo_root
 from callstream_devtools.routed_center import stasis_app_registered
-from callstream_ingest.asterisk_calls import (
-    AgentStatus,
-    AmiSession,
-    CallGenerator,
-    LoadShape,
-    dial_agent_status,
-    plan_calls,
-)
+from callstream_ingest.adapters.ami_session import AmiSession
+from callstream_ingest.domain.call_plan import LoadShape, plan_calls
+from callstream_ingest.service_layer.call_generator import AgentStatus, CallGenerator, dial_agent_status
 
 app = typer.Typer(help="A real Asterisk (built from the vendored source) with the test center's queues.",
                   no_args_is_help=True)

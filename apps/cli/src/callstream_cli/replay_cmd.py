@@ -19,7 +19,7 @@ from callstream_core.topics import topic
 from callstream_ingest.adapters.queue_log_follow import QueueLogFollower, default_checkpoint
 from callstream_ingest.adapters.replay import ReplayReport, replay_anonymous_bank, replay_queue_log
 from callstream_ingest.domain.anonymous_bank import BankConfig
-from callstream_ingest.service import AGENT_TOPIC, CALL_TOPIC, EventSink, make_producer
+from callstream_ingest.service_layer.event_sink import AGENT_TOPIC, CALL_TOPIC, EventSink, make_producer
 
 app = typer.Typer(help="Replay recorded switch data (files) into the event topics.", no_args_is_help=True)
 

@@ -18,7 +18,7 @@ from callstream_devtools.local_kafka import find_repo_root
 from callstream_ingest.adapters.replay import replay_anonymous_bank
 from callstream_ingest.domain.anonymous_bank import AnonymousBankMapper, BankConfig, RowDefect
 from callstream_ingest.domain.queue_log import LineDefect, QueueLogMapper
-from callstream_ingest.service import CALL_TOPIC, EventSink, make_producer
+from callstream_ingest.service_layer.event_sink import CALL_TOPIC, EventSink, make_producer
 
 SAMPLE_QUEUE_LOG = Path(__file__).parents[1] / "unit" / "data" / "queue_log.sample"
 

@@ -29,8 +29,9 @@ from callstream_devtools.local_kafka import free_port
 from callstream_devtools.router_processes import new_log_topic
 from callstream_routing import domain as d
 from callstream_routing.adapters import snapshot_store
+from callstream_routing.bootstrap import serve
 from callstream_routing.config import RoutingSettings
-from callstream_routing.entrypoints.grpc_server import SERVICE, serve
+from callstream_routing.entrypoints.grpc_server import SERVICE
 from callstream_routing.service_layer import leadership
 from callstream_routing.service_layer.router import Router
 

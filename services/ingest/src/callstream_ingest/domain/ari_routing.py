@@ -115,7 +115,7 @@ class Publish:
 
 @dataclass(frozen=True, slots=True)
 class WatchDevices:
-    """Subscribe the app to these device states and report their current states (`ari.presence`)."""
+    """Subscribe the app to these device states and report their current states (`domain.ari_presence`)."""
 
     devices: tuple[str, ...]
 

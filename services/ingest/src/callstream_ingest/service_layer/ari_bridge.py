@@ -22,10 +22,11 @@ import httpx
 from confluent_kafka import KafkaException
 from prometheus_client import Counter
 
+from callstream_ingest.adapters.ari_rest import AriError, AriRest
 from callstream_ingest.adapters.switch_clients import Backoff
-from callstream_ingest.ari import messages as m
-from callstream_ingest.ari.asterisk import AriError, AriRest
-from callstream_ingest.ari.domain import (
+from callstream_ingest.domain import ari_messages as m
+from callstream_ingest.domain.ari_presence import AgentPresence
+from callstream_ingest.domain.ari_routing import (
     CallRouting,
     Connect,
     DestroyBridge,
@@ -37,8 +38,7 @@ from callstream_ingest.ari.domain import (
     Route,
     WatchDevices,
 )
-from callstream_ingest.ari.presence import AgentPresence
-from callstream_ingest.service import CALL_TOPIC, EventSink
+from callstream_ingest.service_layer.event_sink import CALL_TOPIC, EventSink
 from callstream_routing import domain as d
 from callstream_routing.client import RouterUnavailable
 from callstream_routing.grpc_router import GrpcRouter

@@ -5,7 +5,7 @@ Asterisk sends one JSON object per message, with a `type` (StasisStart, StasisEn
 caller, with its queue as the first Stasis argument, or a channel the bridge originated: an agent's, argument
 `agent`, or a callback to a caller, argument `callback`), a channel joining a bridge (ChannelEnteredBridge,
 with the bridge's channels: Asterisk's word that caller and agent are connected), a channel leaving
-(StasisEnd, ChannelDestroyed) and an agent's device state changing (DeviceStateChanged, `ari.presence`). Every
+(StasisEnd, ChannelDestroyed) and an agent's device state changing (DeviceStateChanged, `domain.ari_presence`). Every
 other well-formed type is ignored; a message that is not JSON, has no type or lacks the channel of an event that
 needs one is `Malformed`, with the reason: logged and counted by the service, never fatal.
 """
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeAlias
 
-from callstream_ingest.ari.domain import AGENT_ARG, CALLBACK_ARG
+from callstream_ingest.domain.ari_routing import AGENT_ARG, CALLBACK_ARG
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +59,7 @@ class ChannelLeft:
 
 @dataclass(frozen=True, slots=True)
 class DeviceStateChanged:
-    """A device state the app subscribed to changed (an agent's status at the switch: `ari.presence`)."""
+    """A device state the app subscribed to changed (an agent's status at the switch: `domain.ari_presence`)."""
 
     device: str
     state: str

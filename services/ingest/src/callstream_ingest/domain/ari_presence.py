@@ -29,7 +29,7 @@ from collections import Counter
 from datetime import datetime
 
 from callstream.agent.v1 import agent_events_pb2 as ae
-from callstream_ingest.ari.domain import Agent, Effect, Publish, Route, WatchDevices
+from callstream_ingest.domain.ari_routing import Agent, Effect, Publish, Route, WatchDevices
 from callstream_ingest.domain.events import agent_event
 from callstream_ingest.domain.identity import AgentDirectory
 from callstream_routing import domain as d
