@@ -4,7 +4,7 @@ SHELL := /bin/bash
 UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 RUN := $(UV) run --frozen
 BENCHES := $(filter-out common __init__,$(basename $(notdir $(wildcard bench/*.py))))
-PY_PACKAGES := libs/core/src libs/cli/src services/ingest/src services/routing/src services/kpi-stream/src services/qa/src services/hr/src bench
+PY_PACKAGES := libs/core/src libs/devtools/src apps/cli/src apps/simulator/src services/ingest/src services/routing/src services/kpi-stream/src services/qa/src services/hr/src bench
 
 .PHONY: help
 help: ## list the targets

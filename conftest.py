@@ -13,7 +13,7 @@ import pytest
 from clickhouse_connect.driver.client import Client
 
 from callstream_core.clickhouse import get_client
-from callstream_core.local_kafka import LocalKafka
+from callstream_devtools.local_kafka import LocalKafka
 
 
 def _docker_engine() -> bool:

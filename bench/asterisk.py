@@ -34,16 +34,17 @@ from bench.common import percentile, print_figures, selected_parts
 from bench.kafka_baseline import bootstrap_servers
 from callstream_core import wire
 from callstream_core.kafka import apply_topics
-from callstream_core.local_asterisk import LocalAsterisk
-from callstream_core.local_kafka import free_port
-from callstream_core.testing import isolated_topics
 from callstream_core.topics import topic
+from callstream_devtools.local_asterisk import LocalAsterisk
+from callstream_devtools.local_kafka import free_port
+from callstream_devtools.testing import isolated_topics
 from callstream_ingest.adapters.queue_log_follow import QueueLogFollower
 from callstream_ingest.adapters.switch_clients import AmiClient
-from callstream_ingest.asterisk_calls import CallGenerator, LoadShape, plan_calls
 from callstream_ingest.domain.ami import AmiEventMapper, AmiParser, filter_actions
+from callstream_ingest.domain.call_plan import LoadShape, plan_calls
 from callstream_ingest.domain.queue_log import LineDefect, QueueLogMapper
-from callstream_ingest.service import AGENT_TOPIC, CALL_TOPIC, Event, EventSink, make_producer, route
+from callstream_ingest.service_layer.call_generator import CallGenerator
+from callstream_ingest.service_layer.event_sink import AGENT_TOPIC, CALL_TOPIC, Event, EventSink, make_producer, route
 
 RECORDED_CALLS = 300
 QUEUE_LOG_COPIES = 40

@@ -23,10 +23,12 @@ from pathlib import Path
 from bench.common import percentile, print_figures
 from bench.kafka_baseline import bootstrap_servers
 from callstream_core.kafka import apply_topics
-from callstream_core.local_asterisk import LocalAsterisk
-from callstream_ingest.ari.local import RoutedCenter
-from callstream_ingest.asterisk_calls import AmiSession, CallGenerator, LoadShape, plan_calls
+from callstream_devtools.local_asterisk import LocalAsterisk
+from callstream_devtools.routed_center import RoutedCenter
+from callstream_ingest.adapters.ami_session import AmiSession
 from callstream_ingest.domain.ami import Message
+from callstream_ingest.domain.call_plan import LoadShape, plan_calls
+from callstream_ingest.service_layer.call_generator import CallGenerator
 
 CALLS = 150
 RATE = 1.0

@@ -32,9 +32,10 @@ import yaml
 from bench.common import machine
 from bench.kafka_baseline import bootstrap_servers
 from callstream_core.kafka import apply_topics
-from callstream_core.local_asterisk import LocalAsterisk, center_dir
-from callstream_ingest.ari.local import RoutedCenter
-from callstream_ingest.asterisk_calls import CallGenerator, LoadShape, plan_calls
+from callstream_devtools.local_asterisk import LocalAsterisk, center_dir
+from callstream_devtools.routed_center import RoutedCenter
+from callstream_ingest.domain.call_plan import LoadShape, plan_calls
+from callstream_ingest.service_layer.call_generator import CallGenerator
 from tests.integration.asterisk_records import CenterCall, read_center_calls
 
 SKILLS = center_dir() / "skills"

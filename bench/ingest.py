@@ -28,12 +28,12 @@ from bench.kafka_baseline import bootstrap_servers
 from callstream.call.v1 import call_events_pb2 as ce
 from callstream_core import wire
 from callstream_core.kafka import apply_topics
-from callstream_core.local_kafka import find_repo_root, free_port
-from callstream_core.testing import wait_until_serving
 from callstream_core.topics import topic
+from callstream_devtools.local_kafka import find_repo_root, free_port
+from callstream_devtools.testing import wait_until_serving
 from callstream_ingest.adapters.replay import replay_anonymous_bank
 from callstream_ingest.domain.events import call_event
-from callstream_ingest.service import AGENT_TOPIC, CALL_TOPIC, EventSink, make_producer
+from callstream_ingest.service_layer.event_sink import AGENT_TOPIC, CALL_TOPIC, EventSink, make_producer
 
 PRODUCE_EVENTS = 100_000
 WEBHOOK_BATCH = 100

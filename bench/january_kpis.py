@@ -29,10 +29,10 @@ from bench.common import Aim, print_aims, print_figures
 from callstream.call.v1 import call_events_pb2
 from callstream_core.envelope import new_envelope
 from callstream_core.kafka import EventProducer, apply_topics
-from callstream_core.local_kafka import LocalKafka, free_port
-from callstream_core.testing import isolated_topics
+from callstream_devtools.local_kafka import LocalKafka, free_port
+from callstream_devtools.testing import isolated_topics
 from callstream_ingest.adapters.replay import ReplayReport, replay_anonymous_bank
-from callstream_ingest.service import EventSink
+from callstream_ingest.service_layer.event_sink import EventSink
 from callstream_kpi.config import KpiSettings
 from callstream_kpi.entrypoints.worker import KpiWorker
 

@@ -23,7 +23,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from bench.common import print_figures
 from callstream_core.kafka import PRODUCER_DEFAULTS
-from callstream_core.local_kafka import LocalKafka
+from callstream_devtools.local_kafka import LocalKafka
 
 MESSAGES = 200_000
 PAYLOAD = b'{"envelope":{"eventId":"%s","occurredAt":"2026-11-02T09:30:12.250Z","source":"bench"},' \

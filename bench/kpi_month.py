@@ -46,14 +46,14 @@ from typing import Any
 from bench.common import percentile, print_figures
 from bench.simulator import scaled
 from callstream_core.clickhouse import get_client
-from callstream_ingest.simulator import parse_scenario
-from callstream_ingest.simulator.engine import Rand, sample
-from callstream_ingest.simulator.scenario import Scenario
 from callstream_kpi.adapters import clickhouse_facts as facts
 from callstream_kpi.adapters.kpi_queries import KpiQuery
 from callstream_kpi.domain.agent_states import StateInterval, split_interval
-from callstream_kpi.domain.sessionizer import ContactRecord
+from callstream_kpi.domain.contact import ContactRecord
 from callstream_kpi.service_layer.reports import kpi_report
+from callstream_simulator import parse_scenario
+from callstream_simulator.engine import Rand, sample
+from callstream_simulator.scenario import Scenario
 
 MONTH_START = datetime(2026, 4, 1, tzinfo=UTC)
 MONTH_DAYS = 30

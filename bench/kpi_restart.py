@@ -27,9 +27,9 @@ from bench.kafka_baseline import bootstrap_servers
 from callstream.call.v1 import call_events_pb2
 from callstream_core.envelope import new_envelope
 from callstream_core.kafka import EventProducer, apply_topics, committed_offsets
-from callstream_core.local_kafka import free_port
-from callstream_core.testing import ServiceProcess
 from callstream_core.topics import TOPICS
+from callstream_devtools.local_kafka import free_port
+from callstream_devtools.testing import ServiceProcess
 from callstream_kpi.config import KpiSettings
 
 PROBE_CALLS = 200

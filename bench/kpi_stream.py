@@ -53,12 +53,12 @@ from callstream.kpi.v1 import kpi_events_pb2
 from callstream_core import wire
 from callstream_core.faust_support import decode_events, faust_topic, make_app
 from callstream_core.kafka import DeadLetters, EventProducer
-from callstream_core.local_kafka import free_port
-from callstream_core.testing import isolated_topics
 from callstream_core.topics import Topic, topic
-from callstream_ingest.simulator import Engine, InProcessRouter, ListSink, parse_scenario
+from callstream_devtools.local_kafka import free_port
+from callstream_devtools.testing import isolated_topics
 from callstream_kpi.config import KpiSettings
 from callstream_kpi.entrypoints.worker import KpiWorker
+from callstream_simulator import Engine, InProcessRouter, ListSink, parse_scenario
 
 PARTS = ("throughput", "throughput-protobuf", "growth", "freshness", "profile")
 CALL_TOPIC = "cc.call-events.v1"
@@ -437,7 +437,7 @@ STAGES: dict[str, Functions] = {
     "insert (rows, ClickHouse)": frozenset({
         ("clickhouse_facts.py", "insert"), ("clickhouse_facts.py", "call_event_row"),
         ("clickhouse_facts.py", "agent_event_row"), ("clickhouse_facts.py", "interval_row"),
-        ("clickhouse_facts.py", "contact_row"), ("sessionizer.py", "to_proto"), ("agent_states.py", "split_interval")}),
+        ("clickhouse_facts.py", "contact_row"), ("contact.py", "to_proto"), ("agent_states.py", "split_interval")}),
     "produce (contacts, snapshots, alerts)": frozenset({("kafka.py", "produce_sync"), ("kafka.py", "produce")}),
 }
 CONSUME = "consume (Faust, aiokafka, event loop)"

@@ -24,9 +24,9 @@ from bench.common import percentile, print_figures
 from bench.kafka_baseline import bootstrap_servers
 from callstream.routing.v1 import routing_pb2
 from callstream_core.kafka import apply_topics
+from callstream_devtools.router_processes import SERVING, new_log_topic, start_router
 from callstream_routing.client import RouterClient
 from callstream_routing.config import RoutingSettings
-from callstream_routing.testing import SERVING, new_log_topic, start_router
 
 TOKEN = "bench-switch-token"
 ROUNDS = int(os.environ.get("ROUNDS", "3"))

@@ -20,8 +20,8 @@ from bench.common import SWEEP, build_loadgen, percentile, print_figures, run_lo
 from bench.kafka_baseline import bootstrap_servers
 from callstream.routing.v1 import routing_pb2, routing_pb2_grpc
 from callstream_core.kafka import admin, apply_topics
+from callstream_routing.bootstrap import serve
 from callstream_routing.config import RoutingSettings
-from callstream_routing.entrypoints.grpc_server import serve
 
 TOKEN = "bench-switch-token"
 AUTH = (("authorization", f"Bearer {TOKEN}"),)

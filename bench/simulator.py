@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 
 from bench.common import print_figures
-from callstream_ingest.simulator import CountingSink, Engine, InProcessRouter, parse_scenario
+from callstream_simulator import CountingSink, Engine, InProcessRouter, parse_scenario
 
 DEMO = Path(__file__).resolve().parents[1] / "deploy" / "local" / "demo-center.yaml"
 AGENTS_X = 10

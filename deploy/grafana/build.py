@@ -7,8 +7,9 @@ Every panel queries ClickHouse through the `grafana-clickhouse-datasource` plugi
 `${datasource}` variable) in raw SQL with the plugin's macros ($__timeFilter, $__fromTime, $__toTime,
 $__timeInterval, $__interval_s). Panels read the views of the KPI stream's migration
 `002_dashboard_views.sql`, which hold raw counters counted as `callstream_kpi.adapters.kpi_queries` does;
-the KPI formulas below are those of docs kpis.md / `callstream_kpi.domain.kpis` (sum the counters over
-the rows asked for, then divide; a zero denominator gives NULL, never a fake 0).
+the KPI formulas are rendered from `callstream_core.kpi_definitions.FORMULAS` (`kpi()`: sum the counters
+over the rows asked for, then divide; a zero denominator gives NULL, never a fake 0), so a KPI's definition
+changes here when it changes there (tests/dashboards fails on JSON not rebuilt).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models import dashboard as models
 
-from callstream_core.kpi_definitions import NOT_OFFERED_SQL, SL_GOAL_PCT, SL_THRESHOLD_S
+from callstream_core.kpi_definitions import NOT_OFFERED_SQL, SL_GOAL_PCT, SL_THRESHOLD_S, formula
 
 PLUGIN = "grafana-clickhouse-datasource"
 DATASOURCE = models.DataSourceRef(type_val=PLUGIN, uid="${datasource}")
@@ -99,12 +100,24 @@ AGENT_VAR = query_variable("agent", "Agent", "SELECT DISTINCT agent_id FROM v_ag
 # Panels
 
 
-def _pct(num: str, den: str) -> str:
-    return f"round(100 * ({num}) / nullIf({den}, 0), 1)"
-
-
 def _div(num: str, den: str) -> str:
     return f"round(({num}) / nullIf({den}, 0), 1)"
+
+
+def summed(counter: str) -> str:
+    """A counter of the views summed over the rows asked for (counters add)."""
+    return f"sum({counter})"
+
+
+def kpi(name: str, counter_sql: Callable[[str], str] = summed) -> str:
+    """KPI `name` as its formula in `callstream_core.kpi_definitions` (the one place a KPI is defined) over the
+    counters `counter_sql` gives, rounded to 0.1 for display."""
+    return f"round({formula(name).sql(counter_sql)}, 1)"
+
+
+def columns(counter: str) -> str:
+    """A counter that is already a column of the query (summed in a subquery)."""
+    return counter
 
 
 class Layout:
@@ -178,15 +191,22 @@ SELECT {{select}}
 FROM t
 """
 
-RT_SL = _pct("countIf(outcome = 'answered' AND queue_s <= sl_t)",
-             "count() - countIf(outcome = 'abandoned' AND short_abandon)")
+# The KPI counters over the offered calls of `t`.
+REALTIME_COUNTERS = {
+    "offered": "count()",
+    "answered": "countIf(outcome = 'answered')",
+    "answered_within_t": "countIf(outcome = 'answered' AND queue_s <= sl_t)",
+    "abandoned": "countIf(outcome = 'abandoned')",
+    "short_abandons": "countIf(outcome = 'abandoned' AND short_abandon)",
+    "sum_queue_s_answered": "sumIf(queue_s, outcome = 'answered')",
+}
+RT_SL = kpi("service_level", REALTIME_COUNTERS.__getitem__)
 # The goal of the selected queues: their goals weighted as the service level weighs their calls (offered −
 # short abandons), so the mix meets it whenever every queue meets its own; one queue: its goal.
 RT_GOAL = _div("sumIf(sl_goal, NOT (outcome = 'abandoned' AND short_abandon))",
                "count() - countIf(outcome = 'abandoned' AND short_abandon)")
-RT_ASA = _div("sumIf(queue_s, outcome = 'answered')", "countIf(outcome = 'answered')")
-RT_ABANDON = _pct("countIf(outcome = 'abandoned') - countIf(outcome = 'abandoned' AND short_abandon)",
-                  "count() - countIf(outcome = 'abandoned' AND short_abandon)")
+RT_ASA = kpi("asa", REALTIME_COUNTERS.__getitem__)
+RT_ABANDON = kpi("abandon_rate", REALTIME_COUNTERS.__getitem__)
 
 
 def realtime() -> dash.Dashboard:
@@ -256,27 +276,23 @@ DASHED = models.DynamicConfigValue("custom.lineStyle", {"fill": "dash", "dash": 
 
 QUEUE_KPIS: list[tuple[str, str, str, str | None, bool]] = [
     # title, expression over summed v_queue_30m counters, alias, unit, bars
-    ("Service level (answered within T / (offered − short abandons))",
-     _pct("sum(answered_within_t)", "sum(offered) - sum(short_abandons)"), "service_level", "percent", False),
-    ("ASA (queue time of answered calls)", _div("sum(sum_queue_s_answered)", "sum(answered)"), "asa", "s", False),
-    ("Abandon rate ((abandoned − short) / (offered − short))",
-     _pct("sum(abandoned) - sum(short_abandons)", "sum(offered) - sum(short_abandons)"), "abandon_rate",
+    ("Service level (answered within T / (offered − short abandons))", kpi("service_level"), "service_level",
      "percent", False),
-    ("Answered rate", _pct("sum(answered)", "sum(offered)"), "answered_rate", "percent", False),
+    ("ASA (queue time of answered calls)", kpi("asa"), "asa", "s", False),
+    ("Abandon rate ((abandoned − short) / (offered − short))", kpi("abandon_rate"), "abandon_rate", "percent",
+     False),
+    ("Answered rate", kpi("answered_rate"), "answered_rate", "percent", False),
     ("Offered calls", "sum(offered)", "offered", "short", True),
-    ("Total calls (received = offered + blocked + IVR)", "sum(received)", "received", "short", True),
-    ("Average queue time (queued calls)", _div("sum(sum_queue_s)", "sum(queued)"), "avg_queue_time", "s", False),
-    ("Queued rate", _pct("sum(queued)", "sum(offered)"), "queued_rate", "percent", False),
-    ("Average time to abandon", _div("sum(sum_wait_abandoned_s)", "sum(abandoned)"), "avg_time_to_abandon",
-     "s", False),
-    ("Blocked rate", _pct("sum(blocked)", "sum(received)"), "blocked_rate", "percent", False),
-    ("AHT (talk + hold + ACW per answered leg)",
-     _div("sum(sum_talk_s) + sum(sum_hold_s) + sum(sum_acw_s)", "sum(answered_legs)"), "aht", "s", False),
-    ("Average rings to answer", _div("sum(sum_rings)", "sum(answered_legs) + sum(ivr_handled)"), "rings",
-     "short", False),
-    ("Transfer rate", _pct("sum(transferred_blind) + sum(transferred_warm)", "sum(answered_legs)"),
-     "transfer_rate", "percent", False),
-    ("First-call resolution", _pct("sum(resolved_no_repeat)", "sum(answered)"), "fcr", "percent", False),
+    ("Total calls (received = offered + blocked + IVR)", formula("total_calls").sql(summed), "received", "short",
+     True),
+    ("Average queue time (queued calls)", kpi("average_queue_time"), "avg_queue_time", "s", False),
+    ("Queued rate", kpi("queued_rate"), "queued_rate", "percent", False),
+    ("Average time to abandon", kpi("average_time_to_abandon"), "avg_time_to_abandon", "s", False),
+    ("Blocked rate", kpi("blocked_rate"), "blocked_rate", "percent", False),
+    ("AHT (talk + hold + ACW per answered leg)", kpi("average_handle_time"), "aht", "s", False),
+    ("Average rings to answer", kpi("average_rings_to_answer"), "rings", "short", False),
+    ("Transfer rate", kpi("transfer_rate"), "transfer_rate", "percent", False),
+    ("First-call resolution", kpi("first_call_resolution"), "fcr", "percent", False),
 ]
 
 
@@ -319,14 +335,14 @@ AGENT_FILTER = ("$__timeFilter(interval_start) AND team_id IN (${team:singlequot
                 "AND agent_id IN (${agent:singlequote})")
 AGENT_TABLE = f"""
 SELECT a.agent_id AS agent, agent_team AS team, answered_legs AS calls,
-       {_div('sum_talk_s + sum_hold_s + sum_acw_s', 'answered_legs')} AS aht_s,
-       {_div('sum_acw_s', 'answered_legs')} AS acw_s,
-       {_div('sum_hold_s', 'answered_legs')} AS hold_s,
-       {_div('sum_talk_s', 'answered_legs')} AS talk_s,
-       {_div('answered_legs', 'logged_in_s / 3600')} AS calls_per_hour,
-       {_pct('busy_s', 'busy_s + available_idle_s')} AS occupancy_pct,
-       {_pct('transferred_blind + transferred_warm', 'answered_legs')} AS transfer_rate_pct,
-       {_pct('resolved_no_repeat', 'answered')} AS fcr_pct
+       {kpi('average_handle_time', columns)} AS aht_s,
+       {kpi('average_acw', columns)} AS acw_s,
+       {kpi('average_hold_time', columns)} AS hold_s,
+       {kpi('average_talk_time', columns)} AS talk_s,
+       {kpi('calls_per_hour', columns)} AS calls_per_hour,
+       {kpi('occupancy', columns)} AS occupancy_pct,
+       {kpi('transfer_rate', columns)} AS transfer_rate_pct,
+       {kpi('first_call_resolution', columns)} AS fcr_pct
 FROM (
     SELECT agent_id, any(team_id) AS agent_team, sum(answered_legs) AS answered_legs, sum(sum_talk_s) AS sum_talk_s,
            sum(sum_hold_s) AS sum_hold_s, sum(sum_acw_s) AS sum_acw_s,
@@ -386,24 +402,23 @@ def agent_performance() -> dash.Dashboard:
          "transfer_rate_pct", "fcr_pct"], "agent", team="team"), h=12,
         description="average_acw_goal / transfer_rate_goal: the agent's team's goals where set (team targets)."))
     d = d.with_panel(lay.series("AHT by agent", agent_series(
-        "v_agent_30m", "agent_id", _div("sum(sum_talk_s) + sum(sum_hold_s) + sum(sum_acw_s)", "sum(answered_legs)"),
-        "aht"), unit="s"))
+        "v_agent_30m", "agent_id", kpi("average_handle_time"), "aht"), unit="s"))
     d = d.with_panel(lay.series("Average ACW by agent", agent_series(
-        "v_agent_30m", "agent_id", _div("sum(sum_acw_s)", "sum(answered_legs)"), "acw"), unit="s"))
+        "v_agent_30m", "agent_id", kpi("average_acw"), "acw"), unit="s"))
     d = d.with_panel(lay.series("Average hold by agent", agent_series(
-        "v_agent_30m", "agent_id", _div("sum(sum_hold_s)", "sum(answered_legs)"), "hold"), unit="s"))
+        "v_agent_30m", "agent_id", kpi("average_hold_time"), "hold"), unit="s"))
     d = d.with_panel(lay.series("Average talk by agent", agent_series(
-        "v_agent_30m", "agent_id", _div("sum(sum_talk_s)", "sum(answered_legs)"), "talk"), unit="s"))
+        "v_agent_30m", "agent_id", kpi("average_talk_time"), "talk"), unit="s"))
     d = d.with_panel(lay.series("Occupancy by team", agent_series(
-        "v_agent_states_30m", "team_id", _pct("sum(busy_s)", "sum(busy_s) + sum(available_idle_s)"), "occupancy"),
+        "v_agent_states_30m", "team_id", kpi("occupancy"), "occupancy"),
         unit="percent"))
     d = d.with_panel(lay.series("Transfer rate by team (blind + warm)", with_team_goal(agent_series(
-        "v_agent_30m", "team_id", _pct("sum(transferred_blind) + sum(transferred_warm)", "sum(answered_legs)"),
+        "v_agent_30m", "team_id", kpi("transfer_rate"),
         "transfer_rate"), ["transfer_rate"], ["time", "team_id", "transfer_rate"], "time, team_id"), unit="percent",
         description="Dashed: the team's transfer-rate goal where one is set (team targets).")
         .override_by_regexp(*TEAM_GOAL_DASHED))
     d = d.with_panel(lay.series("First-call resolution by team", agent_series(
-        "v_agent_30m", "team_id", _pct("sum(resolved_no_repeat)", "sum(answered)"), "fcr"), unit="percent"))
+        "v_agent_30m", "team_id", kpi("first_call_resolution"), "fcr"), unit="percent"))
     d = d.with_panel(lay.series("Answered legs by agent", agent_series(
         "v_agent_30m", "agent_id", "sum(answered_legs)", "calls"), bars=True))
     return d
@@ -413,15 +428,23 @@ def agent_performance() -> dash.Dashboard:
 # 4. Workforce: adherence, attendance, attrition
 
 PERIOD = "toFloat64(toUnixTimestamp($__fromTime)) AS p_start, toFloat64(toUnixTimestamp($__toTime)) AS p_end"
+# Attrition's counters over v_employment and the dashboard's time range (as kpi_queries' period counters).
+EMPLOYMENT_COUNTERS = {
+    "leavers": "countIf(has_left AND left_at >= p_start AND left_at < p_end)",
+    "headcount_fte_s": "sum(fte * greatest(0, least(p_end, if(has_left, left_at, p_end)) "
+                       "- greatest(p_start, if(has_hired, hired_at, p_start))))",
+    "period_s": "greatest(1, p_end - p_start)",
+}
+# Attendance's counters over v_attendance_shifts (one row per scheduled shift).
+ATTENDANCE_COUNTERS = {"present": "sum(present)", "scheduled": "count()"}
+ATTENDANCE = kpi("attendance_rate", ATTENDANCE_COUNTERS.__getitem__)
 ATTRITION = f"""
 WITH {PERIOD}
 SELECT team_id AS team,
-       countIf(has_left AND left_at >= p_start AND left_at < p_end) AS leavers,
-       round(sum(fte * greatest(0, least(p_end, if(has_left, left_at, p_end))
-                                   - greatest(p_start, if(has_hired, hired_at, p_start))))
-             / greatest(1, p_end - p_start), 2) AS avg_headcount_fte,
-       {_pct('leavers', 'avg_headcount_fte')} AS attrition_pct,
-       round(attrition_pct * 365 * 86400 / greatest(1, p_end - p_start), 1) AS attrition_annualised_pct
+       {EMPLOYMENT_COUNTERS['leavers']} AS leavers,
+       round({EMPLOYMENT_COUNTERS['headcount_fte_s']} / {EMPLOYMENT_COUNTERS['period_s']}, 2) AS avg_headcount_fte,
+       {kpi('agent_attrition', EMPLOYMENT_COUNTERS.__getitem__)} AS attrition_pct,
+       {kpi('agent_attrition_annualised', EMPLOYMENT_COUNTERS.__getitem__)} AS attrition_annualised_pct
 FROM v_employment
 WHERE team_id IN (${{team:singlequote}})
 GROUP BY team_id
@@ -430,7 +453,7 @@ ORDER BY team_id
 ADHERENCE_TABLE = f"""
 SELECT agent_id AS agent, any(team_id) AS team,
        round(sum(productive_s) / 3600, 2) AS productive_h, round(sum(scheduled_on_phone_s) / 3600, 2) AS scheduled_h,
-       {_pct('sum(productive_s)', 'sum(scheduled_on_phone_s)')} AS adherence_pct
+       {kpi('adherence')} AS adherence_pct
 FROM (
     SELECT interval_start, agent_id, team_id, productive_s, 0 AS scheduled_on_phone_s FROM v_agent_states_30m
     UNION ALL
@@ -442,7 +465,7 @@ ORDER BY adherence_pct
 """
 ADHERENCE_SERIES = f"""
 SELECT $__timeInterval(interval_start) AS time, team_id,
-       {_pct('sum(productive_s)', 'sum(scheduled_on_phone_s)')} AS adherence
+       {kpi('adherence')} AS adherence
 FROM (
     SELECT interval_start, agent_id, team_id, productive_s, 0 AS scheduled_on_phone_s FROM v_agent_states_30m
     UNION ALL
@@ -480,7 +503,7 @@ def roster_agents(seconds: str) -> str:
 
 
 ROSTER_CALLS = ("sum(offered) AS offered_calls, "
-                f"{_pct('sum(answered_within_t)', 'sum(offered) - sum(short_abandons)')} AS service_level_pct")
+                f"{kpi('service_level')} AS service_level_pct")
 
 
 def roster_vs_staffing(time: str, columns: str, order: str = "time") -> str:
@@ -502,7 +525,7 @@ def workforce() -> dash.Dashboard:
         "headcount over the time range (annualised too); scheduled agents (the published roster) against staffed "
         "agents, offered calls and service level per interval.", "now-7d", "5m", [TEAM_VAR, AGENT_VAR, QUEUE_VAR])
     d = d.with_panel(lay.stat("Adherence (target ≥ 92 %)", f"""
-SELECT {_pct('sum(productive_s)', 'sum(scheduled_on_phone_s)')} AS adherence
+SELECT {kpi('adherence')} AS adherence
 FROM (
     SELECT interval_start, agent_id, team_id, productive_s, 0 AS scheduled_on_phone_s FROM v_agent_states_30m
     UNION ALL
@@ -511,15 +534,13 @@ FROM (
 WHERE {AGENT_FILTER}
 """, unit="percent", w=8))
     d = d.with_panel(lay.stat("Attendance rate", f"""
-SELECT {_pct('sum(present)', 'count()')} AS attendance
+SELECT {ATTENDANCE} AS attendance
 FROM v_attendance_shifts
 WHERE {ATTENDANCE_FILTER}
 """, unit="percent", w=8))
     d = d.with_panel(lay.stat("Attrition over the range", f"""
 WITH {PERIOD}
-SELECT {_pct("countIf(has_left AND left_at >= p_start AND left_at < p_end)",
-             "sum(fte * greatest(0, least(p_end, if(has_left, left_at, p_end)) "
-             "- greatest(p_start, if(has_hired, hired_at, p_start)))) / greatest(1, p_end - p_start)")} AS attrition
+SELECT {kpi('agent_attrition', EMPLOYMENT_COUNTERS.__getitem__)} AS attrition
 FROM v_employment
 WHERE team_id IN (${{team:singlequote}})
 """, unit="percent", w=8))
@@ -543,7 +564,7 @@ WHERE team_id IN (${{team:singlequote}})
             "Per 30-minute interval: scheduled agents from the published roster, staffed and on-phone agents from "
             "agent states ($team, $agent), offered calls and service level of the interval ($queue).")))
     d = d.with_panel(lay.series("Attendance rate by team (by shift start)", with_team_goal(f"""
-SELECT $__timeInterval(shift_start) AS time, team_id, {_pct('sum(present)', 'count()')} AS attendance
+SELECT $__timeInterval(shift_start) AS time, team_id, {ATTENDANCE} AS attendance
 FROM v_attendance_shifts
 WHERE {ATTENDANCE_FILTER}
 GROUP BY time, team_id
@@ -556,7 +577,7 @@ GROUP BY time, team_id
     d = d.with_panel(lay.table("Attendance per team", with_team_goal(f"""
 SELECT team_id AS team, count() AS scheduled_shifts, sum(present) AS present_shifts,
        count() - sum(present) AS absent_shifts,
-       {_pct('sum(present)', 'count()')} AS attendance_pct
+       {ATTENDANCE} AS attendance_pct
 FROM v_attendance_shifts
 WHERE {ATTENDANCE_FILTER}
 GROUP BY team_id

@@ -3,7 +3,7 @@
 # prints its reference (last line of stdout), e.g. localhost/callstream:3f2a...
 #
 # Cached by the hash of its inputs (Containerfile, .containerignore, pyproject.toml, uv.lock, libs/,
-# services/ without tests, this script and the base): an image with that tag in the container storage
+# services/ and apps/ without tests, this script and the base): an image with that tag in the container storage
 # (/var/lib/containers for root) is reused, so a warm run takes about a second. The base:
 #   BASE_IMAGE set   -> used as is (e.g. docker.io/library/python:3.11-slim-bookworm with a registry);
 #   BASE_IMAGE unset -> a Debian bookworm minbase with python3 made by mmdebstrap, kept in
@@ -41,7 +41,7 @@ inputs_hash() {
   cd "$ROOT"
   {
     echo "$BASE_IMAGE"
-    find Containerfile .containerignore pyproject.toml uv.lock deploy/image/build.sh libs services -type f \
+    find Containerfile .containerignore pyproject.toml uv.lock deploy/image/build.sh libs services apps -type f \
       -not -path '*/tests/*' -not -path '*/__pycache__/*' -not -path '*/.*_cache/*' -print0 \
       | sort -z | xargs -0 sha256sum
   } | sha256sum | cut -c1-16

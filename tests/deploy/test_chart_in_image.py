@@ -33,7 +33,7 @@ import psycopg
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from callstream_core.local_postgres import LocalPostgres
+from callstream_devtools.local_postgres import LocalPostgres
 
 from .conftest import ROOT, Render
 

@@ -28,9 +28,10 @@ from scenarios import isolated_topics
 from callstream.agent.v1 import agent_events_pb2
 from callstream.routing.v1 import routing_pb2, routing_pb2_grpc
 from callstream_core.kafka import apply_topics
-from callstream_core.local_asterisk import LocalAsterisk
-from callstream_ingest.ari.local import RoutedCenter
-from callstream_ingest.asterisk_calls import CallGenerator, LoadShape, plan_calls
+from callstream_devtools.local_asterisk import LocalAsterisk
+from callstream_devtools.routed_center import RoutedCenter
+from callstream_ingest.domain.call_plan import LoadShape, plan_calls
+from callstream_ingest.service_layer.call_generator import CallGenerator
 
 pytestmark = pytest.mark.integration
 SUPPORT_ONLY = LoadShape(calls=10, calls_per_s=1.0, queues=(("support", 1.0),), transfer_share=0.0,

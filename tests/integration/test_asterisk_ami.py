@@ -38,9 +38,11 @@ import pytest
 from asterisk_records import QueueLogFigures, center_members, center_wrap_up, read_queue_log
 from scenarios import TOKEN, isolated_topics, worker_settings
 
-from callstream_core.local_asterisk import LocalAsterisk
-from callstream_core.local_kafka import free_port
-from callstream_ingest.asterisk_calls import AmiSession, CallGenerator, LoadShape, originate_headers, plan_calls
+from callstream_devtools.local_asterisk import LocalAsterisk
+from callstream_devtools.local_kafka import free_port
+from callstream_ingest.adapters.ami_session import AmiSession
+from callstream_ingest.domain.call_plan import LoadShape, originate_headers, plan_calls
+from callstream_ingest.service_layer.call_generator import CallGenerator
 from callstream_kpi.entrypoints.worker import KpiWorker
 
 pytestmark = pytest.mark.integration

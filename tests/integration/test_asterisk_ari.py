@@ -46,16 +46,11 @@ from scenarios import TOKEN, isolated_topics, poll_kpis, worker_settings
 from callstream.call.v1 import call_events_pb2
 from callstream.routing.v1 import routing_pb2
 from callstream_core.kafka import apply_topics
-from callstream_core.local_asterisk import LocalAsterisk, center_dir
-from callstream_ingest.ari.local import ROUTED_AGENTS, ROUTED_QUEUES, RoutedCenter
-from callstream_ingest.asterisk_calls import (
-    AmiSession,
-    CallGenerator,
-    LoadShape,
-    PlannedCall,
-    originate_headers,
-    plan_calls,
-)
+from callstream_devtools.local_asterisk import LocalAsterisk, center_dir
+from callstream_devtools.routed_center import ROUTED_AGENTS, ROUTED_QUEUES, RoutedCenter
+from callstream_ingest.adapters.ami_session import AmiSession
+from callstream_ingest.domain.call_plan import LoadShape, PlannedCall, originate_headers, plan_calls
+from callstream_ingest.service_layer.call_generator import CallGenerator
 from callstream_kpi.entrypoints.worker import KpiWorker
 
 pytestmark = pytest.mark.integration

@@ -24,9 +24,10 @@ from asterisk_records import QueueLogFigures, center_wrap_up, read_queue_log
 from confluent_kafka import Consumer
 from scenarios import TOKEN, isolated_topics, poll_kpis, worker_settings
 
-from callstream_core.local_asterisk import LocalAsterisk
-from callstream_core.local_kafka import free_port
-from callstream_ingest.asterisk_calls import CallGenerator, LoadShape, plan_calls
+from callstream_devtools.local_asterisk import LocalAsterisk
+from callstream_devtools.local_kafka import free_port
+from callstream_ingest.domain.call_plan import LoadShape, plan_calls
+from callstream_ingest.service_layer.call_generator import CallGenerator
 from callstream_kpi.entrypoints.worker import KpiWorker
 
 pytestmark = pytest.mark.integration

@@ -1,4 +1,4 @@
-"""The local broker itself (callstream_core.local_kafka) and the two Python clients against it.
+"""The local broker itself (callstream_devtools.local_kafka) and the two Python clients against it.
 
 - the broker starts, answers, and stops without leaving a process (also when its parent is killed);
 - confluent-kafka (acks=all, idempotence, murmur2_random) -> aiokafka 0.14 consumer in a group with commits;
@@ -22,7 +22,7 @@ from aiokafka.structs import TopicPartition as AioTopicPartition
 from confluent_kafka import Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from callstream_core.local_kafka import LocalKafka, main
+from callstream_devtools.local_kafka import LocalKafka, main
 
 pytestmark = pytest.mark.integration
 
@@ -79,7 +79,8 @@ def test_cli_starts_in_background_and_stops(tmp_path: Path, capsys: pytest.Captu
 def test_broker_dies_with_a_killed_parent(tmp_path: Path) -> None:
     """A test session killed with SIGKILL (no teardown) leaves no broker behind."""
     data_dir = tmp_path / "orphan"
-    script = ("import sys, threading; from pathlib import Path; from callstream_core.local_kafka import LocalKafka\n"
+    script = ("import sys, threading; from pathlib import Path\n"
+              "from callstream_devtools.local_kafka import LocalKafka\n"
               f"b = LocalKafka(Path({str(data_dir)!r})).start(); print(b.process.pid, flush=True)\n"
               "threading.Event().wait()\n")
     parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)

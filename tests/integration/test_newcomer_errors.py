@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from callstream_cli.doctor import problems
-from callstream_core.local_kafka import free_port, port_free
+from callstream_devtools.local_kafka import free_port, port_free
 
 
 @contextmanager
@@ -28,7 +28,7 @@ def listening(port: int | None = None) -> Iterator[int]:
 
 
 @pytest.mark.parametrize("taken", ["client", "controller"])
-@pytest.mark.parametrize("command", [["-m", "callstream_core.local_kafka", "start", "--data-dir", "{data}"],
+@pytest.mark.parametrize("command", [["-m", "callstream_devtools.local_kafka", "start", "--data-dir", "{data}"],
                                      ["-m", "callstream_cli.main", "kafka", "start"]])
 def test_a_taken_port_is_one_clear_line(tmp_path: Path, taken: str, command: list[str]) -> None:
     with listening() as busy:

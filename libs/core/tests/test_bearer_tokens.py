@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from callstream_core.auth import BearerTokens, TokenTable
-from callstream_core.testing import compared_tokens
+from callstream_devtools.testing import compared_tokens
 
 TOKENS = {"token-of-the-manager": "manager", "token-of-the-service": "service", "token-of-the-agent-1": "agent"}
 

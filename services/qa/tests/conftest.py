@@ -10,8 +10,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from callstream_core.local_postgres import LocalPostgres
-from callstream_core.testing import serve_in_thread
+from callstream_devtools.local_postgres import LocalPostgres
+from callstream_devtools.testing import serve_in_thread
 from callstream_qa.config import QASettings
 from callstream_qa.entrypoints.app import create_app
 

@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 
 from callstream_core.db import make_engine
-from callstream_core.testing import serve_in_thread
+from callstream_devtools.testing import serve_in_thread
 from callstream_hr.bootstrap import create_app
 from callstream_hr.config import HrSettings
 
@@ -26,7 +26,7 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
         yield eng
         eng.dispose()
         return
-    from callstream_core.local_postgres import LocalPostgres
+    from callstream_devtools.local_postgres import LocalPostgres
 
     if not LocalPostgres.available():
         pytest.skip("PostgreSQL binaries are not installed")
@@ -83,9 +83,9 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         yield from (Server(url, "sqlite", app) for url, app in run_server(settings_for(f"sqlite:///{base}/hr.db")))
         return
     try:
-        from callstream_core.local_postgres import LocalPostgres
+        from callstream_devtools.local_postgres import LocalPostgres
     except ImportError:
-        pytest.skip("callstream_core.local_postgres is not available")
+        pytest.skip("callstream_devtools.local_postgres is not available")
     if not LocalPostgres.available():
         pytest.skip("PostgreSQL binaries are not installed")
     with LocalPostgres(base) as pg:

@@ -22,8 +22,8 @@ import httpx
 import pytest
 
 from callstream_core.clickhouse import get_client
-from callstream_core.local_kafka import free_port
-from callstream_core.testing import serve_in_thread
+from callstream_devtools.local_kafka import free_port
+from callstream_devtools.testing import serve_in_thread
 from callstream_hr.adapters.kpi_history import KpiApiHistory
 from callstream_hr.bootstrap import create_app as create_hr_app
 from callstream_hr.domain.erlang import required_agents
@@ -37,7 +37,7 @@ from callstream_kpi.adapters.clickhouse_facts import (
     contact_row,
 )
 from callstream_kpi.config import KpiSettings
-from callstream_kpi.domain.sessionizer import ContactRecord
+from callstream_kpi.domain.contact import ContactRecord
 from callstream_kpi.entrypoints.api import create_app as create_kpi_app
 from callstream_kpi.entrypoints.broadcast import Broadcaster
 

@@ -18,8 +18,8 @@ from callstream.agent.v1 import agent_events_pb2
 from callstream.hr.v1 import hr_events_pb2
 from callstream_core import wire
 from callstream_core.kafka import DeliveryError, EventProducer, apply_topics
-from callstream_core.local_kafka import free_port
-from callstream_core.testing import serve_in_thread
+from callstream_devtools.local_kafka import free_port
+from callstream_devtools.testing import serve_in_thread
 from callstream_hr.adapters.models import Outbox
 from callstream_hr.adapters.outbox import outbox
 from callstream_hr.bootstrap import create_app

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from callstream_core.kafka import DeliveryError
-from callstream_core.local_kafka import free_port
+from callstream_devtools.local_kafka import free_port
 from callstream_ingest.adapters.queue_log_follow import QueueLogFollower
-from callstream_ingest.service import AGENT_TOPIC, CALL_TOPIC, EventSink, make_producer
+from callstream_ingest.service_layer.event_sink import AGENT_TOPIC, CALL_TOPIC, EventSink, make_producer
 
 
 def call_lines(start: int, n: int, tag: str) -> str:

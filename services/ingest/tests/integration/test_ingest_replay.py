@@ -14,11 +14,11 @@ from typer.testing import CliRunner
 
 from callstream.call.v1.call_events_pb2 import CallEvent
 from callstream_cli.replay_cmd import app
-from callstream_core.local_kafka import find_repo_root
+from callstream_devtools.local_kafka import find_repo_root
 from callstream_ingest.adapters.replay import replay_anonymous_bank
 from callstream_ingest.domain.anonymous_bank import AnonymousBankMapper, BankConfig, RowDefect
 from callstream_ingest.domain.queue_log import LineDefect, QueueLogMapper
-from callstream_ingest.service import CALL_TOPIC, EventSink, make_producer
+from callstream_ingest.service_layer.event_sink import CALL_TOPIC, EventSink, make_producer
 
 SAMPLE_QUEUE_LOG = Path(__file__).parents[1] / "unit" / "data" / "queue_log.sample"
 
@@ -95,7 +95,7 @@ def test_cli_replays_queue_log(tmp_path: Path, ingest_kafka: str, consume: Calla
 
 
 def test_replay_reports_kafka_down(tmp_path: Path) -> None:
-    from callstream_core.local_kafka import free_port
+    from callstream_devtools.local_kafka import free_port
 
     sink = EventSink(make_producer(f"127.0.0.1:{free_port()}", extra={"message.timeout.ms": 1000}))
     report = replay_anonymous_bank(bank_slice(tmp_path, 20), sink, dlq=False, confirm_timeout=10)

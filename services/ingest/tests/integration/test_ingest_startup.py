@@ -11,8 +11,8 @@ import sys
 
 import pytest
 
-from callstream_core.local_kafka import free_port
-from callstream_core.testing import wait_until_serving
+from callstream_devtools.local_kafka import free_port
+from callstream_devtools.testing import wait_until_serving
 
 TOKEN = "pbx-startup-token-0123456789"
 

@@ -17,7 +17,7 @@ from aiokafka.partitioner import murmur2
 
 from callstream_core.topics import topic
 from callstream_ingest.adapters.switch_clients import AmiClient, Backoff, EslClient
-from callstream_ingest.service import AGENT_TOPIC, CALL_DLQ, CALL_TOPIC, EventSink, make_producer
+from callstream_ingest.service_layer.event_sink import AGENT_TOPIC, CALL_DLQ, CALL_TOPIC, EventSink, make_producer
 
 
 class RecordingSink:

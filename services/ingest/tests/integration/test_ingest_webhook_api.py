@@ -11,11 +11,11 @@ from typing import Any
 import httpx
 import pytest
 
-from callstream_core.local_kafka import free_port
-from callstream_core.testing import serve_in_thread
+from callstream_devtools.local_kafka import free_port
+from callstream_devtools.testing import serve_in_thread
 from callstream_ingest.config import IngestSettings
 from callstream_ingest.entrypoints.api import create_app
-from callstream_ingest.service import AGENT_TOPIC, CALL_TOPIC, EventSink, make_producer
+from callstream_ingest.service_layer.event_sink import AGENT_TOPIC, CALL_TOPIC, EventSink, make_producer
 
 TOKEN = "pbx-one-token-0123456789"
 OTHER = "pbx-two-token-0123456789"

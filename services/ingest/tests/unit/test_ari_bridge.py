@@ -11,10 +11,10 @@ from typing import cast
 import pytest
 
 from callstream.common.v1 import envelope_pb2
-from callstream_ingest.ari import messages as m
-from callstream_ingest.ari.asterisk import AriRest
-from callstream_ingest.ari.config import AgentsFileError, read_agents
-from callstream_ingest.ari.domain import (
+from callstream_ingest.adapters.ari_rest import AriRest
+from callstream_ingest.config import AgentsFileError, read_agents
+from callstream_ingest.domain import ari_messages as m
+from callstream_ingest.domain.ari_routing import (
     Agent,
     CallRouting,
     Connect,
@@ -27,10 +27,10 @@ from callstream_ingest.ari.domain import (
     Publish,
     Route,
 )
-from callstream_ingest.ari.service import AriBridge
-from callstream_ingest.service import EventSink
-from callstream_ingest.simulator.grpc_router import GrpcRouter
+from callstream_ingest.service_layer.ari_bridge import AriBridge
+from callstream_ingest.service_layer.event_sink import EventSink
 from callstream_routing import domain as d
+from callstream_routing.grpc_router import GrpcRouter
 
 NOW = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
 AGENTS = [Agent("a1", "Local/a1@agents/n", ("sales",)), Agent("b1", "PJSIP/1001", ("support",))]

@@ -1,4 +1,4 @@
-"""Agents' status from the switch's device states (callstream_ingest.ari.presence): pure logic."""
+"""Agents' status from the switch's device states (callstream_ingest.domain.ari_presence): pure logic."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from callstream_ingest.ari import messages as m
-from callstream_ingest.ari.config import read_agents
-from callstream_ingest.ari.domain import Agent, Publish, Route, WatchDevices
-from callstream_ingest.ari.presence import AgentPresence
+from callstream_ingest.config import read_agents
+from callstream_ingest.domain import ari_messages as m
+from callstream_ingest.domain.ari_presence import AgentPresence
+from callstream_ingest.domain.ari_routing import Agent, Publish, Route, WatchDevices
 from callstream_ingest.domain.identity import AgentDirectory
 from callstream_routing import domain as d
 

@@ -13,9 +13,9 @@ from prometheus_client import REGISTRY
 from callstream.agent.v1 import agent_events_pb2 as ae
 from callstream.call.v1 import call_events_pb2 as ce
 from callstream_core.kafka import DeliveryError
-from callstream_core.local_kafka import free_port
+from callstream_devtools.local_kafka import free_port
 from callstream_ingest.domain.events import agent_event, call_event
-from callstream_ingest.service import AGENT_TOPIC, CALL_TOPIC, EventSink, make_producer
+from callstream_ingest.service_layer.event_sink import AGENT_TOPIC, CALL_TOPIC, EventSink, make_producer
 
 NOW = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
 

@@ -15,10 +15,10 @@ from confluent_kafka import Consumer, TopicPartition
 from callstream.agent.v1 import agent_events_pb2
 from callstream.call.v1 import call_events_pb2
 from callstream_core.envelope import new_envelope
-from callstream_core.local_kafka import free_port
+from callstream_devtools.local_kafka import free_port
 
 # re-exported: the end-to-end tests take their isolated topics from here with the rest of their scenario
-from callstream_core.testing import isolated_topics as isolated_topics
+from callstream_devtools.testing import isolated_topics as isolated_topics
 from callstream_kpi.config import KpiSettings
 
 TOKEN = "test-manager-token"

@@ -10,7 +10,7 @@ import pytest
 from clickhouse_connect.driver.client import Client
 from scenarios import TOKEN
 
-from callstream_core.testing import serve_in_thread
+from callstream_devtools.testing import serve_in_thread
 from callstream_kpi.adapters.clickhouse_facts import apply_migrations
 from callstream_kpi.config import KpiSettings
 from callstream_kpi.entrypoints.api import create_app

@@ -19,9 +19,9 @@ from callstream_kpi.adapters.clickhouse_facts import (
     contact_row,
 )
 from callstream_kpi.adapters.kpi_queries import KpiQuery, contact_counters_sql, run
+from callstream_kpi.domain.contact import ContactRecord
 from callstream_kpi.domain.fcr import FcrTracker
 from callstream_kpi.domain.kpis import Rollup, rollup_contacts
-from callstream_kpi.domain.sessionizer import ContactRecord
 from callstream_kpi.domain.watermark import interval_start
 
 pytestmark = pytest.mark.integration

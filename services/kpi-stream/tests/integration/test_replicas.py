@@ -32,7 +32,7 @@ from callstream.hr.v1 import hr_events_pb2
 from callstream.kpi.v1 import kpi_events_pb2
 from callstream_core.envelope import new_envelope
 from callstream_core.kafka import EventProducer
-from callstream_core.testing import ServiceProcess
+from callstream_devtools.testing import ServiceProcess
 from callstream_kpi.config import KpiSettings
 
 pytestmark = pytest.mark.integration

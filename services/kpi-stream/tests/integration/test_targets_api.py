@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from callstream_core.clickhouse import get_client
-from callstream_core.testing import serve_in_thread
+from callstream_devtools.testing import serve_in_thread
 from callstream_kpi.adapters.clickhouse_facts import (
     CONTACT_COLUMNS,
     FactWriter,
@@ -22,7 +22,7 @@ from callstream_kpi.adapters.clickhouse_facts import (
     contact_row,
 )
 from callstream_kpi.config import KpiSettings
-from callstream_kpi.domain.sessionizer import ContactRecord
+from callstream_kpi.domain.contact import ContactRecord
 from callstream_kpi.domain.targets import QueueSettings, ScopeKind, ScopeRef, TargetBook, TeamSettings
 from callstream_kpi.entrypoints.api import create_app
 from callstream_kpi.entrypoints.broadcast import Broadcaster

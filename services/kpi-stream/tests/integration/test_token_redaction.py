@@ -15,8 +15,8 @@ import httpx
 import pytest
 from scenarios import isolated_topics
 
-from callstream_core.local_kafka import free_port
-from callstream_core.testing import wait_until_serving
+from callstream_devtools.local_kafka import free_port
+from callstream_devtools.testing import wait_until_serving
 
 pytestmark = pytest.mark.integration
 

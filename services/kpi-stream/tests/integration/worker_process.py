@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import httpx
 from scenarios import TOKEN, worker_settings
 
-from callstream_core.testing import ServiceProcess
+from callstream_devtools.testing import ServiceProcess
 from callstream_kpi.config import KpiSettings
 
 T = TypeVar("T")

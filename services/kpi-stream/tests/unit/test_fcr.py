@@ -5,8 +5,8 @@ from __future__ import annotations
 from kpi_builders import at
 
 from callstream_kpi.domain import kpis
+from callstream_kpi.domain.contact import ContactRecord
 from callstream_kpi.domain.fcr import FcrTracker
-from callstream_kpi.domain.sessionizer import ContactRecord
 
 H = 3600.0
 

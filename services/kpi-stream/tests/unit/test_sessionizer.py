@@ -10,12 +10,9 @@ from kpi_builders import Call, at
 
 from callstream.call.v1 import call_events_pb2
 from callstream.kpi.v1 import kpi_events_pb2
-from callstream_kpi.domain.sessionizer import (
-    ContactRecord,
-    Sessionizer,
-    SessionizerSettings,
-    fold_call,
-)
+from callstream_kpi.domain.contact import ContactRecord
+from callstream_kpi.domain.fold import fold_call
+from callstream_kpi.domain.sessionizer import Sessionizer, SessionizerSettings
 from callstream_kpi.domain.targets import QueueSettings, QueueTargets
 from callstream_kpi.domain.watermark import PartitionWatermark
 

@@ -10,8 +10,8 @@ from kpi_builders import at
 
 from callstream.common.v1 import envelope_pb2
 from callstream.kpi.v1 import kpi_events_pb2
+from callstream_kpi.domain.contact import ContactRecord
 from callstream_kpi.domain.kpis import alert_scopes, alert_values
-from callstream_kpi.domain.sessionizer import ContactRecord
 from callstream_kpi.domain.targets import (
     CENTER,
     AlertEvaluator,

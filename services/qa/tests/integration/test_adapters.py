@@ -16,12 +16,12 @@ from callstream.qa.v1 import qa_events_pb2
 from callstream_core.db import make_engine, session_factory
 from callstream_core.kafka import DeliveryError
 from callstream_core.outbox import OutboxRelay
-from callstream_qa import service_layer as svc
 from callstream_qa.adapters.contacts import store_contacts
 from callstream_qa.adapters.db import migrate
 from callstream_qa.adapters.orm import ContactRow, OutboxRow
 from callstream_qa.adapters.outbox import QA_TOPIC, outbox
 from callstream_qa.config import QASettings
+from callstream_qa.service_layer import evaluations, forms
 
 NOW = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
 DEFINITION = {"sections": [{"section_id": "s", "criteria": [
@@ -38,9 +38,9 @@ def sessions(tmp_path: Path) -> sessionmaker[Session]:
 
 def submit_one(sessions: sessionmaker[Session], agent: str = "agent-1") -> str:
     with sessions() as s, s.begin():
-        if svc.latest_form(s, "f") is None:
-            svc.save_form(s, "f", "form", DEFINITION, NOW)
-        row = svc.create_evaluation(s, svc.NewEvaluation(
+        if forms.latest_form(s, "f") is None:
+            forms.save_form(s, "f", "form", DEFINITION, NOW)
+        row = evaluations.create_evaluation(s, evaluations.NewEvaluation(
             call_id="call-1", agent_id=agent, evaluator_id="qa-1", form_id="f", answers={"a": "no", "b": "yes"},
             submit=True, contact_at=NOW), NOW)
         return row.evaluation_id
@@ -88,8 +88,8 @@ def test_event_id_is_stable_across_resends(sessions: sessionmaker[Session]) -> N
 
 def test_outbox_row_is_in_the_same_transaction(sessions: sessionmaker[Session]) -> None:
     with pytest.raises(RuntimeError), sessions() as s, s.begin():
-        svc.save_form(s, "f", "form", DEFINITION, NOW)
-        svc.create_evaluation(s, svc.NewEvaluation(
+        forms.save_form(s, "f", "form", DEFINITION, NOW)
+        evaluations.create_evaluation(s, evaluations.NewEvaluation(
             call_id="c", agent_id="a", evaluator_id="q", form_id="f", answers={"a": "yes", "b": "yes"},
             submit=True), NOW)
         raise RuntimeError("the change fails after the event was written")

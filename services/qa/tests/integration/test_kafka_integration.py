@@ -18,11 +18,11 @@ from callstream_core.db import make_engine, session_factory
 from callstream_core.kafka import DeadLetters, EventConsumer, EventProducer, apply_topics
 from callstream_core.outbox import OutboxRelay
 from callstream_core.topics import topic
-from callstream_qa import service_layer as svc
 from callstream_qa.adapters.contacts import ContactsConsumer
 from callstream_qa.adapters.db import migrate
 from callstream_qa.adapters.orm import ContactRow, OutboxRow
 from callstream_qa.adapters.outbox import QA_TOPIC, outbox
+from callstream_qa.service_layer import evaluations, forms
 
 pytestmark = pytest.mark.integration
 NOW = datetime.now(UTC)
@@ -35,12 +35,12 @@ def test_outbox_events_reach_kafka(kafka_bootstrap: str, tmp_path: Path) -> None
     sessions = session_factory(engine)
     agent = f"agent-{uuid.uuid4().hex[:8]}"
     with sessions() as s, s.begin():
-        svc.save_form(s, "f", "form", {"sections": [{"section_id": "s", "criteria": [
+        forms.save_form(s, "f", "form", {"sections": [{"section_id": "s", "criteria": [
             {"criterion_id": "a", "weight": 1}, {"criterion_id": "b", "weight": 1}]}]}, NOW)
-        row = svc.create_evaluation(s, svc.NewEvaluation(
+        row = evaluations.create_evaluation(s, evaluations.NewEvaluation(
             call_id="call-k", agent_id=agent, evaluator_id="qa-1", form_id="f", answers={"a": "yes", "b": "no"},
             submit=True), NOW)
-        svc.act(s, row, "acknowledge", NOW)
+        evaluations.act(s, row, "acknowledge", NOW)
         eid = row.evaluation_id
 
     producer = EventProducer(kafka_bootstrap, client_id="qa-test")

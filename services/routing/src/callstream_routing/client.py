@@ -1,5 +1,8 @@
 """A switch's client of the Router service that follows the leader (docs/routing.md, "Standby and take-over").
 
+Routing's public client, outside the service's layers on purpose: the processes that drive a router (the
+simulator, the ARI bridge) import it; nothing in the router itself does.
+
 The router runs as a leader and hot standbys; only the leader answers, the others say UNAVAILABLE, and a killed
 leader is replaced once the standby's lease ran out (~6-7 s with the defaults). A switch (the simulator, an ARI
 bridge) gives this client every router's address and calls `call()`: a command that meets UNAVAILABLE (a

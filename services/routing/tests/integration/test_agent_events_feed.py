@@ -21,8 +21,8 @@ from callstream.routing.v1 import routing_pb2, routing_pb2_grpc
 from callstream_core.envelope import new_envelope
 from callstream_core.kafka import EventProducer, admin, apply_topics
 from callstream_core.topics import DLQ_SUFFIX
+from callstream_routing.bootstrap import serve
 from callstream_routing.config import RoutingSettings
-from callstream_routing.entrypoints.grpc_server import serve
 
 pytestmark = pytest.mark.integration
 TOKEN = "test-switch-token"

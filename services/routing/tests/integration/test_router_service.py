@@ -14,8 +14,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from callstream.routing.v1 import routing_pb2, routing_pb2_grpc
 from callstream_core.kafka import admin, apply_topics
+from callstream_routing.bootstrap import serve
 from callstream_routing.config import RoutingSettings
-from callstream_routing.entrypoints.grpc_server import serve
 
 pytestmark = pytest.mark.integration
 TOKEN = "test-switch-token"

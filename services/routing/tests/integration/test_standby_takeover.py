@@ -25,14 +25,15 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from callstream.routing.v1 import routing_pb2, routing_pb2_grpc
-from callstream_core.local_kafka import free_port
+from callstream_devtools.local_kafka import free_port
+from callstream_devtools.router_processes import new_log_topic
 from callstream_routing import domain as d
 from callstream_routing.adapters import snapshot_store
+from callstream_routing.bootstrap import serve
 from callstream_routing.config import RoutingSettings
-from callstream_routing.entrypoints.grpc_server import SERVICE, serve
+from callstream_routing.entrypoints.grpc_server import SERVICE
 from callstream_routing.service_layer import leadership
 from callstream_routing.service_layer.router import Router
-from callstream_routing.testing import new_log_topic
 
 pytestmark = pytest.mark.integration
 TOKEN = "test-switch-token"

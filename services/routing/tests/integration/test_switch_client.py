@@ -5,7 +5,7 @@
 - a StreamAssignments re-opened with replay_last_s gets the decisions published before it was opened;
 - RouterClient finds the leader by its health, raises the router's answer at once, and gives up on routers that
   never lead at its deadline.
-The take-over itself, under load with the simulator, is services/ingest/tests/simulator/test_router_failover.py.
+The take-over itself, under load with the simulator, is apps/simulator/tests/test_router_failover.py.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ import grpc
 import pytest
 
 from callstream.routing.v1 import routing_pb2, routing_pb2_grpc
-from callstream_core.local_kafka import free_port
+from callstream_devtools.local_kafka import free_port
+from callstream_devtools.router_processes import SERVING, RouterProcess, new_log_topic, start_router
 from callstream_routing.client import RetryPolicy, RouterClient, RouterUnavailable
-from callstream_routing.testing import SERVING, RouterProcess, new_log_topic, start_router
 
 pytestmark = pytest.mark.integration
 TOKEN = "test-switch-token"

@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 import grpc
 import pytest
 
-from callstream_core.testing import compared_tokens
+from callstream_devtools.testing import compared_tokens
 from callstream_routing.entrypoints.grpc_server import SERVICE, BearerAuth
 
 TOKENS = {"service-token-0001": "service", "manager-token-001": "manager"}

@@ -28,7 +28,7 @@ from typing import IO
 from callstream_core.kafka import DeliveryError
 from callstream_ingest.domain.identity import AgentDirectory
 from callstream_ingest.domain.queue_log import LineDefect, QueueLogMapper
-from callstream_ingest.service import CALL_TOPIC, EventSink
+from callstream_ingest.service_layer.event_sink import CALL_TOPIC, EventSink
 
 log = logging.getLogger(__name__)
 ADAPTER = "queue-log"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from callstream_ingest.domain.anonymous_bank import AnonymousBankMapper, BankConfig, RowDefect
 from callstream_ingest.domain.queue_log import LineDefect, QueueLogMapper
-from callstream_ingest.service import CALL_TOPIC, EventSink
+from callstream_ingest.service_layer.event_sink import CALL_TOPIC, EventSink
 
 FIRST_DEFECTS = 10
 Progress = Callable[["ReplayReport"], None]

@@ -34,7 +34,7 @@ from prometheus_client import Counter as Metric
 from callstream_ingest.domain.ami import AmiEventMapper, AmiFramingError, AmiParser, filter_actions, login_action
 from callstream_ingest.domain.freeswitch import CallcenterMapper, EslFramingError, EslParser
 from callstream_ingest.domain.identity import AgentDirectory
-from callstream_ingest.service import CALL_TOPIC, Event, EventSink
+from callstream_ingest.service_layer.event_sink import CALL_TOPIC, Event, EventSink
 
 log = logging.getLogger(__name__)
 READ_BYTES = 65536

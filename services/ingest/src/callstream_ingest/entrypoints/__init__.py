@@ -1,1 +1,1 @@
-"""Entry points: the webhook API."""
+"""Entry points: the webhook API, the ingest process and the ARI bridge's process."""

@@ -33,7 +33,7 @@ from callstream_core.kafka import DeliveryError
 from callstream_core.observability import ReadinessCheck, ops_router
 from callstream_ingest.config import IngestSettings
 from callstream_ingest.domain import webhook
-from callstream_ingest.service import EventSink
+from callstream_ingest.service_layer.event_sink import EventSink
 
 ADAPTER = "webhook"
 NDJSON = ("application/x-ndjson", "application/ndjson", "application/jsonl", "application/x-jsonlines")

@@ -27,7 +27,6 @@ GRAIN_SQL: dict[str, str] = {
     "month": "toDateTime(toStartOfMonth({col}), 'UTC')",
 }
 SCOPE_COLUMN: dict[str, str] = {"queue": "queue_id", "agent": "agent_id", "team": "team_id"}
-NOT_OFFERED = NOT_OFFERED_SQL
 
 
 @dataclass(frozen=True)
@@ -58,9 +57,66 @@ class KpiQuery:
                 "default_t": self.default_sl_threshold_s}
 
 
+# Each raw counter of contacts as ClickHouse SQL over `contacts AS c` (a Rollup field of the same name), counted as
+# kpis.md says: call-level counters from segment 0 (one per call), agent-level ones from every answered leg.
+# Placeholders: {threshold} T of the call's queue, {not_offered} the outcomes not offered, {ring_cycle} the ring
+# cycle in s, {resolved} the call resolved with no repeat within the FCR window. The dashboard views of migration
+# 002 hold the same expressions with literals (test_kpi_definitions checks them counter by counter).
+CONTACT_COUNTERS: dict[str, str] = {
+    "received": "countIf(c.segment = 0)",
+    "blocked": "countIf(c.segment = 0 AND c.outcome = 'blocked')",
+    "ivr_handled": "countIf(c.segment = 0 AND c.outcome = 'ivr_handled')",
+    "ivr_abandoned": "countIf(c.segment = 0 AND c.outcome = 'ivr_abandoned')",
+    "offered": "countIf(c.segment = 0 AND c.outcome NOT IN {not_offered})",
+    "queued": "countIf(c.segment = 0 AND c.outcome NOT IN {not_offered} AND c.queued)",
+    "answered": "countIf(c.segment = 0 AND c.outcome = 'answered')",
+    "answered_within_t": "countIf(c.segment = 0 AND c.outcome = 'answered' AND c.queue_s <= {threshold})",
+    "abandoned": "countIf(c.segment = 0 AND c.outcome = 'abandoned')",
+    "abandoned_within_t": "countIf(c.segment = 0 AND c.outcome = 'abandoned' AND c.queue_s <= {threshold})",
+    "short_abandons": "countIf(c.segment = 0 AND c.outcome = 'abandoned' AND c.short_abandon)",
+    "overflowed": "countIf(c.segment = 0 AND c.outcome = 'overflowed')",
+    "callbacks": "countIf(c.segment = 0 AND c.outcome = 'callback')",
+    "timed_out": "countIf(c.segment = 0 AND c.outcome NOT IN {not_offered} AND c.timed_out)",
+    "sum_queue_s": "sumIf(c.queue_s, c.segment = 0 AND c.queued AND c.outcome NOT IN {not_offered})",
+    "sum_queue_s_answered": "sumIf(c.queue_s, c.segment = 0 AND c.outcome = 'answered')",
+    "sum_wait_abandoned_s": "sumIf(c.queue_s, c.segment = 0 AND c.outcome = 'abandoned')",
+    "resolved_no_repeat": "countIf(c.segment = 0 AND c.outcome = 'answered' AND {resolved})",
+    "answered_legs": "countIf(c.answered_at IS NOT NULL)",
+    "sum_talk_s": "sumIf(c.talk_s, c.answered_at IS NOT NULL)",
+    "sum_hold_s": "sumIf(c.hold_s, c.answered_at IS NOT NULL)",
+    "sum_hold_count": "sumIf(c.hold_count, c.answered_at IS NOT NULL)",
+    "calls_with_hold": "countIf(c.answered_at IS NOT NULL AND c.hold_count > 0)",
+    "sum_acw_s": "sumIf(c.acw_s, c.answered_at IS NOT NULL)",
+    "sum_rings": "sumIf(toUInt64(ceil(round(c.ring_s / {ring_cycle}, 9))), c.answered_at IS NOT NULL)",
+    "transferred_blind": "countIf(c.answered_at IS NOT NULL AND c.transfer_kind = 'blind')",
+    "transferred_warm": "countIf(c.answered_at IS NOT NULL AND c.transfer_kind = 'warm')",
+    "hard_calls": "countIf(c.answered_at IS NOT NULL AND c.hard_call)",
+}
+# Seconds per agent state (kpis.md 1, 11, 13) over `agent_state_intervals`, as v_agent_states_30m holds them.
+AGENT_STATE_COUNTERS: dict[str, str] = {
+    "logged_in_s": "sumIf(duration_s, state != 'logged_out')",
+    "productive_s": "sumIf(duration_s, state IN ('ready', 'reserved', 'talking', 'hold', 'acw'))",
+    "busy_s": "sumIf(duration_s, state IN ('talking', 'hold', 'acw'))",
+    "available_idle_s": "sumIf(duration_s, state IN ('ready', 'reserved'))",
+}
+# The query's placeholders: T from the request, else the queue's settings, else the default.
+QUERY_PLACEHOLDERS: dict[str, str] = {
+    "threshold": "if({sl_t:Float64} >= 0, {sl_t:Float64}, if(s.queue_id = '', {default_t:Float64}, s.sl_threshold_s))",
+    "not_offered": NOT_OFFERED_SQL,
+    "ring_cycle": "{ring_cycle:Float64}",
+    "resolved": "r.any_resolved = 1 AND NOT (r.caller != '' AND r.next_offered > c.offered_at "
+                "AND dateDiff('second', c.offered_at, r.next_offered) <= {fcr_window:Float64})",
+}
+
+
+def select_counters(counters: dict[str, str], placeholders: dict[str, str]) -> str:
+    """`expr AS name` per counter, the placeholders filled in (the SELECT list of a counters query or view)."""
+    return ",\n    ".join(f"{expr.format(**placeholders)} AS {name}" for name, expr in counters.items())
+
+
 def contact_counters_sql(q: KpiQuery) -> str:
     """Counters from contacts. Call-level figures count segment 0 (one per call); agent figures every leg."""
-    threshold = "if({sl_t:Float64} >= 0, {sl_t:Float64}, if(s.queue_id = '', {default_t:Float64}, s.sl_threshold_s))"
+    counters = select_counters(CONTACT_COUNTERS, QUERY_PLACEHOLDERS)
     return f"""
 WITH calls AS (
     SELECT call_id, max(resolved) AS any_resolved, anyIf(caller_hash, segment = 0) AS caller,
@@ -80,37 +136,7 @@ repeats AS (
 )
 SELECT
     {q.bucket('c.offered_at')} AS bucket,
-    countIf(c.segment = 0) AS received,
-    countIf(c.segment = 0 AND c.outcome = 'blocked') AS blocked,
-    countIf(c.segment = 0 AND c.outcome = 'ivr_handled') AS ivr_handled,
-    countIf(c.segment = 0 AND c.outcome = 'ivr_abandoned') AS ivr_abandoned,
-    countIf(c.segment = 0 AND c.outcome NOT IN {NOT_OFFERED}) AS offered,
-    countIf(c.segment = 0 AND c.outcome NOT IN {NOT_OFFERED} AND c.queued) AS queued,
-    countIf(c.segment = 0 AND c.outcome = 'answered') AS answered,
-    countIf(c.segment = 0 AND c.outcome = 'answered' AND c.queue_s <= {threshold}) AS answered_within_t,
-    countIf(c.segment = 0 AND c.outcome = 'abandoned') AS abandoned,
-    countIf(c.segment = 0 AND c.outcome = 'abandoned' AND c.queue_s <= {threshold}) AS abandoned_within_t,
-    countIf(c.segment = 0 AND c.outcome = 'abandoned' AND c.short_abandon) AS short_abandons,
-    countIf(c.segment = 0 AND c.outcome = 'overflowed') AS overflowed,
-    countIf(c.segment = 0 AND c.outcome = 'callback') AS callbacks,
-    countIf(c.segment = 0 AND c.outcome NOT IN {NOT_OFFERED} AND c.timed_out) AS timed_out,
-    sumIf(c.queue_s, c.segment = 0 AND c.queued AND c.outcome NOT IN {NOT_OFFERED}) AS sum_queue_s,
-    sumIf(c.queue_s, c.segment = 0 AND c.outcome = 'answered') AS sum_queue_s_answered,
-    sumIf(c.queue_s, c.segment = 0 AND c.outcome = 'abandoned') AS sum_wait_abandoned_s,
-    countIf(c.segment = 0 AND c.outcome = 'answered' AND r.any_resolved = 1
-            AND NOT (r.caller != '' AND r.next_offered > c.offered_at
-                     AND dateDiff('second', c.offered_at, r.next_offered) <= {{fcr_window:Float64}}))
-        AS resolved_no_repeat,
-    countIf(c.answered_at IS NOT NULL) AS answered_legs,
-    sumIf(c.talk_s, c.answered_at IS NOT NULL) AS sum_talk_s,
-    sumIf(c.hold_s, c.answered_at IS NOT NULL) AS sum_hold_s,
-    sumIf(c.hold_count, c.answered_at IS NOT NULL) AS sum_hold_count,
-    countIf(c.answered_at IS NOT NULL AND c.hold_count > 0) AS calls_with_hold,
-    sumIf(c.acw_s, c.answered_at IS NOT NULL) AS sum_acw_s,
-    sumIf(toUInt64(ceil(round(c.ring_s / {{ring_cycle:Float64}}, 9))), c.answered_at IS NOT NULL) AS sum_rings,
-    countIf(c.answered_at IS NOT NULL AND c.transfer_kind = 'blind') AS transferred_blind,
-    countIf(c.answered_at IS NOT NULL AND c.transfer_kind = 'warm') AS transferred_warm,
-    countIf(c.answered_at IS NOT NULL AND c.hard_call) AS hard_calls
+    {counters}
 FROM contacts AS c FINAL
 LEFT JOIN (SELECT queue_id, sl_threshold_s FROM queue_settings FINAL) AS s ON s.queue_id = c.queue_id
 LEFT JOIN repeats AS r ON r.call_id = c.call_id
@@ -148,10 +174,7 @@ def agent_state_counters_sql(q: KpiQuery) -> str:
     return f"""
 SELECT
     {q.bucket('started_at')} AS bucket,
-    sumIf(duration_s, state != 'logged_out') AS logged_in_s,
-    sumIf(duration_s, state IN ('ready', 'reserved', 'talking', 'hold', 'acw')) AS productive_s,
-    sumIf(duration_s, state IN ('talking', 'hold', 'acw')) AS busy_s,
-    sumIf(duration_s, state IN ('ready', 'reserved')) AS available_idle_s
+    {select_counters(AGENT_STATE_COUNTERS, {})}
 FROM agent_state_intervals FINAL
 WHERE started_at >= {{start:DateTime64(3)}} AND started_at < {{end:DateTime64(3)}} AND {team_filter}
 GROUP BY bucket
@@ -162,6 +185,17 @@ ORDER BY bucket
 def run(client: Client, sql: str, q: KpiQuery) -> list[dict[str, Any]]:
     result = client.query(sql, parameters=q.parameters())
     return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
+
+
+# Adherence's denominator (kpis.md 1): a shift's on-phone time spread pro rata over the 30-minute slots it covers.
+ON_PHONE_IN_SLOT = """arrayJoin(range(toUInt32(toStartOfInterval(shift_start, INTERVAL 30 MINUTE)), toUInt32(shift_end),
+                             1800)) AS slot,
+           greatest(0, least(toFloat64(slot + 1800), toFloat64(toUnixTimestamp64Milli(shift_end)) / 1000)
+                    - greatest(toFloat64(slot), toFloat64(toUnixTimestamp64Milli(shift_start)) / 1000))
+               / greatest(1, dateDiff('second', shift_start, shift_end)) * on_phone_s AS on_phone_in_slot"""
+# Attendance (kpis.md 15): a scheduled shift is attended when an IN punch falls from 2 h before its start to its end.
+SHIFT_PRESENT = ("countIf(p.kind = 'in' AND p.occurred_at >= s.shift_start - INTERVAL 2 HOUR "
+                 "AND p.occurred_at < s.shift_end) > 0")
 
 
 def schedule_counters_sql(q: KpiQuery) -> str:
@@ -177,17 +211,12 @@ WITH shifts AS (
 ),
 slots AS (
     SELECT employee_id, shift_id,
-           arrayJoin(range(toUInt32(toStartOfInterval(shift_start, INTERVAL 30 MINUTE)), toUInt32(shift_end), 1800))
-               AS slot,
-           greatest(0, least(toFloat64(slot + 1800), toFloat64(toUnixTimestamp64Milli(shift_end)) / 1000)
-                    - greatest(toFloat64(slot), toFloat64(toUnixTimestamp64Milli(shift_start)) / 1000))
-               / greatest(1, dateDiff('second', shift_start, shift_end)) * on_phone_s AS on_phone_in_slot
+           {ON_PHONE_IN_SLOT}
     FROM shifts
 ),
 attendance AS (
     SELECT s.employee_id, s.shift_id, any(s.shift_start) AS shift_start,
-           countIf(p.kind = 'in' AND p.occurred_at >= s.shift_start - INTERVAL 2 HOUR
-                   AND p.occurred_at < s.shift_end) > 0 AS present
+           {SHIFT_PRESENT} AS present
     FROM shifts AS s
     LEFT JOIN (SELECT employee_id, kind, occurred_at FROM hr_attendance FINAL) AS p ON p.employee_id = s.employee_id
     GROUP BY s.employee_id, s.shift_id

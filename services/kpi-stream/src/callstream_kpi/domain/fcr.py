@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 
 from callstream_core.kpi_definitions import FCR_WINDOW_S
 
-from .sessionizer import ContactRecord
+from .contact import ContactRecord
 
 
 @dataclass(frozen=True)

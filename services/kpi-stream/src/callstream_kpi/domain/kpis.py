@@ -1,4 +1,4 @@
-"""The 23 KPIs of kpis.md as formulas over raw counters (one `Rollup` row).
+"""The 23 KPIs of kpis.md over raw counters (one `Rollup` row); their formulas are `callstream_core.kpi_definitions`.
 
 A `Rollup` holds only counts and sums, so rows add (`a + b`, a commutative monoid with `Rollup()` as
 zero): 30-minute rows sum to hour/day/week/month, queue rows to the center, agent rows to the team.
@@ -16,13 +16,12 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any, TypeVar
 
-from callstream_core.kpi_definitions import NOT_OFFERED, SL_THRESHOLD_S
+from callstream_core.kpi_definitions import FORMULAS, NOT_OFFERED, SL_THRESHOLD_S, VARIANT_FORMULAS
 
-from .sessionizer import ContactRecord
+from .contact import ContactRecord
 from .targets import CENTER, QueueTargets, ScopeRef
 
 DEFAULT_RING_CYCLE_S = 6.0
-SECONDS_PER_YEAR = 365.0 * 86400.0
 
 
 @dataclass(frozen=True)
@@ -102,38 +101,16 @@ class Rollup:
             total = total.merge_scopes(row)
         return total
 
-    @property
-    def transferred(self) -> int:
-        return self.transferred_blind + self.transferred_warm
-
-    @property
-    def avg_headcount(self) -> float | None:
-        return _div(self.headcount_fte_s, self.period_s)
-
     def as_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @classmethod
     def from_mapping(cls, row: Mapping[str, Any]) -> Rollup:
-        """Build from a query row; unknown keys are ignored, the names of `adapters/kpi_queries` are accepted."""
+        """Build from a query row (`adapters/kpi_queries` names its counters as the fields); unknown keys and
+        NULLs are ignored."""
         names = {f.name for f in fields(cls)}
-        values: dict[str, Any] = {}
-        for key, value in row.items():
-            name = QUERY_ALIASES.get(key, key)
-            if name in names and value is not None:
-                values[name] = value
-        return cls(**values)
+        return cls(**{key: value for key, value in row.items() if key in names and value is not None})
 
-
-# Names used by adapters/kpi_queries.py for the same counters.
-QUERY_ALIASES: dict[str, str] = {
-    "sum_answer_wait_s": "sum_queue_s_answered",
-    "sum_abandon_wait_s": "sum_wait_abandoned_s",
-    "handled_legs": "answered_legs",
-    "legs_with_hold": "calls_with_hold",
-    "first_call_resolved": "resolved_no_repeat",
-    "available_s": "available_idle_s",
-}
 
 
 def _replace(r: Rollup, **changes: Any) -> Rollup:
@@ -280,218 +257,51 @@ def alert_scopes(contacts: Iterable[ContactRecord], targets: QueueTargets) -> li
     return [a for a in out if a.rollup.offered > 0]
 
 
-def _div(num: float, den: float) -> float | None:
-    return None if den == 0 else num / den
-
-
 def _pct(num: float, den: float) -> float | None:
     return None if den == 0 else 100.0 * num / den
 
 
 # ---------------------------------------------------------------------------------------------
-# The 23 indicators, numbered as in kpis.md
-
-
-def adherence(r: Rollup) -> float | None:
-    """1. Logged-in time in productive states / scheduled on-phone time x 100."""
-    return _pct(r.productive_s, r.scheduled_on_phone_s)
-
-
-def average_acw(r: Rollup) -> float | None:
-    """2. Sum ACW / answered (legs: each agent's ACW of each leg)."""
-    return _div(r.sum_acw_s, r.answered_legs)
-
-
-def average_time_to_abandon(r: Rollup) -> float | None:
-    """3. Sum wait of abandoned calls / abandoned calls (short abandons included)."""
-    return _div(r.sum_wait_abandoned_s, r.abandoned)
-
-
-def cost_per_call(r: Rollup) -> float | None:
-    """4. Total cost / calls handled by an agent or by the IVR; None when there is no cost data at all."""
-    if r.cost == 0 and r.cost_entries == 0:
-        return None
-    return _div(r.cost, r.answered + r.ivr_handled)
-
-
-def average_handle_time(r: Rollup) -> float | None:
-    """5. Sum (talk + hold + ACW) / answered legs."""
-    return _div(r.sum_talk_s + r.sum_hold_s + r.sum_acw_s, r.answered_legs)
-
-
-def average_hold_time(r: Rollup) -> float | None:
-    """6. Sum hold / answered legs."""
-    return _div(r.sum_hold_s, r.answered_legs)
-
-
-def average_hold_time_per_held_call(r: Rollup) -> float | None:
-    """6 (variant). Sum hold / answered legs that had a hold."""
-    return _div(r.sum_hold_s, r.calls_with_hold)
-
-
-def average_rings_to_answer(r: Rollup) -> float | None:
-    """7. Sum ceil(ring / cycle) / answers, IVR answers included (an IVR answer is 0 rings: no ring event)."""
-    return _div(r.sum_rings, r.answered_legs + r.ivr_handled)
-
-
-def average_queue_time(r: Rollup) -> float | None:
-    """8. Sum queue time / queued calls."""
-    return _div(r.sum_queue_s, r.queued)
-
-
-def average_speed_of_answer(r: Rollup) -> float | None:
-    """9. ASA: sum queue time of answered calls / answered calls."""
-    return _div(r.sum_queue_s_answered, r.answered)
-
-
-def average_talk_time(r: Rollup) -> float | None:
-    """10. Sum talk / answered legs."""
-    return _div(r.sum_talk_s, r.answered_legs)
-
-
-def calls_per_hour(r: Rollup) -> float | None:
-    """11. Answered legs / logged-in hours."""
-    return _div(r.answered_legs, r.logged_in_s / 3600.0)
-
-
-def monitoring_score(r: Rollup) -> float | None:
-    """12. Mean QA evaluation score (0-100)."""
-    return _div(r.qa_score_sum, r.qa_count)
-
-
-def occupancy(r: Rollup) -> float | None:
-    """13. busy / (busy + available idle) x 100, from agent states."""
-    return _pct(r.busy_s, r.busy_s + r.available_idle_s)
-
-
-def abandon_rate(r: Rollup) -> float | None:
-    """14. (abandoned - short abandons) / (offered - short abandons) x 100."""
-    return _pct(r.abandoned - r.short_abandons, r.offered - r.short_abandons)
-
-
-def attendance_rate(r: Rollup) -> float | None:
-    """15. Agents present / agents scheduled x 100."""
-    return _pct(r.present, r.scheduled)
-
-
-def blocked_rate(r: Rollup) -> float | None:
-    """16. Blocked / received x 100."""
-    return _pct(r.blocked, r.received)
-
-
-def first_call_resolution(r: Rollup) -> float | None:
-    """17. Resolved with no repeat within fcr_window / answered calls x 100."""
-    return _pct(r.resolved_no_repeat, r.answered)
-
-
-def queued_rate(r: Rollup) -> float | None:
-    """18. Queued / offered x 100."""
-    return _pct(r.queued, r.offered)
-
-
-def transfer_rate(r: Rollup) -> float | None:
-    """19. Transferred / answered legs x 100 (blind + warm)."""
-    return _pct(r.transferred, r.answered_legs)
-
-
-def transfer_rate_blind(r: Rollup) -> float | None:
-    return _pct(r.transferred_blind, r.answered_legs)
-
-
-def transfer_rate_warm(r: Rollup) -> float | None:
-    return _pct(r.transferred_warm, r.answered_legs)
-
-
-def answered_rate(r: Rollup) -> float | None:
-    """20. Answered / offered x 100."""
-    return _pct(r.answered, r.offered)
-
-
-def service_level(r: Rollup) -> float | None:
-    """21. Default variant: answered within T / (offered - short abandons) x 100."""
-    return _pct(r.answered_within_t, r.offered - r.short_abandons)
-
-
-def service_level_of_answered(r: Rollup) -> float | None:
-    """21 variant: answered within T / answered x 100 (abandons ignored)."""
-    return _pct(r.answered_within_t, r.answered)
-
-
-def service_level_of_offered(r: Rollup) -> float | None:
-    """21 variant: answered within T / offered x 100 (every abandon counts against)."""
-    return _pct(r.answered_within_t, r.offered)
-
-
-def service_level_abandons_within_t_excluded(r: Rollup) -> float | None:
-    """21 variant: answered within T / (offered - abandoned within T) x 100."""
-    return _pct(r.answered_within_t, r.offered - r.abandoned_within_t)
-
-
-def service_level_abandons_within_t_met(r: Rollup) -> float | None:
-    """21 variant: (answered + abandoned within T) / offered x 100 (abandons within T count as met)."""
-    return _pct(r.answered_within_t + r.abandoned_within_t, r.offered)
-
-
-def total_calls(r: Rollup) -> int:
-    """22. Received: answered + abandoned + blocked + IVR handled + the rest (overflow, callback, ...).
-
-    A count, never undefined: 0 calls is a true 0."""
-    return r.received
-
-
-def agent_attrition(r: Rollup, *, annualised: bool = False) -> float | None:
-    """23. Leavers / average headcount x 100 over the period; `annualised` scales it to a year."""
-    rate = _pct(r.leavers, r.avg_headcount or 0.0)
-    if rate is None or not annualised:
-        return rate
-    return None if r.period_s == 0 else rate * SECONDS_PER_YEAR / r.period_s
-
-
-def abandon_rate_all(r: Rollup) -> float | None:
-    """14 variant: all abandons (short ones included) / offered x 100."""
-    return _pct(r.abandoned, r.offered)
-
+# The 23 indicators by the names alerts and the API use, then the variants: each is its formula of
+# `callstream_core.kpi_definitions` (the one place a KPI is defined), compiled to read a Rollup's counters.
 
 KpiFn = Callable[[Rollup], float | int | None]
 
-# The 23 indicators by the names alerts and the API use.
-KPIS: dict[str, KpiFn] = {
-    "adherence": adherence,
-    "average_acw": average_acw,
-    "average_time_to_abandon": average_time_to_abandon,
-    "cost_per_call": cost_per_call,
-    "average_handle_time": average_handle_time,
-    "average_hold_time": average_hold_time,
-    "average_rings_to_answer": average_rings_to_answer,
-    "average_queue_time": average_queue_time,
-    "asa": average_speed_of_answer,
-    "average_talk_time": average_talk_time,
-    "calls_per_hour": calls_per_hour,
-    "monitoring_score": monitoring_score,
-    "occupancy": occupancy,
-    "abandon_rate": abandon_rate,
-    "attendance_rate": attendance_rate,
-    "blocked_rate": blocked_rate,
-    "first_call_resolution": first_call_resolution,
-    "queued_rate": queued_rate,
-    "transfer_rate": transfer_rate,
-    "answered_rate": answered_rate,
-    "service_level": service_level,
-    "total_calls": total_calls,
-    "agent_attrition": agent_attrition,
-}
+KPIS: dict[str, KpiFn] = {name: definition.of for name, definition in FORMULAS.items()}
+VARIANTS: dict[str, KpiFn] = {name: definition.of for name, definition in VARIANT_FORMULAS.items()}
 
-VARIANTS: dict[str, KpiFn] = {
-    "average_hold_time_per_held_call": average_hold_time_per_held_call,
-    "transfer_rate_blind": transfer_rate_blind,
-    "transfer_rate_warm": transfer_rate_warm,
-    "service_level_of_answered": service_level_of_answered,
-    "service_level_of_offered": service_level_of_offered,
-    "service_level_abandons_within_t_excluded": service_level_abandons_within_t_excluded,
-    "service_level_abandons_within_t_met": service_level_abandons_within_t_met,
-    "abandon_rate_all": abandon_rate_all,
-    "agent_attrition_annualised": lambda r: agent_attrition(r, annualised=True),
-}
+adherence = KPIS["adherence"]
+average_acw = KPIS["average_acw"]
+average_time_to_abandon = KPIS["average_time_to_abandon"]
+cost_per_call = KPIS["cost_per_call"]
+average_handle_time = KPIS["average_handle_time"]
+average_hold_time = KPIS["average_hold_time"]
+average_rings_to_answer = KPIS["average_rings_to_answer"]
+average_queue_time = KPIS["average_queue_time"]
+average_speed_of_answer = KPIS["asa"]
+average_talk_time = KPIS["average_talk_time"]
+calls_per_hour = KPIS["calls_per_hour"]
+monitoring_score = KPIS["monitoring_score"]
+occupancy = KPIS["occupancy"]
+abandon_rate = KPIS["abandon_rate"]
+attendance_rate = KPIS["attendance_rate"]
+blocked_rate = KPIS["blocked_rate"]
+first_call_resolution = KPIS["first_call_resolution"]
+queued_rate = KPIS["queued_rate"]
+transfer_rate = KPIS["transfer_rate"]
+answered_rate = KPIS["answered_rate"]
+service_level = KPIS["service_level"]
+total_calls = KPIS["total_calls"]
+agent_attrition = KPIS["agent_attrition"]
+average_hold_time_per_held_call = VARIANTS["average_hold_time_per_held_call"]
+transfer_rate_blind = VARIANTS["transfer_rate_blind"]
+transfer_rate_warm = VARIANTS["transfer_rate_warm"]
+service_level_of_answered = VARIANTS["service_level_of_answered"]
+service_level_of_offered = VARIANTS["service_level_of_offered"]
+service_level_abandons_within_t_excluded = VARIANTS["service_level_abandons_within_t_excluded"]
+service_level_abandons_within_t_met = VARIANTS["service_level_abandons_within_t_met"]
+abandon_rate_all = VARIANTS["abandon_rate_all"]
+agent_attrition_annualised = VARIANTS["agent_attrition_annualised"]
 
 
 def compute_all(r: Rollup, *, variants: bool = False) -> dict[str, float | int | None]:

@@ -41,7 +41,7 @@ from callstream_core.envelope import deterministic_event_id, new_envelope
 
 from . import kpis
 from .agent_states import AgentStateTracker
-from .sessionizer import KIND_RANK, CallEvent, event_kind, event_time
+from .fold import KIND_RANK, CallEvent, event_kind, event_time
 from .targets import CENTER, QueueSettings, QueueTargets, ScopeRef
 from .watermark import ROLLING_WINDOWS_MIN, EventClock, RollingWindow, Watermark
 

@@ -31,6 +31,7 @@ from callstream_kpi.adapters.partition_states import PartitionStateLog
 from callstream_kpi.adapters.queue_settings import QueueSettingsStore, TeamSettingsStore
 from callstream_kpi.config import KpiSettings
 from callstream_kpi.domain.agent_states import AgentStateTracker, split_interval
+from callstream_kpi.domain.contact import ContactRecord
 from callstream_kpi.domain.kpis import alert_scopes, alert_values
 from callstream_kpi.domain.partition_state import (
     TeamDirectory,
@@ -42,7 +43,7 @@ from callstream_kpi.domain.partition_state import (
     supersedes,
 )
 from callstream_kpi.domain.realtime import RealtimeSettings, RealtimeView
-from callstream_kpi.domain.sessionizer import ContactRecord, Sessionizer, SessionizerSettings
+from callstream_kpi.domain.sessionizer import Sessionizer, SessionizerSettings
 from callstream_kpi.domain.targets import AlertEvaluator, QueueSettings, QueueTargets, TeamSettings
 from callstream_kpi.domain.watermark import PartitionWatermark, interval_start
 

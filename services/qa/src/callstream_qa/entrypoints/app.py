@@ -13,12 +13,12 @@ from sqlalchemy import text
 from callstream_core.http_errors import install_error_handlers
 from callstream_core.observability import configure_logging, ops_router
 from callstream_core.outbox import Producer
-from callstream_qa import service_layer as svc
 from callstream_qa.bootstrap import bootstrap
 from callstream_qa.config import QASettings
 from callstream_qa.domain.forms import FormError
 from callstream_qa.domain.states import IllegalTransition
 from callstream_qa.entrypoints.routers import calibration, coaching, evaluations, forms, reports, sampling
+from callstream_qa.service_layer import common
 
 
 def create_app(settings: QASettings, *, producer: Producer | None = None) -> FastAPI:
@@ -49,16 +49,16 @@ def create_app(settings: QASettings, *, producer: Producer | None = None) -> Fas
     for resource in (forms, evaluations, coaching, sampling, calibration, reports):
         app.include_router(resource.router)
 
-    @app.exception_handler(svc.NotFound)
-    async def _not_found(_r: Request, exc: svc.NotFound) -> JSONResponse:
+    @app.exception_handler(common.NotFound)
+    async def _not_found(_r: Request, exc: common.NotFound) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=404)
 
     @app.exception_handler(IllegalTransition)
     async def _illegal(_r: Request, exc: IllegalTransition) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=409)
 
-    @app.exception_handler(svc.Conflict)
-    async def _conflict(_r: Request, exc: svc.Conflict) -> JSONResponse:
+    @app.exception_handler(common.Conflict)
+    async def _conflict(_r: Request, exc: common.Conflict) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=409)
 
     @app.exception_handler(FormError)

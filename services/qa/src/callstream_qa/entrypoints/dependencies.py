@@ -10,8 +10,8 @@ from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
-from callstream_qa import service_layer as svc
 from callstream_qa.bootstrap import Container
+from callstream_qa.service_layer import common
 
 _bearer = HTTPBearer(auto_error=False)
 READERS = ("qa", "agent", "team_lead", "manager")
@@ -79,4 +79,4 @@ as_db = Depends(_db, scope="function")
 def visible(caller: Caller, agent_id: str, team_id: str) -> None:
     if not caller.may_see(agent_id, team_id):
         # 404, not 403: an agent must not learn which evaluation ids exist for others.
-        raise svc.NotFound("not found (or not visible to this caller)")
+        raise common.NotFound("not found (or not visible to this caller)")

@@ -1,7 +1,7 @@
 """The deterministic routing core (ACD): pure domain code, no I/O, the clock passed in with every command."""
 
 from callstream_routing.domain.codec import from_plain, to_plain
-from callstream_routing.domain.core import RoutingCore, plain_snapshot
+from callstream_routing.domain.core import RoutingCore
 from callstream_routing.domain.ewt import expected_wait, queue_length_estimate
 from callstream_routing.domain.model import (
     AcceptCallback,
@@ -48,6 +48,7 @@ from callstream_routing.domain.model import (
     UpdatePriority,
     capacity_channel,
 )
+from callstream_routing.domain.snapshot import plain_snapshot
 
 __all__ = [
     "AcceptCallback", "AcceptReservation", "AgentAction", "AgentStatus", "AgentView", "AnyCommand", "Assigned",

@@ -14,6 +14,9 @@ Indexes (a decision costs O(log n) in the pools involved, never a scan of all ag
     becoming free peeks the call heaps of its pools (a few per queue).
   * per queue, a sorted list of waiting calls gives positions for expected-wait estimates.
 State is snapshot to a plain dict; the indexes are derived and rebuilt on `restore`.
+
+Modules: the records of queues, agents and calls (`records`), the pools (`pools`), the timer heap and a waiting
+call's next deadline (`timers`), the records as plain data (`snapshot`); this one is the decisions.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from callstream_routing.domain.codec import from_plain, to_plain
+from callstream_routing.domain.codec import from_plain
 from callstream_routing.domain.ewt import expected_wait
 from callstream_routing.domain.model import (
     AcceptCallback,
@@ -49,7 +52,6 @@ from callstream_routing.domain.model import (
     Outcome,
     OverflowDestination,
     Overflowed,
-    QueueConfig,
     Queued,
     QueueMembership,
     QueueView,
@@ -67,162 +69,18 @@ from callstream_routing.domain.model import (
     UpdatePriority,
     capacity_channel,
 )
-
-Req = tuple[tuple[str, int], ...]
-_READY = "ready"
-_NOT_READY = "not_ready"
-_LOGGED_OUT = "logged_out"
-_TIMER_RES, _TIMER_AGENT, _TIMER_CALL = 0, 1, 2
-
-
-class _Queue:
-    __slots__ = ("abandons", "cfg", "exposure_s", "handle_s", "last_delay_s", "members", "order", "pools")
-
-    def __init__(self, cfg: QueueConfig) -> None:
-        self.cfg = cfg
-        self.members: dict[str, None] = {}  # logged-in member agents
-        self.order: list[tuple[int, float, int, str]] = []  # waiting calls (home queue), sorted
-        self.pools: dict[tuple[Channel, Req], _Pool] = {}
-        self.handle_s: float | None = None  # estimated mean handle time
-        self.last_delay_s: float | None = None  # wait of the last caller to enter service
-        self.abandons = 0
-        self.exposure_s = 0.0  # total waiting time of callers who left the queue
-
-
-class _Agent:
-    __slots__ = (
-        "agent_id", "busy_s", "calls", "capacity", "cool_until", "delay_until", "handled", "idle_since", "load",
-        "misses", "pools", "queues", "reason", "reservations", "rr", "seq", "since", "skills", "status", "token",
-        "version", "wrap_until", "wrap_up_s",
-    )
-
-    def __init__(self, agent_id: str, seq: int) -> None:
-        self.agent_id = agent_id
-        self.seq = seq
-        self.status = _LOGGED_OUT
-        self.reason = NotReadyReason.UNSPECIFIED
-        self.version = 0
-        self.since = 0.0
-        self.queues: dict[str, int] = {}
-        self.skills: dict[str, int] = {}
-        self.capacity: dict[Channel, int] = {}
-        self.load: dict[Channel, int] = {}
-        self.reservations: dict[str, str] = {}  # reservation id -> call id
-        self.calls: dict[str, None] = {}  # connected call ids
-        self.wrap_until: float | None = None
-        self.cool_until: float | None = None
-        self.delay_until: float | None = None
-        self.misses = 0
-        self.idle_since = 0.0
-        self.busy_s = 0.0
-        self.handled = 0
-        self.rr: dict[str, int] = {}
-        self.wrap_up_s: float | None = None
-        self.token = 0
-        self.pools: list[_Pool] = []
-
-    def hold_end(self) -> float | None:
-        """The latest of wrap-up, cool-down and delay ends (None: held by none). Asked several times per command."""
-        end = self.wrap_until
-        cool, delay = self.cool_until, self.delay_until
-        if cool is not None and (end is None or cool > end):
-            end = cool
-        if delay is not None and (end is None or delay > end):
-            end = delay
-        return end
-
-
-class _Call:
-    __slots__ = (
-        "accepted_at",
-        "aged",
-        "agent_id",
-        "call_id",
-        "callback",
-        "callback_allowed",
-        "caller_hash",
-        "channel",
-        "entered_at",
-        "pools",
-        "priority",
-        "queue_id",
-        "relax_stage",
-        "required",
-        "res_expires",
-        "reservation_id",
-        "seq",
-        "state",
-        "sticky_agent",
-        "sticky_until",
-        "token",
-        "venq",
-        "visited",
-        "wait_mark",
-    )
-
-    def __init__(self, call_id: str, seq: int) -> None:
-        self.call_id = call_id
-        self.seq = seq
-        self.queue_id = ""
-        self.priority = 0  # as given (offer, UpdatePriority)
-        self.aged = 0  # priority gained by waiting in the current queue (PriorityAging)
-        self.required: Req = ()
-        self.caller_hash = ""
-        self.channel = Channel.VOICE
-        self.venq = 0.0
-        self.entered_at = 0.0
-        self.wait_mark = 0.0
-        self.callback_allowed = False
-        self.callback = False
-        self.state = CallState.NEW
-        self.agent_id: str | None = None
-        self.reservation_id: str | None = None
-        self.res_expires = 0.0
-        self.accepted_at = 0.0
-        self.relax_stage = 0
-        self.sticky_agent: str | None = None
-        self.sticky_until = 0.0
-        self.visited: list[str] = []
-        self.token = 0
-        self.pools: list[_Pool] = []
-
-    @property
-    def rank(self) -> int:
-        """The priority the queue serves it by."""
-        return self.priority + self.aged
-
-    def order_key(self) -> tuple[int, float, int, str]:
-        return (-self.rank, self.venq, self.seq, self.call_id)
-
-
-class _Pool:
-    __slots__ = ("agent_floor", "agents", "call_floor", "calls", "channel", "n_calls", "queue_id", "req", "strategy")
-
-    def __init__(self, queue_id: str, channel: Channel, req: Req, strategy: Strategy) -> None:
-        self.queue_id = queue_id  # "@<agent>" for a sticky pool
-        self.channel = channel
-        self.req = req
-        self.strategy = strategy
-        self.agents: list[tuple[Any, ...]] = []  # (*strategy key, agent id, token): _agent_entry
-        self.calls: list[tuple[int, float, int, str, int]] = []
-        self.n_calls = 0  # live waiting calls
-        self.agent_floor = 0
-        self.call_floor = 0
-
-
-def plain_snapshot(captured: dict[str, Any]) -> dict[str, Any]:
-    """`RoutingCore.capture()` as plain data: what `snapshot()` returns and `restore()` reads. Builds new
-    containers where it converts, so the capture itself is left as it was."""
-    return {
-        **captured,
-        "config": to_plain(captured["config"]),
-        "queues": [{**q, "config": to_plain(q["config"])} for q in captured["queues"]],
-        "agents": [{**a, "reason": a["reason"].value, "capacity": {k.value: v for k, v in a["capacity"].items()},
-                    "load": {k.value: v for k, v in a["load"].items()}} for a in captured["agents"]],
-        "calls": [{**c, "channel": c["channel"].value, "state": c["state"].value} for c in captured["calls"]],
-        "outcomes": {k: v.value for k, v in captured["outcomes"].items()},
-        "processed": [[k, to_plain(v)] for k, v in captured["processed"]],
-    }
+from callstream_routing.domain.pools import Pool, Req
+from callstream_routing.domain.records import LOGGED_OUT, NOT_READY, READY, AgentRecord, CallRecord, QueueRecord
+from callstream_routing.domain.snapshot import (
+    capture_agent,
+    capture_call,
+    capture_queue,
+    plain_snapshot,
+    restore_agent,
+    restore_call,
+    restore_queue,
+)
+from callstream_routing.domain.timers import TIMER_AGENT, TIMER_CALL, TIMER_RES, Timer, Timers, call_next_time
 
 
 class RoutingCore:
@@ -231,9 +89,9 @@ class RoutingCore:
     def __init__(self, config: RouterConfig | None = None) -> None:
         self._cfg = config or RouterConfig()
         self._now = 0.0
-        self._queues: dict[str, _Queue] = {}
-        self._agents: dict[str, _Agent] = {}
-        self._calls: dict[str, _Call] = {}
+        self._queues: dict[str, QueueRecord] = {}
+        self._agents: dict[str, AgentRecord] = {}
+        self._calls: dict[str, CallRecord] = {}
         # Both bounded, so a router that runs for months holds no more than its traffic needs: outcomes up to
         # `outcomes_kept` finished calls; a caller's last agent only while some queue's sticky window covers it.
         self._outcomes: OrderedDict[str, CallOutcome] = OrderedDict()
@@ -243,18 +101,16 @@ class RoutingCore:
         # next `next(iter(d))` skip every slot deleted before it (about 60 us per command at 200k ids kept).
         self._processed: OrderedDict[str, Result] = OrderedDict()
         self._res_index: dict[str, str] = {}
-        self._pools: dict[tuple[str, Channel, Req], _Pool] = {}
+        self._pools: dict[tuple[str, Channel, Req], Pool] = {}
         # A call's requirement and pools, worked out once per (queue, channel, requirement, relaxation stage), not
         # at every offer (_effective, _call_pools): a fixed saving per offer, A/B 2.7-4.5% less time per command
         # at 5,000 agents, about 1% at 50,000 (within that machine's noise). Keyed by what they depend on besides
         # the queues' configuration, so forgotten when a queue is configured and when the pools are rebuilt; as
         # many entries as pools (_pools grows with the distinct requirements too).
         self._effective_memo: dict[tuple[str, Req, int], tuple[Req, tuple[str, ...]]] = {}
-        self._pools_memo: dict[tuple[str, Channel, Req, int], list[_Pool]] = {}
-        self._sticky_pools: dict[str, list[_Pool]] = {}
-        self._timers: list[tuple[float, int, int, str]] = []
-        self._timer_floor = 0  # live timers at the last compaction (_compact_timers) ...
-        self._timer_pushes = 0  # ... and timers pushed since
+        self._pools_memo: dict[tuple[str, Channel, Req, int], list[Pool]] = {}
+        self._sticky_pools: dict[str, list[Pool]] = {}
+        self._timers = Timers()
         self._agent_seq = 0
         self._call_seq = 0
         self._res_seq = 0
@@ -298,8 +154,8 @@ class RoutingCore:
         self._advance(now)
         accepted, reason = handler(cmd)
         self._advance(now)
-        if self._timer_pushes > self._timer_floor + 64:
-            self._compact_timers()
+        if self._timers.compaction_due():
+            self._timers.compact(self._timer_valid)
         result = Result(accepted=accepted, reason=reason, decisions=tuple(self._out))
         self._out = []
         if cmd.command_id:
@@ -313,10 +169,7 @@ class RoutingCore:
 
     def next_deadline(self) -> float | None:
         """The earliest time at which a Tick changes something, or None."""
-        h = self._timers
-        while h and not self._timer_valid(h[0]):
-            heapq.heappop(h)
-        return h[0][0] if h else None
+        return self._timers.next_due(self._timer_valid)
 
     # ------------------------------------------------------------------------------------ queries
 
@@ -396,85 +249,50 @@ class RoutingCore:
     # ------------------------------------------------------------------------------------ time
 
     def _advance(self, now: float) -> None:
-        h = self._timers
+        h = self._timers.heap
         while h and h[0][0] <= now:
             entry = heapq.heappop(h)
             if not self._timer_valid(entry):
                 continue
             self._now = max(self._now, entry[0])
             kind, ident = entry[1], entry[3]
-            if kind == _TIMER_RES:
+            if kind == TIMER_RES:
                 call = self._calls[ident]
                 self._ring_no_answer(call)
-            elif kind == _TIMER_AGENT:
+            elif kind == TIMER_AGENT:
                 self._hold_over(self._agents[ident])
             else:
                 self._call_deadline(self._calls[ident])
         self._now = now
 
-    def _timer_valid(self, entry: tuple[float, int, int, str]) -> bool:
+    def _timer_valid(self, entry: Timer) -> bool:
         """Whether the timer still fires. A call's timer belongs to the call that pushed it (its seq): a call id
         offered again after it finished is a new call, and its predecessor's leftover timer, due at the same
         instant as its own, would fire it out of its seq's turn -- and only in a core that kept the leftover,
-        not in one restored from a snapshot or compacted (`_compact_timers`)."""
+        not in one restored from a snapshot or compacted (`Timers.compact`)."""
         t, kind, seq, ident = entry
-        if kind == _TIMER_RES:
+        if kind == TIMER_RES:
             c = self._calls.get(ident)
             return c is not None and c.seq == seq and c.state is CallState.RESERVED and c.res_expires == t
-        if kind == _TIMER_AGENT:
+        if kind == TIMER_AGENT:
             a = self._agents.get(ident)
             return a is not None and a.hold_end() == t
         c = self._calls.get(ident)
-        return c is not None and c.seq == seq and c.state is CallState.WAITING and self._call_next_time(c) == t
+        if c is None or c.seq != seq or c.state is not CallState.WAITING:
+            return False
+        return call_next_time(c, self._queues[c.queue_id].cfg) == t
 
-    def _push_timer(self, t: float, kind: int, seq: int, ident: str) -> None:
-        heapq.heappush(self._timers, (t, kind, seq, ident))
-        self._timer_pushes += 1
-
-    def _compact_timers(self) -> None:
-        """Drop the timers that can no longer fire.
-
-        Lazy deletion leaves one behind per accepted reservation (until its timeout) and per call served before
-        its max wait (for up to that wait, 15 minutes say): in a large center they are most of the heap, which
-        every timer that fires and every `next_deadline()` pays for in depth. Called between commands, when
-        every live timer's state is settled; an invalid timer never becomes valid again (a state change that
-        moves a deadline pushes a new timer), so this changes no firing. Triggered by pushes, not by the heap's
-        length: timers also leave by firing, and a heap that was large once (a burst of calls waiting) would
-        otherwise keep a threshold that the live ones, fewer later, never reach again. The heap holds at most
-        the live timers of the last compaction plus the pushes since, so a compaction is O(1) per push."""
-        h = self._timers
-        h[:] = [e for e in h if self._timer_valid(e)]
-        heapq.heapify(h)
-        self._timer_floor = len(h)
-        self._timer_pushes = 0
-
-    def _schedule_agent(self, a: _Agent) -> None:
+    def _schedule_agent(self, a: AgentRecord) -> None:
         end = a.hold_end()
         if end is not None:
-            self._push_timer(end, _TIMER_AGENT, a.seq, a.agent_id)
+            self._timers.push(end, TIMER_AGENT, a.seq, a.agent_id)
 
-    def _schedule_call(self, c: _Call) -> None:
-        t = self._call_next_time(c)
+    def _schedule_call(self, c: CallRecord) -> None:
+        t = call_next_time(c, self._queues[c.queue_id].cfg)
         if t is not None:
-            self._push_timer(t, _TIMER_CALL, c.seq, c.call_id)
+            self._timers.push(t, TIMER_CALL, c.seq, c.call_id)
 
-    def _call_next_time(self, c: _Call) -> float | None:
-        cfg = self._queues[c.queue_id].cfg
-        best: float | None = None
-        if c.sticky_agent is not None:
-            best = c.sticky_until
-        if c.relax_stage < len(cfg.relaxation):
-            t = c.entered_at + cfg.relaxation[c.relax_stage].after_s
-            best = t if best is None else min(best, t)
-        if cfg.max_wait_s is not None and cfg.overflow is not None and not c.callback:
-            t = c.entered_at + cfg.max_wait_s
-            best = t if best is None else min(best, t)
-        if cfg.aging is not None and c.aged < cfg.aging.max_boost:
-            t = c.entered_at + (c.aged + 1) * cfg.aging.every_s
-            best = t if best is None else min(best, t)
-        return best
-
-    def _call_deadline(self, c: _Call) -> None:
+    def _call_deadline(self, c: CallRecord) -> None:
         q = self._queues[c.queue_id]
         cfg, now = q.cfg, self._now
         max_wait = cfg.max_wait_s if cfg.overflow is not None and not c.callback else None
@@ -500,7 +318,7 @@ class RoutingCore:
         else:
             self._schedule_call(c)
 
-    def _hold_over(self, a: _Agent) -> None:
+    def _hold_over(self, a: AgentRecord) -> None:
         a.wrap_until = a.cool_until = a.delay_until = None
         a.since = self._now
         if not a.calls and not a.reservations:
@@ -510,52 +328,30 @@ class RoutingCore:
 
     # ------------------------------------------------------------------------------------ indexes
 
-    def _available(self, a: _Agent, ch: Channel) -> bool:
-        if a.status != _READY or a.load.get(ch, 0) >= a.capacity.get(ch, 0):
+    def _available(self, a: AgentRecord, ch: Channel) -> bool:
+        if a.status != READY or a.load.get(ch, 0) >= a.capacity.get(ch, 0):
             return False
         end = a.hold_end()
         return end is None or end <= self._now
-
-    def _agent_entry(self, p: _Pool, a: _Agent) -> tuple[Any, ...]:
-        """The agent's heap entry in the pool: the strategy's key, then agent id and token.
-
-        One flat tuple, not (key, id, token): a pop compares entries at every level of the heap, and a nested
-        key costs another object to reach (a cache miss in a large center) and another comparison per level.
-        Keys are as long as each other within a pool (one strategy) and end with the agent's seq, so the order
-        is the nested one's."""
-        pen = -1 if p.queue_id.startswith("@") else a.queues.get(p.queue_id, 0)
-        s = p.strategy
-        if s is Strategy.LEAST_OCCUPIED:
-            return (pen, a.busy_s, a.idle_since, a.seq, a.agent_id, a.token)
-        if s is Strategy.FEWEST_CALLS:
-            return (pen, a.handled, a.idle_since, a.seq, a.agent_id, a.token)
-        if s is Strategy.ROUND_ROBIN:
-            return (pen, a.rr.get(p.queue_id, -1), a.seq, a.agent_id, a.token)
-        if s is Strategy.SKILLS:
-            return (pen, -sum(a.skills.get(sk, 0) for sk, _ in p.req), a.idle_since, a.seq, a.agent_id, a.token)
-        return (pen, a.idle_since, a.seq, a.agent_id, a.token)
-
-    def _qualifies(self, a: _Agent, queue_id: str, req: Req) -> bool:
-        return queue_id in a.queues and all(a.skills.get(s, 0) >= lvl for s, lvl in req)
 
     def _next_token(self) -> int:
         self._token_seq += 1
         return self._token_seq
 
-    def _reindex_agent(self, a: _Agent) -> None:
+    def _reindex_agent(self, a: AgentRecord) -> None:
         a.token = self._next_token()
         for p in a.pools:
             if self._available(a, p.channel):
                 self._push_agent(p, a)
 
-    def _push_agent(self, p: _Pool, a: _Agent) -> None:
-        heapq.heappush(p.agents, self._agent_entry(p, a))
+    def _push_agent(self, p: Pool, a: AgentRecord) -> None:
+        heapq.heappush(p.agents, a.pool_entry(p))
         if len(p.agents) > 2 * p.agent_floor + 64:
             p.agents = [e for e in p.agents if self._agent_entry_valid(p, e)]
             heapq.heapify(p.agents)
             p.agent_floor = len(p.agents)
 
-    def _agent_entry_valid(self, p: _Pool, e: tuple[Any, ...]) -> bool:
+    def _agent_entry_valid(self, p: Pool, e: tuple[Any, ...]) -> bool:
         a = self._agents[e[-2]]
         return a.token == e[-1] and self._available(a, p.channel)
 
@@ -563,21 +359,21 @@ class RoutingCore:
         c = self._calls.get(e[3])
         return c is not None and c.token == e[4] and c.state is CallState.WAITING
 
-    def _get_pool(self, queue_id: str, ch: Channel, req: Req) -> _Pool:
+    def _get_pool(self, queue_id: str, ch: Channel, req: Req) -> Pool:
         key = (queue_id, ch, req)
         p = self._pools.get(key)
         if p is not None:
             return p
         if queue_id.startswith("@"):
-            p = _Pool(queue_id, ch, req, Strategy.LONGEST_IDLE)
+            p = Pool(queue_id, ch, req, Strategy.LONGEST_IDLE)
             agent_id = queue_id[1:]
             self._sticky_pools.setdefault(agent_id, []).append(p)
             members: Iterable[str] = [agent_id] if agent_id in self._agents else []
         else:
             q = self._queues[queue_id]
-            p = _Pool(queue_id, ch, req, q.cfg.strategy)
+            p = Pool(queue_id, ch, req, q.cfg.strategy)
             q.pools[(ch, req)] = p
-            members = [aid for aid in q.members if self._qualifies(self._agents[aid], queue_id, req)]
+            members = [aid for aid in q.members if self._agents[aid].qualifies(queue_id, req)]
         self._pools[key] = p
         for aid in members:
             a = self._agents[aid]
@@ -586,15 +382,15 @@ class RoutingCore:
                 self._push_agent(p, a)
         return p
 
-    def _agent_pools(self, a: _Agent) -> list[_Pool]:
+    def _agent_pools(self, a: AgentRecord) -> list[Pool]:
         pools = list(self._sticky_pools.get(a.agent_id, ()))
         for qid in a.queues:
             q = self._queues.get(qid)
             if q is not None:
-                pools.extend(p for p in q.pools.values() if self._qualifies(a, qid, p.req))
+                pools.extend(p for p in q.pools.values() if a.qualifies(qid, p.req))
         return pools
 
-    def _effective(self, c: _Call) -> tuple[Req, tuple[str, ...]]:
+    def _effective(self, c: CallRecord) -> tuple[Req, tuple[str, ...]]:
         """The call's requirement and queues at its relaxation stage: a function of the queue's configuration,
         the call's own requirement and its stage only, so remembered for each (until a queue is configured)."""
         key = (c.queue_id, c.required, c.relax_stage)
@@ -603,7 +399,7 @@ class RoutingCore:
             found = self._effective_memo[key] = self._compute_effective(c)
         return found
 
-    def _compute_effective(self, c: _Call) -> tuple[Req, tuple[str, ...]]:
+    def _compute_effective(self, c: CallRecord) -> tuple[Req, tuple[str, ...]]:
         cfg = self._queues[c.queue_id].cfg
         levels: dict[str, int] = {}
         for rs in cfg.skills:
@@ -620,7 +416,7 @@ class RoutingCore:
                 queues.append(step.add_queue_id)
         return tuple(sorted(levels.items())), tuple(queues)
 
-    def _call_pools(self, c: _Call) -> list[_Pool]:
+    def _call_pools(self, c: CallRecord) -> list[Pool]:
         """The pools the call waits in. Shared by every call of the same queue, channel, requirement and stage
         (remembered until the pools are rebuilt or a queue is configured): never changed in place."""
         ch = capacity_channel(c.channel)
@@ -633,7 +429,7 @@ class RoutingCore:
             pools = self._pools_memo[key] = [self._get_pool(qid, ch, req) for qid in queues if qid in self._queues]
         return pools
 
-    def _enter_waiting(self, c: _Call, pools: list[_Pool] | None = None) -> None:
+    def _enter_waiting(self, c: CallRecord, pools: list[Pool] | None = None) -> None:
         c.state = CallState.WAITING
         c.token = self._next_token()
         insort(self._queues[c.queue_id].order, c.order_key())
@@ -648,7 +444,7 @@ class RoutingCore:
                 p.call_floor = len(p.calls)
         self._schedule_call(c)
 
-    def _leave_waiting(self, c: _Call) -> None:
+    def _leave_waiting(self, c: CallRecord) -> None:
         order = self._queues[c.queue_id].order
         i = bisect_left(order, c.order_key())
         del order[i]
@@ -657,14 +453,14 @@ class RoutingCore:
         c.pools = []
         c.token = self._next_token()
 
-    def _stop_waiting(self, c: _Call, *, abandoned: bool) -> None:
+    def _stop_waiting(self, c: CallRecord, *, abandoned: bool) -> None:
         q = self._queues[c.queue_id]
         q.exposure_s += self._now - c.wait_mark
         if abandoned:
             q.abandons += 1
         self._leave_waiting(c)
 
-    def _peek_call(self, p: _Pool) -> _Call | None:
+    def _peek_call(self, p: Pool) -> CallRecord | None:
         h = p.calls
         while h:
             e = h[0]
@@ -673,7 +469,7 @@ class RoutingCore:
             heapq.heappop(h)
         return None
 
-    def _peek_agent(self, p: _Pool) -> _Agent | None:
+    def _peek_agent(self, p: Pool) -> AgentRecord | None:
         h = p.agents
         while h:
             e = h[0]
@@ -685,7 +481,7 @@ class RoutingCore:
 
     # ------------------------------------------------------------------------------------ matching
 
-    def _try_assign(self, c: _Call) -> bool:
+    def _try_assign(self, c: CallRecord) -> bool:
         for p in c.pools:
             a = self._peek_agent(p)
             if a is not None:
@@ -693,14 +489,14 @@ class RoutingCore:
                 return True
         return False
 
-    def _serve(self, a: _Agent) -> None:
-        if a.status != _READY:
+    def _serve(self, a: AgentRecord) -> None:
+        if a.status != READY:
             return
         glob = self._cfg.global_longest_waiting
         for ch in list(a.capacity):
             while self._available(a, ch):
-                best: _Call | None = None
-                best_pool: _Pool | None = None
+                best: CallRecord | None = None
+                best_pool: Pool | None = None
                 best_rank: tuple[int, int, float, int, str] | None = None
                 for p in a.pools:
                     if p.channel is not ch or p.n_calls <= 0:
@@ -717,7 +513,7 @@ class RoutingCore:
                     break
                 self._reserve(best, a, None if best_pool.queue_id.startswith("@") else best_pool.queue_id)
 
-    def _reserve(self, c: _Call, a: _Agent, rr_queue: str | None) -> None:
+    def _reserve(self, c: CallRecord, a: AgentRecord, rr_queue: str | None) -> None:
         now = self._now
         q = self._queues[c.queue_id]
         if c.state is CallState.WAITING:
@@ -737,11 +533,11 @@ class RoutingCore:
             self._rr_seq += 1
             a.rr[rr_queue] = self._rr_seq
         self._res_index[rid] = c.call_id
-        self._push_timer(c.res_expires, _TIMER_RES, c.seq, c.call_id)
+        self._timers.push(c.res_expires, TIMER_RES, c.seq, c.call_id)
         self._reindex_agent(a)
         self._emit(c, Assigned(agent_id=a.agent_id, reservation_id=rid, reservation_expires_at=c.res_expires))
 
-    def _release_reservation(self, c: _Call, a: _Agent) -> None:
+    def _release_reservation(self, c: CallRecord, a: AgentRecord) -> None:
         rid = c.reservation_id
         assert rid is not None
         del a.reservations[rid]
@@ -752,7 +548,7 @@ class RoutingCore:
         c.reservation_id = None
         c.agent_id = None
 
-    def _requeue(self, c: _Call) -> None:
+    def _requeue(self, c: CallRecord) -> None:
         """Back to waiting with the same key: nobody loses their place."""
         c.wait_mark = self._now
         self._enter_waiting(c)
@@ -761,20 +557,20 @@ class RoutingCore:
 
     # ------------------------------------------------------------------------------------ helpers
 
-    def _emit(self, c: _Call, outcome: Outcome) -> None:
+    def _emit(self, c: CallRecord, outcome: Outcome) -> None:
         self._out.append(Decision(call_id=c.call_id, queue_id=c.queue_id, outcome=outcome, at=self._now))
 
-    def _position(self, c: _Call) -> int:
+    def _position(self, c: CallRecord) -> int:
         return bisect_left(self._queues[c.queue_id].order, c.order_key()) + 1
 
-    def _ewt(self, q: _Queue, n_ahead: int) -> float:
+    def _ewt(self, q: QueueRecord, n_ahead: int) -> float:
         patience = q.cfg.patience_s
         if patience is None and q.abandons:
             patience = q.exposure_s / q.abandons
         handle = q.cfg.service_time_s if q.cfg.service_time_s is not None else q.handle_s
         return expected_wait(n_ahead, len(q.members), handle, patience, q.last_delay_s)
 
-    def _emit_queued(self, c: _Call, *, offer: bool) -> None:
+    def _emit_queued(self, c: CallRecord, *, offer: bool) -> None:
         q = self._queues[c.queue_id]
         pos = self._position(c)
         ewt = self._ewt(q, pos - 1)
@@ -784,7 +580,7 @@ class RoutingCore:
         else:
             self._emit(c, Queued(position=pos, expected_wait_s=ewt))
 
-    def _finish(self, c: _Call, outcome: CallOutcome) -> None:
+    def _finish(self, c: CallRecord, outcome: CallOutcome) -> None:
         del self._calls[c.call_id]
         self._record_outcome(c.call_id, outcome)
 
@@ -794,7 +590,7 @@ class RoutingCore:
         if len(self._outcomes) > self._cfg.outcomes_kept:
             self._outcomes.popitem(last=False)
 
-    def _admit(self, c: _Call, queue_id: str) -> None:
+    def _admit(self, c: CallRecord, queue_id: str) -> None:
         """The call (not waiting, not with an agent) joins a queue: guards, sticky agent, match or wait."""
         q = self._queues[queue_id]
         now = self._now
@@ -817,7 +613,7 @@ class RoutingCore:
             last = self._last_agent.get(c.caller_hash)
             if last is not None and now - last[1] <= q.cfg.sticky_window_s:
                 a = self._agents.get(last[0])
-                if a is not None and a.status != _LOGGED_OUT and self._qualifies(a, queue_id, self._effective(c)[0]):
+                if a is not None and a.status != LOGGED_OUT and a.qualifies(queue_id, self._effective(c)[0]):
                     if self._available(a, capacity_channel(c.channel)):
                         self._reserve(c, a, queue_id)
                         return
@@ -837,7 +633,7 @@ class RoutingCore:
         self._enter_waiting(c, pools)
         self._emit_queued(c, offer=True)
 
-    def _overflow(self, c: _Call, reason: str) -> None:
+    def _overflow(self, c: CallRecord, reason: str) -> None:
         """The call is not waiting; apply the queue's overflow target."""
         q = self._queues[c.queue_id]
         tgt = q.cfg.overflow
@@ -860,14 +656,14 @@ class RoutingCore:
             self._emit(c, Overflowed(destination=OverflowDestination.QUEUE, to_queue_id=tgt.queue_id, reason=reason))
             self._admit(c, tgt.queue_id)
 
-    def _set_delay(self, a: _Agent, seconds: float) -> None:
+    def _set_delay(self, a: AgentRecord, seconds: float) -> None:
         if seconds > 0:
             a.delay_until = max(a.delay_until or 0.0, self._now + seconds)
             self._schedule_agent(a)
 
-    def _display(self, a: _Agent) -> tuple[AgentStatus, NotReadyReason]:
+    def _display(self, a: AgentRecord) -> tuple[AgentStatus, NotReadyReason]:
         now = self._now
-        if a.status == _LOGGED_OUT:
+        if a.status == LOGGED_OUT:
             return AgentStatus.LOGGED_OUT, NotReadyReason.UNSPECIFIED
         if a.reservations:
             return AgentStatus.RESERVED, NotReadyReason.UNSPECIFIED
@@ -877,7 +673,7 @@ class RoutingCore:
             return AgentStatus.WRAP_UP, NotReadyReason.UNSPECIFIED
         if a.cool_until is not None and a.cool_until > now:
             return AgentStatus.COOL_DOWN, NotReadyReason.COOL_DOWN
-        if a.status == _NOT_READY:
+        if a.status == NOT_READY:
             return AgentStatus.NOT_READY, a.reason
         if a.delay_until is not None and a.delay_until > now:
             return AgentStatus.NOT_READY, NotReadyReason.OTHER
@@ -896,11 +692,11 @@ class RoutingCore:
             for a in list(self._agents.values()):
                 self._serve(a)
             return True, "reconfigured"
-        q = _Queue(cfg)
+        q = QueueRecord(cfg)
         self._queues[cfg.queue_id] = q
         self._sticky_horizon = max(self._sticky_horizon, cfg.sticky_window_s)
         for a in self._agents.values():
-            if a.status != _LOGGED_OUT and cfg.queue_id in a.queues:
+            if a.status != LOGGED_OUT and cfg.queue_id in a.queues:
                 q.members[a.agent_id] = None
         self._join_new_queue(cfg.queue_id)
         return True, ""
@@ -921,7 +717,7 @@ class RoutingCore:
             for c in (self._calls[key[3]] for key in q.order)
             if c.state is CallState.WAITING and c.sticky_agent is None and queue_id in self._effective(c)[1]
         ]
-        calls.sort(key=_Call.order_key)
+        calls.sort(key=CallRecord.order_key)
         for c in calls:
             self._leave_waiting(c)
             self._enter_waiting(c)
@@ -936,7 +732,7 @@ class RoutingCore:
             self._record_outcome(cmd.call_id, CallOutcome.REJECTED)
             return True, ""
         self._call_seq += 1
-        c = _Call(cmd.call_id, self._call_seq)
+        c = CallRecord(cmd.call_id, self._call_seq)
         c.priority = cmd.priority
         c.required = tuple((r.skill_id, r.min_proficiency) for r in cmd.required_skills)
         c.caller_hash = cmd.caller_hash
@@ -949,7 +745,7 @@ class RoutingCore:
         self._admit(c, cmd.queue_id)
         return True, ""
 
-    def _lookup_reservation(self, rid: str, call_id: str, agent_id: str) -> tuple[_Call, _Agent] | str:
+    def _lookup_reservation(self, rid: str, call_id: str, agent_id: str) -> tuple[CallRecord, AgentRecord] | str:
         cid = self._res_index.get(rid)
         if cid is None:
             return "reservation not active"
@@ -967,7 +763,7 @@ class RoutingCore:
         self._connect(c, a)
         return True, ""
 
-    def _connect(self, c: _Call, a: _Agent) -> None:
+    def _connect(self, c: CallRecord, a: AgentRecord) -> None:
         rid = c.reservation_id
         assert rid is not None
         del a.reservations[rid]
@@ -1006,13 +802,13 @@ class RoutingCore:
         self._ring_no_answer(found[0])
         return True, ""
 
-    def _ring_no_answer(self, c: _Call) -> None:
+    def _ring_no_answer(self, c: CallRecord) -> None:
         assert c.agent_id is not None
         a = self._agents[c.agent_id]
         self._release_reservation(c, a)
         a.misses += 1
         if a.misses >= self._cfg.max_ring_misses:
-            a.status = _NOT_READY
+            a.status = NOT_READY
             a.reason = NotReadyReason.RING_NO_ANSWER
         else:
             self._set_delay(a, self._cfg.rna_delay_s)
@@ -1050,7 +846,7 @@ class RoutingCore:
         self._emit(c, Overflowed(destination=OverflowDestination.CALLBACK, reason="callback accepted"))
         return True, ""
 
-    def _release_connected(self, c: _Call, *, hard: bool) -> _Agent:
+    def _release_connected(self, c: CallRecord, *, hard: bool) -> AgentRecord:
         """The agent is done with a connected call: wrap-up, then cool-down after a hard call."""
         assert c.agent_id is not None
         a = self._agents[c.agent_id]
@@ -1075,7 +871,7 @@ class RoutingCore:
         c.agent_id = None
         return a
 
-    def _hang_up(self, c: _Call, *, hard: bool) -> None:
+    def _hang_up(self, c: CallRecord, *, hard: bool) -> None:
         a = self._release_connected(c, hard=hard)
         self._finish(c, CallOutcome.CALLED_BACK if c.callback else CallOutcome.COMPLETED)
         self._reindex_agent(a)
@@ -1095,7 +891,7 @@ class RoutingCore:
         c = self._calls.get(cmd.call_id)
         if c is None or c.state is not CallState.CONNECTED or (cmd.from_agent_id and c.agent_id != cmd.from_agent_id):
             return False, "call not connected to this agent"
-        target: _Agent | None = None
+        target: AgentRecord | None = None
         if cmd.to_agent_id is not None:
             target = self._agents.get(cmd.to_agent_id)
             ch = capacity_channel(c.channel)
@@ -1135,7 +931,7 @@ class RoutingCore:
             if cmd.action not in (AgentAction.LOGIN, AgentAction.UPDATE_PROFILE):
                 return False, "unknown agent"
             self._agent_seq += 1
-            a = self._agents[cmd.agent_id] = _Agent(cmd.agent_id, self._agent_seq)
+            a = self._agents[cmd.agent_id] = AgentRecord(cmd.agent_id, self._agent_seq)
         if cmd.action is AgentAction.LOGIN:
             self._login(a, cmd)
         elif cmd.action is AgentAction.UPDATE_PROFILE:
@@ -1143,18 +939,18 @@ class RoutingCore:
             self._set_profile(a, cmd)
             self._reindex_agent(a)
             self._serve(a)
-        elif a.status == _LOGGED_OUT:
+        elif a.status == LOGGED_OUT:
             return False, "agent not logged in"
         elif cmd.action is AgentAction.LOGOUT:
             self._logout(a)
         elif cmd.action is AgentAction.READY:
-            if a.status == _NOT_READY and not a.calls and not a.reservations:
+            if a.status == NOT_READY and not a.calls and not a.reservations:
                 a.idle_since = self._now
-            a.status, a.reason, a.misses, a.since = _READY, NotReadyReason.UNSPECIFIED, 0, self._now
+            a.status, a.reason, a.misses, a.since = READY, NotReadyReason.UNSPECIFIED, 0, self._now
             self._reindex_agent(a)
             self._serve(a)
         elif cmd.action is AgentAction.NOT_READY:
-            a.status, a.reason, a.since = _NOT_READY, cmd.reason, self._now
+            a.status, a.reason, a.since = NOT_READY, cmd.reason, self._now
             self._reindex_agent(a)
         elif cmd.action is AgentAction.WRAP_UP_DONE:
             if a.wrap_until is None or a.wrap_until <= self._now:
@@ -1170,10 +966,10 @@ class RoutingCore:
             a.version = cmd.version
         return True, ""
 
-    def _login(self, a: _Agent, cmd: SetAgentState) -> None:
-        was_in = a.status != _LOGGED_OUT
+    def _login(self, a: AgentRecord, cmd: SetAgentState) -> None:
+        was_in = a.status != LOGGED_OUT
         a.wrap_up_s = cmd.wrap_up_s
-        a.status, a.reason, a.since = _READY, NotReadyReason.UNSPECIFIED, self._now
+        a.status, a.reason, a.since = READY, NotReadyReason.UNSPECIFIED, self._now
         if not was_in:
             a.idle_since = self._now
             a.busy_s = 0.0
@@ -1183,7 +979,7 @@ class RoutingCore:
         self._reindex_agent(a)
         self._serve(a)
 
-    def _set_profile(self, a: _Agent, cmd: SetAgentState) -> None:
+    def _set_profile(self, a: AgentRecord, cmd: SetAgentState) -> None:
         """Queues, skills and capacity from `cmd`; queue member lists follow while the agent is logged in. The
         calls waiting in a queue this leaves without agents (one set to leave when empty) overflow."""
         kept = {m.queue_id for m in cmd.queues}
@@ -1195,7 +991,7 @@ class RoutingCore:
             a.capacity[capacity_channel(cc.channel)] = cc.capacity
         for ch, held in a.load.items():  # a new profile never leaves calls held above capacity
             a.capacity[ch] = max(a.capacity.get(ch, 0), held)
-        if a.status != _LOGGED_OUT:
+        if a.status != LOGGED_OUT:
             for qid in a.queues:
                 q = self._queues.get(qid)
                 if q is not None:
@@ -1203,7 +999,7 @@ class RoutingCore:
         a.pools = self._agent_pools(a)
         self._overflow_emptied(emptied)
 
-    def _leave_queues(self, a: _Agent, queue_ids: Iterable[str]) -> list[_Queue]:
+    def _leave_queues(self, a: AgentRecord, queue_ids: Iterable[str]) -> list[QueueRecord]:
         """Out of these queues' member lists; returns those left with no agent that are set to leave when empty."""
         emptied = []
         for qid in queue_ids:
@@ -1214,7 +1010,7 @@ class RoutingCore:
                     emptied.append(q)
         return emptied
 
-    def _overflow_emptied(self, emptied: Iterable[_Queue]) -> None:
+    def _overflow_emptied(self, emptied: Iterable[QueueRecord]) -> None:
         for q in emptied:
             for key in list(q.order):
                 c = self._calls[key[3]]
@@ -1222,8 +1018,8 @@ class RoutingCore:
                     self._stop_waiting(c, abandoned=False)
                     self._overflow(c, "no agents logged in")
 
-    def _logout(self, a: _Agent) -> None:
-        a.status, a.reason, a.since = _LOGGED_OUT, NotReadyReason.UNSPECIFIED, self._now
+    def _logout(self, a: AgentRecord) -> None:
+        a.status, a.reason, a.since = LOGGED_OUT, NotReadyReason.UNSPECIFIED, self._now
         emptied = self._leave_queues(a, a.queues)
         released = [self._calls[cid] for cid in a.reservations.values()]
         for c in released:
@@ -1249,31 +1045,9 @@ class RoutingCore:
             "config": self._cfg,
             "now": self._now,
             "seq": [self._agent_seq, self._call_seq, self._res_seq, self._rr_seq],
-            "queues": [
-                {"config": q.cfg, "handle_s": q.handle_s, "last_delay_s": q.last_delay_s,
-                 "abandons": q.abandons, "exposure_s": q.exposure_s}
-                for q in self._queues.values()
-            ],
-            "agents": [
-                {"agent_id": a.agent_id, "seq": a.seq, "status": a.status, "reason": a.reason,
-                 "version": a.version, "since": a.since, "queues": dict(a.queues), "skills": dict(a.skills),
-                 "capacity": dict(a.capacity), "load": dict(a.load), "reservations": dict(a.reservations),
-                 "calls": list(a.calls), "wrap_until": a.wrap_until, "cool_until": a.cool_until,
-                 "delay_until": a.delay_until, "misses": a.misses, "idle_since": a.idle_since, "busy_s": a.busy_s,
-                 "handled": a.handled, "rr": dict(a.rr), "wrap_up_s": a.wrap_up_s}
-                for a in self._agents.values()
-            ],
-            "calls": [
-                {"call_id": c.call_id, "seq": c.seq, "queue_id": c.queue_id, "priority": c.priority,
-                 "required": [list(r) for r in c.required], "caller_hash": c.caller_hash, "channel": c.channel,
-                 "venq": c.venq, "entered_at": c.entered_at, "wait_mark": c.wait_mark,
-                 "callback_allowed": c.callback_allowed, "callback": c.callback, "state": c.state,
-                 "agent_id": c.agent_id, "reservation_id": c.reservation_id, "res_expires": c.res_expires,
-                 "accepted_at": c.accepted_at, "relax_stage": c.relax_stage, "aged": c.aged,
-                 "sticky_agent": c.sticky_agent,
-                 "sticky_until": c.sticky_until, "visited": list(c.visited)}
-                for c in self._calls.values()
-            ],
+            "queues": [capture_queue(q) for q in self._queues.values()],
+            "agents": [capture_agent(a) for a in self._agents.values()],
+            "calls": [capture_call(c) for c in self._calls.values()],
             "outcomes": dict(self._outcomes),
             "last_agent": {k: [v[0], v[1]] for k, v in self._last_agent.items()},
             "processed": list(self._processed.items()),
@@ -1288,33 +1062,13 @@ class RoutingCore:
         core._now = float(snap["now"])
         core._agent_seq, core._call_seq, core._res_seq, core._rr_seq = (int(x) for x in snap["seq"])
         for qd in snap["queues"]:
-            q = _Queue(from_plain(qd["config"]))
-            q.handle_s, q.last_delay_s = qd["handle_s"], qd["last_delay_s"]
-            q.abandons, q.exposure_s = int(qd["abandons"]), float(qd["exposure_s"])
+            q = restore_queue(qd)
             core._queues[q.cfg.queue_id] = q
         for ad in snap["agents"]:
-            a = _Agent(ad["agent_id"], int(ad["seq"]))
-            a.status, a.reason = ad["status"], NotReadyReason(ad["reason"])
-            a.version, a.since = ad["version"], ad["since"]
-            a.queues, a.skills = dict(ad["queues"]), dict(ad["skills"])
-            a.capacity = {Channel(k): v for k, v in ad["capacity"].items()}
-            a.load = {Channel(k): v for k, v in ad["load"].items()}
-            a.reservations, a.calls = dict(ad["reservations"]), dict.fromkeys(ad["calls"])
-            a.wrap_until, a.cool_until, a.delay_until = ad["wrap_until"], ad["cool_until"], ad["delay_until"]
-            a.misses, a.idle_since, a.busy_s, a.handled = ad["misses"], ad["idle_since"], ad["busy_s"], ad["handled"]
-            a.rr, a.wrap_up_s = dict(ad["rr"]), ad["wrap_up_s"]
+            a = restore_agent(ad)
             core._agents[a.agent_id] = a
         for cd in snap["calls"]:
-            c = _Call(cd["call_id"], int(cd["seq"]))
-            c.queue_id, c.priority = cd["queue_id"], cd["priority"]
-            c.required = tuple((s, int(lvl)) for s, lvl in cd["required"])
-            c.caller_hash, c.channel, c.venq = cd["caller_hash"], Channel(cd["channel"]), cd["venq"]
-            c.entered_at, c.wait_mark = cd["entered_at"], cd["wait_mark"]
-            c.callback_allowed, c.callback, c.state = cd["callback_allowed"], cd["callback"], CallState(cd["state"])
-            c.agent_id, c.reservation_id, c.res_expires = cd["agent_id"], cd["reservation_id"], cd["res_expires"]
-            c.accepted_at, c.relax_stage = cd["accepted_at"], cd["relax_stage"]
-            c.aged = int(cd.get("aged", 0))  # snapshots from before priority aging have none
-            c.sticky_agent, c.sticky_until, c.visited = cd["sticky_agent"], cd["sticky_until"], list(cd["visited"])
+            c = restore_call(cd)
             core._calls[c.call_id] = c
         core._outcomes = OrderedDict((k, CallOutcome(v)) for k, v in snap["outcomes"].items())
         core._last_agent = OrderedDict((k, (v[0], float(v[1]))) for k, v in snap["last_agent"].items())
@@ -1327,8 +1081,7 @@ class RoutingCore:
         self._pools = {}
         self._pools_memo = {}
         self._sticky_pools = {}
-        self._timers = []
-        self._timer_floor = self._timer_pushes = 0
+        self._timers = Timers()
         self._res_index = {}
         for q in self._queues.values():
             q.pools = {}
@@ -1337,7 +1090,7 @@ class RoutingCore:
         for a in self._agents.values():
             a.pools = []
             a.token = self._next_token()
-            if a.status != _LOGGED_OUT:
+            if a.status != LOGGED_OUT:
                 for qid in a.queues:
                     member_of = self._queues.get(qid)
                     if member_of is not None:
@@ -1349,7 +1102,7 @@ class RoutingCore:
             if c.state is CallState.WAITING:
                 self._enter_waiting(c)
             elif c.state is CallState.RESERVED:
-                self._push_timer(c.res_expires, _TIMER_RES, c.seq, c.call_id)
+                self._timers.push(c.res_expires, TIMER_RES, c.seq, c.call_id)
         for a in self._agents.values():
             a.pools = self._agent_pools(a)
             self._reindex_agent(a)

@@ -1,1 +1,1 @@
-"""Entry points of the routing service: the gRPC server."""
+"""Entry points of the routing service: the gRPC servicer and its interceptors (built by `bootstrap.serve`)."""

@@ -2,7 +2,8 @@
 
 A scheduled shift is *attended* when the employee has an IN punch between `early` before the
 shift start and the shift end. It is *late* when the first such IN punch is after start + grace.
-Attendance rate = attended shifts ÷ scheduled shifts × 100, per team and shift start (e.g. "08:00").
+Attendance rate = attended shifts ÷ scheduled shifts × 100, per team and shift start (e.g. "08:00"): the formula
+of `callstream_core.kpi_definitions`, the KPI's one definition, over these counts.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+
+from callstream_core.kpi_definitions import FORMULAS
 
 
 @dataclass(frozen=True)
@@ -81,5 +84,5 @@ def attendance_rates(outcomes: Iterable[ShiftOutcome]) -> list[AttendanceRate]:
     for (team, label), items in sorted(groups.items()):
         present = sum(1 for o in items if o.present)
         rates.append(AttendanceRate(team, label, len(items), present, sum(1 for o in items if o.late),
-                                    present / len(items) * 100.0 if items else None))
+                                    FORMULAS["attendance_rate"].of_counts(present=present, scheduled=len(items))))
     return rates

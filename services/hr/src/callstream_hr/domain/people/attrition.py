@@ -1,8 +1,9 @@
 """KPI 23: agent attrition = leavers in period ÷ average full-time-equivalent headcount × 100.
 
-The average FTE headcount is the mean over the days of the period of the FTE employed that day
-(an employee counts from the hire date inclusive to the leave date exclusive), so mid-period hires
-and leavers are weighted by the days they were employed. Annualised = rate × 365 ÷ days in period.
+The formula (and its annualised variant) is the KPI's one definition, `callstream_core.kpi_definitions`; HR
+supplies its counters: leavers, and the FTE employed over the days of the period (an employee counts from the
+hire date inclusive to the leave date exclusive), so mid-period hires and leavers are weighted by the days they
+were employed and the average headcount is that FTE-time ÷ the period.
 
 With an employment history, a person is a series of stints (:func:`stints`): one per role and team
 between changes. A stint that ends by a change is not a leaver; so agent attrition does not count a
@@ -15,6 +16,10 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
+
+from callstream_core.kpi_definitions import FORMULAS, VARIANT_FORMULAS
+
+SECONDS_PER_DAY = 86400.0
 
 
 @dataclass(frozen=True)
@@ -75,27 +80,32 @@ class AttritionFigure:
     annualised: float | None
 
 
-def average_fte(tenures: Iterable[Tenure], start: date, end: date) -> float:
+def fte_days(tenures: Iterable[Tenure], start: date, end: date) -> float:
+    """FTE x days employed within [start, end)."""
     if end <= start:
         raise ValueError("period end must be after its start")
-    days = (end - start).days
     total = 0.0
     for t in tenures:
         first = max(t.hired_on, start)
         last = min(t.left_on or t.moved_on or end, end)
         if last > first:
             total += t.fte * (last - first).days
-    return total / days
+    return total
+
+
+def figure(leavers: int, employed_fte_days: float, start: date, end: date) -> AttritionFigure:
+    """KPI 23 and its annualised variant by their formulas in `callstream_core.kpi_definitions`."""
+    counters = {"leavers": leavers, "headcount_fte_s": employed_fte_days * SECONDS_PER_DAY,
+                "period_s": (end - start).days * SECONDS_PER_DAY}
+    return AttritionFigure(start, end, leavers, employed_fte_days / (end - start).days,
+                           FORMULAS["agent_attrition"].of_counts(**counters),
+                           VARIANT_FORMULAS["agent_attrition_annualised"].of_counts(**counters))
 
 
 def attrition(tenures: Iterable[Tenure], start: date, end: date) -> AttritionFigure:
     items = list(tenures)
-    avg = average_fte(items, start, end)
     leavers = sum(1 for t in items if t.left_on is not None and start <= t.left_on < end)
-    days = (end - start).days
-    rate = None if avg == 0 else leavers / avg * 100.0
-    annual = None if rate is None else rate * 365.0 / days
-    return AttritionFigure(start, end, leavers, avg, rate, annual)
+    return figure(leavers, fte_days(items, start, end), start, end)
 
 
 def attrition_by(tenures: Iterable[Tenure], start: date, end: date, dimension: str) -> dict[str, AttritionFigure]:
@@ -103,17 +113,12 @@ def attrition_by(tenures: Iterable[Tenure], start: date, end: date, dimension: s
     exit reasons (the reasons add up to the total rate) and each lead's own team for team leads."""
     items = list(tenures)
     if dimension == "exit_reason":
-        avg = average_fte(items, start, end)
-        days = (end - start).days
+        employed = fte_days(items, start, end)
         counts: dict[str, int] = defaultdict(int)
         for t in items:
             if t.left_on is not None and start <= t.left_on < end:
                 counts[t.exit_reason or "unspecified"] += 1
-        return {
-            reason: AttritionFigure(start, end, n, avg, None if avg == 0 else n / avg * 100.0,
-                                    None if avg == 0 else n / avg * 100.0 * 365.0 / days)
-            for reason, n in sorted(counts.items())
-        }
+        return {reason: figure(n, employed, start, end) for reason, n in sorted(counts.items())}
     if dimension == "team_lead_id":
         groups: dict[str, list[Tenure]] = defaultdict(list)
         for t in items:

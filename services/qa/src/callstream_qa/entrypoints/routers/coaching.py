@@ -9,9 +9,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from callstream_core.db import now
-from callstream_qa import service_layer as svc
 from callstream_qa.adapters.orm import CoachingItemRow
 from callstream_qa.entrypoints.dependencies import Caller, as_agent, as_db, as_reader, visible
+from callstream_qa.service_layer import common
 
 router = APIRouter(tags=["coaching"])
 
@@ -19,7 +19,7 @@ router = APIRouter(tags=["coaching"])
 def coaching_json(row: CoachingItemRow) -> dict[str, Any]:
     return {"item_id": row.item_id, "evaluation_id": row.evaluation_id, "agent_id": row.agent_id,
             "team_id": row.team_id, "criterion_id": row.criterion_id, "note": row.note,
-            "due_date": row.due_date.isoformat(), "acknowledged_at": svc.utc(row.acknowledged_at)}
+            "due_date": row.due_date.isoformat(), "acknowledged_at": common.utc(row.acknowledged_at)}
 
 
 @router.get("/coaching")
@@ -42,9 +42,9 @@ def list_coaching(agent_id: str | None = None, open_only: bool = False, caller: 
 def acknowledge_coaching(item_id: str, caller: Caller = as_agent, s: Session = as_db) -> dict[str, Any]:
     row = s.get(CoachingItemRow, item_id)
     if row is None:
-        raise svc.NotFound(f"coaching item {item_id!r} not found")
+        raise common.NotFound(f"coaching item {item_id!r} not found")
     visible(caller, row.agent_id, row.team_id)
     if row.acknowledged_at is not None:
-        raise svc.Conflict("coaching item already acknowledged")
+        raise common.Conflict("coaching item already acknowledged")
     row.acknowledged_at = now()
     return coaching_json(row)

@@ -10,10 +10,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from callstream_core.db import now
-from callstream_qa import service_layer as svc
 from callstream_qa.adapters.orm import EvaluationRow
 from callstream_qa.entrypoints.dependencies import Caller, as_db, as_qa, as_reader, container, visible
 from callstream_qa.entrypoints.schemas import ActionIn, EvaluationIn, EvaluationPatch
+from callstream_qa.service_layer import common, evaluations
 
 router = APIRouter(tags=["evaluations"])
 ACTION_ROLES = {"submit": ("qa",), "review": ("qa",), "delete": ("qa",), "acknowledge": ("agent",),
@@ -27,17 +27,17 @@ def evaluation_json(row: EvaluationRow) -> dict[str, Any]:
         "form_version": row.form_version, "status": row.status, "answers": row.answers, "comments": row.comments,
         "score": row.score, "critical_failed": row.critical_failed, "criteria": row.criteria,
         "revision": row.revision, "calibration_session_id": row.calibration_session_id,
-        "dispute_reason": row.dispute_reason, "contact_at": svc.utc(row.contact_at),
-        "created_at": svc.utc(row.created_at), "submitted_at": svc.utc(row.submitted_at),
-        "updated_at": svc.utc(row.updated_at),
+        "dispute_reason": row.dispute_reason, "contact_at": common.utc(row.contact_at),
+        "created_at": common.utc(row.created_at), "submitted_at": common.utc(row.submitted_at),
+        "updated_at": common.utc(row.updated_at),
     }
 
 
 def _visible_evaluation(s: Session, caller: Caller, evaluation_id: str) -> EvaluationRow:
-    row = svc.get_evaluation(s, evaluation_id)
+    row = evaluations.get_evaluation(s, evaluation_id)
     visible(caller, row.agent_id, row.team_id)
     if caller.role == "agent" and row.status in ("draft", "deleted"):
-        raise svc.NotFound("not found (or not visible to this caller)")
+        raise common.NotFound("not found (or not visible to this caller)")
     return row
 
 
@@ -47,7 +47,7 @@ def create_evaluation(request: Request, body: EvaluationIn, caller: Caller = as_
     contact_at = body.contact_at
     if contact_at is not None and contact_at.tzinfo is None:
         contact_at = contact_at.replace(tzinfo=UTC)
-    row = svc.create_evaluation(s, svc.NewEvaluation(
+    row = evaluations.create_evaluation(s, evaluations.NewEvaluation(
         call_id=body.call_id, agent_id=body.agent_id, evaluator_id=body.evaluator_id or caller.person_id
         or caller.subject, form_id=body.form_id, form_version=body.form_version, team_id=body.team_id,
         answers=body.answers, comments=body.comments, contact_at=contact_at, submit=body.submit,
@@ -81,8 +81,8 @@ def read_evaluation(evaluation_id: str, caller: Caller = as_reader, s: Session =
 @router.patch("/evaluations/{evaluation_id}")
 def patch_evaluation(evaluation_id: str, body: EvaluationPatch, caller: Caller = as_qa,
                      s: Session = as_db) -> dict[str, Any]:
-    row = svc.get_evaluation(s, evaluation_id)
-    return evaluation_json(svc.update_draft(s, row, body.answers, body.comments, now()))
+    row = evaluations.get_evaluation(s, evaluation_id)
+    return evaluation_json(evaluations.update_draft(s, row, body.answers, body.comments, now()))
 
 
 @router.post("/evaluations/{evaluation_id}/{action}")
@@ -95,6 +95,6 @@ def evaluation_action(request: Request, evaluation_id: str,
                             f"role {caller.role!r} may not {action} (needs {ACTION_ROLES[action]})")
     row = _visible_evaluation(s, caller, evaluation_id)
     body = body or ActionIn()
-    svc.act(s, row, action, now(), reason=body.reason, answers=body.answers,
+    evaluations.act(s, row, action, now(), reason=body.reason, answers=body.answers,
             coaching_days=container(request).settings.coaching_due_days)
     return evaluation_json(row)

@@ -12,11 +12,11 @@ from sqlalchemy.orm import Session
 
 from callstream.kpi.v1 import kpi_events_pb2
 from callstream_core.db import now
-from callstream_qa import service_layer as svc
 from callstream_qa.adapters.contacts import store_contacts
 from callstream_qa.adapters.orm import ContactRow
 from callstream_qa.entrypoints.dependencies import Caller, as_db, as_lead, as_qa
 from callstream_qa.entrypoints.schemas import PlanIn
+from callstream_qa.service_layer import sampling
 
 router = APIRouter(tags=["sampling"])
 
@@ -36,7 +36,7 @@ def import_contacts(contacts: list[dict[str, Any]], caller: Caller = as_qa, s: S
 
 @router.post("/sampling-plans", status_code=201)
 def create_plan(body: PlanIn, caller: Caller = as_qa, s: Session = as_db) -> dict[str, Any]:
-    plan, picks = svc.create_plan(s, name=body.name, period_start=body.period_start, period_end=body.period_end,
+    plan, picks = sampling.create_plan(s, name=body.name, period_start=body.period_start, period_end=body.period_end,
                                   per_agent=body.per_agent, seed=body.seed, long_call_s=body.long_call_s,
                                   now=now())
     return {"plan_id": plan.plan_id, "name": plan.name, "seed": plan.seed, "per_agent": plan.per_agent,
@@ -46,8 +46,8 @@ def create_plan(body: PlanIn, caller: Caller = as_qa, s: Session = as_db) -> dic
 
 @router.get("/sampling-plans/{plan_id}")
 def read_plan(plan_id: str, caller: Caller = as_lead, s: Session = as_db) -> dict[str, Any]:
-    plan = svc.get_plan(s, plan_id)
-    items = svc.plan_items(s, plan_id)
+    plan = sampling.get_plan(s, plan_id)
+    items = sampling.plan_items(s, plan_id)
     if caller.role == "team_lead":  # a team lead sees the picks of the team's contacts only
         team_calls = set(s.scalars(select(ContactRow.call_id).where(ContactRow.team_id == caller.team_id)))
         items = [i for i in items if i.call_id in team_calls]
@@ -59,4 +59,4 @@ def read_plan(plan_id: str, caller: Caller = as_lead, s: Session = as_db) -> dic
 
 @router.get("/sampling-plans/{plan_id}/coverage")
 def plan_coverage(plan_id: str, caller: Caller = as_lead, s: Session = as_db) -> list[dict[str, Any]]:
-    return svc.coverage(s, plan_id)
+    return sampling.coverage(s, plan_id)
