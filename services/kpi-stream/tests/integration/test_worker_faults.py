@@ -132,10 +132,11 @@ class _Clock:
 
 
 def _pipeline(kafka_bootstrap: str, clickhouse_url: str, clock: _Clock,
-              lateness_s: float) -> tuple[KpiPipeline, str]:
+              lateness_s: float, provisional_contacts: bool = True) -> tuple[KpiPipeline, str]:
     prefix = isolated_topics(kafka_bootstrap)
     settings = worker_settings(kafka_bootstrap, clickhouse_url, prefix).model_copy(
-        update={"allowed_lateness_s": lateness_s, "partition_idle_s": 5.0})
+        update={"allowed_lateness_s": lateness_s, "partition_idle_s": 5.0,
+                "provisional_contacts": provisional_contacts})
     client = get_client(clickhouse_url, database=settings.clickhouse_database)
     pipeline = KpiPipeline(settings, client, EventProducer(kafka_bootstrap, client_id="test"), topic_prefix=prefix,
                            monotonic=clock)
@@ -150,9 +151,10 @@ def _contacts(pipeline: KpiPipeline) -> int:
 def test_agent_events_close_the_calls_they_move_the_watermark_past(kafka_bootstrap: str,
                                                                     clickhouse_url: str) -> None:
     """Item 3: agent events move the watermark; the calls it passes are stored when the agent batch is,
-    not left waiting for some later input to sweep them."""
+    not left waiting for some later input to sweep them (contacts stored at the watermark, not provisionally
+    when the abandon comes: the watermark is what closes them then)."""
     clock = _Clock()
-    pipeline, prefix = _pipeline(kafka_bootstrap, clickhouse_url, clock, lateness_s=60)
+    pipeline, prefix = _pipeline(kafka_bootstrap, clickhouse_url, clock, lateness_s=60, provisional_contacts=False)
     call_topic, agent_topic = prefix + "cc.call-events.v1", prefix + "cc.agent-events.v1"
     calls = _abandoned("c1", T0, 30)
     pipeline.on_call_events(_received(call_topic, 0, calls))

@@ -72,12 +72,7 @@ class PartitionStateLog:
     def read_to_end(self, timeout_s: float = 30.0) -> list[kpi_events_pb2.PartitionState]:
         """Every state up to the topic's end as of now (a start, a rebalance: the previous owners' last states)."""
         deadline = time.monotonic() + timeout_s
-        try:
-            ends = {p: self._consumer.get_watermark_offsets(TopicPartition(self.topic, p), timeout=timeout_s)[1]
-                    for p in self._partitions}
-        except KafkaException as exc:
-            raise RuntimeError(f"cannot read the state topic {self.topic} ({exc}): is it created? "
-                               "`callstream topics apply` creates every topic of the registry") from exc
+        ends = {p: self._end_offset(p, deadline) for p in self._partitions}
         out: list[kpi_events_pb2.PartitionState] = []
         while True:
             out += self.read(0.2)
@@ -87,6 +82,25 @@ class PartitionStateLog:
                 return out
             if time.monotonic() > deadline:
                 raise TimeoutError(f"the state topic {self.topic} was not read to its end within {timeout_s} s")
+
+    # A topic just created, or a broker electing leaders, answers "not leader" / "leader not available" for a
+    # moment: retried until the deadline, as librdkafka does for its own requests.
+    TRANSIENT = frozenset({KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
+                           KafkaError._TIMED_OUT, KafkaError.REQUEST_TIMED_OUT})
+    RETRY_PAUSE_S = 0.2
+
+    def _end_offset(self, partition: int, deadline: float) -> int:
+        while True:
+            try:
+                return int(self._consumer.get_watermark_offsets(
+                    TopicPartition(self.topic, partition), timeout=max(0.1, deadline - time.monotonic()))[1])
+            except KafkaException as exc:
+                error = exc.args[0]
+                transient = isinstance(error, KafkaError) and error.code() in self.TRANSIENT
+                if not transient or time.monotonic() > deadline:
+                    raise RuntimeError(f"cannot read the state topic {self.topic} ({exc}): is it created? "
+                                       "`callstream topics apply` creates every topic of the registry") from exc
+                time.sleep(self.RETRY_PAUSE_S)  # a back-off between retries, not a synchronisation
 
     def close(self) -> None:
         self._producer.flush(30.0)
