@@ -199,15 +199,15 @@ def ami_figures(bootstrap: str, recording: bytes) -> dict[str, float]:
 
 
 def latency_figures(bootstrap: str, tmp: Path) -> dict[str, float]:
+    from callstream_kpi.bootstrap import build_worker
     from callstream_kpi.config import KpiSettings
-    from callstream_kpi.entrypoints.worker import KpiWorker
 
     prefix = isolated_topics(bootstrap, "b")
     token = "bench-manager-token-0000"
     settings = KpiSettings(kafka_bootstrap_servers=bootstrap, clickhouse_url=f"chdb://{tmp / 'chdb'}",
                            topic_prefix=prefix, clickhouse_database="bench", http_port=free_port(),
                            consumer_group=f"bench-{uuid.uuid4().hex[:8]}", api_tokens=f"{token}:manager")
-    worker = KpiWorker(settings)
+    worker = build_worker(settings)
     seen_at: dict[str, float] = {}
     delays: list[float] = []
     with LocalAsterisk(tmp / "latency-asterisk") as pbx:

@@ -56,6 +56,7 @@ from callstream_core.kafka import DeadLetters, EventProducer
 from callstream_core.topics import Topic, topic
 from callstream_devtools.local_kafka import free_port
 from callstream_devtools.testing import isolated_topics
+from callstream_kpi.bootstrap import build_worker
 from callstream_kpi.config import KpiSettings
 from callstream_kpi.entrypoints.worker import KpiWorker
 from callstream_simulator import Engine, InProcessRouter, ListSink, parse_scenario
@@ -218,7 +219,7 @@ def worker_rate(bootstrap: str, chdb: Path, prefix: str, count: int,
                 profiled: Callable[[KpiWorker], Any] | None = None) -> Rate:
     """One worker over the `count` events of the prefixed topics; ends when every event is taken and the
     batch that took the last one has stored its facts (the pipeline's one thread has run everything queued)."""
-    worker = KpiWorker(settings(bootstrap, chdb, prefix))
+    worker = build_worker(settings(bootstrap, chdb, prefix))
     timing: dict[str, float] = {}
 
     async def until() -> None:
@@ -328,7 +329,7 @@ def _stored_contacts(worker: KpiWorker, call_ids: list[str]) -> list[tuple[str]]
 
 def freshness(bootstrap: str, chdb: Path) -> tuple[dict[str, float], list[Aim]]:
     prefix = isolated_topics(bootstrap, "fr")
-    worker = KpiWorker(settings(bootstrap, chdb, prefix, "latest"))
+    worker = build_worker(settings(bootstrap, chdb, prefix, "latest"))
     lateness = worker.settings.allowed_lateness_s
     sampled: list[tuple[float, float]] = []  # (event time, produced at), in production order
     ended: dict[str, float] = {}  # call id -> its ended event's produce time

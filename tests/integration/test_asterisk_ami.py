@@ -43,6 +43,7 @@ from callstream_devtools.local_kafka import free_port
 from callstream_ingest.adapters.ami_session import AmiSession
 from callstream_ingest.domain.call_plan import LoadShape, originate_headers, plan_calls
 from callstream_ingest.service_layer.call_generator import CallGenerator
+from callstream_kpi.bootstrap import build_worker
 from callstream_kpi.entrypoints.worker import KpiWorker
 
 pytestmark = pytest.mark.integration
@@ -193,7 +194,7 @@ def test_ami_figures_equal_the_queue_log_across_a_killed_adapter(kafka_bootstrap
     assert wrap == {"sales": 2.0, "support": 1.0}
     settings = worker_settings(kafka_bootstrap, clickhouse_url, prefix).model_copy(
         update={"default_short_abandon_s": SHORT_ABANDON_S})
-    worker = KpiWorker(settings)
+    worker = build_worker(settings)
     calls = plan_calls(SEED, LoadShape(calls=CALLS))
     moments: dict[str, float] = {}
     got: dict[str, dict[str, Any]] = {}

@@ -51,7 +51,7 @@ from callstream_devtools.routed_center import ROUTED_AGENTS, ROUTED_QUEUES, Rout
 from callstream_ingest.adapters.ami_session import AmiSession
 from callstream_ingest.domain.call_plan import LoadShape, PlannedCall, originate_headers, plan_calls
 from callstream_ingest.service_layer.call_generator import CallGenerator
-from callstream_kpi.entrypoints.worker import KpiWorker
+from callstream_kpi.bootstrap import build_worker
 
 pytestmark = pytest.mark.integration
 CALLS = 300
@@ -185,7 +185,7 @@ def test_asterisk_calls_routed_by_callstream(kafka_bootstrap: str, clickhouse_ur
     calls = [c for c in record.calls if c.caller != SENTINEL_CALLER]
     kpis: dict[str, float] = {}
     expected = expected_kpis(calls)
-    worker = KpiWorker(kpi_settings)
+    worker = build_worker(kpi_settings)
     asyncio.run(worker.serve(lambda: settle_kpis(kpi_settings.http_port, (run_window[0] - 1, run_window[1]),
                                                  expected, kpis)))
 

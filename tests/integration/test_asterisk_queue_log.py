@@ -28,7 +28,7 @@ from callstream_devtools.local_asterisk import LocalAsterisk
 from callstream_devtools.local_kafka import free_port
 from callstream_ingest.domain.call_plan import LoadShape, plan_calls
 from callstream_ingest.service_layer.call_generator import CallGenerator
-from callstream_kpi.entrypoints.worker import KpiWorker
+from callstream_kpi.bootstrap import build_worker
 
 pytestmark = pytest.mark.integration
 SL_THRESHOLD_S = 4.0
@@ -69,7 +69,7 @@ def test_queue_log_followed_live_equals_asterisks_own_record(kafka_bootstrap: st
     prefix = isolated_topics(kafka_bootstrap)
     settings = worker_settings(kafka_bootstrap, clickhouse_url, prefix).model_copy(
         update={"default_short_abandon_s": SHORT_ABANDON_S})
-    worker = KpiWorker(settings)
+    worker = build_worker(settings)
     calls = plan_calls(SEED, LoadShape(calls=CALLS))
 
     with LocalAsterisk(tmp_path / "asterisk") as pbx:

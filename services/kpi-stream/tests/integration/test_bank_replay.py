@@ -18,7 +18,7 @@ from callstream.call.v1 import call_events_pb2
 from callstream_core.envelope import new_envelope
 from callstream_core.kafka import EventProducer
 from callstream_ingest.domain.anonymous_bank import AnonymousBankMapper, RowDefect
-from callstream_kpi.entrypoints.worker import KpiWorker
+from callstream_kpi.bootstrap import build_worker
 
 pytestmark = pytest.mark.integration
 SHARED = Path(os.environ.get("CALLSTREAM_SHARED_DIR", Path(__file__).resolve().parents[4] / ".." / "shared"))
@@ -82,7 +82,7 @@ def test_january_kpis_equal_a_direct_reading(kafka_bootstrap: str, clickhouse_ur
         prefix + "cc.call-events.v1", [(e.call_id, e) for e in [*events, *sentinels]])
 
     settings = worker_settings(kafka_bootstrap, clickhouse_url, prefix)
-    worker = KpiWorker(settings)
+    worker = build_worker(settings)
     expected = simple_reading(defect_lines)
     got: dict[str, float] = {}
 

@@ -15,7 +15,7 @@ import pytest
 from scenarios import T0, TOKEN, isolated_topics, poll_kpis, read_dead_letters, scenario, worker_settings
 
 from callstream_core.kafka import EventProducer
-from callstream_kpi.entrypoints.worker import KpiWorker
+from callstream_kpi.bootstrap import build_worker
 
 pytestmark = pytest.mark.integration
 
@@ -83,7 +83,7 @@ def test_non_events_and_impossible_times_go_to_the_dlq(kafka_bootstrap: str, cli
             # loaded machine.
             await poll_kpis(http, params, ready, timeout_s=240)
 
-    asyncio.run(KpiWorker(settings).serve(until))
+    asyncio.run(build_worker(settings).serve(until))
     assert "counters" in seen, "the good calls after the bad records were never counted"
     # Exactly the scenario's calls (scenarios.scenario: 5 received, 1 blocked): nothing bad was counted.
     assert seen["counters"]["received"] == 5 and seen["counters"]["offered"] == 4

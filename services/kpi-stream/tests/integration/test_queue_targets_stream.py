@@ -23,7 +23,7 @@ from scenarios import T0, TOKEN, agent_event, call_event, isolated_topics, worke
 from callstream.agent.v1 import agent_events_pb2
 from callstream.call.v1 import call_events_pb2
 from callstream_core.kafka import EventProducer
-from callstream_kpi.entrypoints.worker import KpiWorker
+from callstream_kpi.bootstrap import build_worker
 
 pytestmark = pytest.mark.integration
 TARGETS_X = {"sl_threshold_s": 10.0, "sl_goal_pct": 95.0, "short_abandon_s": 3.0}
@@ -152,7 +152,7 @@ def test_a_queues_new_targets_drive_its_realtime_figures_and_alerts(kafka_bootst
 
             seen["decided"] = await poll(http, decided, "both queues' calls decided and their SL alerts")
 
-    asyncio.run(KpiWorker(settings).serve(until))
+    asyncio.run(build_worker(settings).serve(until))
     snaps, sl_alerts, team_alerts = seen["decided"]
     w15 = {q: next(w for w in snaps[q]["windows"] if w["windowMinutes"] == 15) for q in (x, y)}
     # X with its new T (10 s) and short-abandon threshold (3 s); Y with the defaults

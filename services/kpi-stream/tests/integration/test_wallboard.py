@@ -13,7 +13,7 @@ import pytest
 from scenarios import T0, TOKEN, call_event, isolated_topics, scenario, worker_settings
 
 from callstream_core.kafka import EventProducer
-from callstream_kpi.entrypoints.worker import KpiWorker
+from callstream_kpi.bootstrap import build_worker
 
 pytestmark = pytest.mark.integration
 CHROMIUM = shutil.which("chromium")
@@ -63,7 +63,7 @@ def test_wallboard_loads_updates_live_and_shows_a_breach(kafka_bootstrap: str, c
             await page.screenshot(path=str(tmp_path / "wallboard.png"))
             await browser.close()
 
-    asyncio.run(KpiWorker(settings).serve(until))
+    asyncio.run(build_worker(settings).serve(until))
     assert seen["waiting_before"] == "0"
     assert "service_level" in seen["alert"] and "target >= 80" in seen["alert"]
     assert "breach" in seen["tile_class"]

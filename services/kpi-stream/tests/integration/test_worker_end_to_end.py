@@ -15,7 +15,7 @@ from scenarios import T0, TOKEN, isolated_topics, poll_kpis, scenario, worker_se
 from callstream.routing.v1 import routing_pb2
 from callstream_core.envelope import new_envelope
 from callstream_core.kafka import EventProducer
-from callstream_kpi.entrypoints.worker import KpiWorker
+from callstream_kpi.bootstrap import build_worker
 
 pytestmark = pytest.mark.integration
 
@@ -38,7 +38,7 @@ def test_events_become_kpis(kafka_bootstrap: str, clickhouse_url: str) -> None:
 
     settings = worker_settings(kafka_bootstrap, clickhouse_url, prefix)
     port = settings.http_port
-    worker = KpiWorker(settings)
+    worker = build_worker(settings)
     seen: dict[str, Any] = {}
 
     async def until() -> None:

@@ -186,6 +186,36 @@ def holds_stream_facts(client: RetryingClient) -> bool:
         "SELECT (SELECT count() FROM call_events) + (SELECT count() FROM agent_events)").result_rows[0][0]))
 
 
+def _stored_call_event_rows(client: RetryingClient, where: str,
+                            parameters: dict[str, Any]) -> Sequence[Sequence[Any]]:
+    """(payload, partition, offset) of stored raw call events matching `where`, in event time order."""
+    return client.run(lambda c: c.query(
+        f"SELECT payload, kafka_partition, kafka_offset FROM call_events FINAL WHERE {where} ORDER BY occurred_at",
+        parameters=parameters, column_formats={"payload": "bytes"}).result_rows)
+
+
+def stored_call_events(client: RetryingClient, call_ids: Sequence[str]) -> list[call_events_pb2.CallEvent]:
+    """Every stored raw event of the calls `call_ids`, in event time order (a late event's call rebuilt)."""
+    rows = _stored_call_event_rows(client, "call_id IN {ids:Array(String)}", {"ids": list(call_ids)})
+    return [call_events_pb2.CallEvent.FromString(row[0]) for row in rows]
+
+
+def call_events_to_recover(client: RetryingClient, horizon_s: int, read_again: Sequence[tuple[int, int]]
+                           ) -> list[tuple[call_events_pb2.CallEvent, int, int]]:
+    """(event, partition, offset) of every stored raw event, in event time order, of the calls a restart
+    rebuilds: a call with an event in the last `horizon_s` before the newest stored event, a call with no
+    stored contact, and a call with an event at or past `read_again`'s (partition, offset) pairs."""
+    rows = _stored_call_event_rows(
+        client,
+        "call_id IN (SELECT call_id FROM call_events WHERE "
+        "occurred_at >= (SELECT max(occurred_at) FROM call_events) - toIntervalSecond({t:UInt32}) "
+        "OR call_id NOT IN (SELECT call_id FROM contacts) "
+        "OR (indexOf({parts:Array(UInt32)}, kafka_partition) > 0 "
+        "AND kafka_offset >= {offsets:Array(UInt64)}[indexOf({parts:Array(UInt32)}, kafka_partition)]))",
+        {"t": horizon_s, "parts": [p for p, _ in read_again], "offsets": [o for _, o in read_again]})
+    return [(call_events_pb2.CallEvent.FromString(row[0]), int(row[1]), int(row[2])) for row in rows]
+
+
 def _kind(event: call_events_pb2.CallEvent | agent_events_pb2.AgentEvent) -> str:
     return event.WhichOneof("kind") or "unknown"
 

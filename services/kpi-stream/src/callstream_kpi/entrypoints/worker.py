@@ -1,5 +1,6 @@
-"""The KPI stream process: Faust agents feeding the pipeline, a timer publishing real-time figures, and the
-KPI API + wallboard, in one asyncio loop (embedded chDB allows one process per data directory)."""
+"""The KPI stream process: Faust's batches feeding the pipeline, a timer publishing real-time figures, and the
+KPI API + wallboard, in one asyncio loop (embedded chDB allows one process per data directory). Its parts are
+built by the composition root, `callstream_kpi.bootstrap`."""
 
 from __future__ import annotations
 
@@ -14,18 +15,18 @@ from functools import partial
 from typing import Any
 
 import uvicorn
+from clickhouse_connect.driver.client import Client
 from fastapi import FastAPI
 from faust.types import Message
 from google.protobuf import json_format
 
-from callstream_core.clickhouse import get_client
 from callstream_core.event_checks import EventTimeWindow, event_problem
-from callstream_core.faust_support import decode_events, faust_topic, make_app
+from callstream_core.faust_support import BatchApp, decode_events, faust_topic
 from callstream_core.kafka import DeadLetters, EventProducer, Received, committed_offsets
+from callstream_core.observability import ReadinessCheck
 from callstream_core.topics import topic
 from callstream_kpi.adapters.partition_states import PartitionStateLog
 from callstream_kpi.config import KpiSettings
-from callstream_kpi.entrypoints.api import create_app
 from callstream_kpi.entrypoints.broadcast import Broadcaster
 from callstream_kpi.service_layer.pipeline import KpiPipeline, snapshot_key
 
@@ -48,34 +49,39 @@ class StoreBehindOffsets(RuntimeError):
             f"{settings.consumer_group}) to re-read everything into it.")
 
 
-class KpiWorker:
-    """Composition root of the KPI stream."""
+@dataclasses.dataclass(frozen=True)
+class StreamParts:
+    """What the worker runs, built by the composition root (`callstream_kpi.bootstrap`)."""
 
-    def __init__(self, settings: KpiSettings) -> None:
+    client: Client
+    producer: EventProducer
+    dead_letters: DeadLetters
+    states: PartitionStateLog
+    pipeline: KpiPipeline
+    broadcaster: Broadcaster
+    executor: ThreadPoolExecutor
+    faust: BatchApp
+
+
+class KpiWorker:
+    """The KPI stream's entrypoint: Faust's batches, timers and rebalance signals handed to the pipeline on its
+    thread, and the API served beside them. `create_api` builds the API given the worker's readiness check."""
+
+    def __init__(self, settings: KpiSettings, parts: StreamParts,
+                 create_api: Callable[[ReadinessCheck], FastAPI]) -> None:
         self.settings = settings
-        self.client = get_client(settings.clickhouse_url, database=settings.clickhouse_database)
-        self.producer = EventProducer(settings.kafka_bootstrap_servers, client_id=settings.service_name,
-                                      wire_format=settings.wire_format)
-        self.dead_letters = DeadLetters(self.producer)
-        # Every replica publishes the real-time state of its partitions here and merges everyone's: each one
-        # serves the whole center's figures, whichever partitions it owns.
-        self.states = PartitionStateLog(settings.kafka_bootstrap_servers, topic_prefix=settings.topic_prefix,
-                                        client_id=settings.service_name)
-        self.pipeline = KpiPipeline(settings, self.client, self.producer, topic_prefix=settings.topic_prefix,
-                                    states=self.states)
-        self.broadcaster = Broadcaster()
-        # One thread runs every pipeline call: the domain state is never touched by two threads, and the
-        # blocking ClickHouse calls stay off the event loop.
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kpi-pipeline")
-        self.faust = make_app(settings.consumer_group, settings.kafka_bootstrap_servers,
-                              consumer_auto_offset_reset=settings.consumer_auto_offset_reset,
-                              consumer_group_instance_id=settings.group_instance_id or None,
-                              broker_session_timeout=settings.broker_session_timeout_s)
+        self.client = parts.client
+        self.producer = parts.producer
+        self.dead_letters = parts.dead_letters
+        self.states = parts.states
+        self.pipeline = parts.pipeline
+        self.broadcaster = parts.broadcaster
+        self.executor = parts.executor
+        self.faust = parts.faust
         self.batches = 0
         self.started = False
         self._wire_agents()
-        self.api: FastAPI = create_app(settings, self.client, self.broadcaster,
-                                       readiness={"clickhouse": self._sink_ready})
+        self.api = create_api(self._sink_ready)
 
     async def _sink_ready(self) -> str | None:
         if not self.started:

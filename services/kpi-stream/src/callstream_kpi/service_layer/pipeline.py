@@ -179,8 +179,8 @@ class KpiPipeline:
         late = {e.call_id for e in events if self.sessionizer.needs_history(e)}
         if late:  # rebuild those calls from what ClickHouse holds, so their late events revise them
             ids = {e.envelope.event_id for e in events}
-            self.sessionizer.restore(e for e in self._stored_call_events(
-                "call_id IN {ids:Array(String)}", {"ids": sorted(late)}) if e.envelope.event_id not in ids)
+            self.sessionizer.restore(e for e in facts.stored_call_events(self.retrying, sorted(late))
+                                     if e.envelope.event_id not in ids)
         contacts = self.sessionizer.process_batch(events)
         self._swept_at = self.watermark.current
         self._to_views(batch)
@@ -294,22 +294,16 @@ class KpiPipeline:
         # Records at or past a partition's committed offset will be read again: their calls are held, so
         # that the repeats are dropped as duplicates.
         again = sorted((p, o) for (t, p), o in (committed or {}).items() if t == topic)
-        rows = self._stored_call_event_rows(
-            "call_id IN (SELECT call_id FROM call_events WHERE "
-            "occurred_at >= (SELECT max(occurred_at) FROM call_events) - toIntervalSecond({t:UInt32}) "
-            "OR call_id NOT IN (SELECT call_id FROM contacts) "
-            "OR (indexOf({parts:Array(UInt32)}, kafka_partition) > 0 "
-            "AND kafka_offset >= {offsets:Array(UInt64)}[indexOf({parts:Array(UInt32)}, kafka_partition)]))",
-            {"t": int(horizon), "parts": [p for p, _ in again], "offsets": [o for _, o in again]})
-        events = [call_events_pb2.CallEvent.FromString(row[0]) for row in rows]
+        stored_events = facts.call_events_to_recover(self.retrying, int(horizon), again)
+        events = [event for event, _, _ in stored_events]
         now = self.monotonic()
-        for event, (_, partition, offset) in zip(events, rows, strict=True):
+        for event, partition, offset in stored_events:
             self.watermark.observe((topic, partition), event.envelope.occurred_at.ToDatetime(tzinfo=UTC), now, offset)
         for (committed_topic, partition), offset in (committed or {}).items():
             if committed_topic == topic and offset > 0:
                 self.watermark.note_taken((topic, partition), offset - 1)
         self.watermark.advance(now)
-        for event, (_, partition, _) in zip(events, rows, strict=True):
+        for event, partition, _ in stored_events:
             self._call_partition[event.call_id] = (topic, partition)
             self._view((topic, partition)).on_call_event(event)
         self._advance_views()
@@ -334,15 +328,6 @@ class KpiPipeline:
         if now is not None and now != self._swept_at:
             self._swept_at = now
             self._store_contacts(self.sessionizer.sweep())
-
-    def _stored_call_event_rows(self, where: str, parameters: dict[str, Any]) -> Sequence[Sequence[Any]]:
-        """(payload, partition, offset) of stored raw call events matching `where`, in event time order."""
-        return self.retrying.run(lambda c: c.query(
-            f"SELECT payload, kafka_partition, kafka_offset FROM call_events FINAL WHERE {where} ORDER BY occurred_at",
-            parameters=parameters, column_formats={"payload": "bytes"}).result_rows)
-
-    def _stored_call_events(self, where: str, parameters: dict[str, Any]) -> list[call_events_pb2.CallEvent]:
-        return [call_events_pb2.CallEvent.FromString(row[0]) for row in self._stored_call_event_rows(where, parameters)]
 
     def _store_contacts(self, contacts: list[ContactRecord]) -> None:
         if not contacts:
