@@ -1,5 +1,5 @@
-"""What the QA routers share: the caller of each role set, the unit of work (or, for the use cases not yet
-moved onto one, the database session) per request and the visibility rule. The container is the app's
+"""What the QA routers share: the caller of each role set, the unit of work (or, for the contacts import,
+the database session) per request and the visibility rule. The container is the app's
 (`app.state.container`, set by `create_app`)."""
 
 from __future__ import annotations
@@ -80,7 +80,8 @@ _request_session = Depends(_session, scope="function")
 
 
 def _db(session: Session = _request_session) -> Iterator[Session]:
-    """For the use cases still written on a Session: the request is their transaction."""
+    """For `POST /contacts`, which stores through the adapter the topic consumer uses (adapters.contacts):
+    the request is its transaction."""
     yield session
     session.commit()  # not reached when the route raised: the close above rolls back
 

@@ -13,7 +13,7 @@ from callstream_qa.adapters.outbox import QA_TOPIC
 from callstream_qa.domain.forms import Form, FormError
 from callstream_qa.domain.scoring import ScoreResult, score
 from callstream_qa.domain.states import Status, transition
-from callstream_qa.service_layer.common import NotFound, utc
+from callstream_qa.service_layer.common import Conflict, NotFound, utc
 from callstream_qa.service_layer.forms import get_form, to_form
 from callstream_qa.service_layer.unit_of_work import UnitOfWork
 
@@ -161,3 +161,19 @@ def _make_coaching(uow: UnitOfWork, row: EvaluationRow, now: datetime, days: int
                 team_id=row.team_id, criterion_id=c["criterion_id"],
                 note=f"missed: {label}" + (" (critical)" if c["critical_failed"] else ""),
                 due_date=(now + timedelta(days=days)).date(), created_at=now))
+
+
+def get_coaching_item(uow: UnitOfWork, item_id: str) -> CoachingItemRow:
+    row = uow.coaching.get(item_id)
+    if row is None:
+        raise NotFound(f"coaching item {item_id!r} not found")
+    return row
+
+
+def acknowledge_coaching(uow: UnitOfWork, item: CoachingItemRow, now: datetime) -> CoachingItemRow:
+    """The agent has read the item (once)."""
+    if item.acknowledged_at is not None:
+        raise Conflict("coaching item already acknowledged")
+    item.acknowledged_at = now
+    uow.commit()
+    return item

@@ -10,12 +10,20 @@ from __future__ import annotations
 import abc
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Protocol
 
 from google.protobuf.message import Message
 
-from callstream_qa.adapters.orm import CoachingItemRow, ContactRow, EvaluationRow, FormRow
+from callstream_qa.adapters.orm import (
+    CalibrationSessionRow,
+    CoachingItemRow,
+    ContactRow,
+    EvaluationRow,
+    FormRow,
+    PlanItemRow,
+    SamplingPlanRow,
+)
 
 
 class FormRepository(Protocol):
@@ -49,16 +57,63 @@ class EvaluationRepository(Protocol):
     def list(self, where: EvaluationFilter) -> Sequence[EvaluationRow]:
         """Oldest first."""
         ...
+    def of_calibration(self, session_id: str) -> Sequence[EvaluationRow]:
+        """The calibration session's scores (any status), least recently updated first."""
+        ...
+    def scored_calls(self) -> set[tuple[str, str]]:
+        """(agent id, call id) of every scored evaluation (domain.states.SCORED), calibration ones aside."""
+        ...
+    def scored_submitted(self, start: datetime, end: datetime) -> Sequence[EvaluationRow]:
+        """Scored evaluations (calibration ones aside) submitted in [start, end)."""
+        ...
+
+
+class CalibrationRepository(Protocol):
+    def get(self, session_id: str) -> CalibrationSessionRow | None: ...
+    def add(self, session: CalibrationSessionRow) -> None: ...
+    def created(self, start: datetime, end: datetime) -> Sequence[CalibrationSessionRow]:
+        """Sessions created in [start, end)."""
+        ...
+
+
+class SamplingPlanRepository(Protocol):
+    def get(self, plan_id: str) -> SamplingPlanRow | None: ...
+    def add(self, plan: SamplingPlanRow, items: Sequence[PlanItemRow]) -> None: ...
+    def items(self, plan_id: str) -> Sequence[PlanItemRow]:
+        """By agent, call and segment."""
+        ...
+    def starting(self, start: date, end: date) -> Sequence[SamplingPlanRow]:
+        """Plans whose period starts in [start, end)."""
+        ...
 
 
 class ContactRepository(Protocol):
     def first_segment(self, call_id: str) -> ContactRow | None:
         """The call's contact with the lowest segment."""
         ...
+    def offered(self, start: datetime, end: datetime) -> Sequence[ContactRow]:
+        """Contacts offered in [start, end) that reached an agent."""
+        ...
+    def calls_of_team(self, team_id: str) -> set[str]: ...
+
+
+@dataclass(frozen=True)
+class CoachingFilter:
+    """Which coaching items a list shows: each field set narrows it (`seen_by_agent`/`seen_by_team`: an
+    agent's or a team lead's view)."""
+
+    agent_id: str | None = None
+    open_only: bool = False
+    seen_by_agent: str | None = None
+    seen_by_team: str | None = None
 
 
 class CoachingRepository(Protocol):
+    def get(self, item_id: str) -> CoachingItemRow | None: ...
     def add(self, item: CoachingItemRow) -> None: ...
+    def list(self, where: CoachingFilter) -> Sequence[CoachingItemRow]:
+        """By due date, then criterion."""
+        ...
     def remove_open(self, evaluation_id: str) -> None:
         """Drop the evaluation's items not yet acknowledged."""
         ...
@@ -70,6 +125,8 @@ class UnitOfWork(abc.ABC):
 
     forms: FormRepository
     evaluations: EvaluationRepository
+    calibrations: CalibrationRepository
+    plans: SamplingPlanRepository
     contacts: ContactRepository
     coaching: CoachingRepository
 

@@ -5,12 +5,21 @@ case that refuses raises before it changes anything (the tests check that)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
 
 from google.protobuf.message import Message
 
 from callstream_core.topics import topic as topic_info
-from callstream_qa.adapters.orm import CoachingItemRow, ContactRow, EvaluationRow, FormRow
+from callstream_qa.adapters.orm import (
+    CalibrationSessionRow,
+    CoachingItemRow,
+    ContactRow,
+    EvaluationRow,
+    FormRow,
+    PlanItemRow,
+    SamplingPlanRow,
+)
+from callstream_qa.domain.states import SCORED, Status
 from callstream_qa.service_layer import unit_of_work as ports
 
 
@@ -33,6 +42,53 @@ class FakeEvaluations:
                     and where.team_id in (None, e.team_id) and where.status in (None, e.status))
 
         return sorted((e for e in self.items.values() if shown(e)), key=lambda e: e.created_at)
+
+    def of_calibration(self, session_id: str) -> Sequence[EvaluationRow]:
+        return sorted((e for e in self.items.values() if e.calibration_session_id == session_id),
+                      key=lambda e: e.updated_at)
+
+    def _scored(self) -> Sequence[EvaluationRow]:
+        return [e for e in self.items.values() if Status(e.status) in SCORED and e.calibration_session_id is None]
+
+    def scored_calls(self) -> set[tuple[str, str]]:
+        return {(e.agent_id, e.call_id) for e in self._scored()}
+
+    def scored_submitted(self, start: datetime, end: datetime) -> Sequence[EvaluationRow]:
+        return [e for e in self._scored() if e.submitted_at is not None and start <= e.submitted_at < end]
+
+
+class FakeCalibrations:
+    def __init__(self) -> None:
+        self.items: dict[str, CalibrationSessionRow] = {}
+
+    def get(self, session_id: str) -> CalibrationSessionRow | None:
+        return self.items.get(session_id)
+
+    def add(self, session: CalibrationSessionRow) -> None:
+        self.items[session.session_id] = session
+
+    def created(self, start: datetime, end: datetime) -> Sequence[CalibrationSessionRow]:
+        return [c for c in self.items.values() if start <= c.created_at < end]
+
+
+class FakePlans:
+    def __init__(self) -> None:
+        self.plan_items: dict[str, SamplingPlanRow] = {}
+        self.item_rows: list[PlanItemRow] = []
+
+    def get(self, plan_id: str) -> SamplingPlanRow | None:
+        return self.plan_items.get(plan_id)
+
+    def add(self, plan: SamplingPlanRow, items: Sequence[PlanItemRow]) -> None:
+        self.plan_items[plan.plan_id] = plan
+        self.item_rows += items
+
+    def items(self, plan_id: str) -> Sequence[PlanItemRow]:
+        return sorted((i for i in self.item_rows if i.plan_id == plan_id),
+                      key=lambda i: (i.agent_id, i.call_id, i.segment))
+
+    def starting(self, start: date, end: date) -> Sequence[SamplingPlanRow]:
+        return [p for p in self.plan_items.values() if start <= p.period_start < end]
 
 
 class FakeForms:
@@ -64,13 +120,28 @@ class FakeContacts:
     def first_segment(self, call_id: str) -> ContactRow | None:
         return min((c for c in self.items if c.call_id == call_id), key=lambda c: c.segment, default=None)
 
+    def offered(self, start: datetime, end: datetime) -> Sequence[ContactRow]:
+        return [c for c in self.items if start <= c.offered_at < end and c.agent_id != ""]
+
+    def calls_of_team(self, team_id: str) -> set[str]:
+        return {c.call_id for c in self.items if c.team_id == team_id}
+
 
 class FakeCoaching:
     def __init__(self) -> None:
         self.items: list[CoachingItemRow] = []
 
+    def get(self, item_id: str) -> CoachingItemRow | None:
+        return next((i for i in self.items if i.item_id == item_id), None)
+
     def add(self, item: CoachingItemRow) -> None:
         self.items.append(item)
+
+    def list(self, where: ports.CoachingFilter) -> Sequence[CoachingItemRow]:
+        return sorted((i for i in self.items if where.seen_by_agent in (None, i.agent_id)
+                       and where.seen_by_team in (None, i.team_id) and where.agent_id in (None, i.agent_id)
+                       and (not where.open_only or i.acknowledged_at is None)),
+                      key=lambda i: (i.due_date, i.criterion_id))
 
     def remove_open(self, evaluation_id: str) -> None:
         self.items = [i for i in self.items if i.evaluation_id != evaluation_id or i.acknowledged_at is not None]
@@ -82,12 +153,15 @@ class FakeUnitOfWork(ports.UnitOfWork):
     # the fakes' own types: the tests read what they hold
     forms: FakeForms
     evaluations: FakeEvaluations
+    calibrations: FakeCalibrations
+    plans: FakePlans
     contacts: FakeContacts
     coaching: FakeCoaching
 
     def __init__(self) -> None:
         self.evaluations = evaluations = FakeEvaluations()
         self.forms, self.contacts, self.coaching = FakeForms(evaluations), FakeContacts(), FakeCoaching()
+        self.calibrations, self.plans = FakeCalibrations(), FakePlans()
         self.staged: list[tuple[str, str, Message, datetime | None]] = []
         self.published: list[tuple[str, str, Message, datetime | None]] = []
         self.commits = 0
