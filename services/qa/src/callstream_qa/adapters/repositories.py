@@ -4,23 +4,24 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date, datetime
+from typing import Any
 
 from google.protobuf.message import Message
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-from callstream_qa.adapters.orm import (
-    CalibrationSessionRow,
-    CoachingItemRow,
-    ContactRow,
-    EvaluationRow,
-    FormRow,
-    PlanItemRow,
-    SamplingPlanRow,
-)
+from callstream_qa.adapters import orm as m
 from callstream_qa.adapters.outbox import outbox
 from callstream_qa.domain.states import SCORED
 from callstream_qa.service_layer.unit_of_work import CoachingFilter, EvaluationFilter, UnitOfWork
+
+
+def _equal(query: Select[Any], *conditions: tuple[Any, str | None]) -> Select[Any]:
+    """`query` narrowed to column == value for each (column, value) whose value is given."""
+    for column, value in conditions:
+        if value is not None:
+            query = query.where(column == value)
+    return query
 
 
 class _Repository:
@@ -29,128 +30,119 @@ class _Repository:
 
 
 class SqlForms(_Repository):
-    def get(self, form_id: str, version: int) -> FormRow | None:
-        return self.session.get(FormRow, (form_id, version))
+    def get(self, form_id: str, version: int) -> m.FormRow | None:
+        return self.session.get(m.FormRow, (form_id, version))
 
-    def latest(self, form_id: str) -> FormRow | None:
-        return self.session.scalars(select(FormRow).where(FormRow.form_id == form_id)
-                                    .order_by(FormRow.version.desc()).limit(1)).first()
+    def latest(self, form_id: str) -> m.FormRow | None:
+        return self.session.scalars(select(m.FormRow).where(m.FormRow.form_id == form_id)
+                                    .order_by(m.FormRow.version.desc()).limit(1)).first()
 
-    def add(self, form: FormRow) -> None:
+    def add(self, form: m.FormRow) -> None:
         self.session.add(form)
 
-    def list(self) -> Sequence[FormRow]:
-        return self.session.scalars(select(FormRow).order_by(FormRow.form_id, FormRow.version)).all()
+    def list(self) -> Sequence[m.FormRow]:
+        return self.session.scalars(select(m.FormRow).order_by(m.FormRow.form_id, m.FormRow.version)).all()
 
     def in_use(self, form_id: str, version: int) -> bool:
-        used = self.session.scalar(select(func.count()).select_from(EvaluationRow).where(
-            EvaluationRow.form_id == form_id, EvaluationRow.form_version == version))
+        used = self.session.scalar(select(func.count()).select_from(m.EvaluationRow).where(
+            m.EvaluationRow.form_id == form_id, m.EvaluationRow.form_version == version))
         return bool(used)
 
 
 class SqlEvaluations(_Repository):
-    def get(self, evaluation_id: str) -> EvaluationRow | None:
-        return self.session.get(EvaluationRow, evaluation_id)
+    def get(self, evaluation_id: str) -> m.EvaluationRow | None:
+        return self.session.get(m.EvaluationRow, evaluation_id)
 
-    def add(self, evaluation: EvaluationRow) -> None:
+    def add(self, evaluation: m.EvaluationRow) -> None:
         self.session.add(evaluation)
         self.session.flush()  # the evaluation row first: coaching items refer to it
 
-    def list(self, where: EvaluationFilter) -> Sequence[EvaluationRow]:
-        query = select(EvaluationRow).where(EvaluationRow.calibration_session_id.is_(None))
-        if where.seen_by_agent is not None:
-            query = query.where(EvaluationRow.agent_id == where.seen_by_agent,
-                                EvaluationRow.status != "draft", EvaluationRow.status != "deleted")
-        if where.seen_by_team is not None:
-            query = query.where(EvaluationRow.team_id == where.seen_by_team)
-        if where.agent_id is not None:
-            query = query.where(EvaluationRow.agent_id == where.agent_id)
-        if where.team_id is not None:
-            query = query.where(EvaluationRow.team_id == where.team_id)
-        if where.status is not None:
-            query = query.where(EvaluationRow.status == where.status)
-        return self.session.scalars(query.order_by(EvaluationRow.created_at)).all()
+    def list(self, where: EvaluationFilter) -> Sequence[m.EvaluationRow]:
+        row = m.EvaluationRow
+        query = _equal(select(row).where(row.calibration_session_id.is_(None)), (row.agent_id, where.seen_by_agent),
+                       (row.team_id, where.seen_by_team), (row.agent_id, where.agent_id),
+                       (row.team_id, where.team_id), (row.status, where.status))
+        if where.seen_by_agent is not None:  # an agent sees no drafts, nor deleted ones
+            query = query.where(row.status != "draft", row.status != "deleted")
+        return self.session.scalars(query.order_by(m.EvaluationRow.created_at)).all()
 
-    def of_calibration(self, session_id: str) -> Sequence[EvaluationRow]:
-        return self.session.scalars(select(EvaluationRow).where(EvaluationRow.calibration_session_id == session_id)
-                                    .order_by(EvaluationRow.updated_at)).all()
+    def of_calibration(self, session_id: str) -> Sequence[m.EvaluationRow]:
+        return self.session.scalars(select(m.EvaluationRow).where(m.EvaluationRow.calibration_session_id == session_id)
+                                    .order_by(m.EvaluationRow.updated_at)).all()
 
     def scored_calls(self) -> set[tuple[str, str]]:
-        return {(a, c) for a, c in self.session.execute(select(EvaluationRow.agent_id, EvaluationRow.call_id).where(
-            EvaluationRow.status.in_([s.value for s in SCORED]), EvaluationRow.calibration_session_id.is_(None)))}
+        return {(a, c) for a, c in self.session.execute(select(m.EvaluationRow.agent_id, m.EvaluationRow.call_id).where(
+            m.EvaluationRow.status.in_([s.value for s in SCORED]), m.EvaluationRow.calibration_session_id.is_(None)))}
 
-    def scored_submitted(self, start: datetime, end: datetime) -> Sequence[EvaluationRow]:
-        return self.session.scalars(select(EvaluationRow).where(
-            EvaluationRow.status.in_([s.value for s in SCORED]), EvaluationRow.calibration_session_id.is_(None),
-            EvaluationRow.submitted_at >= start, EvaluationRow.submitted_at < end)).all()
+    def scored_submitted(self, start: datetime, end: datetime) -> Sequence[m.EvaluationRow]:
+        return self.session.scalars(select(m.EvaluationRow).where(
+            m.EvaluationRow.status.in_([s.value for s in SCORED]), m.EvaluationRow.calibration_session_id.is_(None),
+            m.EvaluationRow.submitted_at >= start, m.EvaluationRow.submitted_at < end)).all()
 
 
 class SqlCalibrations(_Repository):
-    def get(self, session_id: str) -> CalibrationSessionRow | None:
-        return self.session.get(CalibrationSessionRow, session_id)
+    def get(self, session_id: str) -> m.CalibrationSessionRow | None:
+        return self.session.get(m.CalibrationSessionRow, session_id)
 
-    def add(self, session: CalibrationSessionRow) -> None:
+    def add(self, session: m.CalibrationSessionRow) -> None:
         self.session.add(session)
 
-    def created(self, start: datetime, end: datetime) -> Sequence[CalibrationSessionRow]:
-        return self.session.scalars(select(CalibrationSessionRow).where(
-            CalibrationSessionRow.created_at >= start, CalibrationSessionRow.created_at < end)).all()
+    def created(self, start: datetime, end: datetime) -> Sequence[m.CalibrationSessionRow]:
+        return self.session.scalars(select(m.CalibrationSessionRow).where(
+            m.CalibrationSessionRow.created_at >= start, m.CalibrationSessionRow.created_at < end)).all()
 
 
 class SqlPlans(_Repository):
-    def get(self, plan_id: str) -> SamplingPlanRow | None:
-        return self.session.get(SamplingPlanRow, plan_id)
+    def get(self, plan_id: str) -> m.SamplingPlanRow | None:
+        return self.session.get(m.SamplingPlanRow, plan_id)
 
-    def add(self, plan: SamplingPlanRow, items: Sequence[PlanItemRow]) -> None:
+    def add(self, plan: m.SamplingPlanRow, items: Sequence[m.PlanItemRow]) -> None:
         self.session.add(plan)
         self.session.flush()  # the plan row first: its items refer to it
         self.session.add_all(items)
         self.session.flush()
 
-    def items(self, plan_id: str) -> Sequence[PlanItemRow]:
-        return self.session.scalars(select(PlanItemRow).where(PlanItemRow.plan_id == plan_id)
-                                    .order_by(PlanItemRow.agent_id, PlanItemRow.call_id, PlanItemRow.segment)).all()
+    def items(self, plan_id: str) -> Sequence[m.PlanItemRow]:
+        item = m.PlanItemRow
+        return self.session.scalars(select(item).where(item.plan_id == plan_id)
+                                    .order_by(item.agent_id, item.call_id, item.segment)).all()
 
-    def starting(self, start: date, end: date) -> Sequence[SamplingPlanRow]:
-        return self.session.scalars(select(SamplingPlanRow).where(
-            SamplingPlanRow.period_start >= start, SamplingPlanRow.period_start < end)).all()
+    def starting(self, start: date, end: date) -> Sequence[m.SamplingPlanRow]:
+        return self.session.scalars(select(m.SamplingPlanRow).where(
+            m.SamplingPlanRow.period_start >= start, m.SamplingPlanRow.period_start < end)).all()
 
 
 class SqlContacts(_Repository):
-    def first_segment(self, call_id: str) -> ContactRow | None:
-        return self.session.scalars(select(ContactRow).where(ContactRow.call_id == call_id)
-                                    .order_by(ContactRow.segment)).first()
+    def first_segment(self, call_id: str) -> m.ContactRow | None:
+        return self.session.scalars(select(m.ContactRow).where(m.ContactRow.call_id == call_id)
+                                    .order_by(m.ContactRow.segment)).first()
 
-    def offered(self, start: datetime, end: datetime) -> Sequence[ContactRow]:
-        return self.session.scalars(select(ContactRow).where(
-            ContactRow.offered_at >= start, ContactRow.offered_at < end, ContactRow.agent_id != "")).all()
+    def offered(self, start: datetime, end: datetime) -> Sequence[m.ContactRow]:
+        return self.session.scalars(select(m.ContactRow).where(
+            m.ContactRow.offered_at >= start, m.ContactRow.offered_at < end, m.ContactRow.agent_id != "")).all()
 
     def calls_of_team(self, team_id: str) -> set[str]:
-        return set(self.session.scalars(select(ContactRow.call_id).where(ContactRow.team_id == team_id)))
+        return set(self.session.scalars(select(m.ContactRow.call_id).where(m.ContactRow.team_id == team_id)))
 
 
 class SqlCoaching(_Repository):
-    def get(self, item_id: str) -> CoachingItemRow | None:
-        return self.session.get(CoachingItemRow, item_id)
+    def get(self, item_id: str) -> m.CoachingItemRow | None:
+        return self.session.get(m.CoachingItemRow, item_id)
 
-    def add(self, item: CoachingItemRow) -> None:
+    def add(self, item: m.CoachingItemRow) -> None:
         self.session.add(item)
 
-    def list(self, where: CoachingFilter) -> Sequence[CoachingItemRow]:
-        query = select(CoachingItemRow)
-        if where.seen_by_agent is not None:
-            query = query.where(CoachingItemRow.agent_id == where.seen_by_agent)
-        if where.seen_by_team is not None:
-            query = query.where(CoachingItemRow.team_id == where.seen_by_team)
-        if where.agent_id is not None:
-            query = query.where(CoachingItemRow.agent_id == where.agent_id)
+    def list(self, where: CoachingFilter) -> Sequence[m.CoachingItemRow]:
+        item = m.CoachingItemRow
+        query = _equal(select(item), (item.agent_id, where.seen_by_agent), (item.team_id, where.seen_by_team),
+                       (item.agent_id, where.agent_id))
         if where.open_only:
-            query = query.where(CoachingItemRow.acknowledged_at.is_(None))
-        return self.session.scalars(query.order_by(CoachingItemRow.due_date, CoachingItemRow.criterion_id)).all()
+            query = query.where(m.CoachingItemRow.acknowledged_at.is_(None))
+        return self.session.scalars(query.order_by(m.CoachingItemRow.due_date, m.CoachingItemRow.criterion_id)).all()
 
     def remove_open(self, evaluation_id: str) -> None:
-        for item in list(self.session.scalars(select(CoachingItemRow).where(
-                CoachingItemRow.evaluation_id == evaluation_id, CoachingItemRow.acknowledged_at.is_(None)))):
+        for item in list(self.session.scalars(select(m.CoachingItemRow).where(
+                m.CoachingItemRow.evaluation_id == evaluation_id, m.CoachingItemRow.acknowledged_at.is_(None)))):
             self.session.delete(item)
         self.session.flush()  # the old items go before the new ones are added
 

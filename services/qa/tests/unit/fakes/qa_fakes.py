@@ -10,31 +10,23 @@ from datetime import date, datetime
 from google.protobuf.message import Message
 
 from callstream_core.topics import topic as topic_info
-from callstream_qa.adapters.orm import (
-    CalibrationSessionRow,
-    CoachingItemRow,
-    ContactRow,
-    EvaluationRow,
-    FormRow,
-    PlanItemRow,
-    SamplingPlanRow,
-)
+from callstream_qa.adapters import orm as m
 from callstream_qa.domain.states import SCORED, Status
 from callstream_qa.service_layer import unit_of_work as ports
 
 
 class FakeEvaluations:
     def __init__(self) -> None:
-        self.items: dict[str, EvaluationRow] = {}
+        self.items: dict[str, m.EvaluationRow] = {}
 
-    def get(self, evaluation_id: str) -> EvaluationRow | None:
+    def get(self, evaluation_id: str) -> m.EvaluationRow | None:
         return self.items.get(evaluation_id)
 
-    def add(self, evaluation: EvaluationRow) -> None:
+    def add(self, evaluation: m.EvaluationRow) -> None:
         self.items[evaluation.evaluation_id] = evaluation
 
-    def list(self, where: ports.EvaluationFilter) -> Sequence[EvaluationRow]:
-        def shown(e: EvaluationRow) -> bool:
+    def list(self, where: ports.EvaluationFilter) -> Sequence[m.EvaluationRow]:
+        def shown(e: m.EvaluationRow) -> bool:
             agent_view = where.seen_by_agent is None or (
                 e.agent_id == where.seen_by_agent and e.status not in ("draft", "deleted"))
             return (e.calibration_session_id is None and agent_view
@@ -43,70 +35,70 @@ class FakeEvaluations:
 
         return sorted((e for e in self.items.values() if shown(e)), key=lambda e: e.created_at)
 
-    def of_calibration(self, session_id: str) -> Sequence[EvaluationRow]:
+    def of_calibration(self, session_id: str) -> Sequence[m.EvaluationRow]:
         return sorted((e for e in self.items.values() if e.calibration_session_id == session_id),
                       key=lambda e: e.updated_at)
 
-    def _scored(self) -> Sequence[EvaluationRow]:
+    def _scored(self) -> Sequence[m.EvaluationRow]:
         return [e for e in self.items.values() if Status(e.status) in SCORED and e.calibration_session_id is None]
 
     def scored_calls(self) -> set[tuple[str, str]]:
         return {(e.agent_id, e.call_id) for e in self._scored()}
 
-    def scored_submitted(self, start: datetime, end: datetime) -> Sequence[EvaluationRow]:
+    def scored_submitted(self, start: datetime, end: datetime) -> Sequence[m.EvaluationRow]:
         return [e for e in self._scored() if e.submitted_at is not None and start <= e.submitted_at < end]
 
 
 class FakeCalibrations:
     def __init__(self) -> None:
-        self.items: dict[str, CalibrationSessionRow] = {}
+        self.items: dict[str, m.CalibrationSessionRow] = {}
 
-    def get(self, session_id: str) -> CalibrationSessionRow | None:
+    def get(self, session_id: str) -> m.CalibrationSessionRow | None:
         return self.items.get(session_id)
 
-    def add(self, session: CalibrationSessionRow) -> None:
+    def add(self, session: m.CalibrationSessionRow) -> None:
         self.items[session.session_id] = session
 
-    def created(self, start: datetime, end: datetime) -> Sequence[CalibrationSessionRow]:
+    def created(self, start: datetime, end: datetime) -> Sequence[m.CalibrationSessionRow]:
         return [c for c in self.items.values() if start <= c.created_at < end]
 
 
 class FakePlans:
     def __init__(self) -> None:
-        self.plan_items: dict[str, SamplingPlanRow] = {}
-        self.item_rows: list[PlanItemRow] = []
+        self.plan_items: dict[str, m.SamplingPlanRow] = {}
+        self.item_rows: list[m.PlanItemRow] = []
 
-    def get(self, plan_id: str) -> SamplingPlanRow | None:
+    def get(self, plan_id: str) -> m.SamplingPlanRow | None:
         return self.plan_items.get(plan_id)
 
-    def add(self, plan: SamplingPlanRow, items: Sequence[PlanItemRow]) -> None:
+    def add(self, plan: m.SamplingPlanRow, items: Sequence[m.PlanItemRow]) -> None:
         self.plan_items[plan.plan_id] = plan
         self.item_rows += items
 
-    def items(self, plan_id: str) -> Sequence[PlanItemRow]:
+    def items(self, plan_id: str) -> Sequence[m.PlanItemRow]:
         return sorted((i for i in self.item_rows if i.plan_id == plan_id),
                       key=lambda i: (i.agent_id, i.call_id, i.segment))
 
-    def starting(self, start: date, end: date) -> Sequence[SamplingPlanRow]:
+    def starting(self, start: date, end: date) -> Sequence[m.SamplingPlanRow]:
         return [p for p in self.plan_items.values() if start <= p.period_start < end]
 
 
 class FakeForms:
     def __init__(self, evaluations: FakeEvaluations) -> None:
-        self.items: dict[tuple[str, int], FormRow] = {}
+        self.items: dict[tuple[str, int], m.FormRow] = {}
         self._evaluations = evaluations
 
-    def get(self, form_id: str, version: int) -> FormRow | None:
+    def get(self, form_id: str, version: int) -> m.FormRow | None:
         return self.items.get((form_id, version))
 
-    def latest(self, form_id: str) -> FormRow | None:
+    def latest(self, form_id: str) -> m.FormRow | None:
         versions = [v for (f, v) in self.items if f == form_id]
         return self.items[(form_id, max(versions))] if versions else None
 
-    def add(self, form: FormRow) -> None:
+    def add(self, form: m.FormRow) -> None:
         self.items[(form.form_id, form.version)] = form
 
-    def list(self) -> Sequence[FormRow]:
+    def list(self) -> Sequence[m.FormRow]:
         return [self.items[key] for key in sorted(self.items)]
 
     def in_use(self, form_id: str, version: int) -> bool:
@@ -115,12 +107,12 @@ class FakeForms:
 
 class FakeContacts:
     def __init__(self) -> None:
-        self.items: list[ContactRow] = []
+        self.items: list[m.ContactRow] = []
 
-    def first_segment(self, call_id: str) -> ContactRow | None:
+    def first_segment(self, call_id: str) -> m.ContactRow | None:
         return min((c for c in self.items if c.call_id == call_id), key=lambda c: c.segment, default=None)
 
-    def offered(self, start: datetime, end: datetime) -> Sequence[ContactRow]:
+    def offered(self, start: datetime, end: datetime) -> Sequence[m.ContactRow]:
         return [c for c in self.items if start <= c.offered_at < end and c.agent_id != ""]
 
     def calls_of_team(self, team_id: str) -> set[str]:
@@ -129,15 +121,15 @@ class FakeContacts:
 
 class FakeCoaching:
     def __init__(self) -> None:
-        self.items: list[CoachingItemRow] = []
+        self.items: list[m.CoachingItemRow] = []
 
-    def get(self, item_id: str) -> CoachingItemRow | None:
+    def get(self, item_id: str) -> m.CoachingItemRow | None:
         return next((i for i in self.items if i.item_id == item_id), None)
 
-    def add(self, item: CoachingItemRow) -> None:
+    def add(self, item: m.CoachingItemRow) -> None:
         self.items.append(item)
 
-    def list(self, where: ports.CoachingFilter) -> Sequence[CoachingItemRow]:
+    def list(self, where: ports.CoachingFilter) -> Sequence[m.CoachingItemRow]:
         return sorted((i for i in self.items if where.seen_by_agent in (None, i.agent_id)
                        and where.seen_by_team in (None, i.team_id) and where.agent_id in (None, i.agent_id)
                        and (not where.open_only or i.acknowledged_at is None)),
