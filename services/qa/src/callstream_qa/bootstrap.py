@@ -1,7 +1,9 @@
-"""The composition root: settings -> engine (migrated) -> sessions, auth, outbox relay, contacts consumer."""
+"""The composition root: settings -> engine (migrated) -> sessions (and the units of work on them), auth,
+outbox relay, contacts consumer."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,7 +16,9 @@ from callstream_core.outbox import OutboxRelay, Producer
 from callstream_qa.adapters.contacts import ContactsConsumer
 from callstream_qa.adapters.db import migrate
 from callstream_qa.adapters.outbox import outbox
+from callstream_qa.adapters.repositories import SqlUnitOfWork
 from callstream_qa.config import Binding, QASettings
+from callstream_qa.service_layer.unit_of_work import UnitOfWork
 
 
 @dataclass
@@ -24,6 +28,7 @@ class Container:
     sessions: sessionmaker[Session]
     auth: TokenAuth
     bindings: TokenTable[Binding]  # a token's person and team, looked up in constant time
+    units_of_work: Callable[[Session], UnitOfWork]  # the use cases' storage on a request's session
     relay: OutboxRelay | None = None
     consumer: ContactsConsumer | None = None
     workers: list[OutboxRelay | ContactsConsumer] = field(default_factory=list)
@@ -43,7 +48,7 @@ def bootstrap(settings: QASettings, *, producer: Producer | None = None) -> Cont
     migrate(engine)
     sessions = session_factory(engine)
     container = Container(settings=settings, engine=engine, sessions=sessions, auth=TokenAuth(settings.tokens()),
-                          bindings=TokenTable(settings.principals()))
+                          bindings=TokenTable(settings.principals()), units_of_work=SqlUnitOfWork)
     if settings.outbox_relay_enabled:
         if producer is None:
             from callstream_core.kafka import EventProducer

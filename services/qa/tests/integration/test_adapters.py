@@ -18,8 +18,9 @@ from callstream_core.kafka import DeliveryError
 from callstream_core.outbox import OutboxRelay
 from callstream_qa.adapters.contacts import store_contacts
 from callstream_qa.adapters.db import migrate
-from callstream_qa.adapters.orm import ContactRow, OutboxRow
+from callstream_qa.adapters.orm import ContactRow, EvaluationRow, OutboxRow
 from callstream_qa.adapters.outbox import QA_TOPIC, outbox
+from callstream_qa.adapters.repositories import SqlUnitOfWork
 from callstream_qa.config import QASettings
 from callstream_qa.service_layer import evaluations, forms
 
@@ -37,10 +38,11 @@ def sessions(tmp_path: Path) -> sessionmaker[Session]:
 
 
 def submit_one(sessions: sessionmaker[Session], agent: str = "agent-1") -> str:
-    with sessions() as s, s.begin():
-        if forms.latest_form(s, "f") is None:
-            forms.save_form(s, "f", "form", DEFINITION, NOW)
-        row = evaluations.create_evaluation(s, evaluations.NewEvaluation(
+    with sessions() as s:
+        uow = SqlUnitOfWork(s)
+        if uow.forms.latest("f") is None:
+            forms.save_form(uow, "f", "form", DEFINITION, NOW)
+        row = evaluations.create_evaluation(uow, evaluations.NewEvaluation(
             call_id="call-1", agent_id=agent, evaluator_id="qa-1", form_id="f", answers={"a": "no", "b": "yes"},
             submit=True, contact_at=NOW), NOW)
         return row.evaluation_id
@@ -86,15 +88,21 @@ def test_event_id_is_stable_across_resends(sessions: sessionmaker[Session]) -> N
     assert first.sent[0][2].envelope.event_id == second.sent[0][2].envelope.event_id
 
 
+class CommitFails(SqlUnitOfWork):
+    def commit(self) -> None:
+        raise RuntimeError("the commit fails after the event was staged")
+
+
 def test_outbox_row_is_in_the_same_transaction(sessions: sessionmaker[Session]) -> None:
-    with pytest.raises(RuntimeError), sessions() as s, s.begin():
-        forms.save_form(s, "f", "form", DEFINITION, NOW)
-        evaluations.create_evaluation(s, evaluations.NewEvaluation(
+    with sessions() as s:
+        forms.save_form(SqlUnitOfWork(s), "f", "form", DEFINITION, NOW)
+    with pytest.raises(RuntimeError), sessions() as s:
+        evaluations.create_evaluation(CommitFails(s), evaluations.NewEvaluation(
             call_id="c", agent_id="a", evaluator_id="q", form_id="f", answers={"a": "yes", "b": "yes"},
             submit=True), NOW)
-        raise RuntimeError("the change fails after the event was written")
     with sessions() as s:
         assert s.scalars(select(OutboxRow)).all() == []
+        assert s.scalars(select(EvaluationRow)).all() == []
 
 
 def contact(version: int, agent: str = "agent-1", segment: int = 0) -> kpi_events_pb2.Contact:

@@ -22,6 +22,7 @@ from callstream_qa.adapters.contacts import ContactsConsumer
 from callstream_qa.adapters.db import migrate
 from callstream_qa.adapters.orm import ContactRow, OutboxRow
 from callstream_qa.adapters.outbox import QA_TOPIC, outbox
+from callstream_qa.adapters.repositories import SqlUnitOfWork
 from callstream_qa.service_layer import evaluations, forms
 
 pytestmark = pytest.mark.integration
@@ -34,13 +35,14 @@ def test_outbox_events_reach_kafka(kafka_bootstrap: str, tmp_path: Path) -> None
     migrate(engine)
     sessions = session_factory(engine)
     agent = f"agent-{uuid.uuid4().hex[:8]}"
-    with sessions() as s, s.begin():
-        forms.save_form(s, "f", "form", {"sections": [{"section_id": "s", "criteria": [
+    with sessions() as s:
+        uow = SqlUnitOfWork(s)
+        forms.save_form(uow, "f", "form", {"sections": [{"section_id": "s", "criteria": [
             {"criterion_id": "a", "weight": 1}, {"criterion_id": "b", "weight": 1}]}]}, NOW)
-        row = evaluations.create_evaluation(s, evaluations.NewEvaluation(
+        row = evaluations.create_evaluation(uow, evaluations.NewEvaluation(
             call_id="call-k", agent_id=agent, evaluator_id="qa-1", form_id="f", answers={"a": "yes", "b": "no"},
             submit=True), NOW)
-        evaluations.act(s, row, "acknowledge", NOW)
+        evaluations.act(uow, row, "acknowledge", NOW)
         eid = row.evaluation_id
 
     producer = EventProducer(kafka_bootstrap, client_id="qa-test")

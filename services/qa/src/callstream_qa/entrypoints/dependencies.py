@@ -1,5 +1,6 @@
-"""What the QA routers share: the caller of each role set, the database session per request and the
-visibility rule. The container is the app's (`app.state.container`, set by `create_app`)."""
+"""What the QA routers share: the caller of each role set, the unit of work (or, for the contacts import,
+the database session) per request and the visibility rule. The container is the app's
+(`app.state.container`, set by `create_app`)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from callstream_qa.bootstrap import Container
 from callstream_qa.service_layer import common
+from callstream_qa.service_layer.unit_of_work import UnitOfWork
 
 _bearer = HTTPBearer(auto_error=False)
 READERS = ("qa", "agent", "team_lead", "manager")
@@ -67,13 +69,31 @@ as_lead = Depends(caller_of("qa", "manager", "team_lead"))
 as_qa_manager = Depends(caller_of("qa", "manager"))
 
 
-def _db(request: Request) -> Iterator[Session]:
-    with container(request).sessions() as session, session.begin():
+def _session(request: Request) -> Iterator[Session]:
+    """The request's one session (shared by `as_db` and `as_uow`); closing it rolls back what was not
+    committed (a refused request)."""
+    with container(request).sessions() as session:
         yield session
+
+
+_request_session = Depends(_session, scope="function")
+
+
+def _db(session: Session = _request_session) -> Iterator[Session]:
+    """For `POST /contacts`, which stores through the adapter the topic consumer uses (adapters.contacts):
+    the request is its transaction."""
+    yield session
+    session.commit()  # not reached when the route raised: the close above rolls back
+
+
+def _uow(request: Request, session: Session = _request_session) -> UnitOfWork:
+    """The use cases on a unit of work commit it themselves."""
+    return container(request).units_of_work(session)
 
 
 # scope="function": the transaction commits BEFORE the response is sent (the next request sees it).
 as_db = Depends(_db, scope="function")
+as_uow = Depends(_uow, scope="function")
 
 
 def visible(caller: Caller, agent_id: str, team_id: str) -> None:

@@ -7,17 +7,15 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
 from callstream.qa.v1 import qa_events_pb2
-from callstream_qa.adapters import outbox
-from callstream_qa.adapters.orm import CoachingItemRow, ContactRow, EvaluationRow
+from callstream_qa.adapters.orm import CoachingItemRow, EvaluationRow
+from callstream_qa.adapters.outbox import QA_TOPIC
 from callstream_qa.domain.forms import Form, FormError
 from callstream_qa.domain.scoring import ScoreResult, score
 from callstream_qa.domain.states import Status, transition
-from callstream_qa.service_layer.common import NotFound, utc
+from callstream_qa.service_layer.common import Conflict, NotFound, utc
 from callstream_qa.service_layer.forms import get_form, to_form
+from callstream_qa.service_layer.unit_of_work import UnitOfWork
 
 STATUS_PB = {
     Status.DRAFT: qa_events_pb2.EVALUATION_STATUS_DRAFT,
@@ -29,8 +27,8 @@ STATUS_PB = {
 }
 
 
-def get_evaluation(session: Session, evaluation_id: str) -> EvaluationRow:
-    row = session.get(EvaluationRow, evaluation_id)
+def get_evaluation(uow: UnitOfWork, evaluation_id: str) -> EvaluationRow:
+    row = uow.evaluations.get(evaluation_id)
     if row is None:
         raise NotFound(f"evaluation {evaluation_id!r} not found")
     return row
@@ -44,8 +42,8 @@ def _apply_score(row: EvaluationRow, result: ScoreResult) -> None:
          "critical_failed": c.critical_failed, "missed": c.missed} for c in result.criteria]
 
 
-def _form_of(session: Session, row: EvaluationRow) -> Form:
-    return to_form(get_form(session, row.form_id, row.form_version))
+def _form_of(uow: UnitOfWork, row: EvaluationRow) -> Form:
+    return to_form(get_form(uow, row.form_id, row.form_version))
 
 
 @dataclass(frozen=True)
@@ -63,12 +61,11 @@ class NewEvaluation:
     calibration_session_id: str | None = None
 
 
-def create_evaluation(session: Session, new: NewEvaluation, now: datetime, coaching_days: int = 14) -> EvaluationRow:
-    form_row = get_form(session, new.form_id, new.form_version)
+def create_evaluation(uow: UnitOfWork, new: NewEvaluation, now: datetime, coaching_days: int = 14) -> EvaluationRow:
+    form_row = get_form(uow, new.form_id, new.form_version)
     form = to_form(form_row)
     team_id, contact_at = new.team_id, new.contact_at
-    contact = session.scalars(select(ContactRow).where(ContactRow.call_id == new.call_id)
-                              .order_by(ContactRow.segment)).first()
+    contact = uow.contacts.first_segment(new.call_id)
     if contact is not None:
         team_id = team_id or contact.team_id
         contact_at = contact_at or utc(contact.offered_at)
@@ -79,42 +76,47 @@ def create_evaluation(session: Session, new: NewEvaluation, now: datetime, coach
         calibration_session_id=new.calibration_session_id, contact_at=contact_at, created_at=now, updated_at=now,
     )
     _apply_score(row, score(form, new.answers, complete=False))
-    session.add(row)
-    session.flush()
+    uow.evaluations.add(row)
     if new.submit:
-        act(session, row, "submit", now, coaching_days=coaching_days)
+        _act(uow, row, "submit", now, coaching_days=coaching_days)
+    uow.commit()
     return row
 
 
-def update_draft(session: Session, row: EvaluationRow, answers: dict[str, str] | None, comments: str | None,
+def update_draft(uow: UnitOfWork, row: EvaluationRow, answers: dict[str, str] | None, comments: str | None,
                  now: datetime) -> EvaluationRow:
     transition(Status(row.status), "update")
     if answers is not None:
-        _apply_score(row, score(_form_of(session, row), answers, complete=False))
+        _apply_score(row, score(_form_of(uow, row), answers, complete=False))
         row.answers = dict(answers)
     if comments is not None:
         row.comments = comments
     row.updated_at = now
+    uow.commit()
     return row
 
 
-def act(session: Session, row: EvaluationRow, action: str, now: datetime, *, reason: str = "",
+def act(uow: UnitOfWork, row: EvaluationRow, action: str, now: datetime, *, reason: str = "",
         answers: dict[str, str] | None = None, coaching_days: int = 14) -> EvaluationRow:
     """submit | acknowledge | dispute | review | delete; publishes an event for every non-draft change."""
+    _act(uow, row, action, now, reason=reason, answers=answers, coaching_days=coaching_days)
+    uow.commit()
+    return row
+
+
+def _act(uow: UnitOfWork, row: EvaluationRow, action: str, now: datetime, *, reason: str = "",
+         answers: dict[str, str] | None = None, coaching_days: int = 14) -> None:
     before = Status(row.status)
     after = transition(before, action)
     if action == "submit":
-        _apply_score(row, score(_form_of(session, row), row.answers, complete=True))
+        _apply_score(row, score(_form_of(uow, row), row.answers, complete=True))
         row.submitted_at = now
-        _make_coaching(session, row, now, coaching_days)
+        _make_coaching(uow, row, now, coaching_days)
     elif action == "review" and answers is not None:
-        _apply_score(row, score(_form_of(session, row), answers, complete=True))
+        _apply_score(row, score(_form_of(uow, row), answers, complete=True))
         row.answers = dict(answers)
-        for item in list(session.scalars(select(CoachingItemRow).where(
-                CoachingItemRow.evaluation_id == row.evaluation_id, CoachingItemRow.acknowledged_at.is_(None)))):
-            session.delete(item)
-        session.flush()
-        _make_coaching(session, row, now, coaching_days)
+        uow.coaching.remove_open(row.evaluation_id)
+        _make_coaching(uow, row, now, coaching_days)
     elif action == "dispute":
         if not reason.strip():
             raise FormError("a dispute needs a reason")
@@ -125,9 +127,7 @@ def act(session: Session, row: EvaluationRow, action: str, now: datetime, *, rea
     row.updated_at = now
     if before is not Status.DRAFT or after is Status.SUBMITTED:
         row.revision += 1
-        outbox.outbox.add(session, outbox.QA_TOPIC, row.agent_id, evaluation_event(row), now)
-    session.flush()
-    return row
+        uow.publish(QA_TOPIC, row.agent_id, evaluation_event(row), now)
 
 
 def evaluation_event(row: EvaluationRow) -> qa_events_pb2.EvaluationChanged:
@@ -149,15 +149,31 @@ def evaluation_event(row: EvaluationRow) -> qa_events_pb2.EvaluationChanged:
 
 
 # -- coaching items of a submitted or reviewed evaluation ---------------------------------------------------------
-def _make_coaching(session: Session, row: EvaluationRow, now: datetime, days: int) -> None:
+def _make_coaching(uow: UnitOfWork, row: EvaluationRow, now: datetime, days: int) -> None:
     if row.calibration_session_id is not None:
         return  # calibration scores judge the evaluators, not the agent
-    labels = _form_of(session, row).criteria
+    labels = _form_of(uow, row).criteria
     for c in row.criteria:
         if c["missed"]:
             label = labels[c["criterion_id"]].label or c["criterion_id"]
-            session.add(CoachingItemRow(
+            uow.coaching.add(CoachingItemRow(
                 item_id=str(uuid.uuid4()), evaluation_id=row.evaluation_id, agent_id=row.agent_id,
                 team_id=row.team_id, criterion_id=c["criterion_id"],
                 note=f"missed: {label}" + (" (critical)" if c["critical_failed"] else ""),
                 due_date=(now + timedelta(days=days)).date(), created_at=now))
+
+
+def get_coaching_item(uow: UnitOfWork, item_id: str) -> CoachingItemRow:
+    row = uow.coaching.get(item_id)
+    if row is None:
+        raise NotFound(f"coaching item {item_id!r} not found")
+    return row
+
+
+def acknowledge_coaching(uow: UnitOfWork, item: CoachingItemRow, now: datetime) -> CoachingItemRow:
+    """The agent has read the item (once)."""
+    if item.acknowledged_at is not None:
+        raise Conflict("coaching item already acknowledged")
+    item.acknowledged_at = now
+    uow.commit()
+    return item

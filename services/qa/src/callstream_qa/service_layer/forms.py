@@ -6,12 +6,10 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
-
-from callstream_qa.adapters.orm import EvaluationRow, FormRow
+from callstream_qa.adapters.orm import FormRow
 from callstream_qa.domain.forms import Criterion, Form, Scale, Section
-from callstream_qa.service_layer.common import NotFound
+from callstream_qa.service_layer.common import Conflict, NotFound
+from callstream_qa.service_layer.unit_of_work import UnitOfWork
 
 
 def form_from_definition(form_id: str, version: int, name: str, definition: Mapping[str, Any]) -> Form:
@@ -30,36 +28,38 @@ def to_form(row: FormRow) -> Form:
     return form_from_definition(row.form_id, row.version, row.name, row.definition)
 
 
-def latest_form(session: Session, form_id: str) -> FormRow | None:
-    return session.scalars(select(FormRow).where(FormRow.form_id == form_id)
-                           .order_by(FormRow.version.desc()).limit(1)).first()
-
-
-def get_form(session: Session, form_id: str, version: int | None = None) -> FormRow:
-    row = latest_form(session, form_id) if version is None else session.get(FormRow, (form_id, version))
+def get_form(uow: UnitOfWork, form_id: str, version: int | None = None) -> FormRow:
+    row = uow.forms.latest(form_id) if version is None else uow.forms.get(form_id, version)
     if row is None:
         raise NotFound(f"form {form_id!r}" + (f" version {version}" if version else "") + " not found")
     return row
 
 
-def form_in_use(session: Session, form_id: str, version: int) -> bool:
-    used = session.scalar(select(func.count()).select_from(EvaluationRow).where(
-        EvaluationRow.form_id == form_id, EvaluationRow.form_version == version))
-    return bool(used)
+def create_form(uow: UnitOfWork, form_id: str, name: str, definition: dict[str, Any], now: datetime) -> FormRow:
+    """A new form (version 1); an existing id is refused: editing is `edit_form`."""
+    if uow.forms.latest(form_id) is not None:
+        raise Conflict(f"form {form_id!r} exists: PUT /forms/{form_id} edits it")
+    return save_form(uow, form_id, name, definition, now)
 
 
-def save_form(session: Session, form_id: str, name: str, definition: dict[str, Any], now: datetime) -> FormRow:
+def edit_form(uow: UnitOfWork, form_id: str, name: str, definition: dict[str, Any], now: datetime) -> FormRow:
+    """Edit an existing form (NotFound otherwise)."""
+    get_form(uow, form_id)
+    return save_form(uow, form_id, name, definition, now)
+
+
+def save_form(uow: UnitOfWork, form_id: str, name: str, definition: dict[str, Any], now: datetime) -> FormRow:
     """Create the form, or edit its newest version: in place while unused, as a new version once in use."""
-    current = latest_form(session, form_id)
+    current = uow.forms.latest(form_id)
     version = 1 if current is None else current.version
-    if current is not None and form_in_use(session, form_id, current.version):
+    if current is not None and uow.forms.in_use(form_id, current.version):
         version += 1
         current = None
     form_from_definition(form_id, version, name, definition)  # validates (FormError)
     if current is None:
         current = FormRow(form_id=form_id, version=version, created_at=now)
-        session.add(current)
+        uow.forms.add(current)
     current.name = name
     current.definition = definition
-    session.flush()
+    uow.commit()
     return current

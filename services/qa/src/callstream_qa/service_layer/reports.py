@@ -8,15 +8,12 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
-from callstream_qa.adapters.orm import CalibrationSessionRow, EvaluationRow, SamplingPlanRow
+from callstream_qa.adapters.orm import EvaluationRow
 from callstream_qa.domain.forms import FormError
-from callstream_qa.domain.states import SCORED
 from callstream_qa.service_layer.calibration import calibration_report
 from callstream_qa.service_layer.common import utc
 from callstream_qa.service_layer.sampling import coverage
+from callstream_qa.service_layer.unit_of_work import UnitOfWork
 
 
 def month_bounds(month: str) -> tuple[datetime, datetime]:
@@ -28,18 +25,16 @@ def month_bounds(month: str) -> tuple[datetime, datetime]:
     return start, end
 
 
-def month_evaluations(session: Session, month: str) -> list[EvaluationRow]:
+def month_evaluations(uow: UnitOfWork, month: str) -> list[EvaluationRow]:
     start, end = month_bounds(month)
-    return list(session.scalars(select(EvaluationRow).where(
-        EvaluationRow.status.in_([s.value for s in SCORED]), EvaluationRow.calibration_session_id.is_(None),
-        EvaluationRow.submitted_at >= start, EvaluationRow.submitted_at < end)))
+    return list(uow.evaluations.scored_submitted(start, end))
 
 
-def monitoring_report(session: Session, month: str, group_by: str, top: int = 3,
+def monitoring_report(uow: UnitOfWork, month: str, group_by: str, top: int = 3,
                       rows: Sequence[EvaluationRow] | None = None) -> list[dict[str, Any]]:
     """KPI 12: mean score per agent or team for a month, with the criteria most often missed."""
     groups: dict[str, list[EvaluationRow]] = defaultdict(list)
-    for ev in rows if rows is not None else month_evaluations(session, month):
+    for ev in rows if rows is not None else month_evaluations(uow, month):
         groups[ev.agent_id if group_by == "agent" else ev.team_id].append(ev)
     out = []
     for key in sorted(groups):
@@ -55,21 +50,18 @@ def monitoring_report(session: Session, month: str, group_by: str, top: int = 3,
     return out
 
 
-def controller_report(session: Session, month: str) -> dict[str, Any]:
+def controller_report(uow: UnitOfWork, month: str) -> dict[str, Any]:
     """QA controller KPIs: evaluations done vs plan, calibration deviation, turnaround call -> evaluation."""
     start, end = month_bounds(month)
-    evaluations = month_evaluations(session, month)
-    plans = list(session.scalars(select(SamplingPlanRow).where(
-        SamplingPlanRow.period_start >= start.date(), SamplingPlanRow.period_start < end.date())))
+    evaluations = month_evaluations(uow, month)
     planned = done = 0
-    for plan in plans:
-        for row in coverage(session, plan.plan_id):
+    for plan in uow.plans.starting(start.date(), end.date()):
+        for row in coverage(uow, plan.plan_id):
             planned += row["planned"]
             done += row["done"]
     deviations = []
-    for cal in session.scalars(select(CalibrationSessionRow).where(
-            CalibrationSessionRow.created_at >= start, CalibrationSessionRow.created_at < end)):
-        _, stats = calibration_report(session, cal.session_id)
+    for cal in uow.calibrations.created(start, end):
+        _, stats = calibration_report(uow, cal.session_id)
         if stats is not None and len(stats.deviations) > 1:
             deviations.append(stats.mean_abs_deviation)
     turnaround = [((utc(ev.submitted_at) or end) - contact_at).total_seconds() / 3600

@@ -7,26 +7,22 @@ from collections import Counter
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
-from callstream_qa.adapters.orm import ContactRow, EvaluationRow, PlanItemRow, SamplingPlanRow
+from callstream_qa.adapters.orm import PlanItemRow, SamplingPlanRow
 from callstream_qa.domain import sampling
 from callstream_qa.domain.forms import FormError
-from callstream_qa.domain.states import SCORED
 from callstream_qa.service_layer.common import NotFound
+from callstream_qa.service_layer.unit_of_work import UnitOfWork
 
 ABANDONED = 2  # callstream.kpi.v1.CONTACT_OUTCOME_ABANDONED
 
 
-def create_plan(session: Session, *, name: str, period_start: date, period_end: date, per_agent: int, seed: int,
+def create_plan(uow: UnitOfWork, *, name: str, period_start: date, period_end: date, per_agent: int, seed: int,
                 long_call_s: float, now: datetime) -> tuple[SamplingPlanRow, list[sampling.Pick]]:
     if period_end <= period_start:
         raise FormError("period_end must be after period_start")
     start = datetime.combine(period_start, datetime.min.time(), UTC)
     end = datetime.combine(period_end, datetime.min.time(), UTC)
-    rows = session.scalars(select(ContactRow).where(ContactRow.offered_at >= start, ContactRow.offered_at < end,
-                                                    ContactRow.agent_id != ""))
+    rows = uow.contacts.offered(start, end)
     records = [sampling.ContactRecord(
         call_id=r.call_id, segment=r.segment, agent_id=r.agent_id, queue_id=r.queue_id, call_type=r.call_type,
         talk_s=r.talk_s, transferred=bool(r.transfer_kind),
@@ -35,38 +31,26 @@ def create_plan(session: Session, *, name: str, period_start: date, period_end: 
     picks = sampling.sample(records, per_agent, seed, long_call_s)
     plan = SamplingPlanRow(plan_id=str(uuid.uuid4()), name=name, period_start=period_start, period_end=period_end,
                            per_agent=per_agent, seed=seed, long_call_s=long_call_s, created_at=now)
-    session.add(plan)
-    session.flush()
-    session.add_all(PlanItemRow(plan_id=plan.plan_id, call_id=p.call_id, segment=p.segment, agent_id=p.agent_id,
-                                stratum=p.stratum) for p in picks)
-    session.flush()
+    uow.plans.add(plan, [PlanItemRow(plan_id=plan.plan_id, call_id=p.call_id, segment=p.segment,
+                                     agent_id=p.agent_id, stratum=p.stratum) for p in picks])
+    uow.commit()
     return plan, picks
 
 
-def get_plan(session: Session, plan_id: str) -> SamplingPlanRow:
-    plan = session.get(SamplingPlanRow, plan_id)
+def get_plan(uow: UnitOfWork, plan_id: str) -> SamplingPlanRow:
+    plan = uow.plans.get(plan_id)
     if plan is None:
         raise NotFound(f"sampling plan {plan_id!r} not found")
     return plan
 
 
-def plan_items(session: Session, plan_id: str) -> list[PlanItemRow]:
-    return list(session.scalars(select(PlanItemRow).where(PlanItemRow.plan_id == plan_id)
-                                .order_by(PlanItemRow.agent_id, PlanItemRow.call_id, PlanItemRow.segment)))
-
-
-def _scored_calls(session: Session) -> set[tuple[str, str]]:
-    return {(a, c) for a, c in session.execute(select(EvaluationRow.agent_id, EvaluationRow.call_id).where(
-        EvaluationRow.status.in_([s.value for s in SCORED]), EvaluationRow.calibration_session_id.is_(None)))}
-
-
-def coverage(session: Session, plan_id: str) -> list[dict[str, Any]]:
+def coverage(uow: UnitOfWork, plan_id: str) -> list[dict[str, Any]]:
     """Per agent: contacts planned, of them evaluated (a scored evaluation of that call for that agent)."""
-    get_plan(session, plan_id)
-    done_calls = _scored_calls(session)
+    get_plan(uow, plan_id)
+    done_calls = uow.evaluations.scored_calls()
     planned: Counter[str] = Counter()
     done: Counter[str] = Counter()
-    for item in plan_items(session, plan_id):
+    for item in uow.plans.items(plan_id):
         planned[item.agent_id] += 1
         done[item.agent_id] += (item.agent_id, item.call_id) in done_calls
     return [{"agent_id": a, "planned": planned[a], "done": done[a],

@@ -6,14 +6,13 @@ from datetime import UTC
 from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException, Request, status
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from callstream_core.db import now
 from callstream_qa.adapters.orm import EvaluationRow
-from callstream_qa.entrypoints.dependencies import Caller, as_db, as_qa, as_reader, container, visible
+from callstream_qa.entrypoints.dependencies import Caller, as_qa, as_reader, as_uow, container, visible
 from callstream_qa.entrypoints.schemas import ActionIn, EvaluationIn, EvaluationPatch
 from callstream_qa.service_layer import common, evaluations
+from callstream_qa.service_layer.unit_of_work import EvaluationFilter, UnitOfWork
 
 router = APIRouter(tags=["evaluations"])
 ACTION_ROLES = {"submit": ("qa",), "review": ("qa",), "delete": ("qa",), "acknowledge": ("agent",),
@@ -33,8 +32,8 @@ def evaluation_json(row: EvaluationRow) -> dict[str, Any]:
     }
 
 
-def _visible_evaluation(s: Session, caller: Caller, evaluation_id: str) -> EvaluationRow:
-    row = evaluations.get_evaluation(s, evaluation_id)
+def _visible_evaluation(uow: UnitOfWork, caller: Caller, evaluation_id: str) -> EvaluationRow:
+    row = evaluations.get_evaluation(uow, evaluation_id)
     visible(caller, row.agent_id, row.team_id)
     if caller.role == "agent" and row.status in ("draft", "deleted"):
         raise common.NotFound("not found (or not visible to this caller)")
@@ -43,11 +42,11 @@ def _visible_evaluation(s: Session, caller: Caller, evaluation_id: str) -> Evalu
 
 @router.post("/evaluations", status_code=201)
 def create_evaluation(request: Request, body: EvaluationIn, caller: Caller = as_qa,
-                      s: Session = as_db) -> dict[str, Any]:
+                      uow: UnitOfWork = as_uow) -> dict[str, Any]:
     contact_at = body.contact_at
     if contact_at is not None and contact_at.tzinfo is None:
         contact_at = contact_at.replace(tzinfo=UTC)
-    row = evaluations.create_evaluation(s, evaluations.NewEvaluation(
+    row = evaluations.create_evaluation(uow, evaluations.NewEvaluation(
         call_id=body.call_id, agent_id=body.agent_id, evaluator_id=body.evaluator_id or caller.person_id
         or caller.subject, form_id=body.form_id, form_version=body.form_version, team_id=body.team_id,
         answers=body.answers, comments=body.comments, contact_at=contact_at, submit=body.submit,
@@ -57,44 +56,35 @@ def create_evaluation(request: Request, body: EvaluationIn, caller: Caller = as_
 
 @router.get("/evaluations")
 def list_evaluations(agent_id: str | None = None, team_id: str | None = None, status: str | None = None,
-                     caller: Caller = as_reader, s: Session = as_db) -> list[dict[str, Any]]:
-    query = select(EvaluationRow).where(EvaluationRow.calibration_session_id.is_(None))
-    if caller.role == "agent":
-        query = query.where(EvaluationRow.agent_id == caller.person_id,
-                            EvaluationRow.status != "draft", EvaluationRow.status != "deleted")
-    elif caller.role == "team_lead":
-        query = query.where(EvaluationRow.team_id == caller.team_id)
-    if agent_id:
-        query = query.where(EvaluationRow.agent_id == agent_id)
-    if team_id:
-        query = query.where(EvaluationRow.team_id == team_id)
-    if status:
-        query = query.where(EvaluationRow.status == status)
-    return [evaluation_json(r) for r in s.scalars(query.order_by(EvaluationRow.created_at))]
+                     caller: Caller = as_reader, uow: UnitOfWork = as_uow) -> list[dict[str, Any]]:
+    where = EvaluationFilter(agent_id=agent_id or None, team_id=team_id or None, status=status or None,
+                             seen_by_agent=caller.person_id if caller.role == "agent" else None,
+                             seen_by_team=caller.team_id if caller.role == "team_lead" else None)
+    return [evaluation_json(r) for r in uow.evaluations.list(where)]
 
 
 @router.get("/evaluations/{evaluation_id}")
-def read_evaluation(evaluation_id: str, caller: Caller = as_reader, s: Session = as_db) -> dict[str, Any]:
-    return evaluation_json(_visible_evaluation(s, caller, evaluation_id))
+def read_evaluation(evaluation_id: str, caller: Caller = as_reader, uow: UnitOfWork = as_uow) -> dict[str, Any]:
+    return evaluation_json(_visible_evaluation(uow, caller, evaluation_id))
 
 
 @router.patch("/evaluations/{evaluation_id}")
 def patch_evaluation(evaluation_id: str, body: EvaluationPatch, caller: Caller = as_qa,
-                     s: Session = as_db) -> dict[str, Any]:
-    row = evaluations.get_evaluation(s, evaluation_id)
-    return evaluation_json(evaluations.update_draft(s, row, body.answers, body.comments, now()))
+                     uow: UnitOfWork = as_uow) -> dict[str, Any]:
+    row = evaluations.get_evaluation(uow, evaluation_id)
+    return evaluation_json(evaluations.update_draft(uow, row, body.answers, body.comments, now()))
 
 
 @router.post("/evaluations/{evaluation_id}/{action}")
 def evaluation_action(request: Request, evaluation_id: str,
                       action: Literal["submit", "acknowledge", "dispute", "review", "delete"],
                       body: ActionIn | None = None, caller: Caller = as_reader,
-                      s: Session = as_db) -> dict[str, Any]:
+                      uow: UnitOfWork = as_uow) -> dict[str, Any]:
     if caller.role not in (*ACTION_ROLES[action], "admin"):
         raise HTTPException(status.HTTP_403_FORBIDDEN,
                             f"role {caller.role!r} may not {action} (needs {ACTION_ROLES[action]})")
-    row = _visible_evaluation(s, caller, evaluation_id)
+    row = _visible_evaluation(uow, caller, evaluation_id)
     body = body or ActionIn()
-    evaluations.act(s, row, action, now(), reason=body.reason, answers=body.answers,
+    evaluations.act(uow, row, action, now(), reason=body.reason, answers=body.answers,
             coaching_days=container(request).settings.coaching_due_days)
     return evaluation_json(row)

@@ -5,14 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Query
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from callstream_core.db import now
 from callstream_qa.adapters.orm import FormRow
-from callstream_qa.entrypoints.dependencies import Caller, as_db, as_qa, as_reader
+from callstream_qa.entrypoints.dependencies import Caller, as_qa, as_reader, as_uow
 from callstream_qa.entrypoints.schemas import VERSION_MAX, FormBody, FormIn
 from callstream_qa.service_layer import common, forms
+from callstream_qa.service_layer.unit_of_work import UnitOfWork
 
 router = APIRouter(tags=["forms"])
 
@@ -23,28 +22,24 @@ def form_json(row: FormRow, in_use: bool) -> dict[str, Any]:
 
 
 @router.post("/forms", status_code=201)
-def create_form(body: FormIn, caller: Caller = as_qa, s: Session = as_db) -> dict[str, Any]:
-    if forms.latest_form(s, body.form_id) is not None:
-        raise common.Conflict(f"form {body.form_id!r} exists: PUT /forms/{body.form_id} edits it")
-    row = forms.save_form(s, body.form_id, body.name, body.model_dump(include={"sections"}), now())
+def create_form(body: FormIn, caller: Caller = as_qa, uow: UnitOfWork = as_uow) -> dict[str, Any]:
+    row = forms.create_form(uow, body.form_id, body.name, body.model_dump(include={"sections"}), now())
     return form_json(row, False)
 
 
 @router.put("/forms/{form_id}")
-def edit_form(form_id: str, body: FormBody, caller: Caller = as_qa, s: Session = as_db) -> dict[str, Any]:
-    forms.get_form(s, form_id)
-    row = forms.save_form(s, form_id, body.name, body.model_dump(include={"sections"}), now())
-    return form_json(row, forms.form_in_use(s, form_id, row.version))
+def edit_form(form_id: str, body: FormBody, caller: Caller = as_qa, uow: UnitOfWork = as_uow) -> dict[str, Any]:
+    row = forms.edit_form(uow, form_id, body.name, body.model_dump(include={"sections"}), now())
+    return form_json(row, uow.forms.in_use(form_id, row.version))
 
 
 @router.get("/forms")
-def list_forms(caller: Caller = as_reader, s: Session = as_db) -> list[dict[str, Any]]:
-    rows = s.scalars(select(FormRow).order_by(FormRow.form_id, FormRow.version))
-    return [form_json(r, forms.form_in_use(s, r.form_id, r.version)) for r in rows]
+def list_forms(caller: Caller = as_reader, uow: UnitOfWork = as_uow) -> list[dict[str, Any]]:
+    return [form_json(r, uow.forms.in_use(r.form_id, r.version)) for r in uow.forms.list()]
 
 
 @router.get("/forms/{form_id}")
 def read_form(form_id: str, version: int | None = Query(None, ge=1, le=VERSION_MAX),
-              caller: Caller = as_reader, s: Session = as_db) -> dict[str, Any]:
-    row = forms.get_form(s, form_id, version)
-    return form_json(row, forms.form_in_use(s, row.form_id, row.version))
+              caller: Caller = as_reader, uow: UnitOfWork = as_uow) -> dict[str, Any]:
+    row = forms.get_form(uow, form_id, version)
+    return form_json(row, uow.forms.in_use(row.form_id, row.version))

@@ -7,16 +7,15 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from google.protobuf import json_format
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from callstream.kpi.v1 import kpi_events_pb2
 from callstream_core.db import now
 from callstream_qa.adapters.contacts import store_contacts
-from callstream_qa.adapters.orm import ContactRow
-from callstream_qa.entrypoints.dependencies import Caller, as_db, as_lead, as_qa
+from callstream_qa.entrypoints.dependencies import Caller, as_db, as_lead, as_qa, as_uow
 from callstream_qa.entrypoints.schemas import PlanIn
 from callstream_qa.service_layer import sampling
+from callstream_qa.service_layer.unit_of_work import UnitOfWork
 
 router = APIRouter(tags=["sampling"])
 
@@ -35,21 +34,21 @@ def import_contacts(contacts: list[dict[str, Any]], caller: Caller = as_qa, s: S
 
 
 @router.post("/sampling-plans", status_code=201)
-def create_plan(body: PlanIn, caller: Caller = as_qa, s: Session = as_db) -> dict[str, Any]:
-    plan, picks = sampling.create_plan(s, name=body.name, period_start=body.period_start, period_end=body.period_end,
-                                  per_agent=body.per_agent, seed=body.seed, long_call_s=body.long_call_s,
-                                  now=now())
+def create_plan(body: PlanIn, caller: Caller = as_qa, uow: UnitOfWork = as_uow) -> dict[str, Any]:
+    plan, picks = sampling.create_plan(uow, name=body.name, period_start=body.period_start,
+                                       period_end=body.period_end, per_agent=body.per_agent, seed=body.seed,
+                                       long_call_s=body.long_call_s, now=now())
     return {"plan_id": plan.plan_id, "name": plan.name, "seed": plan.seed, "per_agent": plan.per_agent,
             "items": [{"agent_id": p.agent_id, "call_id": p.call_id, "segment": p.segment,
                        "stratum": p.stratum} for p in picks]}
 
 
 @router.get("/sampling-plans/{plan_id}")
-def read_plan(plan_id: str, caller: Caller = as_lead, s: Session = as_db) -> dict[str, Any]:
-    plan = sampling.get_plan(s, plan_id)
-    items = sampling.plan_items(s, plan_id)
+def read_plan(plan_id: str, caller: Caller = as_lead, uow: UnitOfWork = as_uow) -> dict[str, Any]:
+    plan = sampling.get_plan(uow, plan_id)
+    items = uow.plans.items(plan_id)
     if caller.role == "team_lead":  # a team lead sees the picks of the team's contacts only
-        team_calls = set(s.scalars(select(ContactRow.call_id).where(ContactRow.team_id == caller.team_id)))
+        team_calls = uow.contacts.calls_of_team(caller.team_id)
         items = [i for i in items if i.call_id in team_calls]
     return {"plan_id": plan.plan_id, "name": plan.name, "period_start": plan.period_start.isoformat(),
             "period_end": plan.period_end.isoformat(), "per_agent": plan.per_agent, "seed": plan.seed,
@@ -58,5 +57,5 @@ def read_plan(plan_id: str, caller: Caller = as_lead, s: Session = as_db) -> dic
 
 
 @router.get("/sampling-plans/{plan_id}/coverage")
-def plan_coverage(plan_id: str, caller: Caller = as_lead, s: Session = as_db) -> list[dict[str, Any]]:
-    return sampling.coverage(s, plan_id)
+def plan_coverage(plan_id: str, caller: Caller = as_lead, uow: UnitOfWork = as_uow) -> list[dict[str, Any]]:
+    return sampling.coverage(uow, plan_id)
