@@ -32,6 +32,15 @@ def latest(records: list[ContactRecord]) -> dict[int, ContactRecord]:
     return out
 
 
+def newest_rows(records: list[ContactRecord]) -> dict[tuple[str, int], ContactRecord]:
+    """The rows in force: the newest version of every (call, segment), version left out."""
+    newest: dict[tuple[str, int], ContactRecord] = {}
+    for r in records:
+        if (r.call_id, r.segment) not in newest or r.version > newest[r.call_id, r.segment].version:
+            newest[r.call_id, r.segment] = r
+    return {k: replace(r, version=0) for k, r in newest.items()}
+
+
 def answered_call() -> Call:
     # queued at 1, rings a1 at 10, answered 16, hold 30-50 and 60-65, ended 100, wrap-up 130
     return (Call("c1").offered(0).queued(1).ringing(10, "a1").answered(16, "a1")
@@ -403,11 +412,8 @@ def test_replay_speed_batching_jitter_and_duplicates_do_not_change_contacts() ->
     # Event by event without lateness, a call is emitted at its end and revised by its wrap-up end; the
     # replay may settle it once. What counts is the last version of every segment, which must be the same.
     def final(records: list[ContactRecord]) -> list[ContactRecord]:
-        newest: dict[tuple[str, int], ContactRecord] = {}
-        for r in records:
-            if (r.call_id, r.segment) not in newest or r.version > newest[r.call_id, r.segment].version:
-                newest[r.call_id, r.segment] = r
-        return [replace(newest[k], version=0) for k in sorted(newest)]
+        newest = newest_rows(records)
+        return [newest[k] for k in sorted(newest)]
 
     assert final(out_live) == final(out_replay)
     # float sums depend on the order of addition: same order, same bits
@@ -452,14 +458,7 @@ def test_provisional_contacts_end_with_the_rows_of_an_in_order_pass() -> None:
         i += n
     out += s.process_batch(tail)
 
-    def final(records: list[ContactRecord]) -> dict[tuple[str, int], ContactRecord]:
-        newest: dict[tuple[str, int], ContactRecord] = {}
-        for r in records:
-            if (r.call_id, r.segment) not in newest or r.version > newest[r.call_id, r.segment].version:
-                newest[r.call_id, r.segment] = r
-        return {k: replace(r, version=0) for k, r in newest.items()}
-
-    assert final(out) == final(in_order)
+    assert newest_rows(out) == newest_rows(in_order)
     assert s.stats.revisions > 0  # reordering within the lateness did revise provisional contacts
 
 
