@@ -14,12 +14,11 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from callstream.agent.v1 import agent_events_pb2
 from callstream.call.v1 import call_events_pb2
 from callstream.common.v1 import envelope_pb2
-from callstream_core.envelope import SCHEMA_VERSION, deterministic_event_id, hash_caller, to_millis
+from callstream_core.envelope import deterministic_event_id, envelope_at_millis, hash_caller, to_millis
 from callstream_core.kpi_definitions import FORMULAS, SL_THRESHOLD_S
 from callstream_routing import domain as d
 from callstream_simulator.router import Router
@@ -287,10 +286,8 @@ class Engine:
     # ------------------------------------------------------------------------------------ events out
 
     def _envelope(self, entity: str, kind: str, seq: int) -> envelope_pb2.Envelope:
-        ms = self._start_ms + round(self.now * 1000)
-        return envelope_pb2.Envelope(event_id=deterministic_event_id(self._ns, entity, kind, str(seq)),
-                                     source=self.sc.source, schema_version=SCHEMA_VERSION,
-                                     occurred_at=Timestamp(seconds=ms // 1000, nanos=(ms % 1000) * 1_000_000))
+        return envelope_at_millis(self.sc.source, self._start_ms + round(self.now * 1000),
+                                  deterministic_event_id(self._ns, entity, kind, str(seq)))
 
     def _call_event(self, call: _Call, kind: str, **fields: Any) -> None:
         call.seq += 1

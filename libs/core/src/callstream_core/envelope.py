@@ -28,12 +28,18 @@ def deterministic_event_id(*parts: str) -> str:
 
 
 def new_envelope(source: str, occurred_at: datetime, event_id: str | None = None) -> envelope_pb2.Envelope:
-    if occurred_at.tzinfo is None:
+    """The envelope of an event at `occurred_at` (aware; kept in UTC at millisecond precision, rounded)."""
+    if occurred_at.tzinfo is None or occurred_at.utcoffset() is None:
         raise ValueError("occurred_at must be timezone-aware (event time is UTC)")
+    return envelope_at_millis(source, to_millis(occurred_at), event_id)
+
+
+def envelope_at_millis(source: str, millis: int, event_id: str | None = None) -> envelope_pb2.Envelope:
+    """The envelope of an event at `millis` since the epoch (UTC): for producers that keep time in ms."""
     env = envelope_pb2.Envelope(
         event_id=event_id or str(uuid.uuid4()), source=source, schema_version=SCHEMA_VERSION
     )
-    env.occurred_at.FromMilliseconds(to_millis(occurred_at))
+    env.occurred_at.FromMilliseconds(millis)
     return env
 
 

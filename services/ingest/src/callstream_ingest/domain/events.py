@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from google.protobuf import timestamp_pb2
-
 from callstream.agent.v1 import agent_events_pb2
 from callstream.call.v1 import call_events_pb2
 from callstream.common.v1 import envelope_pb2
-from callstream_core.envelope import SCHEMA_VERSION, deterministic_event_id
+from callstream_core.envelope import deterministic_event_id, new_envelope
 
 
 def event_id(source: str, natural_key: str, kind: str) -> str:
@@ -18,14 +16,8 @@ def event_id(source: str, natural_key: str, kind: str) -> str:
 
 
 def envelope(source: str, natural_key: str, kind: str, occurred_at: datetime) -> envelope_pb2.Envelope:
-    """A full envelope; ``occurred_at`` must be timezone-aware, stored in UTC at ms precision."""
-    if occurred_at.tzinfo is None or occurred_at.utcoffset() is None:
-        raise ValueError("occurred_at must be timezone-aware")
-    ms = int(occurred_at.timestamp() * 1000)  # an aware datetime's timestamp() is UTC whatever its zone
-    return envelope_pb2.Envelope(
-        event_id=event_id(source, natural_key, kind), source=source, schema_version=SCHEMA_VERSION,
-        occurred_at=timestamp_pb2.Timestamp(seconds=ms // 1000, nanos=ms % 1000 * 1_000_000),
-    )
+    """A full envelope with the deterministic id; ``occurred_at`` must be timezone-aware (core's `new_envelope`)."""
+    return new_envelope(source, occurred_at, event_id(source, natural_key, kind))
 
 
 def call_event(
