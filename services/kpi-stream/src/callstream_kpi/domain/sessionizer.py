@@ -114,7 +114,13 @@ class Sessionizer:
         self._grace = timedelta(seconds=self.settings.grace_s)
         self._retention = timedelta(seconds=self.settings.dedup_retention_s)
         self._calls: dict[str, _Call] = {}
-        self._dirty: set[str] = set()
+        # Calls with events not folded yet, by when they can settle: at the watermark passing their newest event
+        # (a heap of (that time, call id); entries made stale by later events are skipped), or at once when an
+        # event may complete them and contacts are provisional. A sweep then costs the calls it settles, not
+        # every call waiting for the watermark: in a replay whose partitions are read unevenly that is every
+        # call of the partitions ahead (issue 19, cost growth).
+        self._due: list[tuple[datetime, str]] = []
+        self._ready: set[str] = set()
         # call_id -> (event ids, forgotten once the watermark reaches this)
         self._tombstones: dict[str, tuple[frozenset[str], datetime]] = {}
         # Calls closed by time-out and past their grace: kept whole (events and emitted segments) until
@@ -212,7 +218,9 @@ class Sessionizer:
         call.last_at = at if call.last_at is None else max(call.last_at, at)
         call.dirty = True
         call.ending = call.ending or event_kind(event) in ENDING_KINDS
-        self._dirty.add(call_id)
+        heapq.heappush(self._due, (call.last_at, call_id))
+        if self.settings.provisional and (call.ending or call.closed):
+            self._ready.add(call_id)
         return self._settle(call) if settle else []
 
     def sweep(self) -> list[ContactRecord]:
@@ -221,8 +229,16 @@ class Sessionizer:
         if now is None:
             return []
         out: list[ContactRecord] = []
-        for call_id in list(self._dirty):
-            out.extend(self._settle(self._calls[call_id]))
+        for call_id in sorted(self._ready):  # sorted: the same order of contacts whatever the set's
+            call = self._calls.get(call_id)
+            if call is not None:
+                out.extend(self._settle(call))
+        self._ready.clear()
+        while self._due and self._due[0][0] <= now:
+            _, call_id = heapq.heappop(self._due)
+            call = self._calls.get(call_id)
+            if call is not None and call.dirty:
+                out.extend(self._settle(call))
         while self._timeouts and self._timeouts[0][0] < now:
             _, last_at, call_id = heapq.heappop(self._timeouts)
             call = self._calls.get(call_id)
@@ -289,7 +305,6 @@ class Sessionizer:
             return []
         fold = fold_call(call.events)
         call.dirty = call.ending = False
-        self._dirty.discard(call.call_id)
         out: list[ContactRecord] = []
         if fold.complete:
             call.timed_out = False
@@ -301,7 +316,6 @@ class Sessionizer:
 
     def _emit(self, call: _Call, fold: CallFold) -> list[ContactRecord]:
         call.closed, call.dirty = True, False
-        self._dirty.discard(call.call_id)
         records = contacts_of(call.call_id, fold, self.settings, timed_out=call.timed_out, team_of=self.team_of)
         out: list[ContactRecord] = []
         for rec in records:
