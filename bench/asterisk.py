@@ -34,7 +34,7 @@ from bench.common import percentile, print_figures, selected_parts
 from bench.kafka_baseline import bootstrap_servers
 from callstream_core import wire
 from callstream_core.kafka import apply_topics
-from callstream_core.topics import topic
+from callstream_core.topics import AGENT_EVENTS, CALL_EVENTS, topic
 from callstream_devtools.local_asterisk import LocalAsterisk
 from callstream_devtools.local_kafka import free_port
 from callstream_devtools.testing import isolated_topics
@@ -44,7 +44,7 @@ from callstream_ingest.domain.ami import AmiEventMapper, AmiParser, filter_actio
 from callstream_ingest.domain.call_plan import LoadShape, plan_calls
 from callstream_ingest.domain.queue_log import LineDefect, QueueLogMapper
 from callstream_ingest.service_layer.call_generator import CallGenerator
-from callstream_ingest.service_layer.event_sink import AGENT_TOPIC, CALL_TOPIC, Event, EventSink, make_producer, route
+from callstream_ingest.service_layer.event_sink import Event, EventSink, make_producer, route
 
 RECORDED_CALLS = 300
 QUEUE_LOG_COPIES = 40
@@ -96,7 +96,7 @@ def repeated_queue_log(lines: list[str], copies: int) -> list[str]:
 
 def raw_produce(bootstrap: str, events: list[Event]) -> float:
     records = [(wire.encode(e, "json"), route(e)[1].encode()) for e in events]
-    return kafka_baseline.produce(bootstrap, CALL_TOPIC, len(records), records)
+    return kafka_baseline.produce(bootstrap, CALL_EVENTS, len(records), records)
 
 
 def follow_once(bootstrap: str, path: Path, lines: int) -> tuple[float, int]:
@@ -276,7 +276,7 @@ def main(argv: list[str] | None = None) -> None:
     figures: dict[str, float] = {}
     with ExitStack() as stack:
         bootstrap = bootstrap_servers(stack)
-        apply_topics(bootstrap, [topic(CALL_TOPIC), topic(AGENT_TOPIC)])
+        apply_topics(bootstrap, [topic(CALL_EVENTS), topic(AGENT_EVENTS)])
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="callstream-bench-asterisk-")))
         if "queue_log" in parts or "ami" in parts:
             lines, recording = record_center(tmp / "asterisk")

@@ -28,12 +28,12 @@ from bench.kafka_baseline import bootstrap_servers
 from callstream.call.v1 import call_events_pb2 as ce
 from callstream_core import wire
 from callstream_core.kafka import apply_topics
-from callstream_core.topics import topic
+from callstream_core.topics import AGENT_EVENTS, CALL_EVENTS, topic
 from callstream_devtools.local_kafka import find_repo_root, free_port
 from callstream_devtools.testing import wait_until_serving
 from callstream_ingest.adapters.replay import replay_anonymous_bank
 from callstream_ingest.domain.events import call_event
-from callstream_ingest.service_layer.event_sink import AGENT_TOPIC, CALL_TOPIC, EventSink, make_producer
+from callstream_ingest.service_layer.event_sink import EventSink, make_producer
 
 PRODUCE_EVENTS = 100_000
 WEBHOOK_BATCH = 100
@@ -76,7 +76,7 @@ def produce_figures(bootstrap: str) -> dict[str, float]:
             # CPU of this (the producing) thread per message as well: it is what Python adds, and it moves
             # less than wall time when other jobs share the cores.
             started = time.thread_time()
-            baselines.append(kafka_baseline.produce(bootstrap, CALL_TOPIC, len(records), records))
+            baselines.append(kafka_baseline.produce(bootstrap, CALL_EVENTS, len(records), records))
             raw_cpu.append((time.thread_time() - started) / len(records) * 1e6)
             started = time.thread_time()
             rates.append(produce_path(bootstrap, events, fmt))
@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> None:
     figures: dict[str, float] = {}
     with ExitStack() as stack:
         bootstrap = bootstrap_servers(stack)
-        apply_topics(bootstrap, [topic(CALL_TOPIC), topic(AGENT_TOPIC)])
+        apply_topics(bootstrap, [topic(CALL_EVENTS), topic(AGENT_EVENTS)])
         if "produce" in parts:
             figures.update(produce_figures(bootstrap))
         if "replay" in parts:

@@ -29,6 +29,7 @@ from bench.common import Aim, print_aims, print_figures
 from callstream.call.v1 import call_events_pb2
 from callstream_core.envelope import new_envelope
 from callstream_core.kafka import EventProducer, apply_topics
+from callstream_core.topics import CALL_EVENTS
 from callstream_devtools.local_kafka import LocalKafka, free_port
 from callstream_devtools.testing import isolated_topics
 from callstream_ingest.adapters.replay import ReplayReport, replay_anonymous_bank
@@ -81,7 +82,7 @@ def measure(bootstrap: str, chdb: Path, month: Path = JANUARY) -> dict[str, floa
         report = replay_anonymous_bank(month, EventSink(producer))
         if not report.confirmed:
             raise RuntimeError(f"the replay was not confirmed by Kafka: {report.error}")
-        producer.produce_sync("cc.call-events.v1", [(e.call_id, e) for e in sentinels()])
+        producer.produce_sync(CALL_EVENTS, [(e.call_id, e) for e in sentinels()])
         return report
 
     async def until() -> None:

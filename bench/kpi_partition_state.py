@@ -17,6 +17,7 @@ from bench.common import print_figures
 from bench.kpi_restart import call_events
 from callstream.kpi.v1 import kpi_events_pb2
 from callstream_core import wire
+from callstream_core.topics import CALL_EVENTS
 from callstream_kpi.domain.partition_state import TeamDirectory, merged_snapshots
 from callstream_kpi.domain.realtime import RealtimeSettings, RealtimeView
 from callstream_kpi.domain.watermark import FixedClock
@@ -38,7 +39,7 @@ def _view(calls: int, partition: int, rng: random.Random) -> RealtimeView:
 
 
 def _state(view: RealtimeView, partition: int) -> kpi_events_pb2.PartitionState:
-    state = kpi_events_pb2.PartitionState(topic="cc.call-events.v1", partition=partition)
+    state = kpi_events_pb2.PartitionState(topic=CALL_EVENTS, partition=partition)
     assert view.watermark.current is not None
     state.as_of.FromDatetime(view.watermark.current)
     view.export_state(state)

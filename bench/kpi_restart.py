@@ -27,7 +27,7 @@ from bench.kafka_baseline import bootstrap_servers
 from callstream.call.v1 import call_events_pb2
 from callstream_core.envelope import new_envelope
 from callstream_core.kafka import EventProducer, apply_topics, committed_offsets
-from callstream_core.topics import TOPICS
+from callstream_core.topics import CALL_EVENTS, TOPICS
 from callstream_devtools.local_kafka import free_port
 from callstream_devtools.testing import ServiceProcess
 from callstream_kpi.config import KpiSettings
@@ -88,7 +88,7 @@ def call_events(call_id: str, queue: str, start: datetime, rng: random.Random) -
 
 
 def _committed(settings: KpiSettings, topic: str) -> int:
-    partitions = [(topic, p) for p in range(next(t.partitions for t in TOPICS if t.name == "cc.call-events.v1"))]
+    partitions = [(topic, p) for p in range(next(t.partitions for t in TOPICS if t.name == CALL_EVENTS))]
     return sum(committed_offsets(settings.kafka_bootstrap_servers, settings.consumer_group, partitions).values())
 
 
@@ -102,7 +102,7 @@ def _produce(bootstrap: str, topic: str, start: datetime, calls: int, rng: rando
 def measure(bootstrap: str, tmp: Path, overrides: dict[str, object]) -> dict[str, float]:
     prefix = f"b{uuid.uuid4().hex[:8]}."
     apply_topics(bootstrap, [dataclasses.replace(t, name=prefix + t.name) for t in TOPICS])
-    topic = prefix + "cc.call-events.v1"
+    topic = prefix + CALL_EVENTS
     port = free_port()
     settings = KpiSettings(kafka_bootstrap_servers=bootstrap, clickhouse_url=f"chdb://{tmp / 'chdb'}",
                            topic_prefix=prefix, http_port=port,

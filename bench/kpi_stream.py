@@ -53,7 +53,7 @@ from callstream.kpi.v1 import kpi_events_pb2
 from callstream_core import wire
 from callstream_core.faust_support import decode_events, faust_topic, make_app
 from callstream_core.kafka import DeadLetters, EventProducer
-from callstream_core.topics import Topic, topic
+from callstream_core.topics import AGENT_EVENTS, CALL_EVENTS, KPI_REALTIME, Topic, topic
 from callstream_devtools.local_kafka import free_port
 from callstream_devtools.testing import isolated_topics
 from callstream_kpi.bootstrap import build_worker
@@ -62,8 +62,6 @@ from callstream_kpi.entrypoints.worker import KpiWorker
 from callstream_simulator import Engine, InProcessRouter, ListSink, parse_scenario
 
 PARTS = ("throughput", "throughput-protobuf", "growth", "freshness", "profile")
-CALL_TOPIC = "cc.call-events.v1"
-AGENT_TOPIC = "cc.agent-events.v1"
 AIM_EVENTS_PER_S = 5_000
 AIM_FRESHNESS_P95_S = 2.0
 THROUGHPUT_DAYS = 4  # ~100,000 events: also the 4× step of the cost growth
@@ -94,9 +92,9 @@ def produce_days(bootstrap: str, prefix: str, days: int, wire_format: str = "jso
     count = 0
     for day in range(days):
         events = demo_day(day)
-        producer.produce_sync(prefix + CALL_TOPIC, [(e.call_id, e) for e in events
+        producer.produce_sync(prefix + CALL_EVENTS, [(e.call_id, e) for e in events
                                                     if isinstance(e, call_events_pb2.CallEvent)])
-        producer.produce_sync(prefix + AGENT_TOPIC, [(e.agent_id, e) for e in events
+        producer.produce_sync(prefix + AGENT_EVENTS, [(e.agent_id, e) for e in events
                                                      if isinstance(e, agent_events_pb2.AgentEvent)])
         count += len(events)
     return count
@@ -173,7 +171,7 @@ async def faust_alone(bootstrap: str, prefix: str, count: int, *, decode: bool, 
             seen.extend([0.0, time.perf_counter(), len(messages), _cpu()])
         seen[0] += len(messages)
 
-    for name in (CALL_TOPIC, AGENT_TOPIC):
+    for name in (CALL_EVENTS, AGENT_EVENTS):
         registered = dataclasses.replace(topic(name), name=prefix + name)
         if batches:
             async def handle(messages: list[Message], registered: Topic = registered) -> None:
@@ -249,7 +247,7 @@ def throughput(bootstrap: str, chdb: Path, days: int = THROUGHPUT_DAYS,
                wire_format: str = "json") -> tuple[dict[str, float], list[Aim]]:
     prefix = isolated_topics(bootstrap, "tp")
     count = produce_days(bootstrap, prefix, days, wire_format)
-    topics = [prefix + CALL_TOPIC, prefix + AGENT_TOPIC]
+    topics = [prefix + CALL_EVENTS, prefix + AGENT_EVENTS]
     aio = asyncio.run(raw_aiokafka(bootstrap, topics, count))
     confluent = raw_confluent(bootstrap, topics, count)
     faust_stream = asyncio.run(faust_alone(bootstrap, prefix, count, decode=False))
@@ -308,11 +306,11 @@ def produce_live(bootstrap: str, prefix: str, samples: multiprocessing.Queue[tup
             now = time.time()
             event.envelope.occurred_at.CopyFrom(Timestamp(seconds=int(now), nanos=int(now % 1 * 1e9)))
             if isinstance(event, call_events_pb2.CallEvent):
-                producer.produce(prefix + CALL_TOPIC, event, key=event.call_id)
+                producer.produce(prefix + CALL_EVENTS, event, key=event.call_id)
                 if event.WhichOneof("kind") == "ended":
                     samples.put(("ended", event.call_id, now, time.time()))
             else:
-                producer.produce(prefix + AGENT_TOPIC, event, key=event.agent_id)
+                producer.produce(prefix + AGENT_EVENTS, event, key=event.agent_id)
             if i % SAMPLE_EVERY == 0:
                 samples.put(("event", event.envelope.event_id, now, time.time()))
         producer.poll(0)
@@ -353,7 +351,7 @@ def freshness(bootstrap: str, chdb: Path) -> tuple[dict[str, float], list[Aim]]:
     stored: list[float] = []  # call ended produced → its contact stored (what GET /v1/kpis counts)
 
     async def watch_realtime() -> None:
-        consumer = AIOKafkaConsumer(prefix + "cc.kpi-realtime.v1", bootstrap_servers=bootstrap,
+        consumer = AIOKafkaConsumer(prefix + KPI_REALTIME, bootstrap_servers=bootstrap,
                                     auto_offset_reset="latest", group_id=f"bench-{uuid.uuid4().hex[:6]}")
         await consumer.start()
         try:

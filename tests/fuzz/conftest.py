@@ -17,7 +17,7 @@ import pytest
 from callstream_core.clickhouse import get_client
 from callstream_core.kafka import apply_topics
 from callstream_core.settings import ROLES
-from callstream_core.topics import topic
+from callstream_core.topics import AGENT_EVENTS, CALL_EVENTS, topic
 from callstream_devtools.testing import serve_in_thread
 
 sys.path.insert(0, str(Path(__file__).parent))  # openapi_cases, under --import-mode=importlib
@@ -38,9 +38,9 @@ class Service:
 def _ingest(kafka_bootstrap: str, stack: ExitStack) -> Any:
     from callstream_ingest.config import IngestSettings
     from callstream_ingest.entrypoints.api import create_app
-    from callstream_ingest.service_layer.event_sink import AGENT_TOPIC, CALL_TOPIC, EventSink, make_producer
+    from callstream_ingest.service_layer.event_sink import EventSink, make_producer
 
-    apply_topics(kafka_bootstrap, [topic(CALL_TOPIC), topic(AGENT_TOPIC)])
+    apply_topics(kafka_bootstrap, [topic(CALL_EVENTS), topic(AGENT_EVENTS)])
     settings = IngestSettings(ingest_sources=f"{INGEST_TOKEN}=fuzz", callstream_env="development",
                               kafka_bootstrap_servers=kafka_bootstrap, produce_timeout_s=5)
     sink = EventSink(make_producer(kafka_bootstrap))

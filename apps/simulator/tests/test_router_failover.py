@@ -27,11 +27,11 @@ from confluent_kafka import Consumer, TopicPartition
 
 from callstream.routing.v1 import routing_pb2
 from callstream_core import wire
+from callstream_core.topics import ROUTING_DECISIONS
 from callstream_devtools.router_processes import SERVING, new_log_topic, start_router
 from callstream_routing import domain as d
 from callstream_routing.client import RetryPolicy, RouterClient
 from callstream_routing.grpc_router import GrpcRouter
-from callstream_routing.service_layer.router import DECISIONS_TOPIC
 from callstream_simulator import Engine, ListSink, parse_scenario, queue_configs
 from callstream_simulator.clock import Pacer, run
 
@@ -73,12 +73,12 @@ def _assignments_on_topic(bootstrap: str, prefix: str) -> dict[str, routing_pb2.
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"failover-check-{uuid.uuid4().hex[:8]}",
                          "enable.auto.commit": False})
     try:
-        partitions = consumer.list_topics(DECISIONS_TOPIC, timeout=30).topics[DECISIONS_TOPIC].partitions
+        partitions = consumer.list_topics(ROUTING_DECISIONS, timeout=30).topics[ROUTING_DECISIONS].partitions
         ends: dict[int, int] = {}
         for p in partitions:
-            _low, high = consumer.get_watermark_offsets(TopicPartition(DECISIONS_TOPIC, p), timeout=30) or (0, 0)
+            _low, high = consumer.get_watermark_offsets(TopicPartition(ROUTING_DECISIONS, p), timeout=30) or (0, 0)
             ends[p] = high
-        consumer.assign([TopicPartition(DECISIONS_TOPIC, p, 0) for p in partitions])
+        consumer.assign([TopicPartition(ROUTING_DECISIONS, p, 0) for p in partitions])
         found: dict[str, routing_pb2.RoutingDecision] = {}
         deadline = time.monotonic() + 60
         positions = dict.fromkeys(partitions, 0)

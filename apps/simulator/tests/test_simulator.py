@@ -14,6 +14,7 @@ import yaml
 
 from callstream.agent.v1 import agent_events_pb2
 from callstream.call.v1 import call_events_pb2
+from callstream_core.topics import AGENT_EVENTS, CALL_EVENTS
 from callstream_simulator import (
     Engine,
     InProcessRouter,
@@ -248,7 +249,7 @@ def test_kafka_sink_keys(kafka_bootstrap: str) -> None:
 
     from callstream_core import wire
     from callstream_core.kafka import EventProducer, apply_topics
-    from callstream_simulator.sinks import AGENT_TOPIC, CALL_TOPIC, KafkaSink
+    from callstream_simulator.sinks import KafkaSink
 
     apply_topics(kafka_bootstrap)
     sc = parse_scenario(small(call_types=[{"call_type": "A", "queue_id": "q1",
@@ -262,14 +263,14 @@ def test_kafka_sink_keys(kafka_bootstrap: str) -> None:
     Engine(sc, InProcessRouter(sc), sink, start=start).run()  # a rerun emits the same events
     consumer = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": f"sim-test-{time.time_ns()}",
                          "auto.offset.reset": "earliest", "enable.auto.commit": False})
-    consumer.subscribe([CALL_TOPIC, AGENT_TOPIC])
+    consumer.subscribe([CALL_EVENTS, AGENT_EVENTS])
     got: dict[str, tuple[str, str]] = {}
     deadline = time.monotonic() + 30
     while len(got) < len(want) and time.monotonic() < deadline:
         msg = consumer.poll(0.5)
         if msg is None or msg.error():
             continue
-        kind = call_events_pb2.CallEvent if msg.topic() == CALL_TOPIC else agent_events_pb2.AgentEvent
+        kind = call_events_pb2.CallEvent if msg.topic() == CALL_EVENTS else agent_events_pb2.AgentEvent
         ev = wire.decode(msg.value(), kind, "json")
         if ev.envelope.event_id in want:
             entity = ev.call_id if isinstance(ev, call_events_pb2.CallEvent) else ev.agent_id
@@ -280,7 +281,7 @@ def test_kafka_sink_keys(kafka_bootstrap: str) -> None:
     consumer.close()
     assert len(got) == len(want) > 0
     calls = sum(1 for e in expected.events if isinstance(e, call_events_pb2.CallEvent))
-    assert sum(1 for topic, _ in got.values() if topic == CALL_TOPIC) == calls
+    assert sum(1 for topic, _ in got.values() if topic == CALL_EVENTS) == calls
 
 
 # ------------------------------------------------------------------------------------------ gRPC router

@@ -15,11 +15,11 @@ from pathlib import Path
 import typer
 
 from callstream_core.kafka import apply_topics
-from callstream_core.topics import topic
+from callstream_core.topics import AGENT_EVENTS, CALL_EVENTS, topic
 from callstream_ingest.adapters.queue_log_follow import QueueLogFollower, default_checkpoint
 from callstream_ingest.adapters.replay import ReplayReport, replay_anonymous_bank, replay_queue_log
 from callstream_ingest.domain.anonymous_bank import BankConfig
-from callstream_ingest.service_layer.event_sink import AGENT_TOPIC, CALL_TOPIC, EventSink, make_producer
+from callstream_ingest.service_layer.event_sink import EventSink, make_producer
 
 app = typer.Typer(help="Replay recorded switch data (files) into the event topics.", no_args_is_help=True)
 
@@ -36,7 +36,7 @@ def _sink(bootstrap: str, wire_format: str, create_topics: bool) -> EventSink:
     if wire_format not in ("json", "protobuf"):
         raise typer.BadParameter("--wire-format must be json or protobuf")
     if create_topics:
-        apply_topics(bootstrap, [topic(CALL_TOPIC), topic(AGENT_TOPIC)])
+        apply_topics(bootstrap, [topic(CALL_EVENTS), topic(AGENT_EVENTS)])
     return EventSink(make_producer(bootstrap, client_id="callstream-replay", wire_format=wire_format))
 
 

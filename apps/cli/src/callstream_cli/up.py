@@ -18,7 +18,7 @@ from honcho.printer import Printer
 from callstream_cli.asterisk_cmd import DEV_AMI_PORT, DEV_HTTP_PORT, DEV_SECRET
 from callstream_cli.kafka_cmd import dev_broker, start_or_exit
 from callstream_core.kafka import apply_topics
-from callstream_core.topics import BY_NAME
+from callstream_core.topics import BY_NAME, ROUTING_COMMANDS
 from callstream_devtools.local_asterisk import AMI_USER, center_dir, ensure_built
 from callstream_devtools.local_kafka import find_repo_root
 
@@ -134,7 +134,7 @@ def up(
         command_log = demo_command_log(datetime.now(UTC))
         created = apply_topics(bootstrap)
         # The run's own command log: the registry's, under the run's name (see demo_command_log).
-        apply_topics(bootstrap, [dataclasses.replace(BY_NAME["cc.routing-commands.v1"], name=command_log)])
+        apply_topics(bootstrap, [dataclasses.replace(BY_NAME[ROUTING_COMMANDS], name=command_log)])
         typer.echo(f"topics ready ({len(created)} created; routing command log {command_log})")
         env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
                "API_TOKENS": f"{DEV_TOKEN}:manager,{DEV_SERVICE_TOKEN}:service,{DEV_HR_TOKEN}:hr",

@@ -7,9 +7,7 @@ from typing import Protocol
 from callstream.agent.v1 import agent_events_pb2
 from callstream.call.v1 import call_events_pb2
 from callstream_core.kafka import EventProducer
-
-CALL_TOPIC = "cc.call-events.v1"
-AGENT_TOPIC = "cc.agent-events.v1"
+from callstream_core.topics import AGENT_EVENTS, CALL_EVENTS
 
 
 class EventSink(Protocol):
@@ -65,8 +63,8 @@ class KafkaSink:
     """Call events to cc.call-events.v1 keyed by call_id, agent events to cc.agent-events.v1 keyed by agent_id.
     `EventProducer.produce` waits when librdkafka's local queue is full (back-pressure, never drops)."""
 
-    def __init__(self, producer: EventProducer, *, call_topic: str = CALL_TOPIC,
-                 agent_topic: str = AGENT_TOPIC) -> None:
+    def __init__(self, producer: EventProducer, *, call_topic: str = CALL_EVENTS,
+                 agent_topic: str = AGENT_EVENTS) -> None:
         self.producer = producer
         self.call_topic = call_topic
         self.agent_topic = agent_topic

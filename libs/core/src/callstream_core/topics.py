@@ -21,6 +21,23 @@ from callstream.qa.v1 import qa_events_pb2
 from callstream.routing.v1 import routing_pb2
 from callstream_core.envelope import deterministic_event_id, new_envelope
 
+# The topic names, for code that produces or consumes a topic (import these; never type the name).
+CALL_EVENTS = "cc.call-events.v1"
+AGENT_EVENTS = "cc.agent-events.v1"
+ROUTING_COMMANDS = "cc.routing-commands.v1"
+ROUTING_SNAPSHOTS = "cc.routing-snapshots.v1"
+ROUTING_DECISIONS = "cc.routing-decisions.v1"
+QA_EVALUATIONS = "cc.qa-evaluations.v1"
+HR_SCHEDULES = "cc.hr-schedules.v1"
+HR_ATTENDANCE = "cc.hr-attendance.v1"
+HR_ABSENCES = "cc.hr-absences.v1"
+HR_EMPLOYMENT = "cc.hr-employment.v1"
+HR_COSTS = "cc.hr-costs.v1"
+CONTACTS = "cc.contacts.v1"
+KPI_REALTIME = "cc.kpi-realtime.v1"
+ALERTS = "cc.alerts.v1"
+KPI_PARTITION_STATE = "cc.kpi-partition-state.v1"
+
 DAY_MS = 24 * 3600 * 1000
 DLQ_SUFFIX = ".dlq"
 _EXAMPLE_TIME = datetime(2026, 11, 2, 9, 30, 12, 250000, tzinfo=UTC)
@@ -91,7 +108,7 @@ def _command_example() -> Message:
 
 
 def _snapshot_example() -> Message:
-    return routing_pb2.RouterSnapshot(envelope=_env("snapshot"), command_log_topic="cc.routing-commands.v1",
+    return routing_pb2.RouterSnapshot(envelope=_env("snapshot"), command_log_topic=ROUTING_COMMANDS,
                                       next_offset=182_044, commands=181_730, state_format=1, state=b"x\x9c...")
 
 
@@ -172,7 +189,7 @@ def _realtime_example() -> Message:
 
 
 def _partition_state_example() -> Message:
-    state = kpi_events_pb2.PartitionState(envelope=_env("partition-state"), topic="cc.call-events.v1", partition=3,
+    state = kpi_events_pb2.PartitionState(envelope=_env("partition-state"), topic=CALL_EVENTS, partition=3,
                                           owner="kpi-stream-7d9f-x2c4q", generation=12)
     state.published_at.FromDatetime(datetime(2026, 11, 2, 9, 30, 12))
     state.as_of.FromDatetime(datetime(2026, 11, 2, 9, 30, 2))
@@ -199,45 +216,45 @@ def _alert_example() -> Message:
 
 
 TOPICS: tuple[Topic, ...] = (
-    Topic("cc.call-events.v1", "call_id", call_events_pb2.CallEvent, 6, 14 * DAY_MS,
+    Topic(CALL_EVENTS, "call_id", call_events_pb2.CallEvent, 6, 14 * DAY_MS,
           "Every event of a call at the switch (offered, queued, answered, ...).", _call_example),
-    Topic("cc.agent-events.v1", "agent_id", agent_events_pb2.AgentEvent, 6, 14 * DAY_MS,
+    Topic(AGENT_EVENTS, "agent_id", agent_events_pb2.AgentEvent, 6, 14 * DAY_MS,
           "Agent state changes, skills and queue membership.", _agent_example),
-    Topic("cc.routing-commands.v1", "queue_id", routing_pb2.RoutingCommand, 1, 7 * DAY_MS,
+    Topic(ROUTING_COMMANDS, "queue_id", routing_pb2.RoutingCommand, 1, 7 * DAY_MS,
           "Commands the router accepted, in order: the log its state is rebuilt from.", _command_example),
     # 64 MiB: a snapshot of a 5,000-agent center with its 200,000 remembered command ids is ~10 MB compressed.
-    Topic("cc.routing-snapshots.v1", "command_log_topic", routing_pb2.RouterSnapshot, 1, 30 * DAY_MS,
+    Topic(ROUTING_SNAPSHOTS, "command_log_topic", routing_pb2.RouterSnapshot, 1, 30 * DAY_MS,
           "The router's state with the command log offset it covers: a start replays only the log after it.",
           _snapshot_example, compacted=True, max_message_bytes=64 * 1024 * 1024),
-    Topic("cc.routing-decisions.v1", "call_id", routing_pb2.RoutingDecision, 6, 14 * DAY_MS,
+    Topic(ROUTING_DECISIONS, "call_id", routing_pb2.RoutingDecision, 6, 14 * DAY_MS,
           "Every routing decision (assigned, queued with EWT, overflowed, callback, rejected).",
           _decision_example),
-    Topic("cc.qa-evaluations.v1", "agent_id", qa_events_pb2.EvaluationChanged, 3, 365 * DAY_MS,
+    Topic(QA_EVALUATIONS, "agent_id", qa_events_pb2.EvaluationChanged, 3, 365 * DAY_MS,
           "Every submitted or changed QA evaluation with its score (KPI 12).", _qa_example),
-    Topic("cc.hr-schedules.v1", "employee_id", hr_events_pb2.SchedulePublished, 3, 365 * DAY_MS,
+    Topic(HR_SCHEDULES, "employee_id", hr_events_pb2.SchedulePublished, 3, 365 * DAY_MS,
           "Published schedules (shifts and breaks) per employee; adherence is computed from them.",
           _schedule_example),
-    Topic("cc.hr-attendance.v1", "employee_id", hr_events_pb2.AttendancePunch, 3, 365 * DAY_MS,
+    Topic(HR_ATTENDANCE, "employee_id", hr_events_pb2.AttendancePunch, 3, 365 * DAY_MS,
           "Badge / punch-clock events (KPI 15).", _attendance_example),
-    Topic("cc.hr-absences.v1", "employee_id", hr_events_pb2.Absence, 3, 365 * DAY_MS,
+    Topic(HR_ABSENCES, "employee_id", hr_events_pb2.Absence, 3, 365 * DAY_MS,
           "Absences with reasons (attendance and adherence diagnosis).", _absence_example),
-    Topic("cc.hr-employment.v1", "employee_id", hr_events_pb2.EmploymentChanged, 3, 3 * 365 * DAY_MS,
+    Topic(HR_EMPLOYMENT, "employee_id", hr_events_pb2.EmploymentChanged, 3, 3 * 365 * DAY_MS,
           "Hires, leavers with exit reason, role and team changes (KPI 23).", _employment_example),
-    Topic("cc.hr-costs.v1", "cost_center_id", hr_events_pb2.CostEntry, 1, 3 * 365 * DAY_MS,
+    Topic(HR_COSTS, "cost_center_id", hr_events_pb2.CostEntry, 1, 3 * 365 * DAY_MS,
           "Center cost entries per period (KPI 4).", _cost_example),
-    Topic("cc.contacts.v1", "call_id", kpi_events_pb2.Contact, 6, 30 * DAY_MS,
+    Topic(CONTACTS, "call_id", kpi_events_pb2.Contact, 6, 30 * DAY_MS,
           "One record per completed contact segment (agent leg), revised with a higher version.",
           _contact_example),
-    Topic("cc.kpi-realtime.v1", "scope", kpi_events_pb2.RealtimeSnapshot, 1, DAY_MS,
+    Topic(KPI_REALTIME, "scope", kpi_events_pb2.RealtimeSnapshot, 1, DAY_MS,
           "Real-time snapshot per center, queue and team every few seconds (wallboard figures; a team's: "
           "its agents and goals).",
           _realtime_example),
-    Topic("cc.alerts.v1", "alert_id", kpi_events_pb2.Alert, 1, 90 * DAY_MS,
+    Topic(ALERTS, "alert_id", kpi_events_pb2.Alert, 1, 90 * DAY_MS,
           "KPI target breaches with likely causes checked against the data.", _alert_example),
     # Key "<topic>:<partition>" of a source partition the KPI workers read; compacted: the newest state per
     # partition is all a worker needs. One partition: a few dozen keys, read whole by every worker. 16 MiB: a
     # state holds the calls its partition decided in the last hour (~100 bytes each).
-    Topic("cc.kpi-partition-state.v1", "topic:partition", kpi_events_pb2.PartitionState, 1, 7 * DAY_MS,
+    Topic(KPI_PARTITION_STATE, "topic:partition", kpi_events_pb2.PartitionState, 1, 7 * DAY_MS,
           "Internal to kpi-stream: each worker's real-time state per partition it owns, merged by every worker "
           "into the figures it serves, and continued by the partition's next owner.", _partition_state_example,
           compacted=True, max_message_bytes=16 * 1024 * 1024),

@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 
 from callstream_core.kafka import DeliveryError
+from callstream_core.topics import AGENT_EVENTS, CALL_EVENTS
 from callstream_devtools.local_kafka import free_port
 from callstream_ingest.adapters.queue_log_follow import QueueLogFollower
-from callstream_ingest.service_layer.event_sink import AGENT_TOPIC, CALL_TOPIC, EventSink, make_producer
+from callstream_ingest.service_layer.event_sink import EventSink, make_producer
 
 
 def call_lines(start: int, n: int, tag: str) -> str:
@@ -39,7 +40,7 @@ def append(path: Path, text: str) -> None:
 
 
 def call_ids(consume: Callable[..., Any], source: str, n_calls: int) -> list[str]:
-    got = consume(CALL_TOPIC, 5 * n_calls, source=source, timeout=30)
+    got = consume(CALL_EVENTS, 5 * n_calls, source=source, timeout=30)
     return [k for k, _, _ in got]
 
 
@@ -79,7 +80,7 @@ def test_follow_rotation_truncation_and_restart(tmp_path: Path, ingest_kafka: st
     # ENTERQUEUE of the completed line 10 (call "x") plus 8 calls x (offered, queued, ringing, answered, ended)
     assert sorted(set(ids)) == sorted({f"a.{i}" for i in range(8)} | {"x"})
     assert len(ids) == 8 * 5 + 2  # nothing read twice
-    agents = consume(AGENT_TOPIC, 16, source=source, timeout=30)
+    agents = consume(AGENT_EVENTS, 16, source=source, timeout=30)
     assert len(agents) == 16 and {k for k, _, _ in agents} == {"SIP/1001"}
 
 

@@ -14,11 +14,12 @@ from typer.testing import CliRunner
 
 from callstream.call.v1.call_events_pb2 import CallEvent
 from callstream_cli.replay_cmd import app
+from callstream_core.topics import CALL_EVENTS
 from callstream_devtools.local_kafka import find_repo_root
 from callstream_ingest.adapters.replay import replay_anonymous_bank
 from callstream_ingest.domain.anonymous_bank import AnonymousBankMapper, BankConfig, RowDefect
 from callstream_ingest.domain.queue_log import LineDefect, QueueLogMapper
-from callstream_ingest.service_layer.event_sink import CALL_TOPIC, EventSink, make_producer
+from callstream_ingest.service_layer.event_sink import EventSink, make_producer
 
 SAMPLE_QUEUE_LOG = Path(__file__).parents[1] / "unit" / "data" / "queue_log.sample"
 
@@ -58,11 +59,11 @@ def test_cli_replays_bank_slice_with_defects(tmp_path: Path, ingest_kafka: str, 
     assert f"slice.txt:{expected.summary.rows}: field_count" in out  # header is line 1
     assert f"slice.txt:{expected.summary.rows + 1}: duplicate_key" in out
     assert "events/s" in out and "… 100 rows" in out
-    got = consume(CALL_TOPIC, len(events), source=source)
+    got = consume(CALL_EVENTS, len(events), source=source)
     assert len(got) == len(events)
     assert all(key == value.call_id for key, value, _ in got)
     assert {v.envelope.event_id for _, v, _ in got} == {e.envelope.event_id for e in events}
-    dlq = consume(CALL_TOPIC + ".dlq", 1, keep=lambda v, h: h.get("ingest.file") == b"slice.txt"
+    dlq = consume(CALL_EVENTS + ".dlq", 1, keep=lambda v, h: h.get("ingest.file") == b"slice.txt"
                   and h.get("ingest.reason") == b"field_count" and v == b"broken\trow")
     assert dlq and dlq[-1][2]["ingest.line"] == str(expected.summary.rows).encode()
 
@@ -88,7 +89,7 @@ def test_cli_replays_queue_log(tmp_path: Path, ingest_kafka: str, consume: Calla
     items = [e for e in mapper.map_lines(path.open()) if not isinstance(e, LineDefect)]
     assert produced == len(items)
     n_calls = sum(1 for e in items if isinstance(e, CallEvent))
-    calls = consume(CALL_TOPIC, n_calls, source=source)
+    calls = consume(CALL_EVENTS, n_calls, source=source)
     agents = consume("cc.agent-events.v1", produced - n_calls, source=source)
     assert len(calls) + len(agents) == produced
     assert all(k == v.call_id for k, v, _ in calls) and all(k == v.agent_id for k, v, _ in agents)

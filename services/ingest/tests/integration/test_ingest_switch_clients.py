@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from aiokafka.partitioner import murmur2
 
-from callstream_core.topics import topic
+from callstream_core.topics import AGENT_EVENTS, CALL_EVENTS, topic
 from callstream_ingest.adapters.switch_clients import AmiClient, Backoff, EslClient
-from callstream_ingest.service_layer.event_sink import AGENT_TOPIC, CALL_DLQ, CALL_TOPIC, EventSink, make_producer
+from callstream_ingest.service_layer.event_sink import CALL_DLQ, EventSink, make_producer
 
 
 class RecordingSink:
@@ -251,10 +251,10 @@ async def _through_kafka(handle: Callable[..., Any], done: asyncio.Event,
     assert client.stats.reconnects == 1 and client.stats.gap_s >= 0.005
     call_partitions: dict[str | None, set[int]] = {}
     agent_partitions: dict[str | None, set[int]] = {}
-    got_calls = consume(CALL_TOPIC, calls, source=source, partitions=call_partitions)
-    got_agents = consume(AGENT_TOPIC, agents, source=source, partitions=agent_partitions)
-    _check_keys_and_partitions(got_calls, lambda v: v.call_id, call_partitions, CALL_TOPIC)
-    _check_keys_and_partitions(got_agents, lambda v: v.agent_id, agent_partitions, AGENT_TOPIC)
+    got_calls = consume(CALL_EVENTS, calls, source=source, partitions=call_partitions)
+    got_agents = consume(AGENT_EVENTS, agents, source=source, partitions=agent_partitions)
+    _check_keys_and_partitions(got_calls, lambda v: v.call_id, call_partitions, CALL_EVENTS)
+    _check_keys_and_partitions(got_agents, lambda v: v.agent_id, agent_partitions, AGENT_EVENTS)
     return got_calls, got_agents, port
 
 

@@ -11,11 +11,12 @@ from typing import Any
 import httpx
 import pytest
 
+from callstream_core.topics import AGENT_EVENTS, CALL_EVENTS
 from callstream_devtools.local_kafka import free_port
 from callstream_devtools.testing import serve_in_thread
 from callstream_ingest.config import IngestSettings
 from callstream_ingest.entrypoints.api import create_app
-from callstream_ingest.service_layer.event_sink import AGENT_TOPIC, CALL_TOPIC, EventSink, make_producer
+from callstream_ingest.service_layer.event_sink import EventSink, make_producer
 
 TOKEN = "pbx-one-token-0123456789"
 OTHER = "pbx-two-token-0123456789"
@@ -34,7 +35,7 @@ def base_url(kafka_bootstrap: str) -> Iterator[str]:
     from callstream_core.kafka import apply_topics
     from callstream_core.topics import topic
 
-    apply_topics(kafka_bootstrap, [topic(CALL_TOPIC), topic(AGENT_TOPIC)])
+    apply_topics(kafka_bootstrap, [topic(CALL_EVENTS), topic(AGENT_EVENTS)])
     sink = EventSink(make_producer(kafka_bootstrap))
     with serve_in_thread(create_app(settings(), sink)) as url:
         yield url
@@ -63,8 +64,8 @@ def test_batch_is_produced_with_keys(base_url: str, consume: Callable[..., Any])
         r = c.post("/v1/events", json=batch)
     assert r.status_code == 202, r.text
     assert r.json() == {"accepted": 11, "produced": 11, "duplicates": 0}
-    calls = consume(CALL_TOPIC, 10, source=source)
-    agents = consume(AGENT_TOPIC, 1, source=source)
+    calls = consume(CALL_EVENTS, 10, source=source)
+    agents = consume(AGENT_EVENTS, 1, source=source)
     assert sorted(k for k, _, _ in calls) == sorted(f"call-{i}" for i in range(10))
     assert [k for k, _, _ in agents] == ["agent-7"]
     # the offset was normalized to UTC
@@ -79,7 +80,7 @@ def test_single_event_and_ndjson(base_url: str, consume: Callable[..., Any]) -> 
         many = c.post("/v1/events", content=nd, headers={"Content-Type": "application/x-ndjson"})
     assert one.status_code == 202 and one.json()["produced"] == 1
     assert many.status_code == 202 and many.json()["produced"] == 3
-    assert len(consume(CALL_TOPIC, 4, source=source)) == 4
+    assert len(consume(CALL_EVENTS, 4, source=source)) == 4
 
 
 def test_duplicates_are_acknowledged_once(base_url: str, consume: Callable[..., Any]) -> None:
@@ -90,7 +91,7 @@ def test_duplicates_are_acknowledged_once(base_url: str, consume: Callable[..., 
         again = c.post("/v1/events", json=ev)
     assert first.status_code == 202 and first.json() == {"accepted": 2, "produced": 1, "duplicates": 1}
     assert again.status_code == 202 and again.json() == {"accepted": 1, "produced": 0, "duplicates": 1}
-    assert len(consume(CALL_TOPIC, 1, source=source)) == 1
+    assert len(consume(CALL_EVENTS, 1, source=source)) == 1
 
 
 def test_invalid_events_give_422_with_paths_and_nothing_is_produced(base_url: str,
@@ -114,7 +115,7 @@ def test_invalid_events_give_422_with_paths_and_nothing_is_produced(base_url: st
     assert foreign.status_code == 422 and foreign.json()["detail"][0]["loc"] == "event.envelope.source"
     assert empty.status_code == 422
     assert wrong_type.status_code == 415
-    assert consume(CALL_TOPIC, 1, source=source, timeout=5) == []
+    assert consume(CALL_EVENTS, 1, source=source, timeout=5) == []
 
 
 def test_caps_give_413(base_url: str) -> None:
@@ -180,7 +181,7 @@ def test_event_times_outside_the_window_give_422_naming_the_field(base_url: str,
         assert detail["loc"] == "event.envelope.occurredAt", label
     assert "ahead of the clock" in answers["9999"].json()["detail"][0]["msg"]
     assert ok.status_code == 202, ok.text
-    assert [k for k, _, _ in consume(CALL_TOPIC, 2, source=source, timeout=10)] == ["near"]
+    assert [k for k, _, _ in consume(CALL_EVENTS, 2, source=source, timeout=10)] == ["near"]
 
 
 def test_deeply_nested_json_is_a_422_not_a_dropped_connection(base_url: str) -> None:

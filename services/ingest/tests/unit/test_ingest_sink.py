@@ -13,9 +13,10 @@ from prometheus_client import REGISTRY
 from callstream.agent.v1 import agent_events_pb2 as ae
 from callstream.call.v1 import call_events_pb2 as ce
 from callstream_core.kafka import DeliveryError
+from callstream_core.topics import AGENT_EVENTS, CALL_EVENTS
 from callstream_devtools.local_kafka import free_port
 from callstream_ingest.domain.events import agent_event, call_event
-from callstream_ingest.service_layer.event_sink import AGENT_TOPIC, CALL_TOPIC, EventSink, make_producer
+from callstream_ingest.service_layer.event_sink import EventSink, make_producer
 
 NOW = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
 
@@ -34,17 +35,17 @@ def test_sink_routes_by_type_and_keys_by_entity(ingest_kafka: str, consume: Call
     source = f"test-sink-{uuid.uuid4().hex[:8]}"
     sink = EventSink(make_producer(ingest_kafka))
     before = REGISTRY.get_sample_value("callstream_ingest_events_produced_total",
-                                       {"adapter": "unit", "topic": CALL_TOPIC}) or 0.0
+                                       {"adapter": "unit", "topic": CALL_EVENTS}) or 0.0
     assert sink.send_all(_events(source, 20), "unit") == 40
     sink.confirm(60)
-    calls = consume(CALL_TOPIC, 20, source=source)
-    agents = consume(AGENT_TOPIC, 20, source=source)
+    calls = consume(CALL_EVENTS, 20, source=source)
+    agents = consume(AGENT_EVENTS, 20, source=source)
     assert len(calls) == 20 and len(agents) == 20
     assert all(key == value.call_id for key, value, _ in calls)
     assert all(key == value.agent_id for key, value, _ in agents)
     assert {k for k, _, _ in agents} == {"agent-0", "agent-1", "agent-2"}
     after = REGISTRY.get_sample_value("callstream_ingest_events_produced_total",
-                                      {"adapter": "unit", "topic": CALL_TOPIC})
+                                      {"adapter": "unit", "topic": CALL_EVENTS})
     assert after == before + 20
     assert REGISTRY.get_sample_value("callstream_ingest_produce_latency_seconds_count", {"adapter": "unit"})
 

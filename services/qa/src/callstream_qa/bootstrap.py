@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from callstream_core.auth import TokenAuth, TokenTable
 from callstream_core.db import make_engine, session_factory
 from callstream_core.outbox import OutboxRelay, Producer
+from callstream_core.topics import CONTACTS
 from callstream_qa.adapters.contacts import ContactsConsumer
 from callstream_qa.adapters.db import migrate
 from callstream_qa.adapters.outbox import outbox
@@ -64,7 +65,7 @@ def bootstrap(settings: QASettings, *, producer: Producer | None = None) -> Cont
 
         dlq = DeadLetters(EventProducer(settings.kafka_bootstrap_servers, client_id=settings.service_name + "-dlq"))
         consumer: EventConsumer[Any] = EventConsumer(
-            settings.kafka_bootstrap_servers, group_id=settings.contacts_group_id, topic=topic("cc.contacts.v1"),
+            settings.kafka_bootstrap_servers, group_id=settings.contacts_group_id, topic=topic(CONTACTS),
             dead_letters=dlq)
         container.consumer = ContactsConsumer(consumer, sessions)
         container.workers.append(container.consumer)

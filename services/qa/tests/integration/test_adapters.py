@@ -16,10 +16,11 @@ from callstream.qa.v1 import qa_events_pb2
 from callstream_core.db import make_engine, session_factory
 from callstream_core.kafka import DeliveryError
 from callstream_core.outbox import OutboxRelay
+from callstream_core.topics import QA_EVALUATIONS
 from callstream_qa.adapters.contacts import store_contacts
 from callstream_qa.adapters.db import migrate
 from callstream_qa.adapters.orm import ContactRow, EvaluationRow, OutboxRow
-from callstream_qa.adapters.outbox import QA_TOPIC, outbox
+from callstream_qa.adapters.outbox import outbox
 from callstream_qa.adapters.repositories import SqlUnitOfWork
 from callstream_qa.config import QASettings
 from callstream_qa.service_layer import evaluations, forms
@@ -72,7 +73,7 @@ def test_relay_marks_sent_only_after_confirmation(sessions: sessionmaker[Session
     assert relay.run_once() == 1
     assert relay.run_once() == 0
     (topic, key, event), = up.sent
-    assert (topic, key, event.evaluation_id, event.score) == (QA_TOPIC, "agent-1", eid, 75.0)
+    assert (topic, key, event.evaluation_id, event.score) == (QA_EVALUATIONS, "agent-1", eid, 75.0)
     with sessions() as s:
         row = s.scalars(select(OutboxRow)).one()
         assert row.sent_at is not None and row.event_id == event.envelope.event_id

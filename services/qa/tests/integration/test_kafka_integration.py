@@ -17,11 +17,11 @@ from callstream_core import wire
 from callstream_core.db import make_engine, session_factory
 from callstream_core.kafka import DeadLetters, EventConsumer, EventProducer, apply_topics
 from callstream_core.outbox import OutboxRelay
-from callstream_core.topics import topic
+from callstream_core.topics import QA_EVALUATIONS, topic
 from callstream_qa.adapters.contacts import ContactsConsumer
 from callstream_qa.adapters.db import migrate
 from callstream_qa.adapters.orm import ContactRow, OutboxRow
-from callstream_qa.adapters.outbox import QA_TOPIC, outbox
+from callstream_qa.adapters.outbox import outbox
 from callstream_qa.adapters.repositories import SqlUnitOfWork
 from callstream_qa.service_layer import evaluations, forms
 
@@ -30,7 +30,7 @@ NOW = datetime.now(UTC)
 
 
 def test_outbox_events_reach_kafka(kafka_bootstrap: str, tmp_path: Path) -> None:
-    apply_topics(kafka_bootstrap, [topic(QA_TOPIC), topic("cc.contacts.v1")])
+    apply_topics(kafka_bootstrap, [topic(QA_EVALUATIONS), topic("cc.contacts.v1")])
     engine = make_engine(f"sqlite:///{tmp_path / 'qa.db'}")
     migrate(engine)
     sessions = session_factory(engine)
@@ -54,7 +54,7 @@ def test_outbox_events_reach_kafka(kafka_bootstrap: str, tmp_path: Path) -> None
 
     consumer = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": f"qa-test-{uuid.uuid4().hex}",
                          "auto.offset.reset": "earliest", "enable.auto.commit": False})
-    consumer.subscribe([QA_TOPIC])
+    consumer.subscribe([QA_EVALUATIONS])
     got: list[qa_events_pb2.EvaluationChanged] = []
     deadline = time.monotonic() + 60
     try:

@@ -23,12 +23,12 @@ from prometheus_client import start_http_server
 from callstream.routing.v1 import routing_pb2, routing_pb2_grpc
 from callstream_core.kafka import apply_topics
 from callstream_core.observability import configure_logging
-from callstream_core.topics import BY_NAME
+from callstream_core.topics import BY_NAME, ROUTING_DECISIONS
 from callstream_routing.adapters.command_log import LeadershipLost
 from callstream_routing.config import RoutingSettings
 from callstream_routing.entrypoints.grpc_server import SERVICE, BearerAuth, LeaderOnly, RouterServicer
 from callstream_routing.service_layer import heap, leadership
-from callstream_routing.service_layer.router import DECISIONS_TOPIC, Router
+from callstream_routing.service_layer.router import Router
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 def _registry_topics(settings: RoutingSettings) -> list[Any]:
     # A transactional producer cannot commit while one of its topics is missing, so the router makes sure the
     # registry topics it writes exist (from the registry, as `callstream topics apply` would) before it leads.
-    names = [DECISIONS_TOPIC, settings.snapshot_topic] if settings.snapshots_enabled else [DECISIONS_TOPIC]
+    names = [ROUTING_DECISIONS, settings.snapshot_topic] if settings.snapshots_enabled else [ROUTING_DECISIONS]
     return [BY_NAME[name] for name in names if name in BY_NAME]
 
 

@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from callstream_core.settings import CoreSettings
+from callstream_core.topics import AGENT_EVENTS, ROUTING_COMMANDS, ROUTING_SNAPSHOTS
 
 
 class RoutingSettings(CoreSettings):
@@ -26,7 +27,7 @@ class RoutingSettings(CoreSettings):
     # async: answered at once and logged in the background (lower latency, a crash may lose the last ms).
     log_ack: Literal["durable", "async"] = "durable"
     # The log the state is rebuilt from; one per router (per partition of queues).
-    command_log_topic: str = "cc.routing-commands.v1"
+    command_log_topic: str = ROUTING_COMMANDS
     # Every RPC must finish within this; a client deadline shorter than it wins.
     rpc_timeout_s: float = Field(default=5.0, gt=0)
 
@@ -46,11 +47,11 @@ class RoutingSettings(CoreSettings):
     # -- agent events (docs/routing.md) ----------------------------------------------------------------------
     # The leader applies the agent states and profiles on this topic (switches through ingest, HR's skills) as
     # agent state commands, logged like any command; empty: only the SetAgentState RPC changes agents.
-    agent_events_topic: str = "cc.agent-events.v1"
+    agent_events_topic: str = AGENT_EVENTS
 
     # -- snapshots ----------------------------------------------------------------------------------------------
     # The core's state with the log offset it covers, on a compacted topic keyed by the command log topic.
-    snapshot_topic: str = "cc.routing-snapshots.v1"
+    snapshot_topic: str = ROUTING_SNAPSHOTS
     # Off: every start replays the whole log (which must then be kept as long as the state matters).
     snapshots_enabled: bool = True
     # A snapshot is taken when this many commands were logged since the last one ...

@@ -13,6 +13,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from callstream.hr.v1 import hr_events_pb2
 from callstream_core.db import utc as stored_utc
+from callstream_core.topics import HR_ABSENCES, HR_ATTENDANCE
 from callstream_hr.adapters.models import AbsenceRow, PunchRow
 from callstream_hr.domain.people import attendance as att
 from callstream_hr.service_layer.commands import AbsenceIn, PunchIn
@@ -35,7 +36,7 @@ _punch_adapter = TypeAdapter(PunchIn)
 def _stage_punch(uow: UnitOfWork, p: PunchIn) -> None:
     at = utc(p.at)
     uow.punches.add(PunchRow(employee_id=p.employee_id, kind=p.kind, at=at, device=p.device))
-    uow.publish("cc.hr-attendance.v1", p.employee_id, hr_events_pb2.AttendancePunch(
+    uow.publish(HR_ATTENDANCE, p.employee_id, hr_events_pb2.AttendancePunch(
         employee_id=p.employee_id, device=p.device,
         kind=hr_events_pb2.AttendancePunch.KIND_IN if p.kind == "in" else hr_events_pb2.AttendancePunch.KIND_OUT,
     ), at)
@@ -131,7 +132,7 @@ def add_absence(uow: UnitOfWork, body: AbsenceIn) -> AbsenceRow:
                                 reason=ABSENCE_PB[body.reason])
     msg.start.FromDatetime(utc(body.start))
     msg.end.FromDatetime(utc(body.end))
-    uow.publish("cc.hr-absences.v1", body.employee_id, msg, utc(body.start))
+    uow.publish(HR_ABSENCES, body.employee_id, msg, utc(body.start))
     uow.commit()
     return row
 

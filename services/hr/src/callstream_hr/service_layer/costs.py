@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from callstream.hr.v1 import hr_events_pb2
+from callstream_core.topics import HR_COSTS
 from callstream_hr.adapters.models import CostEntryRow
 from callstream_hr.service_layer.commands import CostIn
 from callstream_hr.service_layer.common import utc
@@ -21,7 +22,7 @@ def add_cost(uow: UnitOfWork, body: CostIn) -> None:
                                   amount_minor=body.amount_minor, currency=body.currency, category=body.category)
     msg.period_start.FromDatetime(utc(body.period_start))
     msg.period_end.FromDatetime(utc(body.period_end))
-    uow.publish("cc.hr-costs.v1", body.cost_center_id, msg, utc(body.period_end))
+    uow.publish(HR_COSTS, body.cost_center_id, msg, utc(body.period_end))
     uow.commit(f"cost entry {body.entry_id!r} already exists")
 
 

@@ -7,14 +7,13 @@ from datetime import date
 
 from callstream.hr.v1 import hr_events_pb2
 from callstream_core.db import now
+from callstream_core.topics import HR_EMPLOYMENT
 from callstream_hr.adapters.models import Employee, EmploymentRecord, Row, Team
 from callstream_hr.domain.people import org
 from callstream_hr.service_layer.commands import RowChangeIn, RowIn, TeamChangeIn, TeamIn
 from callstream_hr.service_layer.common import Caller, midnight
 from callstream_hr.service_layer.errors import Conflict, Invalid, NotFound
 from callstream_hr.service_layer.unit_of_work import UnitOfWork
-
-EMPLOYMENT_TOPIC = "cc.hr-employment.v1"
 
 
 def create_team(uow: UnitOfWork, body: TeamIn) -> Team:
@@ -71,7 +70,7 @@ def change_team(uow: UnitOfWork, team_id: str, body: TeamChangeIn, caller: Calle
         team.lead_id = body.lead_id
         for emp in members:
             record(uow, emp, body.effective_on, "lead", body.lead_id, caller)
-            uow.publish(EMPLOYMENT_TOPIC, emp.id, hr_events_pb2.EmploymentChanged(
+            uow.publish(HR_EMPLOYMENT, emp.id, hr_events_pb2.EmploymentChanged(
                 employee_id=emp.id, kind=hr_events_pb2.EmploymentChanged.KIND_TEAM_CHANGED, role=emp.role,
                 team_id=team_id, row_id=emp.row_id or "", team_lead_id=body.lead_id or "", fte=emp.fte,
                 previous_role=emp.role, previous_team_id=team_id, previous_row_id=emp.row_id or "",

@@ -10,6 +10,7 @@ from callstream.agent.v1 import agent_events_pb2
 from callstream.common.v1 import envelope_pb2
 from callstream.hr.v1 import hr_events_pb2
 from callstream_core.db import now
+from callstream_core.topics import AGENT_EVENTS, HR_EMPLOYMENT
 from callstream_hr.adapters.models import AuditLog, Employee, EmploymentRecord, Skill
 from callstream_hr.service_layer.commands import ChangeIn, HireIn, LeaveIn, Role, SkillIn, StageIn
 from callstream_hr.service_layer.common import (
@@ -22,7 +23,7 @@ from callstream_hr.service_layer.common import (
     visible_team,
 )
 from callstream_hr.service_layer.errors import Conflict, Forbidden, Invalid
-from callstream_hr.service_layer.organisation import EMPLOYMENT_TOPIC, placement, record
+from callstream_hr.service_layer.organisation import placement, record
 from callstream_hr.service_layer.unit_of_work import UnitOfWork
 
 EXIT_REASON_PB = {
@@ -42,7 +43,7 @@ def hire(uow: UnitOfWork, body: HireIn, caller: Caller) -> Employee:
     uow.employees.add(emp)
     lead_id = team.lead_id if team else None
     record(uow, emp, body.hired_on, "hired", lead_id, caller)
-    uow.publish(EMPLOYMENT_TOPIC, emp.id, hr_events_pb2.EmploymentChanged(
+    uow.publish(HR_EMPLOYMENT, emp.id, hr_events_pb2.EmploymentChanged(
         employee_id=emp.id, kind=hr_events_pb2.EmploymentChanged.KIND_HIRED, role=emp.role,
         team_id=emp.team_id or "", row_id=emp.row_id or "", team_lead_id=lead_id or "", fte=emp.fte,
     ), midnight(body.hired_on))
@@ -64,7 +65,7 @@ def leave(uow: UnitOfWork, employee_id: str, body: LeaveIn, caller: Caller) -> E
     emp.exit_interview = body.exit_interview
     emp.exit_team_lead_id = team.lead_id if team else None
     record(uow, emp, body.left_on, "left", emp.exit_team_lead_id, caller, body.exit_reason)
-    uow.publish(EMPLOYMENT_TOPIC, emp.id, hr_events_pb2.EmploymentChanged(
+    uow.publish(HR_EMPLOYMENT, emp.id, hr_events_pb2.EmploymentChanged(
         employee_id=emp.id, kind=hr_events_pb2.EmploymentChanged.KIND_LEFT, role=emp.role,
         team_id=emp.team_id or "", row_id=emp.row_id or "", team_lead_id=emp.exit_team_lead_id or "",
         fte=emp.fte, exit_reason=EXIT_REASON_PB[body.exit_reason], voluntary=body.voluntary,
@@ -114,7 +115,7 @@ def change(uow: UnitOfWork, employee_id: str, body: ChangeIn, caller: Caller) ->
                                         (hr_events_pb2.EmploymentChanged.KIND_TEAM_CHANGED, team_changed))
                    if changed]
     for event_kind in event_kinds:
-        uow.publish(EMPLOYMENT_TOPIC, emp.id, hr_events_pb2.EmploymentChanged(
+        uow.publish(HR_EMPLOYMENT, emp.id, hr_events_pb2.EmploymentChanged(
             employee_id=emp.id, kind=event_kind, role=role, team_id=team_id or "", row_id=row_id or "",
             team_lead_id=lead_id or "", fte=emp.fte, previous_role=before[0], previous_team_id=before[1] or "",
             previous_row_id=before[2] or "", reason_detail=body.reason or "",
@@ -172,7 +173,7 @@ def set_skills(uow: UnitOfWork, employee_id: str, body: list[SkillIn]) -> dict[s
     uow.skills.replace(employee_id, [Skill(employee_id=employee_id, skill=k.skill, proficiency=k.proficiency)
                                      for k in body])
     # The routing service takes skills from the agent events (the whole set replaces the previous one).
-    uow.publish("cc.agent-events.v1", employee_id, agent_events_pb2.AgentEvent(
+    uow.publish(AGENT_EVENTS, employee_id, agent_events_pb2.AgentEvent(
         agent_id=employee_id, skills_changed=agent_events_pb2.SkillsChanged(skills=[
             envelope_pb2.Skill(skill_id=k.skill, proficiency=k.proficiency) for k in body])))
     uow.commit()

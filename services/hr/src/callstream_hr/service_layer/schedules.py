@@ -8,6 +8,7 @@ from datetime import datetime
 
 from callstream.hr.v1 import hr_events_pb2
 from callstream_core.db import now
+from callstream_core.topics import HR_SCHEDULES
 from callstream_hr.adapters.models import Schedule, ShiftRow
 from callstream_hr.service_layer.commands import ScheduleIn, ShiftIn
 from callstream_hr.service_layer.common import Caller, aware, employee, utc, visible_team
@@ -62,7 +63,7 @@ def publish_schedule(uow: UnitOfWork, body: ScheduleIn) -> Published:
                 pbb = pb.breaks.add(activity=b.activity)
                 pbb.start.FromDatetime(utc(b.start))
                 pbb.end.FromDatetime(utc(b.end))
-        uow.publish("cc.hr-schedules.v1", emp_id, msg)
+        uow.publish(HR_SCHEDULES, emp_id, msg)
     uow.commit("schedule changed concurrently; retry")
     return Published(body.schedule_id, sched.version, len(body.shifts), len(per_emp))
 

@@ -26,9 +26,10 @@ from pathlib import Path
 from typing import IO
 
 from callstream_core.kafka import DeliveryError
+from callstream_core.topics import CALL_EVENTS
 from callstream_ingest.domain.identity import AgentDirectory
 from callstream_ingest.domain.queue_log import LineDefect, QueueLogMapper
-from callstream_ingest.service_layer.event_sink import CALL_TOPIC, EventSink
+from callstream_ingest.service_layer.event_sink import EventSink
 
 log = logging.getLogger(__name__)
 ADAPTER = "queue-log"
@@ -135,7 +136,7 @@ class QueueLogFollower:
                 self.sink.rejected(ADAPTER, item.reason_code)
                 if self.dlq:
                     raw = text[item.line - first] if 0 <= item.line - first < len(text) else ""
-                    self.sink.dead_letter(ADAPTER, CALL_TOPIC, raw.encode(), {
+                    self.sink.dead_letter(ADAPTER, CALL_EVENTS, raw.encode(), {
                         "ingest.file": str(self.path), "ingest.line": str(item.line),
                         "ingest.reason": item.reason_code, "dlq.error": f"{item.reason_code}: {item.message}"})
                 continue

@@ -14,9 +14,10 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from callstream_core.topics import CALL_EVENTS
 from callstream_ingest.domain.anonymous_bank import AnonymousBankMapper, BankConfig, RowDefect
 from callstream_ingest.domain.queue_log import LineDefect, QueueLogMapper
-from callstream_ingest.service_layer.event_sink import CALL_TOPIC, EventSink
+from callstream_ingest.service_layer.event_sink import EventSink
 
 FIRST_DEFECTS = 10
 Progress = Callable[["ReplayReport"], None]
@@ -69,7 +70,7 @@ class ReplayReport:
 
 
 def _dead_letter(sink: EventSink, adapter: str, defect: RowDefect | LineDefect, raw: str) -> None:
-    sink.dead_letter(adapter, CALL_TOPIC, raw.encode("utf-8", "replace"), {
+    sink.dead_letter(adapter, CALL_EVENTS, raw.encode("utf-8", "replace"), {
         "ingest.file": defect.file, "ingest.line": str(defect.line), "ingest.reason": defect.reason_code,
         "dlq.error": f"{defect.reason_code}: {defect.message}",
     })

@@ -31,10 +31,11 @@ from datetime import UTC, datetime
 
 from prometheus_client import Counter as Metric
 
+from callstream_core.topics import CALL_EVENTS
 from callstream_ingest.domain.ami import AmiEventMapper, AmiFramingError, AmiParser, filter_actions, login_action
 from callstream_ingest.domain.freeswitch import CallcenterMapper, EslFramingError, EslParser
 from callstream_ingest.domain.identity import AgentDirectory
-from callstream_ingest.service_layer.event_sink import CALL_TOPIC, Event, EventSink
+from callstream_ingest.service_layer.event_sink import Event, EventSink
 
 log = logging.getLogger(__name__)
 READ_BYTES = 65536
@@ -151,7 +152,7 @@ class _Client:
 
     def _dead_letter(self, raw: bytes, reason: str, detail: str) -> None:
         self.sink.rejected(self.adapter, reason)
-        self.sink.dead_letter(self.adapter, CALL_TOPIC, raw, {
+        self.sink.dead_letter(self.adapter, CALL_EVENTS, raw, {
             "ingest.source": f"{self.adapter}://{self.host}:{self.port}", "ingest.reason": reason,
             "dlq.error": f"{reason}: {detail}"})
         self.stats.dead_lettered += 1

@@ -22,6 +22,7 @@ import httpx
 from confluent_kafka import KafkaException
 from prometheus_client import Counter
 
+from callstream_core.topics import CALL_EVENTS
 from callstream_ingest.adapters.ari_rest import AriError, AriRest
 from callstream_ingest.adapters.switch_clients import Backoff
 from callstream_ingest.domain import ari_messages as m
@@ -38,7 +39,7 @@ from callstream_ingest.domain.ari_routing import (
     Route,
     WatchDevices,
 )
-from callstream_ingest.service_layer.event_sink import CALL_TOPIC, EventSink
+from callstream_ingest.service_layer.event_sink import EventSink
 from callstream_routing import domain as d
 from callstream_routing.client import RouterUnavailable
 from callstream_routing.grpc_router import GrpcRouter
@@ -159,7 +160,7 @@ class AriBridge:
             ARI_MESSAGES.labels("malformed").inc()
             self.malformed += 1
             log.warning("ARI message skipped (%s): %s", parsed.reason, parsed.excerpt)
-            self.sink.dead_letter(ADAPTER, CALL_TOPIC, raw if isinstance(raw, bytes) else raw.encode(),
+            self.sink.dead_letter(ADAPTER, CALL_EVENTS, raw if isinstance(raw, bytes) else raw.encode(),
                                   {"ingest.source": self.routing.source, "ingest.reason": parsed.reason})
             return
         ARI_MESSAGES.labels("handled").inc()

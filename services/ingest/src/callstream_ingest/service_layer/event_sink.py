@@ -20,11 +20,9 @@ from prometheus_client import Counter, Histogram
 from callstream.agent.v1 import agent_events_pb2 as ae
 from callstream.call.v1 import call_events_pb2 as ce
 from callstream_core.kafka import DeliveryError, EventProducer
-from callstream_core.topics import DLQ_SUFFIX
+from callstream_core.topics import AGENT_EVENTS, CALL_EVENTS, DLQ_SUFFIX
 
-CALL_TOPIC = "cc.call-events.v1"
-AGENT_TOPIC = "cc.agent-events.v1"
-CALL_DLQ = CALL_TOPIC + DLQ_SUFFIX
+CALL_DLQ = CALL_EVENTS + DLQ_SUFFIX
 
 RECEIVED = Counter("callstream_ingest_events_received_total",
                    "Events (or input records) an adapter received, before validation.", ["adapter"])
@@ -49,8 +47,8 @@ Event: TypeAlias = ce.CallEvent | ae.AgentEvent
 def route(event: Event) -> tuple[str, str]:
     """(topic, key) of an event: call events by call_id, agent events by agent_id."""
     if isinstance(event, ce.CallEvent):
-        return CALL_TOPIC, event.call_id
-    return AGENT_TOPIC, event.agent_id
+        return CALL_EVENTS, event.call_id
+    return AGENT_EVENTS, event.agent_id
 
 
 class _Counters:
@@ -65,8 +63,8 @@ class _Counters:
     def __init__(self, adapter: str, on_failure: Callable[[str, str], None], topic_prefix: str = "") -> None:
         self.adapter = adapter
         self.received = RECEIVED.labels(adapter)
-        self.produced = {topic_prefix + t: PRODUCED.labels(adapter, t) for t in (CALL_TOPIC, AGENT_TOPIC)}
-        self._call_topic = topic_prefix + CALL_TOPIC
+        self.produced = {topic_prefix + t: PRODUCED.labels(adapter, t) for t in (CALL_EVENTS, AGENT_EVENTS)}
+        self._call_topic = topic_prefix + CALL_EVENTS
         self.failed = DELIVERY_FAILED.labels(adapter)
         self.latency = PRODUCE_LATENCY.labels(adapter)
         self.dead = DEAD_LETTERED.labels(adapter)

@@ -32,6 +32,16 @@ from callstream.kpi.v1 import kpi_events_pb2
 from callstream.qa.v1 import qa_events_pb2
 from callstream_core.clickhouse import load_migrations, migrate
 from callstream_core.kafka import DeadLetters
+from callstream_core.topics import (
+    AGENT_EVENTS,
+    CALL_EVENTS,
+    CONTACTS,
+    HR_ATTENDANCE,
+    HR_COSTS,
+    HR_EMPLOYMENT,
+    HR_SCHEDULES,
+    QA_EVALUATIONS,
+)
 from callstream_kpi.domain.agent_states import StateInterval
 
 COMPONENT = "kpi-stream"
@@ -314,11 +324,11 @@ def content_token(table: str, rows: Sequence[Sequence[Any]]) -> str:
 
 
 # Where a row of each table came from: its rejection goes to that topic's DLQ.
-TABLE_TOPICS = {"call_events": "cc.call-events.v1", "agent_events": "cc.agent-events.v1",
-                "contacts": "cc.contacts.v1", "agent_state_intervals": "cc.agent-events.v1",
-                "qa_evaluations": "cc.qa-evaluations.v1", "hr_shifts": "cc.hr-schedules.v1",
-                "hr_attendance": "cc.hr-attendance.v1", "hr_employment": "cc.hr-employment.v1",
-                "hr_costs": "cc.hr-costs.v1"}
+TABLE_TOPICS = {"call_events": CALL_EVENTS, "agent_events": AGENT_EVENTS,
+                "contacts": CONTACTS, "agent_state_intervals": AGENT_EVENTS,
+                "qa_evaluations": QA_EVALUATIONS, "hr_shifts": HR_SCHEDULES,
+                "hr_attendance": HR_ATTENDANCE, "hr_employment": HR_EMPLOYMENT,
+                "hr_costs": HR_COSTS}
 
 RejectRow = Callable[[str, dict[str, Any], str], None]
 

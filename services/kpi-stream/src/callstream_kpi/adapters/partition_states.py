@@ -14,18 +14,17 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from callstream.kpi.v1 import kpi_events_pb2
 from callstream_core import wire
 from callstream_core.kafka import LIBRDKAFKA_LOG, EventProducer
-from callstream_core.topics import topic
+from callstream_core.topics import KPI_PARTITION_STATE, topic
 from callstream_kpi.domain.partition_state import state_key
 
 log = logging.getLogger(__name__)
 
-STATE_TOPIC = "cc.kpi-partition-state.v1"
 
 
 class PartitionStateLog:
     def __init__(self, bootstrap_servers: str, *, topic_prefix: str, client_id: str) -> None:
-        registered = topic(STATE_TOPIC)
-        self.topic = topic_prefix + STATE_TOPIC
+        registered = topic(KPI_PARTITION_STATE)
+        self.topic = topic_prefix + KPI_PARTITION_STATE
         # A state carries a partition's calls of the last hour, published whole every tick: binary protobuf (half
         # the bytes of JSON; the topic is internal to kpi-stream), records up to the topic's own size limit.
         self._producer = EventProducer(bootstrap_servers, client_id=client_id, wire_format="protobuf",

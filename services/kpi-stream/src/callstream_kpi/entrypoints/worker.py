@@ -24,7 +24,17 @@ from callstream_core.event_checks import EventTimeWindow, event_problem
 from callstream_core.faust_support import BatchApp, decode_events, faust_topic
 from callstream_core.kafka import DeadLetters, EventProducer, Received, committed_offsets
 from callstream_core.observability import ReadinessCheck
-from callstream_core.topics import topic
+from callstream_core.topics import (
+    AGENT_EVENTS,
+    CALL_EVENTS,
+    HR_ATTENDANCE,
+    HR_COSTS,
+    HR_EMPLOYMENT,
+    HR_SCHEDULES,
+    QA_EVALUATIONS,
+    ROUTING_DECISIONS,
+    topic,
+)
 from callstream_kpi.adapters.partition_states import PartitionStateLog
 from callstream_kpi.config import KpiSettings
 from callstream_kpi.entrypoints.broadcast import Broadcaster
@@ -95,7 +105,7 @@ class KpiWorker:
         window = EventTimeWindow(max_future_s=self.settings.event_time_max_future_s)
         # Call and agent events are counted, sessionized and timed: one without an envelope, id, event time
         # or kind, or dated beyond the window, goes to the DLQ with the reason instead.
-        checked = {"cc.call-events.v1", "cc.agent-events.v1"}
+        checked = {CALL_EVENTS, AGENT_EVENTS}
         for name, handler in self._routes():
             self._agent(name, handler, partial(event_problem, window=window) if name in checked else None)
         self.faust.timer(self.settings.realtime_interval_s)(self._tick)
@@ -118,15 +128,15 @@ class KpiWorker:
 
     def _routes(self) -> list[tuple[str, Callable[[Sequence[Received[Any]]], None]]]:
         return [
-            ("cc.call-events.v1", self.pipeline.on_call_events),
-            ("cc.agent-events.v1", self.pipeline.on_agent_events),
+            (CALL_EVENTS, self.pipeline.on_call_events),
+            (AGENT_EVENTS, self.pipeline.on_agent_events),
             # The router's expected-wait quotes (Queued decisions) for the wallboard.
-            ("cc.routing-decisions.v1", self.pipeline.on_routing_decisions),
-            ("cc.qa-evaluations.v1", self.pipeline.on_qa),
-            ("cc.hr-schedules.v1", self.pipeline.on_schedules),
-            ("cc.hr-attendance.v1", self.pipeline.on_attendance),
-            ("cc.hr-employment.v1", self.pipeline.on_employment),
-            ("cc.hr-costs.v1", self.pipeline.on_costs),
+            (ROUTING_DECISIONS, self.pipeline.on_routing_decisions),
+            (QA_EVALUATIONS, self.pipeline.on_qa),
+            (HR_SCHEDULES, self.pipeline.on_schedules),
+            (HR_ATTENDANCE, self.pipeline.on_attendance),
+            (HR_EMPLOYMENT, self.pipeline.on_employment),
+            (HR_COSTS, self.pipeline.on_costs),
         ]
 
     def _partitions(self) -> list[tuple[str, int]]:

@@ -26,6 +26,7 @@ from callstream.qa.v1 import qa_events_pb2
 from callstream.routing.v1 import routing_pb2
 from callstream_core.envelope import new_envelope
 from callstream_core.kafka import DeadLetters, EventProducer, Received
+from callstream_core.topics import ALERTS, CALL_EVENTS, CONTACTS, KPI_REALTIME
 from callstream_kpi.adapters import clickhouse_facts as facts
 from callstream_kpi.adapters.partition_states import PartitionStateLog
 from callstream_kpi.adapters.queue_settings import QueueSettingsStore, TeamSettingsStore
@@ -50,7 +51,7 @@ from callstream_kpi.domain.watermark import PartitionWatermark, interval_start
 log = logging.getLogger(__name__)
 
 EVENTS = Counter("callstream_kpi_events_total", "Events taken into the KPI stream", ["topic"])
-CONTACTS = Counter("callstream_kpi_contacts_total", "Contact segments written (new or revised)")
+CONTACTS_WRITTEN = Counter("callstream_kpi_contacts_total", "Contact segments written (new or revised)")
 RETRIES = Counter("callstream_kpi_sink_retries_total", "ClickHouse writes retried after an error")
 WATERMARK = Gauge("callstream_kpi_watermark_seconds", "Event-time watermark of the stream (unix seconds)")
 OPEN_CALLS = Gauge("callstream_kpi_open_calls", "Calls the sessionizer holds open")
@@ -290,7 +291,7 @@ class KpiPipeline:
         it is not mistaken for a backlog that holds the watermark back. Returns the number of events replayed."""
         horizon = (self.settings.session_timeout_s + self.sessionizer.settings.grace_s
                    + self.settings.allowed_lateness_s)
-        topic = self.topic_prefix + "cc.call-events.v1"
+        topic = self.topic_prefix + CALL_EVENTS
         # Records at or past a partition's committed offset will be read again: their calls are held, so
         # that the repeats are dropped as duplicates.
         again = sorted((p, o) for (t, p), o in (committed or {}).items() if t == topic)
@@ -336,8 +337,8 @@ class KpiPipeline:
         contacts = [replace(c, version=stamp) for c in contacts]
         protos = [c.to_proto() for c in contacts]
         self.facts.insert("contacts", [facts.contact_row(p) for p in protos], facts.CONTACT_COLUMNS, None)
-        self.producer.produce_sync(self.topic_prefix + "cc.contacts.v1", [(p.call_id, p) for p in protos])
-        CONTACTS.inc(len(contacts))
+        self.producer.produce_sync(self.topic_prefix + CONTACTS, [(p.call_id, p) for p in protos])
+        CONTACTS_WRITTEN.inc(len(contacts))
         for c in contacts:
             partition = self._call_partition.get(c.call_id)
             if partition is not None:
@@ -364,9 +365,9 @@ class KpiPipeline:
         alerts = self._evaluate_alerts(snapshots[0].as_of.ToDatetime(tzinfo=UTC), set(own)) if snapshots else []
         if self.publishes_snapshots:  # every worker computes the same; one copy of each goes to the topics
             for snap in snapshots:
-                self.producer.produce(self.topic_prefix + "cc.kpi-realtime.v1", snap, key=snapshot_key(snap))
+                self.producer.produce(self.topic_prefix + KPI_REALTIME, snap, key=snapshot_key(snap))
             for alert in alerts:
-                self.producer.produce(self.topic_prefix + "cc.alerts.v1", alert, key=alert.alert_id)
+                self.producer.produce(self.topic_prefix + ALERTS, alert, key=alert.alert_id)
         self.producer.poll(0)
         return snapshots, alerts
 
@@ -405,7 +406,7 @@ class KpiPipeline:
     def publishes_snapshots(self) -> bool:
         """One worker publishes the merged snapshots and the alerts to their topics: the owner of the first
         call-events partition (every worker computes the same; one copy on a topic is enough)."""
-        return self.assigned is None or (self.topic_prefix + "cc.call-events.v1", 0) in self.assigned
+        return self.assigned is None or (self.topic_prefix + CALL_EVENTS, 0) in self.assigned
 
     def partition_states(self) -> dict[str, kpi_events_pb2.PartitionState]:
         """The state of every partition this worker owns, keyed as on the state topic."""

@@ -5,5 +5,4 @@ from __future__ import annotations
 from callstream_core.outbox import Outbox
 from callstream_qa.adapters.orm import OutboxRow
 
-QA_TOPIC = "cc.qa-evaluations.v1"
 outbox = Outbox(OutboxRow, "callstream-qa")

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from callstream.qa.v1 import qa_events_pb2
+from callstream_core.topics import QA_EVALUATIONS
 from callstream_qa.adapters.orm import CoachingItemRow, EvaluationRow
-from callstream_qa.adapters.outbox import QA_TOPIC
 from callstream_qa.domain.forms import Form, FormError
 from callstream_qa.domain.scoring import ScoreResult, score
 from callstream_qa.domain.states import Status, transition
@@ -127,7 +127,7 @@ def _act(uow: UnitOfWork, row: EvaluationRow, action: str, now: datetime, *, rea
     row.updated_at = now
     if before is not Status.DRAFT or after is Status.SUBMITTED:
         row.revision += 1
-        uow.publish(QA_TOPIC, row.agent_id, evaluation_event(row), now)
+        uow.publish(QA_EVALUATIONS, row.agent_id, evaluation_event(row), now)
 
 
 def evaluation_event(row: EvaluationRow) -> qa_events_pb2.EvaluationChanged:

@@ -33,8 +33,8 @@ from callstream.routing.v1 import routing_pb2
 from callstream_core import wire
 from callstream_core.envelope import new_envelope
 from callstream_core.kafka import LIBRDKAFKA_LOG, PRODUCER_DEFAULTS, EventProducer
+from callstream_core.topics import ROUTING_COMMANDS
 
-TOPIC = "cc.routing-commands.v1"
 # Room for a snapshot record (the topic allows 64 MiB, see the topic registry).
 MAX_RECORD_BYTES = 64 * 1024 * 1024
 log = logging.getLogger(__name__)
@@ -149,7 +149,7 @@ class LogEntry:
 class CommandLogReader:
     """The command log decoded; counts the commands it has seen (snapshots carry the count)."""
 
-    def __init__(self, bootstrap_servers: str, topic: str = TOPIC, *, start: int | None = None,
+    def __init__(self, bootstrap_servers: str, topic: str = ROUTING_COMMANDS, *, start: int | None = None,
                  commands: int = 0, timeout_s: float = 30.0) -> None:
         self._reader = PartitionReader(bootstrap_servers, topic, start=start, timeout_s=timeout_s)
         self.commands = commands

@@ -19,9 +19,9 @@ from typing import Any
 from callstream.routing.v1 import routing_pb2
 from callstream_core import wire
 from callstream_core.envelope import deterministic_event_id, new_envelope
+from callstream_core.topics import ROUTING_SNAPSHOTS
 from callstream_routing.adapters.command_log import PartitionReader
 
-TOPIC = "cc.routing-snapshots.v1"
 log = logging.getLogger(__name__)
 
 
@@ -51,7 +51,7 @@ def decode(record: routing_pb2.RouterSnapshot) -> Snapshot:
     return Snapshot(next_offset=record.next_offset, commands=record.commands, state=state)
 
 
-def load_newest(bootstrap_servers: str, command_log_topic: str, topic: str = TOPIC,
+def load_newest(bootstrap_servers: str, command_log_topic: str, topic: str = ROUTING_SNAPSHOTS,
                 timeout_s: float = 30.0) -> Snapshot | None:
     """The snapshot of this command log covering the most of it, or None. Older ones of the same key may still
     be there until compaction runs; only the chosen one is decompressed."""

@@ -20,7 +20,7 @@ from prometheus_client import Counter, Histogram
 from callstream.agent.v1 import agent_events_pb2
 from callstream.routing.v1 import routing_pb2
 from callstream_core.kafka import DeadLetters, EventConsumer, EventProducer
-from callstream_core.topics import BY_NAME
+from callstream_core.topics import AGENT_EVENTS, BY_NAME, ROUTING_DECISIONS
 from callstream_routing import domain as d
 from callstream_routing.adapters import proto_mapping as pm
 from callstream_routing.adapters.agent_events import AgentEventFeed
@@ -30,8 +30,6 @@ from callstream_routing.config import RoutingSettings
 from callstream_routing.service_layer import leadership
 
 log = logging.getLogger(__name__)
-DECISIONS_TOPIC = "cc.routing-decisions.v1"
-AGENT_EVENTS_TOPIC = "cc.agent-events.v1"
 
 COMMANDS = Counter("callstream_routing_commands_total", "Commands handled", ["command", "accepted"])
 # How far back a re-opened StreamAssignments can ask (replay_last_s): a take-over with the default lease is
@@ -101,7 +99,7 @@ class Router:
 
     def _agent_event_feed(self) -> AgentEventFeed:
         bootstrap = self.settings.kafka_bootstrap_servers
-        topic = dataclasses.replace(BY_NAME[AGENT_EVENTS_TOPIC], name=self.settings.agent_events_topic)
+        topic = dataclasses.replace(BY_NAME[AGENT_EVENTS], name=self.settings.agent_events_topic)
         dead_letters = DeadLetters(EventProducer(bootstrap, client_id=f"{self.settings.service_name}-agent-events"))
         consumer: EventConsumer[agent_events_pb2.AgentEvent] = EventConsumer(
             bootstrap, group_id=self.settings.agent_events_group, topic=topic, dead_letters=dead_letters)
@@ -169,7 +167,7 @@ class Router:
             message = pm.decision_proto(decision, self.settings.service_name)
             if self.writer is not None:
                 # Only while leading: a fenced leader publishes nothing more (TransactionalLogWriter.publish).
-                self.writer.publish(DECISIONS_TOPIC, message, key=decision.call_id)
+                self.writer.publish(ROUTING_DECISIONS, message, key=decision.call_id)
             for queue, queue_ids in list(self.subscribers):
                 if not queue_ids or decision.queue_id in queue_ids:
                     queue.put_nowait(message)
