@@ -117,8 +117,8 @@ class Sessionizer:
         # Calls with events not folded yet, by when they can settle: at the watermark passing their newest event
         # (a heap of (that time, call id); entries made stale by later events are skipped), or at once when an
         # event may complete them and contacts are provisional. A sweep then costs the calls it settles, not
-        # every call waiting for the watermark: in a replay whose partitions are read unevenly that is every
-        # call of the partitions ahead (issue 19, cost growth).
+        # every call waiting for the watermark (in a replay whose partitions are read unevenly, every call of
+        # the partitions ahead).
         self._due: list[tuple[datetime, str]] = []
         self._ready: set[str] = set()
         # call_id -> (event ids, forgotten once the watermark reaches this)
