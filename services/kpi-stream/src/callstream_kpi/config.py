@@ -66,7 +66,7 @@ class KpiSettings(CoreSettings):
     batch_max: int = Field(default=2000, ge=1)
     batch_within_s: float = Field(default=0.2, gt=0)
     # Contacts are stored (and published on cc.contacts.v1) as soon as an event completes the call, then
-    # revised (version + 1) by events arriving within the allowed lateness: the KPI API is fresh within a
+    # revised (a higher version) by events arriving within the allowed lateness: the KPI API is fresh within a
     # batch instead of the allowed lateness later (issue 19). False: only once the watermark passes the call.
     provisional_contacts: bool = True
     # The targets in force for a queue without settings of its own (queue_settings, written through

@@ -462,16 +462,6 @@ def test_provisional_contacts_end_with_the_rows_of_an_in_order_pass() -> None:
     assert s.stats.revisions > 0  # reordering within the lateness did revise provisional contacts
 
 
-def test_continue_versions_makes_the_next_revision_outrank_the_stored_one() -> None:
-    events = answered_call().events
-    s = Sessionizer(SessionizerSettings(allowed_lateness_s=600.0, provisional=True))
-    (first,) = s.process_batch(events[:-1])  # ended, no wrap-up end yet
-    assert first.version == 1
-    s.continue_versions({("c1", 0): 4, ("unknown", 0): 9})
-    (revised,) = s.process_batch(events[-1:])  # the wrap-up end revises it
-    assert revised.version == 5
-
-
 def test_team_of_fills_team_id() -> None:
     s = Sessionizer(NO_LATENESS, team_of={"a1": "t-red"}.get)  # type: ignore[arg-type]
     (c,) = s.process_batch(answered_call().events)

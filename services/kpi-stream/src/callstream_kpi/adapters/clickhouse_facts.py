@@ -168,15 +168,14 @@ def contact_content(row: Sequence[Any]) -> tuple[Any, ...]:
     return tuple(_comparable(v) for v in row[3:])
 
 
-def stored_contacts(client: RetryingClient,
-                    call_ids: Sequence[str]) -> dict[tuple[str, int], tuple[int, tuple[Any, ...]]]:
-    """The stored version and content (`contact_content`) of the contacts of `call_ids`, by (call id, segment)."""
+def stored_contacts(client: RetryingClient, call_ids: Sequence[str]) -> dict[tuple[str, int], tuple[Any, ...]]:
+    """The stored content (`contact_content`) of the contacts of `call_ids`, by (call id, segment)."""
     if not call_ids:
         return {}
     columns = ", ".join(CONTACT_COLUMNS)
     rows = client.run(lambda c: c.query(f"SELECT {columns} FROM contacts FINAL WHERE call_id IN {{ids:Array(String)}}",
                                         parameters={"ids": list(call_ids)}).result_rows)
-    return {(row[0], int(row[1])): (int(row[2]), contact_content(row)) for row in rows}
+    return {(row[0], int(row[1])): contact_content(row) for row in rows}
 
 
 CONSUMED_OFFSET_COLUMNS = ["consumer_group", "topic", "partition", "next_offset"]

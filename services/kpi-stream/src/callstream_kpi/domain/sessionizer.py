@@ -280,15 +280,6 @@ class Sessionizer:
         out.extend(self.sweep())
         return out
 
-    def continue_versions(self, stored: dict[tuple[str, int], int]) -> None:
-        """The versions a store holds of contacts of calls held here (after a rebuild, which numbers them
-        from 1): the emitted contacts take them on, so the next revision outranks what is stored."""
-        for (call_id, segment), version in stored.items():
-            call = self._calls.get(call_id)
-            emitted = call.emitted.get(segment) if call is not None else None
-            if call is not None and emitted is not None and emitted.version < version:
-                call.emitted[segment] = replace(emitted, version=version)
-
     def _schedule(self, call: _Call) -> None:
         """The call's next deadline: its time-out while open, its eviction once closed."""
         assert call.last_at is not None

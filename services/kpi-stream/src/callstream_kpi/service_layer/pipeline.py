@@ -311,16 +311,8 @@ class KpiPipeline:
         contacts = self.sessionizer.process_batch(events)
         self._swept_at = self.watermark.current
         stored = facts.stored_contacts(self.retrying, sorted({c.call_id for c in contacts}))
-        # A rebuilt call numbers its contacts from 1 again; the store may hold revisions of them (provisional
-        # contacts revised before the restart): what changed is written above the stored version, and the
-        # call's next revision follows on from it.
-        self.sessionizer.continue_versions({key: version for key, (version, _) in stored.items()})
-        changed = []
-        for c in contacts:
-            version, content = stored.get((c.call_id, c.segment), (0, None))
-            if facts.contact_content(facts.contact_row(c.to_proto())) != content:
-                changed.append(replace(c, version=version + 1) if version else c)
-        self._store_contacts(changed)
+        self._store_contacts([c for c in contacts if facts.contact_content(facts.contact_row(c.to_proto()))
+                              != stored.get((c.call_id, c.segment))])
         return len(events)
 
     def _sweep(self) -> None:
