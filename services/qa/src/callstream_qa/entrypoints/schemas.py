@@ -1,11 +1,11 @@
-"""Request bodies of the HTTP API (pydantic: bad input -> 422 with the field path)."""
+"""Request bodies (pydantic: bad input -> 422 with the field path) and response bodies of the HTTP API."""
 
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
 Id = Field(min_length=1, max_length=128)
 # The largest integer the databases store (SQLite and PostgreSQL BIGINT): a larger one was a 500 at the
@@ -93,3 +93,66 @@ class CalibrationScoreIn(BaseModel):
     evaluator_id: str | None = Field(default=None, min_length=1, max_length=64)
     answers: dict[str, str]
     comments: str = ""
+
+
+# Responses. Field order is the JSON key order clients have always seen; times keep isoformat()'s "+00:00"
+# (pydantic alone would write "Z"), so the bodies stay the same text as before the models.
+Moment = Annotated[datetime, PlainSerializer(datetime.isoformat, return_type=str, when_used="json"),
+                   WithJsonSchema({"type": "string", "format": "date-time"}, mode="serialization")]
+
+
+class CriterionOut(BaseModel):
+    criterion_id: str
+    label: str
+    weight: float
+    scale: Literal["yes_no", "1-5", "points"]
+    critical: bool
+    max_points: int
+    allow_na: bool
+
+
+class SectionOut(BaseModel):
+    section_id: str
+    title: str
+    criteria: list[CriterionOut]
+
+
+class FormOut(BaseModel):
+    form_id: str
+    version: int
+    name: str
+    in_use: bool
+    sections: list[SectionOut]
+    created_at: Moment | None
+
+
+class CriterionResultOut(BaseModel):
+    criterion_id: str
+    answer: str
+    points: float
+    max_points: float
+    critical_failed: bool
+    missed: bool
+
+
+class EvaluationOut(BaseModel):
+    evaluation_id: str
+    call_id: str
+    agent_id: str
+    team_id: str
+    evaluator_id: str
+    form_id: str
+    form_version: int
+    status: str
+    answers: dict[str, str]
+    comments: str
+    score: float
+    critical_failed: bool
+    criteria: list[CriterionResultOut]
+    revision: int
+    calibration_session_id: str | None
+    dispute_reason: str
+    contact_at: Moment | None
+    created_at: Moment | None
+    submitted_at: Moment | None
+    updated_at: Moment | None
