@@ -156,3 +156,111 @@ class EvaluationOut(BaseModel):
     created_at: Moment | None
     submitted_at: Moment | None
     updated_at: Moment | None
+
+
+class CoachingItemOut(BaseModel):
+    item_id: str
+    evaluation_id: str
+    agent_id: str
+    team_id: str
+    criterion_id: str
+    note: str
+    due_date: date
+    acknowledged_at: Moment | None
+
+
+class CalibrationStatsOut(BaseModel):
+    consensus: float
+    spread: float
+    stdev: float
+    deviations: dict[str, float]
+    mean_abs_deviation: float
+
+
+class CalibrationSessionOut(BaseModel):
+    session_id: str
+    call_id: str
+    agent_id: str
+    form_id: str
+    form_version: int
+    reference_evaluator: str | None
+    stats: CalibrationStatsOut | None
+
+
+class ContactsWrittenOut(BaseModel):
+    written: int
+
+
+class PlanItemOut(BaseModel):
+    agent_id: str
+    call_id: str
+    segment: int
+    stratum: str
+
+
+class PlanCreatedOut(BaseModel):
+    plan_id: str
+    name: str
+    seed: int
+    per_agent: int
+    items: list[PlanItemOut]
+
+
+class PlanOut(BaseModel):
+    plan_id: str
+    name: str
+    period_start: date
+    period_end: date
+    per_agent: int
+    seed: int
+    items: list[PlanItemOut]
+
+
+class CoverageOut(BaseModel):
+    agent_id: str
+    planned: int
+    done: int
+    coverage: float
+
+
+class MissedCriterionOut(BaseModel):
+    criterion_id: str
+    misses: int
+
+
+class MonitoringFigures(BaseModel):
+    month: str
+    evaluations: int
+    monitoring_score: float
+    critical_failures: int
+    most_missed: list[MissedCriterionOut]
+
+
+class AgentKey(BaseModel):
+    agent_id: str
+
+
+class TeamKey(BaseModel):
+    team_id: str
+
+
+# A row of KPI 12 is keyed by agent_id or by team_id (group_by); the key comes first in the JSON, as pydantic
+# orders the fields of the last base first.
+class AgentMonitoringOut(MonitoringFigures, AgentKey):
+    pass
+
+
+class TeamMonitoringOut(MonitoringFigures, TeamKey):
+    pass
+
+
+class ControllerOut(BaseModel):
+    month: str
+    evaluations_done: int
+    planned: int
+    planned_done: int
+    plan_coverage: float | None
+    calibration_sessions: int
+    calibration_mean_abs_deviation: float | None
+    turnaround_hours_mean: float | None
+    turnaround_hours_median: float | None
