@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from pydantic import BaseModel
+from pydantic import BaseModel, RootModel
 
 from callstream_hr.domain.forecast import HoldoutAccuracy
 from callstream_hr.domain.people.attendance import AttendanceRate
@@ -77,6 +77,10 @@ class EmployeeOut(BaseModel):
 
 class EmployeeDetailOut(EmployeeOut):
     skills: dict[str, int]  # skill -> proficiency
+
+
+class SkillsOut(RootModel[dict[str, int]]):
+    """An employee's skills after a change: skill -> proficiency."""
 
 
 class PlacementOut(BaseModel):

@@ -13,6 +13,7 @@ from callstream_hr.entrypoints.schemas import (
     EmployeeOut,
     HistoryRecordOut,
     PlacementOut,
+    SkillsOut,
 )
 from callstream_hr.service_layer import people
 from callstream_hr.service_layer.commands import ChangeIn, HireIn, LeaveIn, Role, SkillIn, StageIn
@@ -88,8 +89,8 @@ def router(web: Web) -> APIRouter:
 
     @api.put("/v1/employees/{employee_id}/skills")
     def set_skills(employee_id: str, body: list[SkillIn], u: UnitOfWork = uow, _c: Caller = personal
-                   ) -> dict[str, int]:
-        return people.set_skills(u, employee_id, body)
+                   ) -> SkillsOut:
+        return SkillsOut(people.set_skills(u, employee_id, body))
 
     @api.put("/v1/employees/{employee_id}/training-stage", response_model_exclude_unset=True)
     def set_stage(employee_id: str, body: StageIn, u: UnitOfWork = uow, _c: Caller = hr) -> EmployeeOut:

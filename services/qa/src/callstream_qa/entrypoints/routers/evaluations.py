@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC
-from typing import Any, Literal
+from typing import Literal
 
 from fastapi import APIRouter, HTTPException, Request, status
 
 from callstream_core.db import now
 from callstream_qa.adapters.orm import EvaluationRow
 from callstream_qa.entrypoints.dependencies import Caller, as_qa, as_reader, as_uow, container, visible
-from callstream_qa.entrypoints.schemas import ActionIn, EvaluationIn, EvaluationPatch
+from callstream_qa.entrypoints.schemas import ActionIn, EvaluationIn, EvaluationOut, EvaluationPatch
 from callstream_qa.service_layer import common, evaluations
 from callstream_qa.service_layer.unit_of_work import EvaluationFilter, UnitOfWork
 
@@ -19,8 +19,8 @@ ACTION_ROLES = {"submit": ("qa",), "review": ("qa",), "delete": ("qa",), "acknow
                 "dispute": ("agent",)}
 
 
-def evaluation_json(row: EvaluationRow) -> dict[str, Any]:
-    return {
+def evaluation_json(row: EvaluationRow) -> EvaluationOut:
+    return EvaluationOut.model_validate({
         "evaluation_id": row.evaluation_id, "call_id": row.call_id, "agent_id": row.agent_id,
         "team_id": row.team_id, "evaluator_id": row.evaluator_id, "form_id": row.form_id,
         "form_version": row.form_version, "status": row.status, "answers": row.answers, "comments": row.comments,
@@ -29,7 +29,7 @@ def evaluation_json(row: EvaluationRow) -> dict[str, Any]:
         "dispute_reason": row.dispute_reason, "contact_at": common.utc(row.contact_at),
         "created_at": common.utc(row.created_at), "submitted_at": common.utc(row.submitted_at),
         "updated_at": common.utc(row.updated_at),
-    }
+    })
 
 
 def _visible_evaluation(uow: UnitOfWork, caller: Caller, evaluation_id: str) -> EvaluationRow:
@@ -42,7 +42,7 @@ def _visible_evaluation(uow: UnitOfWork, caller: Caller, evaluation_id: str) -> 
 
 @router.post("/evaluations", status_code=201)
 def create_evaluation(request: Request, body: EvaluationIn, caller: Caller = as_qa,
-                      uow: UnitOfWork = as_uow) -> dict[str, Any]:
+                      uow: UnitOfWork = as_uow) -> EvaluationOut:
     contact_at = body.contact_at
     if contact_at is not None and contact_at.tzinfo is None:
         contact_at = contact_at.replace(tzinfo=UTC)
@@ -56,7 +56,7 @@ def create_evaluation(request: Request, body: EvaluationIn, caller: Caller = as_
 
 @router.get("/evaluations")
 def list_evaluations(agent_id: str | None = None, team_id: str | None = None, status: str | None = None,
-                     caller: Caller = as_reader, uow: UnitOfWork = as_uow) -> list[dict[str, Any]]:
+                     caller: Caller = as_reader, uow: UnitOfWork = as_uow) -> list[EvaluationOut]:
     where = EvaluationFilter(agent_id=agent_id or None, team_id=team_id or None, status=status or None,
                              seen_by_agent=caller.person_id if caller.role == "agent" else None,
                              seen_by_team=caller.team_id if caller.role == "team_lead" else None)
@@ -64,13 +64,13 @@ def list_evaluations(agent_id: str | None = None, team_id: str | None = None, st
 
 
 @router.get("/evaluations/{evaluation_id}")
-def read_evaluation(evaluation_id: str, caller: Caller = as_reader, uow: UnitOfWork = as_uow) -> dict[str, Any]:
+def read_evaluation(evaluation_id: str, caller: Caller = as_reader, uow: UnitOfWork = as_uow) -> EvaluationOut:
     return evaluation_json(_visible_evaluation(uow, caller, evaluation_id))
 
 
 @router.patch("/evaluations/{evaluation_id}")
 def patch_evaluation(evaluation_id: str, body: EvaluationPatch, caller: Caller = as_qa,
-                     uow: UnitOfWork = as_uow) -> dict[str, Any]:
+                     uow: UnitOfWork = as_uow) -> EvaluationOut:
     row = evaluations.get_evaluation(uow, evaluation_id)
     return evaluation_json(evaluations.update_draft(uow, row, body.answers, body.comments, now()))
 
@@ -79,7 +79,7 @@ def patch_evaluation(evaluation_id: str, body: EvaluationPatch, caller: Caller =
 def evaluation_action(request: Request, evaluation_id: str,
                       action: Literal["submit", "acknowledge", "dispute", "review", "delete"],
                       body: ActionIn | None = None, caller: Caller = as_reader,
-                      uow: UnitOfWork = as_uow) -> dict[str, Any]:
+                      uow: UnitOfWork = as_uow) -> EvaluationOut:
     if caller.role not in (*ACTION_ROLES[action], "admin"):
         raise HTTPException(status.HTTP_403_FORBIDDEN,
                             f"role {caller.role!r} may not {action} (needs {ACTION_ROLES[action]})")

@@ -13,14 +13,14 @@ from callstream.kpi.v1 import kpi_events_pb2
 from callstream_core.db import now
 from callstream_qa.adapters.contacts import store_contacts
 from callstream_qa.entrypoints.dependencies import Caller, as_db, as_lead, as_qa, as_uow
-from callstream_qa.entrypoints.schemas import PlanIn
+from callstream_qa.entrypoints.schemas import ContactsWrittenOut, CoverageOut, PlanCreatedOut, PlanIn, PlanOut
 from callstream_qa.service_layer import sampling
 from callstream_qa.service_layer.unit_of_work import UnitOfWork
 
 router = APIRouter(tags=["sampling"])
 
 
-@router.post("/contacts")
+@router.post("/contacts", response_model=ContactsWrittenOut)
 def import_contacts(contacts: list[dict[str, Any]], caller: Caller = as_qa, s: Session = as_db) -> dict[str, int]:
     """Contacts in the protobuf JSON mapping of callstream.kpi.v1.Contact (the topic consumer does the same)."""
     parsed = []
@@ -33,7 +33,7 @@ def import_contacts(contacts: list[dict[str, Any]], caller: Caller = as_qa, s: S
     return {"written": store_contacts(s, parsed)}
 
 
-@router.post("/sampling-plans", status_code=201)
+@router.post("/sampling-plans", status_code=201, response_model=PlanCreatedOut)
 def create_plan(body: PlanIn, caller: Caller = as_qa, uow: UnitOfWork = as_uow) -> dict[str, Any]:
     plan, picks = sampling.create_plan(uow, name=body.name, period_start=body.period_start,
                                        period_end=body.period_end, per_agent=body.per_agent, seed=body.seed,
@@ -43,7 +43,7 @@ def create_plan(body: PlanIn, caller: Caller = as_qa, uow: UnitOfWork = as_uow) 
                        "stratum": p.stratum} for p in picks]}
 
 
-@router.get("/sampling-plans/{plan_id}")
+@router.get("/sampling-plans/{plan_id}", response_model=PlanOut)
 def read_plan(plan_id: str, caller: Caller = as_lead, uow: UnitOfWork = as_uow) -> dict[str, Any]:
     plan = sampling.get_plan(uow, plan_id)
     items = uow.plans.items(plan_id)
@@ -56,6 +56,6 @@ def read_plan(plan_id: str, caller: Caller = as_lead, uow: UnitOfWork = as_uow) 
                        "stratum": i.stratum} for i in items]}
 
 
-@router.get("/sampling-plans/{plan_id}/coverage")
+@router.get("/sampling-plans/{plan_id}/coverage", response_model=list[CoverageOut])
 def plan_coverage(plan_id: str, caller: Caller = as_lead, uow: UnitOfWork = as_uow) -> list[dict[str, Any]]:
     return sampling.coverage(uow, plan_id)
