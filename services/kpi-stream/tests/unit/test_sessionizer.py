@@ -41,6 +41,17 @@ def newest_rows(records: list[ContactRecord]) -> dict[tuple[str, int], ContactRe
     return {k: replace(r, version=0) for k, r in newest.items()}
 
 
+def in_random_batches(s: Sessionizer, arrivals: list, rng: random.Random, max_batch: int) -> list[ContactRecord]:
+    """`arrivals` through `s` in batches of random sizes (1 to `max_batch`), as a consumer would take them."""
+    out: list[ContactRecord] = []
+    i = 0
+    while i < len(arrivals):
+        n = rng.randint(1, max_batch)
+        out += s.process_batch(arrivals[i:i + n])
+        i += n
+    return out
+
+
 def answered_call() -> Call:
     # queued at 1, rings a1 at 10, answered 16, hold 30-50 and 60-65, ended 100, wrap-up 130
     return (Call("c1").offered(0).queued(1).ringing(10, "a1").answered(16, "a1")
@@ -401,13 +412,7 @@ def test_replay_speed_batching_jitter_and_duplicates_do_not_change_contacts() ->
     arrivals = sorted(events, key=lambda e: e.envelope.occurred_at.ToSeconds() + rng.uniform(0, lateness / 2))
     arrivals += rng.sample(events, len(events) // 10)
     replay = Sessionizer(SessionizerSettings(allowed_lateness_s=lateness))
-    out_replay: list[ContactRecord] = []
-    i = 0
-    while i < len(arrivals):
-        n = rng.randint(1, 500)
-        out_replay += replay.process_batch(arrivals[i:i + n])
-        i += n
-    out_replay += replay.process_batch(tail)
+    out_replay = in_random_batches(replay, arrivals, rng, 500) + replay.process_batch(tail)
 
     # Event by event without lateness, a call is emitted at its end and revised by its wrap-up end; the
     # replay may settle it once. What counts is the last version of every segment, which must be the same.
@@ -450,13 +455,7 @@ def test_provisional_contacts_end_with_the_rows_of_an_in_order_pass() -> None:
     rng = random.Random(3)
     arrivals = sorted(events, key=lambda e: e.envelope.occurred_at.ToSeconds() + rng.uniform(0, 20.0))
     s = Sessionizer(SessionizerSettings(allowed_lateness_s=30.0, provisional=True))
-    out: list[ContactRecord] = []
-    i = 0
-    while i < len(arrivals):
-        n = rng.randint(1, 300)
-        out += s.process_batch(arrivals[i:i + n])
-        i += n
-    out += s.process_batch(tail)
+    out = in_random_batches(s, arrivals, rng, 300) + s.process_batch(tail)
 
     assert newest_rows(out) == newest_rows(in_order)
     assert s.stats.revisions > 0  # reordering within the lateness did revise provisional contacts
