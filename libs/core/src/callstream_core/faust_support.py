@@ -190,7 +190,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
             for message in messages:
                 self.ack(message)
 
-    async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover (Faust's own has the same)
+    async def _drain_messages(self, fetcher: Any) -> None:
         routes = self._routes
         if not routes:  # an app of agents only: Faust's own loop
             return await super()._drain_messages(fetcher)

@@ -90,7 +90,7 @@ class KpiWorker:
         self.faust = parts.faust
         self.batches = 0
         self.started = False
-        self._wire_agents()
+        self._wire_stream()
         self.api = create_api(self._sink_ready)
 
     async def _sink_ready(self) -> str | None:
@@ -101,13 +101,13 @@ class KpiWorker:
     async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
 
-    def _wire_agents(self) -> None:
+    def _wire_stream(self) -> None:
         window = EventTimeWindow(max_future_s=self.settings.event_time_max_future_s)
         # Call and agent events are counted, sessionized and timed: one without an envelope, id, event time
         # or kind, or dated beyond the window, goes to the DLQ with the reason instead.
         checked = {CALL_EVENTS, AGENT_EVENTS}
         for name, handler in self._routes():
-            self._agent(name, handler, partial(event_problem, window=window) if name in checked else None)
+            self._read_batches(name, handler, partial(event_problem, window=window) if name in checked else None)
         self.faust.timer(self.settings.realtime_interval_s)(self._tick)
         self.faust.timer(self.settings.targets_refresh_s)(self._refresh_targets)
         self.faust.on_partitions_revoked.connect(self._on_revoked)
@@ -144,7 +144,7 @@ class KpiWorker:
         return [(self.settings.topic_prefix + name, p) for name, _ in self._routes()
                 for p in range(topic(name).partitions)]
 
-    def _agent(self, name: str, handler: Callable[[Sequence[Received[Any]]], None],
+    def _read_batches(self, name: str, handler: Callable[[Sequence[Received[Any]]], None],
                check: Callable[[Any], str | None] | None) -> None:
         registered = dataclasses.replace(topic(name), name=self.settings.topic_prefix + name)
 
