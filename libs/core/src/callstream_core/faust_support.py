@@ -19,7 +19,9 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -50,6 +52,10 @@ def make_app(app_id: str, bootstrap_servers: str, **overrides: Any) -> BatchApp:
         "topic_disable_leader": True,
         # A new consumer group reads from the beginning: nothing published before it started is skipped.
         "consumer_auto_offset_reset": "earliest",
+        # At most this many records per poll of the fetcher: it returns one partition's fetch (a megabyte,
+        # thousands of records) before the next one's, and a batch consumer caps what a partition has in hand
+        # (BatchConsumer) only between polls; 500 (Kafka's default; unbounded in aiokafka) keeps that fine.
+        "broker_max_poll_records": 500,
         # Commit acknowledged offsets often: after a crash at most a few seconds are re-read (and
         # deduplicated by the sinks).
         "broker_commit_every": 1000,
@@ -159,6 +165,13 @@ class BatchConsumer(faust_aiokafka.Consumer):
     and the revocation signal comes after it. Records still buffered when the flow stops are dropped untracked
     and read again after Faust's seek back to the committed offsets. An app without batch topics keeps Faust's
     own loop.
+
+    A partition with `IN_HAND_BATCHES` batches of records taken and not yet handled is not read further until
+    the handler has some of them (Faust's buffer-full pause): the fetcher returns one partition's fetch before
+    the next's, so without this cap one partition's whole fetch (a megabyte: 8,000 events, days of event time
+    in a replay) went ahead of every other partition, and a handler pausing the partitions that run ahead
+    (the KPI worker) learnt of it only after all of it was taken. When every partition is paused or at its
+    cap, the loop waits for one to be readable again, where Faust's would sleep a second.
     """
 
     # Batches waiting for the delivery task: one in hand and one more keeps the fetcher a batch ahead
@@ -178,6 +191,51 @@ class BatchConsumer(faust_aiokafka.Consumer):
             self._delivery_queue = asyncio.Queue(self.DELIVERY_QUEUE)
         return self._delivery_queue
 
+    # Records a partition may have in hand (taken, not yet handled), in batches of its route: one being
+    # handled and one queued keep a lone partition's reading going while its batch is handled; more would
+    # only let one partition run further ahead of the others.
+    IN_HAND_BATCHES = 2
+
+    def _cap(self, route: BatchRoute) -> int:
+        return self.IN_HAND_BATCHES * route.max_events
+
+    _taken_per_partition: Counter[TP] | None = None
+
+    @property
+    def _in_hand(self) -> Counter[TP]:
+        """Records per partition taken from the fetcher and not yet handled (buffered or queued)."""
+        if self._taken_per_partition is None:
+            self._taken_per_partition = Counter()
+        return self._taken_per_partition
+
+    def _handed(self, tp: TP, count: int, cap: int) -> None:
+        """`count` records of `tp` are handled (or dropped): read it again once under its cap, unless it is
+        paused. Faust's own `on_buffer_drop` resumes it even when paused."""
+        tp = TP(tp.topic, tp.partition)  # Faust's partition sets hold its own TP type (it asserts so)
+        in_hand = self._in_hand
+        in_hand[tp] -= count
+        if in_hand[tp] <= 0:
+            del in_hand[tp]
+        if in_hand[tp] < cap and tp in self._buffered_partitions:
+            self._buffered_partitions.discard(tp)
+            if tp not in self._paused_partitions:
+                self._get_active_partitions().add(tp)
+                self._readable.set()
+
+    _readable_event: asyncio.Event | None = None
+
+    @property
+    def _readable(self) -> asyncio.Event:
+        """Set when a partition may be read again (under its cap, or resumed)."""
+        # Made on first use, inside the running loop (like the delivery queue).
+        if self._readable_event is None:
+            self._readable_event = asyncio.Event()
+        return self._readable_event
+
+    def resume_partitions(self, tps: Iterable[TP]) -> None:
+        super().resume_partitions(tps)
+        self._readable.set()
+
     @faust_aiokafka.Consumer.task
     async def _deliver(self) -> None:
         queue = self._deliveries
@@ -189,6 +247,8 @@ class BatchConsumer(faust_aiokafka.Consumer):
                 log.exception("batch handler failed on %d records of %s", len(messages), messages[0].topic)
             for message in messages:
                 self.ack(message)
+            for tp, count in Counter(message.tp for message in messages).items():
+                self._handed(tp, count, self._cap(route))
 
     async def _drain_messages(self, fetcher: Any) -> None:
         routes = self._routes
@@ -198,11 +258,21 @@ class BatchConsumer(faust_aiokafka.Consumer):
         try:
             while not (self._stopped.is_set() or fetcher._stopped.is_set()):
                 timeout = self._fetch_timeout(routes)
+                self._readable.clear()
+                if self.flow_active and not self._get_active_partitions():
+                    # Every partition is paused or at its cap: Faust's fetch would sleep a whole second; wait
+                    # until one is readable again instead (a batch handled, a resume) or a pending batch is due.
+                    with suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(self._readable.wait(), timeout)
+                    await self._hand_over(routes)
+                    continue
                 records, _active = await self._wait_next_records(timeout)
                 if not self.flow_active:
                     # A revocation under way: what is buffered was not handed over; Faust seeks back to the
                     # committed offsets, so it is read again.
                     for route in routes.values():
+                        for tp, count in Counter(message.tp for message in route.pending).items():
+                            self._handed(tp, count, self._cap(route))
                         route.pending.clear()
                     if records:
                         await self.perform_seek()
@@ -231,6 +301,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
     async def _buffer(self, tp: TP, batch: Sequence[Any], route: BatchRoute) -> None:
         last = self._read_offset.get(tp)
         acking = self.app.topics.acks_enabled_for(tp.topic)
+        in_hand, key = self._in_hand, TP(tp.topic, tp.partition)
         to_message = self._to_message
         if not route.pending:
             route.since = time.monotonic()
@@ -242,9 +313,12 @@ class BatchConsumer(faust_aiokafka.Consumer):
                 # Offsets with no record (transaction markers, compaction) still count as done for commits.
                 await self._add_gap(tp, last + 1, offset - 1)
             route.pending.append(to_message(tp, record))
+            in_hand[key] += 1
             last = offset
         if last is not None:
             self._read_offset[tp] = last
+        if in_hand[key] >= self._cap(route):
+            self.on_buffer_full(key)  # Faust's partition sets hold its own TP type (it asserts so)
 
     async def _hand_over(self, routes: dict[str, BatchRoute]) -> None:
         now = time.monotonic()
@@ -258,3 +332,4 @@ class BatchConsumer(faust_aiokafka.Consumer):
                     self._unacked_messages.add(message)
                 del route.pending[: route.max_events]
                 route.since = now
+

@@ -1,0 +1,78 @@
+"""Faust's consumer handing batches (`callstream_core.faust_support.BatchConsumer`) with a partition paused by
+the handler, as the KPI worker pauses partitions read ahead of the others: the partition read first is paused
+and not read beyond what was in hand, the other is read to its end meanwhile, and once resumed every record of
+both comes exactly once, in offset order. Real broker, real Faust app."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+import pytest
+from confluent_kafka import Producer
+from confluent_kafka.admin import NewTopic
+from faust.types import TP, Message
+
+from callstream_core.faust_support import BatchConsumer, faust_topic, make_app
+from callstream_core.kafka import admin
+from callstream_core.topics import Topic, topic
+
+pytestmark = pytest.mark.integration
+
+RECORDS_PER_PARTITION = 3000
+MAX_EVENTS = 100
+
+
+def test_a_paused_partition_waits_while_the_other_is_read_and_every_record_comes_once(kafka_bootstrap: str) -> None:
+    name = f"pacing-{uuid.uuid4().hex[:8]}"
+    client_admin = admin(kafka_bootstrap)  # kept while the futures are awaited: its end cancels them
+    for future in client_admin.create_topics([NewTopic(name, num_partitions=2, replication_factor=1)]).values():
+        future.result(30)
+    producer = Producer({"bootstrap.servers": kafka_bootstrap})
+    for partition in (0, 1):
+        for n in range(RECORDS_PER_PARTITION):
+            producer.produce(name, value=f"{partition}-{n}".encode(), partition=partition)
+            producer.poll(0)
+    assert producer.flush(30) == 0
+    contract = topic("cc.call-events.v1")
+    raw = Topic(name, contract.key, contract.message_type, 2, contract.retention_ms, "", contract.example)
+
+    app = make_app(f"pacing-{uuid.uuid4().hex[:6]}", kafka_bootstrap)
+    delivered: dict[int, list[int]] = {0: [], 1: []}
+    seen = {"paused": -1, "paused_with": -1, "resumed_with": -1, "in_hand_peak": 0}
+
+    async def handle(messages: list[Message]) -> None:
+        consumer = app.consumer
+        assert isinstance(consumer, BatchConsumer)
+        seen["in_hand_peak"] = max(seen["in_hand_peak"], *consumer._in_hand.values(), 0)
+        for message in messages:
+            delivered[message.partition].append(message.offset)
+        if seen["paused"] < 0:  # the first batch: its partition (read first) waits until the other one is read
+            seen["paused"] = paused = messages[0].partition
+            seen["paused_with"] = len(delivered[paused])
+            consumer.pause_partitions({TP(name, paused)})
+        paused = seen["paused"]
+        if seen["resumed_with"] < 0 and len(delivered[1 - paused]) == RECORDS_PER_PARTITION:
+            seen["resumed_with"] = len(delivered[paused])
+            consumer.resume_partitions({TP(name, paused)})
+
+    app.batch_topic(faust_topic(app, raw), handle, max_events=MAX_EVENTS, within_s=0.1)
+
+    async def run() -> None:
+        await app.start()
+        try:
+            deadline = time.monotonic() + 90
+            while sum(map(len, delivered.values())) < 2 * RECORDS_PER_PARTITION and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)  # polling the handler's progress with a deadline
+        finally:
+            await app.stop()
+
+    asyncio.run(run())
+    for partition in (0, 1):
+        assert delivered[partition] == list(range(RECORDS_PER_PARTITION)), f"partition {partition}"
+    # Paused, the partition gave only what was in hand: at most its cap plus one poll's records (the cap is
+    # checked once a poll's records are buffered), far from the rest of its records.
+    cap = BatchConsumer.IN_HAND_BATCHES * MAX_EVENTS + app.conf.broker_max_poll_records
+    assert 0 < seen["paused_with"] <= seen["resumed_with"] <= cap, seen
+    assert seen["in_hand_peak"] <= cap, seen
