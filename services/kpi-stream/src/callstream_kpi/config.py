@@ -45,6 +45,13 @@ class KpiSettings(CoreSettings):
     # stall live figures, and a busy one is never idle. Longer than the batch cadence (batch_within_s) and
     # than a broker round trip, so a partition is not dropped between two fetches of a steady stream.
     partition_idle_s: float = Field(default=5.0, gt=0)
+    # Reading a backlog (a replay, a worker catching up after a stop), a partition whose newest event is more
+    # than this ahead of the slowest partition with records left is paused until that one catches up. The
+    # watermark is the slowest partition's, so whatever a partition read ahead holds (open calls, real-time
+    # events, agent points) waits for it: read unevenly, a 16-day backlog ran partitions 100 h and more apart
+    # and the cost per event grew with the backlog. Live, no partition has a backlog and none is paused. An
+    # hour of event time: far above any clock skew between partitions, and a small part of a replayed day.
+    max_partition_lead_s: float = Field(default=3600.0, gt=0)
     # Call and agent events further ahead of the clock than this go to the DLQ with the reason, before the
     # sessionizer, the watermark or ClickHouse see them: one event dated 9999 overflowed `event_time +
     # timeout` and crashed the agent, one dated 2300 held a call open forever and would pull the watermark

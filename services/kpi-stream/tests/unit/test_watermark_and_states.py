@@ -140,6 +140,25 @@ def test_offsets_committed_before_a_restart_are_not_a_backlog() -> None:
     assert w.advance(3.0) == at(130)
 
 
+def test_partitions_running_ahead_of_the_slowest_with_records_left() -> None:
+    w = PartitionWatermark(allowed_lateness_s=10, idle_timeout_s=5)
+    lead = timedelta(seconds=600)
+    for name, seconds in (("a", 1_000), ("b", 1_500), ("c", 5_000)):
+        w.observe(name, at(seconds), now_s=0.0, offset=9)
+    assert w.running_ahead(lead) == set()  # no end offset known: no backlog known, nothing to wait for
+    for name in ("a", "b", "c"):
+        w.note_end_offset(name, 100)
+    assert w.running_ahead(lead) == {"c"}  # 4,000 s ahead of a; b is within the lead
+    w.observe("a", at(4_600), now_s=1.0, offset=99)  # a has taken its last record: b is the slowest with some left
+    assert w.running_ahead(lead) == {"a", "c"}
+    w.observe("b", at(4_500), now_s=2.0, offset=50)  # b catches up: everyone is within the lead of it
+    assert w.running_ahead(lead) == set()
+    w.observe("c", at(9_000), now_s=3.0, offset=60)
+    assert w.running_ahead(lead) == {"c"}
+    w.observe("b", at(4_550), now_s=4.0, offset=99)  # c is the only one with records left: nothing to wait for
+    assert w.running_ahead(lead) == set()
+
+
 def test_partition_watermark_rejects_bad_settings() -> None:
     with pytest.raises(ValueError):
         PartitionWatermark(allowed_lateness_s=-1)

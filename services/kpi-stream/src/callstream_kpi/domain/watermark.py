@@ -208,6 +208,23 @@ class PartitionWatermark:
     def partitions(self) -> int:
         return len(self._partitions)
 
+    def running_ahead(self, max_lead: timedelta) -> set[Hashable]:
+        """Partitions whose newest event is more than `max_lead` ahead of the slowest partition that still has
+        records to take (a known backlog); none when no partition has one (live, or caught up).
+
+        Why: the watermark is the slowest partition's, so every call and agent point of a partition read ahead
+        of it is held (open calls, buffered real-time events) until the slowest catches up. A consumer reading
+        a long backlog unevenly (one partition's days ahead of another's: measured 100 h and more over a
+        16-day replay) held state growing with the backlog, and the cost per event grew with it. A reader
+        that pauses these partitions until the slowest catches up reads the backlog evenly in event time, so
+        what is held is bounded by the lead, whatever the backlog's length. Only a partition with records
+        left can catch up, so only those are the reference: a caught-up one is at the end of its log."""
+        behind = [p.max_event_time for p in self._partitions.values() if p.backlog]
+        if not behind:
+            return set()
+        limit = min(behind) + max_lead
+        return {key for key, p in self._partitions.items() if p.max_event_time > limit}
+
 
 @dataclass(order=True)
 class _Entry(Generic[T]):

@@ -17,8 +17,9 @@ from typing import Any
 import uvicorn
 from clickhouse_connect.driver.client import Client
 from fastapi import FastAPI
-from faust.types import Message
+from faust.types import TP, Message
 from google.protobuf import json_format
+from prometheus_client import Gauge
 
 from callstream_core.event_checks import EventTimeWindow, event_problem
 from callstream_core.faust_support import BatchApp, decode_events, faust_topic
@@ -41,6 +42,9 @@ from callstream_kpi.entrypoints.broadcast import Broadcaster
 from callstream_kpi.service_layer.pipeline import KpiPipeline, snapshot_key
 
 log = logging.getLogger(__name__)
+
+PAUSED = Gauge("callstream_kpi_partitions_paused",
+               "Partitions paused because they ran ahead of the slowest one with records left (a backlog being read)")
 
 
 class StoreBehindOffsets(RuntimeError):
@@ -90,6 +94,7 @@ class KpiWorker:
         self.faust = parts.faust
         self.batches = 0
         self.started = False
+        self.paused: set[tuple[str, int]] = set()
         self._wire_stream()
         self.api = create_api(self._sink_ready)
 
@@ -156,7 +161,8 @@ class KpiWorker:
             for message in messages:
                 tp = (message.topic, message.partition)
                 taken[tp] = max(taken.get(tp, -1), message.offset)
-            await self._run(self._take, handler, received, taken, self._end_offsets())
+            ahead = await self._run(self._take, handler, received, taken, self._end_offsets())
+            self._pace(ahead)
             self.batches += 1
 
         self.faust.batch_topic(faust_topic(self.faust, registered), consume,
@@ -175,26 +181,49 @@ class KpiWorker:
         return ends
 
     def _take(self, handler: Callable[[Sequence[Received[Any]]], None], received: Sequence[Received[Any]],
-              taken: dict[tuple[str, int], int], end_offsets: dict[tuple[str, int], int | None]) -> None:
+              taken: dict[tuple[str, int], int],
+              end_offsets: dict[tuple[str, int], int | None]) -> set[tuple[str, int]]:
+        """The batch, on the pipeline thread; returns the partitions to pause (read ahead of the others)."""
         if received:
             handler(received)
         # After the facts, before the acknowledgement: the offsets are stored with the facts they produced.
         self.pipeline.store_consumed_offsets(taken)
         # After the handler: a partition seen for the first time in this batch is tracked by then.
         self.pipeline.note_offsets(taken, end_offsets)
+        return self.pipeline.partitions_ahead()
+
+    def _pace(self, ahead: set[tuple[str, int]]) -> None:
+        """Pause the partitions read ahead of the slowest one with records left, resume those no longer ahead
+        (on the event loop, where the consumer lives). A paused partition keeps at most the one fetch the
+        consumer holds for it; Faust forgets a pause when the partition is revoked, and the next batch or tick
+        (every `realtime_interval_s`) decides again on what the pipeline holds after a rebalance."""
+        consumer = self.faust.consumer
+        try:
+            assigned = {(tp.topic, tp.partition) for tp in consumer.assignment()}
+        except (AssertionError, RuntimeError):  # the consumer is not there (yet, or any more)
+            return
+        self.paused &= assigned
+        ahead &= assigned
+        if self.paused - ahead:
+            consumer.resume_partitions({TP(topic, partition) for topic, partition in self.paused - ahead})
+        if ahead - self.paused:
+            consumer.pause_partitions({TP(topic, partition) for topic, partition in ahead - self.paused})
+        self.paused = ahead
+        PAUSED.set(len(ahead))
 
     def _tick_at(self, end_offsets: dict[tuple[str, int], int | None]) -> Any:
         self.pipeline.note_offsets({}, end_offsets)
-        return self.pipeline.tick()
+        return self.pipeline.tick(), self.pipeline.partitions_ahead()
 
     async def _tick(self) -> None:
         if not self.started:  # the consumer is not there yet
             return
         try:
-            snapshots, alerts = await self._run(self._tick_at, self._end_offsets())
+            (snapshots, alerts), ahead = await self._run(self._tick_at, self._end_offsets())
         except Exception:  # a failed tick must not stop the timer; the next one recomputes everything
             log.exception("real-time tick failed")
             return
+        self._pace(ahead)
         for snap in snapshots:
             await self.broadcaster.publish("snapshot", snapshot_key(snap), json_format.MessageToJson(snap, indent=None))
         for alert in alerts:

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from clickhouse_connect.driver.client import Client
 from prometheus_client import Counter, Gauge
@@ -161,6 +161,12 @@ class KpiPipeline:
             self.watermark.note_taken(partition, offset)
         for partition, end in end_offsets.items():
             self.watermark.note_end_offset(partition, end)
+
+    def partitions_ahead(self) -> set[Partition]:
+        """Partitions to pause until the slowest partition with records left catches up (the backlog is read
+        evenly in event time, so what the watermark holds back stays bounded)."""
+        return {cast(Partition, p) for p in
+                self.watermark.running_ahead(timedelta(seconds=self.settings.max_partition_lead_s))}
 
     def _observe(self, batch: Sequence[Received[Any]]) -> None:
         now = self.monotonic()
