@@ -195,6 +195,8 @@ class BatchConsumer(faust_aiokafka.Consumer):
     # handled and one queued keep a lone partition's reading going while its batch is handled; more would
     # only let one partition run further ahead of the others.
     IN_HAND_BATCHES = 2
+    # How long one poll waits while a partition is at its cap (see `_drain_messages`).
+    CAPPED_POLL_S = 0.05
 
     def _cap(self, route: BatchRoute) -> int:
         return self.IN_HAND_BATCHES * route.max_events
@@ -258,6 +260,11 @@ class BatchConsumer(faust_aiokafka.Consumer):
         try:
             while not (self._stopped.is_set() or fetcher._stopped.is_set()):
                 timeout = self._fetch_timeout(routes)
+                if self._buffered_partitions:
+                    # A partition at its cap is readable again once a batch of it is handled, but a fetch
+                    # already waiting would only see it after its timeout (a second when nothing is pending):
+                    # wait briefly instead, so the partition is read again within this.
+                    timeout = min(timeout, self.CAPPED_POLL_S)
                 self._readable.clear()
                 if self.flow_active and not self._get_active_partitions():
                     # Every partition is paused or at its cap: Faust's fetch would sleep a whole second; wait
