@@ -236,6 +236,8 @@ class BatchConsumer(faust_aiokafka.Consumer):
 
     def resume_partitions(self, tps: Iterable[TP]) -> None:
         super().resume_partitions(tps)
+        # A partition still at its cap stays unread until a batch of it is handled (`_handed` releases it).
+        self._get_active_partitions().difference_update(self._buffered_partitions)
         self._readable.set()
 
     @faust_aiokafka.Consumer.task
@@ -339,4 +341,3 @@ class BatchConsumer(faust_aiokafka.Consumer):
                     self._unacked_messages.add(message)
                 del route.pending[: route.max_events]
                 route.since = now
-
