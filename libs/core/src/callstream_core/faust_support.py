@@ -210,19 +210,20 @@ class BatchConsumer(faust_aiokafka.Consumer):
             self._taken_per_partition = Counter()
         return self._taken_per_partition
 
-    def _handed(self, tp: TP, count: int, cap: int) -> None:
-        """`count` records of `tp` are handled (or dropped): read it again once under its cap, unless it is
+    def _handed(self, messages: Sequence[Message], route: BatchRoute) -> None:
+        """`messages` are handled (or dropped): a partition under its cap again is read again, unless it is
         paused. Faust's own `on_buffer_drop` resumes it even when paused."""
-        tp = TP(tp.topic, tp.partition)  # Faust's partition sets hold its own TP type (it asserts so)
-        in_hand = self._in_hand
-        in_hand[tp] -= count
-        if in_hand[tp] <= 0:
-            del in_hand[tp]
-        if in_hand[tp] < cap and tp in self._buffered_partitions:
-            self._buffered_partitions.discard(tp)
-            if tp not in self._paused_partitions:
-                self._get_active_partitions().add(tp)
-                self._readable.set()
+        in_hand, cap = self._in_hand, self._cap(route)
+        for tp, count in Counter(TP(m.tp.topic, m.tp.partition) for m in messages).items():
+            # Faust's partition sets hold its own TP type (it asserts so), not aiokafka's.
+            in_hand[tp] -= count
+            if in_hand[tp] <= 0:
+                del in_hand[tp]
+            if in_hand[tp] < cap and tp in self._buffered_partitions:
+                self._buffered_partitions.discard(tp)
+                if tp not in self._paused_partitions:
+                    self._get_active_partitions().add(tp)
+                    self._readable.set()
 
     _readable_event: asyncio.Event | None = None
 
@@ -251,8 +252,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
                 log.exception("batch handler failed on %d records of %s", len(messages), messages[0].topic)
             for message in messages:
                 self.ack(message)
-            for tp, count in Counter(message.tp for message in messages).items():
-                self._handed(tp, count, self._cap(route))
+            self._handed(messages, route)
 
     async def _drain_messages(self, fetcher: Any) -> None:
         routes = self._routes
@@ -280,8 +280,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
                     # A revocation under way: what is buffered was not handed over; Faust seeks back to the
                     # committed offsets, so it is read again.
                     for route in routes.values():
-                        for tp, count in Counter(message.tp for message in route.pending).items():
-                            self._handed(tp, count, self._cap(route))
+                        self._handed(route.pending, route)
                         route.pending.clear()
                     if records:
                         await self.perform_seek()
