@@ -76,3 +76,69 @@ def test_a_paused_partition_waits_while_the_other_is_read_and_every_record_comes
     cap = BatchConsumer.IN_HAND_BATCHES * MAX_EVENTS + app.conf.broker_max_poll_records
     assert 0 < seen["paused_with"] <= seen["resumed_with"] <= cap, seen
     assert seen["in_hand_peak"] <= cap, seen
+
+
+SHARED_PARTITIONS = 4
+SHARED_RECORDS = 300
+SMALL_POLL = 10
+
+
+def test_a_partition_holds_its_share_and_a_batch_that_cannot_grow_goes_at_once(kafka_bootstrap: str) -> None:
+    """Four partitions read one at a time (the handler pauses all but one): each has in hand at most its share
+    of the topic's two batches (a quarter: half a batch), so the one partition read cannot fill a batch, and
+    each short batch is handed over as soon as no partition can add to it, not after `within_s` (two minutes
+    here, past the test's deadline)."""
+    name = f"shares-{uuid.uuid4().hex[:8]}"
+    client_admin = admin(kafka_bootstrap)
+    for future in client_admin.create_topics([NewTopic(name, num_partitions=SHARED_PARTITIONS,
+                                                       replication_factor=1)]).values():
+        future.result(30)
+    producer = Producer({"bootstrap.servers": kafka_bootstrap})
+    for partition in range(SHARED_PARTITIONS):
+        for n in range(SHARED_RECORDS):
+            producer.produce(name, value=f"{partition}-{n}".encode(), partition=partition)
+            producer.poll(0)
+    assert producer.flush(30) == 0
+    contract = topic("cc.call-events.v1")
+    raw = Topic(name, contract.key, contract.message_type, SHARED_PARTITIONS, contract.retention_ms, "",
+                contract.example)
+
+    app = make_app(f"shares-{uuid.uuid4().hex[:6]}", kafka_bootstrap, broker_max_poll_records=SMALL_POLL)
+    delivered: dict[int, list[int]] = {p: [] for p in range(SHARED_PARTITIONS)}
+    in_hand_peak = [0]
+    reading: list[int] = []  # the one partition being read
+
+    async def handle(messages: list[Message]) -> None:
+        consumer = app.consumer
+        assert isinstance(consumer, BatchConsumer)
+        in_hand_peak[0] = max(in_hand_peak[0], *consumer._in_hand.values(), 0)
+        for message in messages:
+            delivered[message.partition].append(message.offset)
+        if not reading:  # the first batch: its partition is read alone, the others wait their turn
+            reading.append(messages[0].partition)
+            consumer.pause_partitions({TP(name, p) for p in range(SHARED_PARTITIONS) if p != reading[0]})
+        if len(delivered[reading[0]]) == SHARED_RECORDS:
+            consumer.pause_partitions({TP(name, reading[0])})  # done: read no further (its end is no reason to wait)
+            left = [p for p in range(SHARED_PARTITIONS) if len(delivered[p]) < SHARED_RECORDS]
+            if left:
+                reading[0] = left[0]
+                consumer.resume_partitions({TP(name, left[0])})
+
+    app.batch_topic(faust_topic(app, raw), handle, max_events=MAX_EVENTS, within_s=120)
+
+    async def run() -> None:
+        await app.start()
+        try:
+            deadline = time.monotonic() + 60
+            while sum(map(len, delivered.values())) < SHARED_PARTITIONS * SHARED_RECORDS \
+                    and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)  # polling the handler's progress with a deadline
+        finally:
+            await app.stop()
+
+    asyncio.run(run())
+    # All within the deadline, short of `within_s`: every short batch went at once.
+    for partition in range(SHARED_PARTITIONS):
+        assert delivered[partition] == list(range(SHARED_RECORDS)), f"partition {partition}"
+    share = BatchConsumer.IN_HAND_BATCHES * MAX_EVENTS // SHARED_PARTITIONS
+    assert in_hand_peak[0] <= share + SMALL_POLL, (in_hand_peak[0], share)

@@ -166,12 +166,13 @@ class BatchConsumer(faust_aiokafka.Consumer):
     and read again after Faust's seek back to the committed offsets. An app without batch topics keeps Faust's
     own loop.
 
-    A partition with `IN_HAND_BATCHES` batches of records taken and not yet handled is not read further until
-    the handler has some of them (Faust's buffer-full pause): the fetcher returns one partition's fetch before
-    the next's, so without this cap one partition's whole fetch (a megabyte: 8,000 events, days of event time
-    in a replay) went ahead of every other partition, and a handler pausing the partitions that run ahead
-    (the KPI worker) learnt of it only after all of it was taken. When every partition is paused or at its
-    cap, the loop waits for one to be readable again, where Faust's would sleep a second.
+    A partition with its share of `IN_HAND_BATCHES` batches of its topic taken and not yet handled is not read
+    further until the handler has some of them (Faust's buffer-full pause): the fetcher returns one partition's
+    fetch before the next's, so without this cap one partition's whole fetch (a megabyte: 8,000 events, days of
+    event time in a replay) went ahead of every other partition, and a handler pausing the partitions that run
+    ahead (the KPI worker) learnt of it only after all of it was taken. A topic whose partitions are all at
+    their cap or paused has its pending batch handed over at once (no more can come). When every partition is
+    paused or at its cap, the loop waits for one to be readable again, where Faust's would sleep a second.
     """
 
     # Batches waiting for the delivery task: one in hand and one more keeps the fetcher a batch ahead
@@ -191,15 +192,36 @@ class BatchConsumer(faust_aiokafka.Consumer):
             self._delivery_queue = asyncio.Queue(self.DELIVERY_QUEUE)
         return self._delivery_queue
 
-    # Records a partition may have in hand (taken, not yet handled), in batches of its route: one being
-    # handled and one queued keep a lone partition's reading going while its batch is handled; more would
-    # only let one partition run further ahead of the others.
+    # Records a topic's partitions may have in hand together (taken, not yet handled), in batches of its route:
+    # one being handled and one queued keep the reading going while a batch is handled. Each assigned partition
+    # has an equal share, a fraction of a batch: hours of a replay's event time, not days. A share that grew as
+    # partitions are paused (measured) let the partition left readable, the slowest, leap days ahead of the
+    # others, which then held every call of those days until they caught up.
     IN_HAND_BATCHES = 2
     # How long one poll waits while a partition is at its cap (see `_drain_messages`).
     CAPPED_POLL_S = 0.05
 
-    def _cap(self, route: BatchRoute) -> int:
-        return self.IN_HAND_BATCHES * route.max_events
+    def _caps(self) -> dict[str, int]:
+        """Records each assigned partition (being read, at its cap, or paused) of a batch topic may have in hand."""
+        assigned = Counter(tp.topic for tp in self._get_active_partitions() | self._buffered_partitions
+                           | self._paused_partitions)
+        return {name: max(1, self.IN_HAND_BATCHES * route.max_events // max(1, assigned[name]))
+                for name, route in self._routes.items()}
+
+    def _apply_caps(self) -> None:
+        """Hold back the partitions with their share in hand, release those under it (shares change as
+        partitions are paused, resumed, assigned or revoked)."""
+        caps, in_hand, buffered = self._caps(), self._in_hand, self._buffered_partitions
+        for tp in list(self._get_active_partitions()):
+            cap = caps.get(tp.topic)
+            if cap is not None and in_hand[tp] >= cap:
+                self.on_buffer_full(tp)
+        for tp in list(buffered):
+            if in_hand[tp] < caps.get(tp.topic, 0):
+                buffered.discard(tp)
+                if tp not in self._paused_partitions:
+                    self._get_active_partitions().add(tp)
+                    self._readable.set()
 
     _taken_per_partition: Counter[TP] | None = None
 
@@ -210,20 +232,16 @@ class BatchConsumer(faust_aiokafka.Consumer):
             self._taken_per_partition = Counter()
         return self._taken_per_partition
 
-    def _handed(self, messages: Sequence[Message], route: BatchRoute) -> None:
+    def _handed(self, messages: Sequence[Message]) -> None:
         """`messages` are handled (or dropped): a partition under its cap again is read again, unless it is
         paused. Faust's own `on_buffer_drop` resumes it even when paused."""
-        in_hand, cap = self._in_hand, self._cap(route)
+        in_hand = self._in_hand
         for tp, count in Counter(TP(m.tp.topic, m.tp.partition) for m in messages).items():
             # Faust's partition sets hold its own TP type (it asserts so), not aiokafka's.
             in_hand[tp] -= count
             if in_hand[tp] <= 0:
                 del in_hand[tp]
-            if in_hand[tp] < cap and tp in self._buffered_partitions:
-                self._buffered_partitions.discard(tp)
-                if tp not in self._paused_partitions:
-                    self._get_active_partitions().add(tp)
-                    self._readable.set()
+        self._apply_caps()
 
     _readable_event: asyncio.Event | None = None
 
@@ -252,7 +270,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
                 log.exception("batch handler failed on %d records of %s", len(messages), messages[0].topic)
             for message in messages:
                 self.ack(message)
-            self._handed(messages, route)
+            self._handed(messages)
 
     async def _drain_messages(self, fetcher: Any) -> None:
         routes = self._routes
@@ -261,6 +279,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
         commit_every = self._commit_every
         try:
             while not (self._stopped.is_set() or fetcher._stopped.is_set()):
+                self._apply_caps()
                 timeout = self._fetch_timeout(routes)
                 if self._buffered_partitions:
                     # A partition at its cap is readable again once a batch of it is handled, but a fetch
@@ -280,7 +299,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
                     # A revocation under way: what is buffered was not handed over; Faust seeks back to the
                     # committed offsets, so it is read again.
                     for route in routes.values():
-                        self._handed(route.pending, route)
+                        self._handed(route.pending)
                         route.pending.clear()
                     if records:
                         await self.perform_seek()
@@ -325,13 +344,18 @@ class BatchConsumer(faust_aiokafka.Consumer):
             last = offset
         if last is not None:
             self._read_offset[tp] = last
-        if in_hand[key] >= self._cap(route):
+        if in_hand[key] >= self._caps()[tp.topic]:
             self.on_buffer_full(key)  # Faust's partition sets hold its own TP type (it asserts so)
 
     async def _hand_over(self, routes: dict[str, BatchRoute]) -> None:
         now = time.monotonic()
-        for route in routes.values():
-            while route.pending and (len(route.pending) >= route.max_events or now - route.since >= route.within_s):
+        # A topic none of whose partitions can be read now (each paused or at its cap) adds nothing to its
+        # pending batch until that is handled: waiting `within_s` for more would only idle the handler.
+        reading = {tp.topic for tp in self._get_active_partitions()}
+        for name, route in routes.items():
+            stalled = name not in reading
+            while route.pending and (len(route.pending) >= route.max_events or now - route.since >= route.within_s
+                                     or stalled):
                 messages = route.pending[: route.max_events]
                 await self._deliveries.put((route, messages))
                 # Tracked once queued (no await in between, so before the delivery task can take it): Faust's
