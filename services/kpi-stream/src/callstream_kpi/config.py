@@ -49,9 +49,12 @@ class KpiSettings(CoreSettings):
     # than this ahead of the slowest partition with records left is paused until that one catches up. The
     # watermark is the slowest partition's, so whatever a partition read ahead holds (open calls, real-time
     # events, agent points) waits for it: read unevenly, a 16-day backlog ran partitions 100 h and more apart
-    # and the cost per event grew with the backlog. Live, no partition has a backlog and none is paused. An
-    # hour of event time: far above any clock skew between partitions, and a small part of a replayed day.
-    max_partition_lead_s: float = Field(default=3600.0, gt=0)
+    # and the cost per event grew with the backlog. Live, no partition has a backlog and none is paused. Six
+    # hours of event time: far above any clock skew between partitions, and about the step in which a replay's
+    # partition is read (its share of two batches in hand: 6-10 h of the demo center's); a lead of an hour,
+    # below that step, only churned pauses and resumes (4,898-5,471 events/s against 6,600-7,062 at 6 h,
+    # docs/benchmarks.md) for no less state held.
+    max_partition_lead_s: float = Field(default=21600.0, gt=0)
     # Call and agent events further ahead of the clock than this go to the DLQ with the reason, before the
     # sessionizer, the watermark or ClickHouse see them: one event dated 9999 overflowed `event_time +
     # timeout` and crashed the agent, one dated 2300 held a call open forever and would pull the watermark
