@@ -34,7 +34,7 @@ from callstream_devtools.local_kafka import LocalKafka, free_port
 from callstream_devtools.testing import isolated_topics
 from callstream_ingest.adapters.replay import ReplayReport, replay_anonymous_bank
 from callstream_ingest.service_layer.event_sink import EventSink
-from callstream_kpi.bootstrap import build_worker
+from callstream_kpi.bootstrap import build_worker, tune_garbage_collector
 from callstream_kpi.config import KpiSettings
 
 SHARED = Path(os.environ.get("CALLSTREAM_SHARED_DIR", Path(__file__).resolve().parents[2] / "shared"))
@@ -75,6 +75,7 @@ def measure(bootstrap: str, chdb: Path, month: Path = JANUARY) -> dict[str, floa
                            clickhouse_database=f"bench_{uuid.uuid4().hex[:8]}", http_port=free_port(),
                            consumer_group=f"bench-january-{uuid.uuid4().hex[:8]}", api_tokens=f"{TOKEN}:manager")
     worker = build_worker(settings)
+    tune_garbage_collector()  # as the worker's process does (`callstream_kpi.bootstrap.main`)
     figures: dict[str, float] = {}
 
     def replay() -> ReplayReport:
