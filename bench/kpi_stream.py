@@ -282,7 +282,7 @@ def _worker_rate_child(bootstrap: str, chdb: Path, prefix: str, count: int, rate
 
 def worker_rate_alone(bootstrap: str, chdb: Path, prefix: str, count: int) -> Rate:
     """`worker_rate` in a process of its own, as a deployed worker runs: workers built one after another in one
-    process got slower (three 16-day runs in a row: 157, then 192 and 201 µs of CPU per event), which measured
+    process got slower (three 16-day runs in one process: 157-201 µs of CPU per event), which measured
     the runs before, not the one at hand."""
     context = multiprocessing.get_context("spawn")
     rates: multiprocessing.Queue[Rate] = context.Queue()
