@@ -279,7 +279,6 @@ class BatchConsumer(faust_aiokafka.Consumer):
         commit_every = self._commit_every
         try:
             while not (self._stopped.is_set() or fetcher._stopped.is_set()):
-                self._apply_caps()
                 timeout = self._fetch_timeout(routes)
                 if self._buffered_partitions:
                     # A partition at its cap is readable again once a batch of it is handled, but a fetch
@@ -306,6 +305,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
                     continue
                 for tp, batch in (records or {}).items():
                     await self._buffer(tp, batch, routes[tp.topic])
+                self._apply_caps()  # before the hand-over, which asks which topics can still be read
                 await self._hand_over(routes)
                 if commit_every is not None and self._n_acked >= commit_every:
                     self._n_acked = 0
@@ -344,8 +344,6 @@ class BatchConsumer(faust_aiokafka.Consumer):
             last = offset
         if last is not None:
             self._read_offset[tp] = last
-        if in_hand[key] >= self._caps()[tp.topic]:
-            self.on_buffer_full(key)  # Faust's partition sets hold its own TP type (it asserts so)
 
     async def _hand_over(self, routes: dict[str, BatchRoute]) -> None:
         now = time.monotonic()
