@@ -9,6 +9,7 @@ import asyncio
 import time
 import uuid
 
+import faust
 import pytest
 from confluent_kafka import Producer
 from confluent_kafka.admin import NewTopic
@@ -25,18 +26,8 @@ MAX_EVENTS = 100
 
 
 def test_a_paused_partition_waits_while_the_other_is_read_and_every_record_comes_once(kafka_bootstrap: str) -> None:
-    name = f"pacing-{uuid.uuid4().hex[:8]}"
-    client_admin = admin(kafka_bootstrap)  # kept while the futures are awaited: its end cancels them
-    for future in client_admin.create_topics([NewTopic(name, num_partitions=2, replication_factor=1)]).values():
-        future.result(30)
-    producer = Producer({"bootstrap.servers": kafka_bootstrap})
-    for partition in (0, 1):
-        for n in range(RECORDS_PER_PARTITION):
-            producer.produce(name, value=f"{partition}-{n}".encode(), partition=partition)
-            producer.poll(0)
-    assert producer.flush(30) == 0
-    contract = topic("cc.call-events.v1")
-    raw = Topic(name, contract.key, contract.message_type, 2, contract.retention_ms, "", contract.example)
+    raw = _topic_with_records(kafka_bootstrap, "pacing", 2, RECORDS_PER_PARTITION)
+    name = raw.name
 
     app = make_app(f"pacing-{uuid.uuid4().hex[:6]}", kafka_bootstrap)
     delivered: dict[int, list[int]] = {0: [], 1: []}
@@ -59,16 +50,7 @@ def test_a_paused_partition_waits_while_the_other_is_read_and_every_record_comes
 
     app.batch_topic(faust_topic(app, raw), handle, max_events=MAX_EVENTS, within_s=0.1)
 
-    async def run() -> None:
-        await app.start()
-        try:
-            deadline = time.monotonic() + 90
-            while sum(map(len, delivered.values())) < 2 * RECORDS_PER_PARTITION and time.monotonic() < deadline:
-                await asyncio.sleep(0.1)  # polling the handler's progress with a deadline
-        finally:
-            await app.stop()
-
-    asyncio.run(run())
+    _run_until_delivered(app, delivered, 2 * RECORDS_PER_PARTITION, 90)
     for partition in (0, 1):
         assert delivered[partition] == list(range(RECORDS_PER_PARTITION)), f"partition {partition}"
     # Paused, the partition gave only what was in hand: at most its cap plus one poll's records (the cap is
@@ -88,20 +70,8 @@ def test_a_partition_holds_its_share_and_a_batch_that_cannot_grow_goes_at_once(k
     of the topic's two batches (a quarter: half a batch), so the one partition read cannot fill a batch, and
     each short batch is handed over as soon as no partition can add to it, not after `within_s` (two minutes
     here, past the test's deadline)."""
-    name = f"shares-{uuid.uuid4().hex[:8]}"
-    client_admin = admin(kafka_bootstrap)
-    for future in client_admin.create_topics([NewTopic(name, num_partitions=SHARED_PARTITIONS,
-                                                       replication_factor=1)]).values():
-        future.result(30)
-    producer = Producer({"bootstrap.servers": kafka_bootstrap})
-    for partition in range(SHARED_PARTITIONS):
-        for n in range(SHARED_RECORDS):
-            producer.produce(name, value=f"{partition}-{n}".encode(), partition=partition)
-            producer.poll(0)
-    assert producer.flush(30) == 0
-    contract = topic("cc.call-events.v1")
-    raw = Topic(name, contract.key, contract.message_type, SHARED_PARTITIONS, contract.retention_ms, "",
-                contract.example)
+    raw = _topic_with_records(kafka_bootstrap, "shares", SHARED_PARTITIONS, SHARED_RECORDS)
+    name = raw.name
 
     app = make_app(f"shares-{uuid.uuid4().hex[:6]}", kafka_bootstrap, broker_max_poll_records=SMALL_POLL)
     delivered: dict[int, list[int]] = {p: [] for p in range(SHARED_PARTITIONS)}
@@ -126,19 +96,40 @@ def test_a_partition_holds_its_share_and_a_batch_that_cannot_grow_goes_at_once(k
 
     app.batch_topic(faust_topic(app, raw), handle, max_events=MAX_EVENTS, within_s=120)
 
-    async def run() -> None:
-        await app.start()
-        try:
-            deadline = time.monotonic() + 60
-            while sum(map(len, delivered.values())) < SHARED_PARTITIONS * SHARED_RECORDS \
-                    and time.monotonic() < deadline:
-                await asyncio.sleep(0.1)  # polling the handler's progress with a deadline
-        finally:
-            await app.stop()
-
-    asyncio.run(run())
+    _run_until_delivered(app, delivered, SHARED_PARTITIONS * SHARED_RECORDS, 60)
     # All within the deadline, short of `within_s`: every short batch went at once.
     for partition in range(SHARED_PARTITIONS):
         assert delivered[partition] == list(range(SHARED_RECORDS)), f"partition {partition}"
     share = BatchConsumer.IN_HAND_BATCHES * MAX_EVENTS // SHARED_PARTITIONS
     assert in_hand_peak[0] <= share + SMALL_POLL, (in_hand_peak[0], share)
+
+
+def _topic_with_records(bootstrap: str, stem: str, partitions: int, records: int) -> Topic:
+    """A new topic of `partitions` partitions, each holding `records` records ("<partition>-<n>"), as a raw
+    registry topic (the batch consumer hands its records over undecoded)."""
+    name = f"{stem}-{uuid.uuid4().hex[:8]}"
+    client_admin = admin(bootstrap)  # kept while the futures are awaited: its end cancels them
+    for future in client_admin.create_topics([NewTopic(name, num_partitions=partitions,
+                                                       replication_factor=1)]).values():
+        future.result(30)
+    producer = Producer({"bootstrap.servers": bootstrap})
+    for partition in range(partitions):
+        for n in range(records):
+            producer.produce(name, value=f"{partition}-{n}".encode(), partition=partition)
+            producer.poll(0)
+    assert producer.flush(30) == 0
+    contract = topic("cc.call-events.v1")
+    return Topic(name, contract.key, contract.message_type, partitions, contract.retention_ms, "", contract.example)
+
+
+def _run_until_delivered(app: faust.App, delivered: dict[int, list[int]], total: int, deadline_s: float) -> None:
+    async def run() -> None:
+        await app.start()
+        try:
+            deadline = time.monotonic() + deadline_s
+            while sum(map(len, delivered.values())) < total and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)  # polling the handler's progress with a deadline
+        finally:
+            await app.stop()
+
+    asyncio.run(run())

@@ -209,8 +209,8 @@ class BatchConsumer(faust_aiokafka.Consumer):
                 for name, route in self._routes.items()}
 
     def _apply_caps(self) -> None:
-        """Hold back the partitions with their share in hand, release those under it (shares change as
-        partitions are paused, resumed, assigned or revoked)."""
+        """Hold back the partitions with their share in hand, release those under it (a share changes only with
+        the assignment: paused partitions keep theirs)."""
         caps, in_hand, buffered = self._caps(), self._in_hand, self._buffered_partitions
         for tp in list(self._get_active_partitions()):
             cap = caps.get(tp.topic)
