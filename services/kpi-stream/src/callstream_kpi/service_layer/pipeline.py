@@ -113,7 +113,9 @@ class KpiPipeline:
         self.owner = settings.group_instance_id or settings.service_name
         self.states = states
         self.remote: dict[str, kpi_events_pb2.PartitionState] = {}
-        self._remote_contacts: dict[str, list[ContactRecord]] = {}  # decoded once, when a state is read
+        # The recent contacts of a remote state, decoded once when the alerts first need them: a worker reads its
+        # own states back too, a second after it published them, and has no use for their contacts.
+        self._remote_contacts: dict[str, list[ContactRecord]] = {}
         self.alerts = AlertEvaluator(self.targets.book())
         # Latest version of each recent contact per call-events partition (published with its state: every
         # worker evaluates the alerts on all partitions'), and the partition of each call with events here.
@@ -447,7 +449,14 @@ class KpiPipeline:
     def _keep_remote(self, state: kpi_events_pb2.PartitionState) -> None:
         key = state_key(state.topic, state.partition)
         self.remote[key] = state
-        self._remote_contacts[key] = [ContactRecord.from_proto(c) for c in state.recent_contacts]
+        self._remote_contacts.pop(key, None)
+
+    def _remote_recent(self, key: str) -> list[ContactRecord]:
+        contacts = self._remote_contacts.get(key)
+        if contacts is None:
+            contacts = list(map(ContactRecord.from_proto, self.remote[key].recent_contacts))
+            self._remote_contacts[key] = contacts
+        return contacts
 
     def assign(self, partitions: set[Partition], generation: int) -> None:
         """The group gave this worker `partitions` (generation `generation`): each one it did not own starts
@@ -512,7 +521,7 @@ class KpiPipeline:
         own (keys `own`), the others' from their states."""
         start = interval_start(now)
         contacts = [c for recent in self._recent.values() for c in recent.values()]
-        contacts += [c for key, remote in self._remote_contacts.items() if key not in own for c in remote]
+        contacts += [c for key in self.remote if key not in own for c in self._remote_recent(key)]
         end = start + timedelta(minutes=30)
         alerts = []
         for a in alert_scopes((c for c in contacts if c.offered_at >= start), self.targets):
