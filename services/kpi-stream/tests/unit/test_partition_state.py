@@ -6,12 +6,21 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from kpi_builders import Call, at
+from kpi_builders import Call, agent_event, at, random_traffic
 
 from callstream.call.v1 import call_events_pb2
 from callstream.kpi.v1 import kpi_events_pb2
-from callstream_kpi.domain.partition_state import TeamDirectory, TeamOf, merged_snapshots, supersedes
+from callstream_kpi.domain.agent_states import AgentStateTracker
+from callstream_kpi.domain.fold import event_time
+from callstream_kpi.domain.partition_state import (
+    TeamDirectory,
+    TeamOf,
+    export_agents,
+    merged_snapshots,
+    supersedes,
+)
 from callstream_kpi.domain.realtime import RealtimeSettings, RealtimeView
+from callstream_kpi.domain.watermark import Watermark
 
 SETTINGS = RealtimeSettings(allowed_lateness_s=0.0)
 
@@ -42,6 +51,41 @@ def test_the_merge_of_two_partitions_equals_one_view_of_all_their_calls() -> Non
     merged = merged_snapshots([exported(first, 0), exported(second, 1)], SETTINGS, TeamDirectory())
     assert [s.to_proto() for s in merged] == [s.to_proto() for s in whole.snapshots()]
     assert merged[0].calls_waiting == 2 and merged[0].windows[0].offered == 3
+
+
+def test_a_workers_own_views_count_as_their_exported_states_would() -> None:
+    """A worker merges its own partitions' views as it holds them, not exported and loaded again: the same
+    figures, alone or with another worker's states (random traffic, calls held back by the watermark)."""
+    settings = RealtimeSettings(allowed_lateness_s=120.0)
+    clock = Watermark(120.0)
+    agents = AgentStateTracker(allowed_lateness_s=120.0, watermark=clock)
+    views = [RealtimeView(settings, agents=agents, watermark=clock) for _ in range(3)]
+    for n, agent in enumerate(("a1", "a2", "a3")):
+        agents.process(agent_event(agent, 0, "queue_membership_changed", queue_id=f"q{n % 2 + 1}", member=True))
+        agents.process(agent_event(agent, 5, "ready"))
+    events = random_traffic(19, calls=240, span_s=3600.0)
+    for ev in events[:len(events) * 2 // 3]:
+        clock.observe(event_time(ev))
+        views[int(ev.call_id.rsplit("-", 1)[1]) % 3].on_call_event(ev)
+    for view in views:
+        view.advance()
+    assert clock.current is not None
+    states = []
+    for partition, view in enumerate(views):
+        state = kpi_events_pb2.PartitionState(topic="cc.call-events.v1", partition=partition)
+        state.as_of.FromDatetime(clock.current)
+        view.export_state(state)
+        export_agents(agents, ["a1", "a2", "a3"] if partition == 0 else [], state)
+        states.append(state)
+    teams = TeamDirectory()
+    teams.learn("a2", TeamOf("blue", at(0), "hr"))
+    exported = [s.to_proto() for s in merged_snapshots(states, settings, teams)]
+    assert exported[0].calls_waiting > 0 and exported[0].windows[0].provisional > 0, "held calls are counted"
+    assert any(s.scope.id == "blue" for s in exported), "HR's team is the agent's"
+    own = merged_snapshots([], settings, teams, views, agents, clock.current)
+    mixed = merged_snapshots(states[:1], settings, teams, views[1:], agents, clock.current)
+    assert [s.to_proto() for s in own] == exported
+    assert [s.to_proto() for s in mixed] == exported
 
 
 def test_a_new_owner_does_not_count_a_decided_call_again() -> None:

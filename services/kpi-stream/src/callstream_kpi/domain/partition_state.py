@@ -2,16 +2,17 @@
 
 The KPI workers of one consumer group each read some partitions. Each publishes, at every real-time tick, the
 state it holds for each partition it owns (`PartitionState`, one compacted record per partition); every worker
-merges the newest state of every partition into the figures it serves. A partition that moves to another
-worker is continued there from its last state, and the new owner's states supersede the old owner's: they
-carry a higher consumer group generation (then a later publication time), so a stale owner's late record
-loses. Agent -> team comes from HR's employment events (the record), else from the switch's log-in, and
-travels in the same states, so a restarted worker or another replica knows every agent's team.
+merges the newest state of every other partition with the views of its own into the figures it serves. A
+partition that moves to another worker is continued there from its last state, and the new owner's states
+supersede the old owner's: they carry a higher consumer group generation (then a later publication time), so a
+stale owner's late record loses. Agent -> team comes from HR's employment events (the record), else from the
+switch's log-in, and travels in the same states, so a restarted worker or another replica knows every agent's
+team.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeAlias
@@ -19,7 +20,7 @@ from typing import TypeAlias
 from callstream.kpi.v1 import kpi_events_pb2
 
 from .agent_states import AgentStateTracker, AgentStatus
-from .realtime import RealtimeSettings, RealtimeView, Snapshot
+from .realtime import Figures, RealtimeSettings, RealtimeView, Snapshot, agents_seen
 from .watermark import FixedClock
 
 PartitionState: TypeAlias = kpi_events_pb2.PartitionState
@@ -98,20 +99,30 @@ def load_agents(tracker: AgentStateTracker, state: PartitionState, teams: TeamDi
     return [a.agent_id for a in state.agents]
 
 
-def merged_snapshots(states: Iterable[PartitionState], settings: RealtimeSettings,
-                     teams: TeamDirectory) -> list[Snapshot]:
-    """The center and every queue, from the states of every partition, as of the newest owner's watermark:
-    each partition counts what its owner applied, and the events it held back (ahead of its owner's watermark)
-    up to that moment."""
+def merged_snapshots(states: Iterable[PartitionState], settings: RealtimeSettings, teams: TeamDirectory,
+                     own: Sequence[RealtimeView] = (), own_agents: AgentStateTracker | None = None,
+                     own_as_of: datetime | None = None) -> list[Snapshot]:
+    """The center and every queue, from the states of the other partitions and the views of a worker's own
+    (`own`, their agents in `own_agents`, all at the worker's watermark `own_as_of`), as of the newest watermark
+    of them:
+    each partition counts what its owner applied, and the events it held back up to that moment.
+
+    A worker's own partitions are counted as they are held, not exported and loaded again: that round trip cost
+    every tick as much as everything the worker held (a replay's partitions run hours apart, so thousands of
+    held calls and events)."""
     states = list(states)
-    as_of = max((s.as_of.ToDatetime(tzinfo=UTC) for s in states if s.HasField("as_of")), default=None)
+    times = [s.as_of.ToDatetime(tzinfo=UTC) for s in states if s.HasField("as_of")]
+    as_of = max([*times, *([own_as_of] if own_as_of is not None else [])], default=None)
     if as_of is None:
         return []
     clock = FixedClock(as_of)
     agents = AgentStateTracker(allowed_lateness_s=settings.allowed_lateness_s, watermark=clock)
-    view = RealtimeView(settings, agents=agents, watermark=clock)
+    others = RealtimeView(settings, agents=agents, watermark=clock)
     for state in states:
-        view.load_state(state)
+        others.load_state(state)
         load_agents(agents, state, teams)
-    view.advance()
-    return view.snapshots()
+    others.advance()
+    seen = {a.status.agent_id: a for a in agents_seen(agents)}
+    if own_agents is not None:  # an agent both in another's state and followed here: the other's (as loaded)
+        seen = {a.status.agent_id: a for a in agents_seen(own_agents, teams.team_of)} | seen
+    return Figures(settings, [others, *own], [seen[a] for a in sorted(seen)], as_of).snapshots()

@@ -25,9 +25,9 @@ from __future__ import annotations
 import bisect
 import heapq
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from copy import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from itertools import chain
 
@@ -40,7 +40,7 @@ from callstream.kpi.v1 import kpi_events_pb2
 from callstream_core.envelope import deterministic_event_id, new_envelope
 
 from . import kpis
-from .agent_states import AgentStateTracker
+from .agent_states import AgentStateTracker, AgentStatus
 from .fold import KIND_RANK, CallEvent, event_kind, event_time
 from .targets import CENTER, QueueSettings, QueueTargets, ScopeRef
 from .watermark import ROLLING_WINDOWS_MIN, EventClock, RollingWindow, Watermark
@@ -250,26 +250,6 @@ class RealtimeView:
             self._quotes[queue_id] = (at, expected_wait_s if expected_wait_s >= 0 else -1.0)
             self.queues.add(queue_id)
 
-    def _expected_wait(self, scope: ScopeRef, now: datetime, waiting: dict[str, tuple[int, datetime]]) -> float:
-        """0 for a queue nobody waits in while one of its agents is ready (a caller would be answered at once),
-        else the router's newest quote if still valid, else unknown (-1); the center: the largest of its queues'."""
-        if scope.kind not in ("center", "queue"):
-            return -1.0
-        ready_in: set[str] = set()
-        for st in self.agents.statuses():
-            if st.state == "ready":
-                ready_in.update(self.agents.queues_of(st.agent_id))
-        valid_from = now - timedelta(seconds=self.settings.quote_valid_s)
-        out = -1.0
-        for queue_id in (self.queues if scope.kind == "center" else {scope.id}):
-            if waiting.get(queue_id, (0, now))[0] == 0 and queue_id in ready_in:
-                wait = 0.0
-            else:
-                at, quoted = self._quotes.get(queue_id, (valid_from, -1.0))
-                wait = quoted if at >= valid_from else -1.0
-            out = max(out, wait)
-        return out
-
     def on_agent_event(self, event: agent_events_pb2.AgentEvent) -> None:
         if self._own_watermark is not None:
             self._own_watermark.observe(event.envelope.occurred_at.ToDatetime(tzinfo=UTC))
@@ -373,15 +353,13 @@ class RealtimeView:
             self.queues.add(call.queue_id)
         return decided
 
-    def _provisional(self) -> tuple[list[tuple[datetime, Decided]], dict[str, _Live]]:
-        """The calls the buffered events decide, and every call with buffered events as they leave it (call id ->
-        a copy of its state with them applied); the held state is untouched, so the watermark decides later."""
+    def provisional(self, now: datetime) -> tuple[list[tuple[datetime, Decided]], dict[str, _Live]]:
+        """The calls the buffered events decide as of `now` (the watermark, or a later moment the figures of
+        several views are taken at), and every call with buffered events as they leave it (call id -> a copy of
+        its state with them applied); the held state is untouched, so the watermark decides later."""
         decided: list[tuple[datetime, Decided]] = []
         ahead: dict[str, _Live] = {}
-        now = self.watermark.current
-        if now is None:
-            return decided, ahead
-        until = self._provisional_until(now)
+        until = self.provisional_until(now)
         for call_id in self._with_pending:
             held = self._calls[call_id]
             if held.pending[0][0] > until:
@@ -395,11 +373,30 @@ class RealtimeView:
                     decided.append(fate)
         return decided, ahead
 
-    def _provisional_until(self, now: datetime) -> datetime:
+    def provisional_until(self, now: datetime) -> datetime:
         """The newest event time provisional figures take: the newest buffered, at most `provisional_ahead_s`
-        ahead of the watermark `now`."""
+        ahead of `now`."""
         limit = now + timedelta(seconds=self.settings.provisional_ahead_s)
         return now if self._newest is None else min(self._newest, limit)
+
+    def decided_within(self, now: datetime, minutes: int) -> Iterator[tuple[datetime, Decided]]:
+        """(when, fate) of the calls the watermark decided in the `minutes` up to `now`, oldest first."""
+        return self._window.within(now, minutes)
+
+    def add_waiting(self, ahead: dict[str, _Live], into: dict[str, tuple[int, datetime]]) -> None:
+        """Into `into` (queue -> calls waiting, since when the longest has waited): the calls held here, each as
+        its buffered events leave it (`ahead`: from `provisional`)."""
+        for held in self._calls.values():
+            c = ahead.get(held.call_id, held)
+            if c.waiting_since is None:
+                continue
+            count, oldest = into.get(c.waiting_queue, (0, c.waiting_since))
+            into[c.waiting_queue] = (count + 1, min(oldest, c.waiting_since))
+
+    @property
+    def quotes(self) -> dict[str, tuple[datetime, float]]:
+        """queue -> (when, expected wait s) of the router's newest quote."""
+        return self._quotes
 
     # -- partition state (shared between workers) ---------------------------------------------------
     def export_state(self, into: kpi_events_pb2.PartitionState) -> None:
@@ -457,23 +454,84 @@ class RealtimeView:
             self.on_wait_quote(quote.queue_id, quote.at.ToDatetime(tzinfo=UTC), quote.expected_wait_s)
 
     # -- output -----------------------------------------------------------------------------------
-    def _window_counts(self, provisional: list[tuple[datetime, Decided]] | None = None,
+    def figures(self) -> Figures:
+        """The figures of this view alone, as of its watermark."""
+        return Figures(self.settings, [self], agents_seen(self.agents), self.watermark.current)
+
+    def window_figures(self, scope: ScopeRef = CENTER) -> list[WindowFigures]:
+        return self.figures().window_figures(scope)
+
+    def snapshot(self, scope: ScopeRef = CENTER) -> Snapshot | None:
+        """None until the first event (no "now" yet)."""
+        return self.figures().snapshot(scope)
+
+    def snapshots(self) -> list[Snapshot]:
+        return self.figures().snapshots()
+
+
+@dataclass(frozen=True)
+class AgentSeen:
+    """An agent's status as the figures take it, and the queues it serves."""
+
+    status: AgentStatus
+    queues: frozenset[str]
+
+
+def agents_seen(tracker: AgentStateTracker, team_of: Callable[[str], str] | None = None) -> list[AgentSeen]:
+    """Every agent `tracker` follows; `team_of` (HR's directory), when given, names the team where it knows it."""
+    out = []
+    for status in tracker.statuses():
+        team = team_of(status.agent_id) if team_of is not None else ""
+        if team and team != status.team_id:
+            status = replace(status, team_id=team)
+        out.append(AgentSeen(status, tracker.queues_of(status.agent_id)))
+    return out
+
+
+class Figures:
+    """The real-time figures of one view or of several at once (the partitions a worker merges: its own views
+    as they are, the others' as loaded from their states), as of one moment `now` (None: no event yet).
+
+    The views' calls are disjoint (a call's events are in one partition); each view's events buffered up to
+    `now` count provisionally, like those ahead of it. Taken once per tick, for every scope: the provisional
+    copies, the calls waiting and the window counts are computed once, in one pass over each view's calls."""
+
+    def __init__(self, settings: RealtimeSettings, views: Sequence[RealtimeView], agents: Sequence[AgentSeen],
+                 now: datetime | None) -> None:
+        self.settings, self.views, self.agents, self.now = settings, views, agents, now
+        self.queues: set[str] = set().union(*(v.queues for v in views))
+        self._quotes: dict[str, tuple[datetime, float]] = {}
+        for view in views:
+            for queue_id, quote in view.quotes.items():
+                if queue_id not in self._quotes or quote[0] >= self._quotes[queue_id][0]:
+                    self._quotes[queue_id] = quote
+        self._waiting: dict[str, tuple[int, datetime]] = {}
+        self._counts: dict[tuple[int, str], _Counts] = {}
+        self._newest: datetime | None = None  # the newest event the provisional figures take, when ahead of now
+        if now is None:
+            return
+        decided: list[tuple[datetime, Decided]] = []
+        for view in views:
+            view_decided, ahead = view.provisional(now)
+            decided += view_decided
+            view.add_waiting(ahead, self._waiting)
+        self._counts = self._window_counts(now, decided)
+        until = max(view.provisional_until(now) for view in views) if views else now
+        self._newest = until if until > now else None
+
+    def _window_counts(self, now: datetime, provisional: list[tuple[datetime, Decided]],
                        ) -> dict[tuple[int, str], _Counts]:
         """(window minutes, queue id or "" for the center) -> counts, in one pass per window over the calls
-        decided in it, for every scope at once (a tick publishes the center and every queue). `provisional`:
-        `_provisional()[0]` when several scopes are taken at once; those decided after the window's start count."""
-        now = self.watermark.current
+        decided in it (the views' merged in time order, as one view's would be), for every scope at once;
+        `provisional`: the calls the buffered events decide, those after the window's start counted."""
         out: dict[tuple[int, str], _Counts] = {}
-        if now is None:
-            return out
-        if provisional is None:
-            provisional = self._provisional()[0]
         targets = self.settings.targets
         for minutes in self.settings.windows_min:
             center = out[(minutes, "")] = _Counts()
             start = now - timedelta(minutes=minutes)
-            final = ((d, False) for d in self._window.within(now, minutes))
-            for d, ahead in chain(final, ((d, True) for at, d in provisional if at > start)):
+            final = heapq.merge(*(v.decided_within(now, minutes) for v in self.views), key=_decided_at)
+            for (_, d), ahead in chain(((e, False) for e in final),
+                                       ((e, True) for e in provisional if e[0] > start)):
                 key = (minutes, d.queue_id)
                 queue = out.get(key)
                 if queue is None:
@@ -483,19 +541,15 @@ class RealtimeView:
                 queue.add(d, queue_targets, ahead)
         return out
 
-    def window_figures(self, scope: ScopeRef = CENTER,
-                       counts: dict[tuple[int, str], _Counts] | None = None) -> list[WindowFigures]:
-        """`counts`: `_window_counts()` when several scopes are taken at once. None for a team or an agent: a
-        decided call is held without the agent who answered it (the partition states carry none), so their call
-        figures are the alerts' (from the contacts) and the KPI API's."""
+    def window_figures(self, scope: ScopeRef = CENTER) -> list[WindowFigures]:
+        """None for a team or an agent: a decided call is held without the agent who answered it (the partition
+        states carry none), so their call figures are the alerts' (from the contacts) and the KPI API's."""
         if scope.kind not in ("center", "queue"):
             return []
-        if counts is None:
-            counts = self._window_counts()
         key = "" if scope.kind == "center" else scope.id
         out: list[WindowFigures] = []
         for minutes in self.settings.windows_min:
-            c = counts.get((minutes, key), _Counts())
+            c = self._counts.get((minutes, key), _Counts())
             r = kpis.Rollup(offered=c.offered, answered=c.answered, answered_within_t=c.answered_within_t,
                             abandoned=c.abandoned, short_abandons=c.short_abandons,
                             sum_queue_s_answered=c.sum_wait_answered)
@@ -504,38 +558,20 @@ class RealtimeView:
                                      kpis.abandon_rate(r), c.provisional))
         return out
 
-    def _waiting_by_queue(self, ahead: dict[str, _Live] | None = None) -> dict[str, tuple[int, datetime]]:
-        """queue -> (calls waiting, since when the longest has waited), in one pass over the calls, each as its
-        buffered events leave it (`ahead`: `_provisional()[1]` when several scopes are taken at once)."""
-        if ahead is None:
-            ahead = self._provisional()[1]
-        out: dict[str, tuple[int, datetime]] = {}
-        for held in self._calls.values():
-            c = ahead.get(held.call_id, held)
-            if c.waiting_since is None:
-                continue
-            count, oldest = out.get(c.waiting_queue, (0, c.waiting_since))
-            out[c.waiting_queue] = (count + 1, min(oldest, c.waiting_since))
-        return out
-
-    def snapshot(self, scope: ScopeRef = CENTER, waiting: dict[str, tuple[int, datetime]] | None = None,
-                 counts: dict[tuple[int, str], _Counts] | None = None) -> Snapshot | None:
-        """None until the first event (no "now" yet). `waiting`, `counts`: `_waiting_by_queue()` and
-        `_window_counts()` when several scopes are taken at once."""
-        now = self.watermark.current
+    def snapshot(self, scope: ScopeRef = CENTER) -> Snapshot | None:
+        """None until the first event (no "now" yet)."""
+        now = self.now
         if now is None:
             return None
-        if waiting is None:
-            waiting = self._waiting_by_queue()
-        until = self._provisional_until(now)
-        newest = until if until > now else None
-        in_scope = [v for q, v in waiting.items() if _in_scope(q, scope)]
+        in_scope = [v for q, v in self._waiting.items() if _in_scope(q, scope)]
         calls_waiting = sum(count for count, _ in in_scope)
-        longest = max((max(0.0, ((newest or now) - since).total_seconds()) for _, since in in_scope), default=0.0)
+        longest = max((max(0.0, ((self._newest or now) - since).total_seconds()) for _, since in in_scope),
+                      default=0.0)
         by_state: dict[str, int] = {}
         agents: list[AgentNow] = []
-        for st in self.agents.statuses():
-            if scope.kind == "queue" and scope.id not in self.agents.queues_of(st.agent_id):
+        for seen in self.agents:
+            st = seen.status
+            if scope.kind == "queue" and scope.id not in seen.queues:
                 continue
             if scope.kind == "team" and st.team_id != scope.id:
                 continue
@@ -545,9 +581,29 @@ class RealtimeView:
             by_state[key] = by_state.get(key, 0) + 1
             agents.append(AgentNow(st.agent_id, st.state, st.reason, st.time_in_state_s(now)))
         sl_threshold_s, sl_goal_pct = self._goals(scope)
-        return Snapshot(scope, now, calls_waiting, longest, by_state, self.window_figures(scope, counts), agents,
-                        expected_wait_s=self._expected_wait(scope, now, waiting),
-                        sl_threshold_s=sl_threshold_s, sl_goal_pct=sl_goal_pct, provisional_as_of=newest)
+        return Snapshot(scope, now, calls_waiting, longest, by_state, self.window_figures(scope), agents,
+                        expected_wait_s=self._expected_wait(scope, now),
+                        sl_threshold_s=sl_threshold_s, sl_goal_pct=sl_goal_pct, provisional_as_of=self._newest)
+
+    def _expected_wait(self, scope: ScopeRef, now: datetime) -> float:
+        """0 for a queue nobody waits in while one of its agents is ready (a caller would be answered at once),
+        else the router's newest quote if still valid, else unknown (-1); the center: the largest of its queues'."""
+        if scope.kind not in ("center", "queue"):
+            return -1.0
+        ready_in: set[str] = set()
+        for seen in self.agents:
+            if seen.status.state == "ready":
+                ready_in.update(seen.queues)
+        valid_from = now - timedelta(seconds=self.settings.quote_valid_s)
+        out = -1.0
+        for queue_id in (self.queues if scope.kind == "center" else {scope.id}):
+            if self._waiting.get(queue_id, (0, now))[0] == 0 and queue_id in ready_in:
+                wait = 0.0
+            else:
+                at, quoted = self._quotes.get(queue_id, (valid_from, -1.0))
+                wait = quoted if at >= valid_from else -1.0
+            out = max(out, wait)
+        return out
 
     def _goals(self, scope: ScopeRef) -> tuple[float, float]:
         """The scope's SL threshold T and goal in force: a queue's or a team's own settings, else the defaults (a
@@ -563,13 +619,15 @@ class RealtimeView:
     def snapshots(self) -> list[Snapshot]:
         """The center, every queue seen, and every team with settings or with an agent followed (its agents'
         states and its goals)."""
-        decided, ahead = self._provisional()
-        waiting, counts = self._waiting_by_queue(ahead), self._window_counts(decided)
-        teams = set(self.settings.targets.teams) | {st.team_id for st in self.agents.statuses() if st.team_id}
+        teams = set(self.settings.targets.teams) | {a.status.team_id for a in self.agents if a.status.team_id}
         scopes = [CENTER, *(ScopeRef("queue", q) for q in sorted(self.queues)),
                   *(ScopeRef("team", t) for t in sorted(teams))]
-        out = [self.snapshot(scope, waiting, counts) for scope in scopes]
+        out = [self.snapshot(scope) for scope in scopes]
         return [s for s in out if s is not None]
+
+
+def _decided_at(entry: tuple[datetime, Decided]) -> datetime:
+    return entry[0]
 
 
 _LEAVES = frozenset({"answered", "abandoned", "callback_requested", "overflowed", "ended"})

@@ -242,7 +242,8 @@ def _entry_key(entry: _Entry[Any]) -> tuple[datetime, int]:
 
 
 class RollingWindow(Generic[T]):
-    """Items stamped with an event time; `within(now, minutes)` returns those in (now - minutes, now].
+    """Items stamped with an event time; `within(now, minutes)` returns those in (now - minutes, now], with their
+    times.
 
     Items later than `now` (ahead of the watermark) are not counted yet. Items older than the longest
     window are pruned, so memory is bounded by the traffic of `horizon_min` minutes.
@@ -274,11 +275,12 @@ class RollingWindow(Generic[T]):
     def prune(self, now: datetime) -> None:
         del self._items[:bisect.bisect_right(self._items, now - self.horizon, key=_entry_at)]
 
-    def within(self, now: datetime, minutes: int) -> Iterator[T]:
+    def within(self, now: datetime, minutes: int) -> Iterator[tuple[datetime, T]]:
+        """(time, item) of the items in (now - minutes, now], oldest first."""
         lo = bisect.bisect_right(self._items, now - timedelta(minutes=minutes), key=_entry_at)
         hi = bisect.bisect_right(self._items, now, key=_entry_at)
         for entry in self._items[lo:hi]:
-            yield entry.item
+            yield entry.at, entry.item
 
     def entries(self) -> Iterator[tuple[datetime, T]]:
         """(time, item) of every item held, oldest first."""

@@ -360,8 +360,10 @@ class KpiPipeline:
         if self.states is not None:
             self.states.publish(own.values())
             self.read_states()
-        merged = [*(v for k, v in self.remote.items() if k not in own), *own.values()]
-        snapshots = [s.to_proto() for s in merged_snapshots(merged, self.realtime_settings, self.teams)]
+        others = [v for k, v in self.remote.items() if k not in own]
+        snapshots = [s.to_proto() for s in merged_snapshots(others, self.realtime_settings, self.teams,
+                                                            list(self.views.values()), self.agents,
+                                                            self.watermark.current)]
         alerts = self._evaluate_alerts(snapshots[0].as_of.ToDatetime(tzinfo=UTC), set(own)) if snapshots else []
         if self.publishes_snapshots:  # every worker computes the same; one copy of each goes to the topics
             for snap in snapshots:
