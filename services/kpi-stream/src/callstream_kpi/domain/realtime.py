@@ -521,23 +521,28 @@ class Figures:
 
     def _window_counts(self, now: datetime, provisional: list[tuple[datetime, Decided]],
                        ) -> dict[tuple[int, str], _Counts]:
-        """(window minutes, queue id or "" for the center) -> counts, in one pass per window over the calls
-        decided in it (the views' merged in time order, as one view's would be), for every scope at once;
-        `provisional`: the calls the buffered events decide, those after the window's start counted."""
+        """(window minutes, queue id or "" for the center) -> counts, for every window and scope at once, in one
+        pass over the calls decided in the longest window (the views' merged in time order, as one view holding
+        them all would add them), then over `provisional` (the calls the buffered events decide); a call counts
+        in each window it was decided in."""
         out: dict[tuple[int, str], _Counts] = {}
         targets = self.settings.targets
-        for minutes in self.settings.windows_min:
-            center = out[(minutes, "")] = _Counts()
-            start = now - timedelta(minutes=minutes)
-            final = heapq.merge(*(v.decided_within(now, minutes) for v in self.views), key=_decided_at)
-            for (_, d), ahead in chain(((e, False) for e in final),
-                                       ((e, True) for e in provisional if e[0] > start)):
+        windows = [(minutes, now - timedelta(minutes=minutes)) for minutes in self.settings.windows_min]
+        for minutes, _ in windows:
+            out[(minutes, "")] = _Counts()
+        longest = max(self.settings.windows_min)
+        decided = [v.decided_within(now, longest) for v in self.views]
+        final = heapq.merge(*decided, key=_decided_at) if len(decided) > 1 else chain(*decided)
+        for (at, d), ahead in chain(((e, False) for e in final), ((e, True) for e in provisional)):
+            queue_targets = targets.of(d.queue_id)
+            for minutes, start in windows:
+                if at <= start:
+                    continue
                 key = (minutes, d.queue_id)
                 queue = out.get(key)
                 if queue is None:
                     queue = out[key] = _Counts()
-                queue_targets = targets.of(d.queue_id)
-                center.add(d, queue_targets, ahead)
+                out[(minutes, "")].add(d, queue_targets, ahead)
                 queue.add(d, queue_targets, ahead)
         return out
 
