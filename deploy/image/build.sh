@@ -28,9 +28,13 @@ if [ -z "${BASE_IMAGE:-}" ]; then
   BASE_IMAGE="localhost/callstream-base:bookworm-$base_key"
   if ! podman image exists "$BASE_IMAGE"; then
     tarball="$CACHE/base-bookworm-$base_key.tar"
-    if [ ! -s "$tarball" ]; then
+    if [ ! -f "$tarball" ] || [ ! -s "$tarball" ]; then
       echo "making the base ($packages) with mmdebstrap ..." >&2
-      mmdebstrap --quiet --variant=minbase --include="$packages" bookworm "$tarball.part" >&2
+      # --format=tar: mmdebstrap infers the format from the name, and "*.tar.part" (written aside, so an
+      # interrupted run never leaves a half tarball under the cached name) made it write a directory tree,
+      # which `podman import` then refused. The rm clears such a tree left by an earlier run.
+      rm -rf "$tarball" "$tarball.part"
+      mmdebstrap --quiet --format=tar --variant=minbase --include="$packages" bookworm "$tarball.part" >&2
       mv "$tarball.part" "$tarball"
     fi
     podman import --quiet "$tarball" "$BASE_IMAGE" >&2
