@@ -104,8 +104,7 @@ def merged_snapshots(states: Iterable[PartitionState], settings: RealtimeSetting
                      own_as_of: datetime | None = None) -> list[Snapshot]:
     """The center and every queue, from the states of the other partitions and the views of a worker's own
     (`own`, their agents in `own_agents`, all at the worker's watermark `own_as_of`), as of the newest watermark
-    of them:
-    each partition counts what its owner applied, and the events it held back up to that moment.
+    of them: each partition counts what its owner applied, and the events it held back up to that moment.
 
     A worker's own partitions are counted as they are held, not exported and loaded again: that round trip cost
     every tick as much as everything the worker held (a replay's partitions run hours apart, so thousands of
