@@ -505,6 +505,11 @@ class Figures:
             for queue_id, quote in view.quotes.items():
                 if queue_id not in self._quotes or quote[0] >= self._quotes[queue_id][0]:
                     self._quotes[queue_id] = quote
+        # The queues with a ready agent, for the expected wait of the center and of every queue: once per tick.
+        self._ready_in: set[str] = set()
+        for seen in agents:
+            if seen.status.state == "ready":
+                self._ready_in.update(seen.queues)
         self._waiting: dict[str, tuple[int, datetime]] = {}
         self._counts: dict[tuple[int, str], _Counts] = {}
         self._newest: datetime | None = None  # the newest event the provisional figures take, when ahead of now
@@ -595,14 +600,10 @@ class Figures:
         else the router's newest quote if still valid, else unknown (-1); the center: the largest of its queues'."""
         if scope.kind not in ("center", "queue"):
             return -1.0
-        ready_in: set[str] = set()
-        for seen in self.agents:
-            if seen.status.state == "ready":
-                ready_in.update(seen.queues)
         valid_from = now - timedelta(seconds=self.settings.quote_valid_s)
         out = -1.0
         for queue_id in (self.queues if scope.kind == "center" else {scope.id}):
-            if self._waiting.get(queue_id, (0, now))[0] == 0 and queue_id in ready_in:
+            if self._waiting.get(queue_id, (0, now))[0] == 0 and queue_id in self._ready_in:
                 wait = 0.0
             else:
                 at, quoted = self._quotes.get(queue_id, (valid_from, -1.0))
